@@ -1,0 +1,67 @@
+/** Endpoint (DSN) parsing and driver selection, spec §1.3. */
+import type { Logger } from "../log/mod.ts";
+import type { KineMetrics } from "../metrics/mod.ts";
+import { SqlLog } from "./sql/log.ts";
+import { parseSqliteDsn, sqliteDialect, SqliteDriver } from "./sql/sqlite.ts";
+import type { Backend } from "./types.ts";
+
+/** A `<scheme>://<rest>` endpoint split at the first `://`. */
+export interface Endpoint {
+  scheme: string;
+  dsn: string;
+}
+
+/** An endpoint error whose text may be shown as is (it never echoes credentials). */
+export class EndpointError extends Error {}
+
+export function parseEndpoint(endpoint: string): Endpoint {
+  if (endpoint === "") return { scheme: "sqlite", dsn: "" };
+  const i = endpoint.indexOf("://");
+  if (i < 0) {
+    throw new EndpointError(
+      "invalid datastore endpoint; endpoint should be a DSN URI in the format <scheme>://<authority>",
+    );
+  }
+  return { scheme: endpoint.slice(0, i), dsn: endpoint.slice(i + 3) };
+}
+
+export interface BackendOptions {
+  endpoint: string;
+  compactBatchSize: number;
+  compactMinRetain: number;
+  compactTimeout: number;
+  logger: Logger;
+  metrics?: KineMetrics;
+}
+
+/** Backends that belong to later releases of this project. */
+const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream", "memory"]);
+
+/** Opens the backend an endpoint names; `leaderElect` is what k3s-style embedders expect. */
+export function openBackend(o: BackendOptions): { backend: Backend; leaderElect: boolean } {
+  const { scheme, dsn } = parseEndpoint(o.endpoint);
+  const sqlOptions = {
+    compactBatchSize: o.compactBatchSize,
+    compactMinRetain: o.compactMinRetain,
+    compactTimeout: o.compactTimeout,
+    logger: o.logger,
+  };
+  switch (scheme) {
+    case "sqlite":
+    case "litestream": {
+      let options;
+      try {
+        options = parseSqliteDsn(dsn, scheme === "litestream");
+      } catch (err) {
+        throw new EndpointError(`failed to create driver for endpoint: ${(err as Error).message}`);
+      }
+      const driver = new SqliteDriver(options, o.logger, o.metrics);
+      return { backend: new SqlLog(sqliteDialect, driver, sqlOptions), leaderElect: false };
+    }
+    default:
+      if (PLANNED.has(scheme)) {
+        throw new EndpointError(`driver ${scheme} is not available in this version of kine`);
+      }
+      throw new EndpointError(`unknown driver: ${scheme}`);
+  }
+}

@@ -1,0 +1,23 @@
+/** Failure kinds a backend reports; the front end maps them to etcd's gRPC statuses. */
+export type BackendErrorKind =
+  | "compacted"
+  | "future_revision"
+  | "key_exists"
+  | "duplicate_key"
+  | "invalid"
+  | "unavailable";
+
+/** An error whose `kind` carries its meaning across the storage boundary. */
+export class BackendError extends Error {
+  constructor(readonly kind: BackendErrorKind, message: string) {
+    super(message);
+    this.name = "BackendError";
+  }
+}
+
+export const ERR_COMPACTED = "etcdserver: mvcc: required revision has been compacted";
+export const ERR_FUTURE_REV = "etcdserver: mvcc: required revision is a future revision";
+export const ERR_DUPLICATE_KEY = "etcdserver: duplicate key given in txn request";
+
+export const compacted = () => new BackendError("compacted", ERR_COMPACTED);
+export const futureRevision = () => new BackendError("future_revision", ERR_FUTURE_REV);

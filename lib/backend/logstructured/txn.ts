@@ -1,0 +1,236 @@
+import { BackendError, ERR_DUPLICATE_KEY } from "../errors.ts";
+import {
+  type Compare,
+  type DeleteOp,
+  FROM_KEY,
+  type KeyValue,
+  type Op,
+  type OpResult,
+  type PutOp,
+  type Txn,
+  type TxnResult,
+} from "../types.ts";
+import {
+  APISERVER_COMPACT_KEY,
+  decodeCompactValue,
+  encodeCompactValue,
+  presentKv,
+  redirectKey,
+} from "./compact_key.ts";
+import { type LogRow, type LogTx, rowToKv } from "./log.ts";
+import { rangeLog } from "./range.ts";
+
+const EMPTY = new Uint8Array(0);
+
+function inRange(key: string, start: string, end: string): boolean {
+  if (end === "") return key === start;
+  return key >= start && (end === FROM_KEY || key < end);
+}
+
+/**
+ * etcd rejects a txn whose branch puts one key twice or puts a key that a
+ * delete in the same branch covers (nested txns included).
+ */
+export function checkTxn(txn: Txn): void {
+  for (const branch of [txn.success, txn.failure]) checkBranch(branch);
+}
+
+function duplicate(): BackendError {
+  return new BackendError("duplicate_key", ERR_DUPLICATE_KEY);
+}
+
+/** Puts and deletes of a branch; a nested txn contributes both of its branches. */
+function checkBranch(ops: Op[]): { puts: Set<string>; deletes: DeleteOp[] } {
+  const puts = new Set<string>();
+  const deletes: DeleteOp[] = [];
+  for (const op of ops) {
+    if (op.type === "put") {
+      if (puts.has(op.key)) throw duplicate();
+      puts.add(op.key);
+    } else if (op.type === "delete") {
+      deletes.push(op);
+    } else if (op.type === "txn") {
+      const inner = [checkBranch(op.txn.success), checkBranch(op.txn.failure)];
+      const innerPuts = new Set([...inner[0].puts, ...inner[1].puts]);
+      for (const key of innerPuts) {
+        if (puts.has(key)) throw duplicate();
+      }
+      innerPuts.forEach((key) => puts.add(key));
+      deletes.push(...inner[0].deletes, ...inner[1].deletes);
+    }
+  }
+  for (const d of deletes) {
+    for (const key of puts) if (inRange(key, d.key, d.end)) throw duplicate();
+  }
+  return { puts, deletes };
+}
+
+function compareNumbers(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  return compareNumbers(a.length, b.length);
+}
+
+/** A missing key compares as the zero KeyValue (etcd), except on value. */
+const ZERO_KV: KeyValue = {
+  key: "",
+  value: EMPTY,
+  createRevision: 0,
+  modRevision: 0,
+  version: 0,
+  lease: 0,
+};
+
+function compareKv(c: Compare, kv: KeyValue): boolean {
+  let order: number;
+  switch (c.target) {
+    case "value":
+      order = compareBytes(kv.value, c.operand as Uint8Array);
+      break;
+    case "version":
+      order = compareNumbers(kv.version, c.operand as number);
+      break;
+    case "create":
+      order = compareNumbers(kv.createRevision, c.operand as number);
+      break;
+    case "mod":
+      order = compareNumbers(kv.modRevision, c.operand as number);
+      break;
+    case "lease":
+      order = compareNumbers(kv.lease, c.operand as number);
+      break;
+  }
+  switch (c.result) {
+    case "equal":
+      return order === 0;
+    case "not_equal":
+      return order !== 0;
+    case "greater":
+      return order > 0;
+    case "less":
+      return order < 0;
+  }
+}
+
+const LATEST_RANGE = {
+  limit: 0,
+  revision: 0,
+  keysOnly: false,
+  countOnly: false,
+  sortOrder: "none",
+  sortTarget: "key",
+  minModRevision: 0,
+  maxModRevision: 0,
+  minCreateRevision: 0,
+  maxCreateRevision: 0,
+} as const;
+
+async function liveKvs(tx: LogTx, key: string, end: string): Promise<KeyValue[]> {
+  if (end === "") {
+    const row = await tx.latest(redirectKey(key));
+    return row && !row.deleted ? [presentKv(rowToKv(row))] : [];
+  }
+  return (await rangeLog(tx, { key, end, ...LATEST_RANGE })).kvs;
+}
+
+async function evaluate(tx: LogTx, c: Compare): Promise<boolean> {
+  const kvs = await liveKvs(tx, c.key, c.end);
+  if (kvs.length === 0) return c.target !== "value" && compareKv(c, ZERO_KV);
+  return kvs.every((kv) => compareKv(c, kv));
+}
+
+/** Runs one txn inside an open write transaction; every write appends one row. */
+export class TxnRunner {
+  #last = 0;
+  constructor(private readonly tx: LogTx) {}
+
+  async run(txn: Txn): Promise<TxnResult> {
+    let succeeded = true;
+    for (const c of txn.compare) {
+      if (!(await evaluate(this.tx, c))) {
+        succeeded = false;
+        break;
+      }
+    }
+    const responses: OpResult[] = [];
+    for (const op of succeeded ? txn.success : txn.failure) responses.push(await this.#op(op));
+    const revision = this.#last || (await this.tx.revisions()).current;
+    return { revision, succeeded, responses };
+  }
+
+  async #op(op: Op): Promise<OpResult> {
+    switch (op.type) {
+      case "range":
+        return { type: "range", result: await rangeLog(this.tx, op.request) };
+      case "put":
+        return await this.#put(op);
+      case "delete":
+        return await this.#delete(op);
+      case "txn":
+        return { type: "txn", result: await this.run(op.txn) };
+    }
+  }
+
+  async #append(row: Parameters<LogTx["append"]>[0]): Promise<number> {
+    this.#last = await this.tx.append(row);
+    return this.#last;
+  }
+
+  async #put(op: PutOp): Promise<OpResult> {
+    const name = redirectKey(op.key);
+    const prev = await this.tx.latest(name);
+    const live: LogRow | null = prev && !prev.deleted ? prev : null;
+    if (!live && (op.ignoreValue || op.ignoreLease)) {
+      throw new BackendError("invalid", "etcdserver: key not found");
+    }
+    let value = op.ignoreValue ? live!.value : op.value;
+    if (name === APISERVER_COMPACT_KEY) {
+      const version = live ? decodeCompactValue(live.value).version : 0;
+      value = encodeCompactValue(
+        version + 1,
+        op.ignoreValue ? decodeCompactValue(value).payload : value,
+      );
+    }
+    await this.#append({
+      name,
+      created: !live,
+      deleted: false,
+      createRevision: live ? (live.created ? live.id : live.createRevision) : 0,
+      prevRevision: prev ? prev.id : 0,
+      lease: op.ignoreLease ? live!.lease : op.lease,
+      value,
+    });
+    return { type: "put", prevKv: op.prevKv && live ? presentKv(rowToKv(live)) : undefined };
+  }
+
+  async #delete(op: DeleteOp): Promise<OpResult> {
+    let rows: LogRow[];
+    if (op.end === "") {
+      const row = await this.tx.latest(redirectKey(op.key));
+      rows = row && !row.deleted ? [row] : [];
+    } else {
+      const { current } = await this.tx.revisions();
+      rows = await this.tx.list(op.key, op.end === FROM_KEY ? null : op.end, current, 0, false);
+    }
+    for (const row of rows) {
+      await this.#append({
+        name: row.name,
+        created: false,
+        deleted: true,
+        createRevision: 0,
+        prevRevision: row.id,
+        lease: 0,
+        value: null,
+      });
+    }
+    return {
+      type: "delete",
+      deleted: rows.length,
+      prevKvs: op.prevKv ? rows.map((r) => presentKv(rowToKv(r))) : [],
+    };
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * What differs between SQL engines behind kine's one revision table. A new
+ * engine is a Dialect plus a {@link SqlDriver}; the statements are shared.
+ */
+import type { MaybePromise } from "../logstructured/log.ts";
+
+export type SqlParam = string | number | null | Uint8Array | boolean;
+export type SqlRow = Record<string, unknown>;
+
+/** One connection, or one open transaction on it. */
+export interface SqlConn {
+  /** Runs a query; `name` labels it in metrics and slow-query logs. */
+  all(name: string, sql: string, params: SqlParam[]): MaybePromise<SqlRow[]>;
+  /** Runs a statement; `lastId` is the id it inserted, where the engine reports one. */
+  run(
+    name: string,
+    sql: string,
+    params: SqlParam[],
+  ): MaybePromise<{ changes: number; lastId: number }>;
+}
+
+/** A pool of connections to one database. */
+export interface SqlDriver {
+  /** Autocommit reads. */
+  readonly reader: SqlConn;
+  /** Runs `fn` in one write transaction (immediate/serializable); commits if it resolves. */
+  transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface Dialect {
+  readonly name: string;
+  /** Placeholder for the n-th (1-based) parameter. */
+  param(n: number): string;
+  /** `RETURNING id` where the engine does not report a last insert id. */
+  readonly insertSuffix: string;
+  /** Rewrites a start key the engine cannot store (a trailing NUL). */
+  startKey(key: string): string;
+  /** True if `err` is a unique-constraint violation. */
+  isUniqueViolation(err: unknown): boolean;
+  /** Schema statements, idempotent. */
+  readonly schema: string[];
+  /** DELETE of superseded rows and tombstones up to `?` (given twice). */
+  readonly compactSql: string;
+  /** Bytes used by the table, one row with column `size`. */
+  readonly sizeSql: string;
+  /** Run after a successful compaction, or empty. */
+  readonly postCompactSql: string;
+}
+
+/** Rewrites `?` placeholders into the dialect's own, in order. */
+export function bind(dialect: Dialect, sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => dialect.param(++n));
+}
+
+const COLS = "kine.id, kine.name, kine.created, kine.deleted, kine.create_revision, " +
+  "kine.prev_revision, kine.lease";
+
+/**
+ * Per-key version: rows of the key from its create row up to this row. After
+ * compaction removed some of them this is a lower bound (at least 1).
+ */
+const VERSION = "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id >= " +
+  "(CASE WHEN kine.created = 1 THEN kine.id ELSE kine.create_revision END) " +
+  "AND v.id <= kine.id) AS version";
+
+function cols(keysOnly: boolean): string {
+  return keysOnly ? `${COLS}, ${VERSION}` : `${COLS}, kine.value, ${VERSION}`;
+}
+
+const LIVE = "kine.deleted = 0 AND kine.name != 'compact_rev_key'";
+
+/** Statement texts, built once per dialect and shape. */
+export class Statements {
+  readonly #cache = new Map<string, string>();
+  constructor(readonly dialect: Dialect) {}
+
+  #get(key: string, build: () => string): string {
+    let sql = this.#cache.get(key);
+    if (sql === undefined) {
+      sql = bind(this.dialect, build());
+      this.#cache.set(key, sql);
+    }
+    return sql;
+  }
+
+  revisions(): string {
+    return this.#get("rev", () =>
+      "SELECT (SELECT MAX(id) FROM kine) AS current_rev, " +
+      "(SELECT MAX(prev_revision) FROM kine WHERE name = 'compact_rev_key') AS compact_rev");
+  }
+
+  latest(): string {
+    return this.#get("latest", () =>
+      `SELECT ${cols(false)} FROM kine WHERE kine.id = ` +
+      "(SELECT MAX(id) FROM kine WHERE name = ?)");
+  }
+
+  /** Params: key, rev. */
+  getAt(keysOnly: boolean): string {
+    return this.#get(`get${keysOnly}`, () =>
+      `SELECT ${cols(keysOnly)} FROM kine WHERE kine.id = ` +
+      `(SELECT MAX(id) FROM kine WHERE name = ? AND id <= ?) AND ${LIVE}`);
+  }
+
+  #latestIds(bounded: boolean): string {
+    return `SELECT MAX(id) AS id FROM kine WHERE name >= ? ${bounded ? "AND name < ? " : ""}` +
+      "AND id <= ? GROUP BY name";
+  }
+
+  /** Params: start, [end], rev, [limit]. */
+  list(bounded: boolean, keysOnly: boolean, limited: boolean): string {
+    return this.#get(
+      `list${bounded}${keysOnly}${limited}`,
+      () =>
+        `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (${this.#latestIds(bounded)}) AS mkv ` +
+        `USING (id) WHERE ${LIVE} ORDER BY kine.name ASC${limited ? " LIMIT ?" : ""}`,
+    );
+  }
+
+  /** Params: start, [end], rev. */
+  count(bounded: boolean): string {
+    return this.#get(
+      `count${bounded}`,
+      () =>
+        `SELECT COUNT(*) AS n FROM kine INNER JOIN (${this.#latestIds(bounded)}) AS mkv ` +
+        `USING (id) WHERE ${LIVE}`,
+    );
+  }
+
+  /** Params: key, rev. */
+  countOne(): string {
+    return this.#get("count1", () =>
+      "SELECT COUNT(*) AS n FROM kine WHERE kine.id = " +
+      `(SELECT MAX(id) FROM kine WHERE name = ? AND id <= ?) AND ${LIVE}`);
+  }
+
+  insert(): string {
+    return this.#get(
+      "insert",
+      () =>
+        "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, " +
+        "old_value) SELECT ?, ?, ?, ?, ?, ?, ?, (SELECT value FROM kine WHERE id = ?) AS old_value" +
+        this.dialect.insertSuffix,
+    );
+  }
+
+  rowsNamed(): string {
+    return this.#get(
+      "named",
+      () => "SELECT id, created, prev_revision FROM kine WHERE name = ? ORDER BY id ASC",
+    );
+  }
+
+  deleteRow(): string {
+    return this.#get("delete", () => "DELETE FROM kine WHERE id = ?");
+  }
+
+  updateCompact(): string {
+    return this.#get(
+      "setcompact",
+      () => "UPDATE kine SET prev_revision = ? WHERE name = 'compact_rev_key'",
+    );
+  }
+
+  compact(): string {
+    return this.#get("compact", () => this.dialect.compactSql);
+  }
+
+  size(): string {
+    return this.#get("size", () => this.dialect.sizeSql);
+  }
+}

@@ -1,0 +1,238 @@
+import type { Logger } from "../../log/mod.ts";
+import { BackendError, compacted, futureRevision } from "../errors.ts";
+import { COMPACT_KEY } from "../logstructured/compact_key.ts";
+import { rangeLog } from "../logstructured/range.ts";
+import { checkTxn, TxnRunner } from "../logstructured/txn.ts";
+import type { Backend, RangeRequest, RangeResult, Status, Txn, TxnResult } from "../types.ts";
+import { type Dialect, type SqlConn, type SqlDriver, Statements } from "./dialect.ts";
+import { SqlLogTx } from "./tx.ts";
+
+const HEALTH_KEY = "/registry/health";
+const HEALTH_VALUE = new TextEncoder().encode('{"health":"true"}');
+
+export interface SqlLogOptions {
+  compactBatchSize: number;
+  compactMinRetain: number;
+  compactTimeout: number;
+  logger: Logger;
+}
+
+interface Pending {
+  txn: Txn;
+  resolve(result: TxnResult): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * kine's revision log on a SQL database. Writes from concurrent callers are
+ * gathered into one database transaction (group commit); each txn runs under
+ * its own savepoint, so a failing one leaves no row behind and the others
+ * still commit. Callers are answered only after the commit.
+ */
+export class SqlLog implements Backend {
+  readonly #sql: Statements;
+  readonly #reader: SqlLogTx;
+  #queue: Pending[] = [];
+  #flushing = false;
+  #writeChain: Promise<unknown> = Promise.resolve();
+  #current = 0;
+  /** Mean batch size bookkeeping, for the benchmark. */
+  batches = 0;
+  batchedTxns = 0;
+
+  constructor(
+    readonly dialect: Dialect,
+    private readonly driver: SqlDriver,
+    private readonly options: SqlLogOptions,
+  ) {
+    this.#sql = new Statements(dialect);
+    this.#reader = this.#tx(driver.reader);
+  }
+
+  #tx(conn: SqlConn): SqlLogTx {
+    return new SqlLogTx(conn, this.#sql, (k) => this.dialect.startKey(k));
+  }
+
+  /** Serialises write transactions (batches, compaction, start-up) on the writer. */
+  #write<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
+    const next = this.#writeChain.then(() => this.driver.transaction(fn));
+    this.#writeChain = next.catch(() => {});
+    return next;
+  }
+
+  async start(): Promise<void> {
+    await this.#write(async (conn) => {
+      const tx = this.#tx(conn);
+      const rows = await conn.all("compact_rows", this.#sql.rowsNamed(), [COMPACT_KEY]);
+      if (rows.length === 0) {
+        await tx.append({
+          name: COMPACT_KEY,
+          created: true,
+          deleted: false,
+          createRevision: 0,
+          prevRevision: 0,
+          lease: 0,
+          value: new Uint8Array(0),
+        });
+      } else if (rows.length > 1) {
+        // Legacy stores appended a row per compaction: keep the highest compact revision.
+        const keep = rows.reduce((a, b) =>
+          Number(b.prev_revision) > Number(a.prev_revision) ? b : a
+        );
+        for (const r of rows) {
+          if (r !== keep) await conn.run("compact_dedup", this.#sql.deleteRow(), [Number(r.id)]);
+        }
+        this.options.logger.info("removed duplicate compact_rev_key rows", {
+          removed: rows.length - 1,
+        });
+      }
+      const health = await tx.latest(HEALTH_KEY);
+      if (!health || health.deleted) {
+        await tx.append({
+          name: HEALTH_KEY,
+          created: true,
+          deleted: false,
+          createRevision: 0,
+          prevRevision: health?.id ?? 0,
+          lease: 0,
+          value: HEALTH_VALUE,
+        });
+      }
+    });
+    this.#current = (await this.#reader.revisions()).current;
+  }
+
+  async close(): Promise<void> {
+    await this.#writeChain;
+    await this.driver.close();
+  }
+
+  currentRevision(): number {
+    return this.#current;
+  }
+
+  #advance(revision: number): void {
+    if (revision > this.#current) this.#current = revision;
+  }
+
+  async range(request: RangeRequest): Promise<RangeResult> {
+    const result = await rangeLog(this.#reader, request);
+    this.#advance(result.revision);
+    return result;
+  }
+
+  txn(txn: Txn): Promise<TxnResult> {
+    checkTxn(txn);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ txn, resolve, reject });
+      if (!this.#flushing) {
+        this.#flushing = true;
+        setTimeout(() => this.#flush(), 0);
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = [];
+    const outcomes: ({ ok: true; result: TxnResult } | { ok: false; err: unknown })[] = [];
+    try {
+      await this.#write(async (conn) => {
+        const tx = this.#tx(conn);
+        for (const p of batch) {
+          await conn.run("savepoint", "SAVEPOINT kine_txn", []);
+          try {
+            const result = await new TxnRunner(tx).run(p.txn);
+            await conn.run("release", "RELEASE SAVEPOINT kine_txn", []);
+            outcomes.push({ ok: true, result });
+          } catch (err) {
+            await conn.run("rollback", "ROLLBACK TO SAVEPOINT kine_txn", []);
+            await conn.run("release", "RELEASE SAVEPOINT kine_txn", []);
+            outcomes.push({ ok: false, err: this.#classify(err) });
+          }
+        }
+      });
+      this.batches++;
+      this.batchedTxns += batch.length;
+      batch.forEach((p, i) => {
+        const o = outcomes[i];
+        if (o.ok) {
+          this.#advance(o.result.revision);
+          p.resolve(o.result);
+        } else p.reject(o.err);
+      });
+    } catch (err) {
+      this.options.logger.error("write transaction failed", { error: String(err) });
+      const failure = this.#classify(err);
+      for (const p of batch) p.reject(failure);
+    } finally {
+      if (this.#queue.length > 0) setTimeout(() => this.#flush(), 0);
+      else this.#flushing = false;
+    }
+  }
+
+  #classify(err: unknown): unknown {
+    if (err instanceof BackendError) return err;
+    if (this.dialect.isUniqueViolation(err)) {
+      return new BackendError(
+        "unavailable",
+        "etcdserver: request timed out, possibly due to conflict",
+      );
+    }
+    return new BackendError("unavailable", `etcdserver: ${(err as Error)?.message ?? err}`);
+  }
+
+  async status(): Promise<Status> {
+    const { current, compact } = await this.#reader.revisions();
+    const [r] = await this.driver.reader.all("size", this.#sql.size(), []);
+    this.#advance(current);
+    return { revision: current, compactRevision: compact, dbSize: Number(r?.size ?? 0) };
+  }
+
+  /**
+   * Deletes history up to `revision` in batches of `compactBatchSize`
+   * revisions, never the newest `compactMinRetain`; creates no revision.
+   */
+  async compact(revision: number): Promise<number> {
+    const { current, compact } = await this.#reader.revisions();
+    if (revision > current) throw futureRevision();
+    if (revision <= compact) throw compacted();
+    const { compactBatchSize, compactMinRetain, logger } = this.options;
+    const started = performance.now();
+    let from = compact;
+    let batches = 0;
+    while (from < revision) {
+      const step = Math.min(from + compactBatchSize, revision);
+      // Another process may have compacted meanwhile: resynchronise and go on from there.
+      const outcome = await this.#write(async (conn) => {
+        const now = await this.#tx(conn).revisions();
+        if (now.compact !== from) return { raced: true, reached: now.compact };
+        const target = Math.min(step, now.current - compactMinRetain);
+        if (target <= from) return { raced: false, reached: from };
+        await conn.run("compact", this.#sql.compact(), [target, target]);
+        await conn.run("update_compact", this.#sql.updateCompact(), [target]);
+        return { raced: false, reached: target };
+      });
+      if (!outcome.raced) {
+        if (outcome.reached === from) break;
+        batches++;
+      }
+      const limited = !outcome.raced && outcome.reached < step;
+      from = outcome.reached;
+      if (limited) break;
+    }
+    if (batches > 0) {
+      if (this.dialect.postCompactSql) {
+        try {
+          await this.driver.reader.run("post_compact", this.dialect.postCompactSql, []);
+        } catch (err) {
+          logger.warn("post-compaction statement failed", { error: String(err) });
+        }
+      }
+      logger.info(`COMPACT compacted from ${compact} to ${from} in ${batches} transactions`, {
+        duration: `${Math.round(performance.now() - started)}ms`,
+      });
+    }
+    return (await this.#reader.revisions()).current;
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * SQLite through Deno's built-in `node:sqlite`: one connection writes (every
+ * transaction `BEGIN IMMEDIATE`), another reads, so reads never see
+ * uncommitted rows and WAL readers never wait for the writer.
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { Logger } from "../../log/mod.ts";
+import type { KineMetrics } from "../../metrics/mod.ts";
+import type { Dialect, SqlConn, SqlDriver, SqlParam, SqlRow } from "./dialect.ts";
+
+export const sqliteDialect: Dialect = {
+  name: "sqlite",
+  param: () => "?",
+  insertSuffix: "",
+  startKey: (key) => key,
+  isUniqueViolation: (err) =>
+    /UNIQUE constraint failed/.test(String((err as Error)?.message ?? err)),
+  schema: [
+    `CREATE TABLE IF NOT EXISTS kine (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      name TEXT,
+      created INTEGER,
+      deleted INTEGER,
+      create_revision INTEGER,
+      prev_revision INTEGER,
+      lease INTEGER,
+      value BLOB,
+      old_value BLOB
+    )`,
+    "CREATE INDEX IF NOT EXISTS kine_name_index ON kine (name)",
+    "CREATE INDEX IF NOT EXISTS kine_name_id_index ON kine (name,id)",
+    "CREATE INDEX IF NOT EXISTS kine_id_deleted_index ON kine (id,deleted)",
+    "CREATE INDEX IF NOT EXISTS kine_prev_revision_index ON kine (prev_revision)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision)",
+    "CREATE INDEX IF NOT EXISTS kine_id_compact_rev_key_with_prev_revision_index ON kine " +
+    "(id, name, prev_revision) WHERE name != 'compact_rev_key' AND prev_revision != 0",
+  ],
+  compactSql: "DELETE FROM kine AS kv WHERE kv.id IN (" +
+    "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
+    "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +
+    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id <= ?)",
+  sizeSql: "SELECT ((SELECT page_count FROM pragma_page_count()) - " +
+    "(SELECT freelist_count FROM pragma_freelist_count())) * " +
+    "(SELECT page_size FROM pragma_page_size()) AS size",
+  postCompactSql: "PRAGMA wal_checkpoint(PASSIVE)",
+};
+
+/** Settings taken from a `sqlite://` DSN (go-sqlite3 parameter names). */
+export interface SqliteOptions {
+  path: string;
+  journalMode: string;
+  busyTimeout: number;
+  synchronous: string;
+  txLock: "immediate" | "deferred" | "exclusive";
+  disableCompactWalCheckpoint: boolean;
+  disableWalAutocheckpoint: boolean;
+  disableStartupVacuum: boolean;
+}
+
+export const DEFAULT_SQLITE_PATH = "./db/state.db";
+
+/**
+ * Parses the part after `sqlite://`. Parameters a DSN leaves out take the
+ * values of kine's default DSN (WAL, 30 s busy timeout, NORMAL, immediate).
+ */
+export function parseSqliteDsn(dsn: string, litestream = false): SqliteOptions {
+  const q = dsn.indexOf("?");
+  let path = q < 0 ? dsn : dsn.slice(0, q);
+  const params = new URLSearchParams(q < 0 ? "" : dsn.slice(q + 1));
+  if (path.startsWith("file:")) path = path.slice(5);
+  const pick = (...names: string[]) => names.map((n) => params.get(n)).find((v) => v != null);
+  const txLock = (pick("_txlock") ?? "immediate").toLowerCase();
+  if (txLock !== "immediate" && txLock !== "deferred" && txLock !== "exclusive") {
+    throw new Error(`invalid _txlock: ${txLock}`);
+  }
+  const busy = Number(pick("_busy_timeout", "_timeout") ?? 30000);
+  if (!Number.isInteger(busy) || busy < 0) throw new Error(`invalid _busy_timeout: ${busy}`);
+  return {
+    path: path === "" ? DEFAULT_SQLITE_PATH : path,
+    journalMode: (pick("_journal_mode", "_journal") ?? "WAL").toUpperCase(),
+    busyTimeout: busy,
+    synchronous: (pick("_synchronous", "_sync") ?? "NORMAL").toUpperCase(),
+    txLock,
+    disableCompactWalCheckpoint: litestream || dsn.includes("_kine_disable_compact_wal_checkpoint"),
+    disableWalAutocheckpoint: litestream || dsn.includes("_kine_disable_wal_autocheckpoint"),
+    disableStartupVacuum: litestream || dsn.includes("_kine_disable_startup_vacuum"),
+  };
+}
+
+const IDENT = /^[A-Z]+$/;
+
+class SqliteConn implements SqlConn {
+  readonly #stmts = new Map<string, StatementSync>();
+  readonly #ok;
+  constructor(readonly db: DatabaseSync, metrics?: KineMetrics) {
+    this.#ok = metrics ? (name: string) => metrics.sqlTotal.labels(name, "").inc() : () => {};
+  }
+
+  #prepare(sql: string): StatementSync {
+    let st = this.#stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.#stmts.set(sql, st);
+    }
+    return st;
+  }
+
+  all(name: string, sql: string, params: SqlParam[]): SqlRow[] {
+    const rows = this.#prepare(sql).all(...(params as never[])) as SqlRow[];
+    this.#ok(name);
+    return rows;
+  }
+
+  run(name: string, sql: string, params: SqlParam[]): { changes: number; lastId: number } {
+    const r = this.#prepare(sql).run(...(params as never[]));
+    this.#ok(name);
+    return { changes: Number(r.changes), lastId: Number(r.lastInsertRowid) };
+  }
+}
+
+function open(o: SqliteOptions): DatabaseSync {
+  const db = new DatabaseSync(o.path);
+  db.exec(`PRAGMA busy_timeout = ${o.busyTimeout}`);
+  if (!IDENT.test(o.journalMode)) throw new Error(`invalid _journal_mode: ${o.journalMode}`);
+  if (!IDENT.test(o.synchronous) && !/^[0-3]$/.test(o.synchronous)) {
+    throw new Error(`invalid _synchronous: ${o.synchronous}`);
+  }
+  db.exec(`PRAGMA journal_mode = ${o.journalMode}`);
+  db.exec(`PRAGMA synchronous = ${o.synchronous}`);
+  return db;
+}
+
+/** The SQLite driver: schema, start-up maintenance, and the two connections. */
+export class SqliteDriver implements SqlDriver {
+  readonly reader: SqliteConn;
+  readonly #writer: SqliteConn;
+  readonly #begin: string;
+
+  constructor(readonly options: SqliteOptions, logger: Logger, metrics?: KineMetrics) {
+    const dir = options.path.includes("/")
+      ? options.path.slice(0, options.path.lastIndexOf("/"))
+      : "";
+    if (dir && options.path !== ":memory:") Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const writer = open(options);
+    for (const stmt of sqliteDialect.schema) writer.exec(stmt);
+    if (!options.disableCompactWalCheckpoint) writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");
+    if (!options.disableStartupVacuum) {
+      try {
+        writer.exec("VACUUM");
+      } catch (err) {
+        logger.warn("startup VACUUM failed", { error: String(err) });
+      }
+    }
+    migrateKeyValue(writer, logger);
+    this.#writer = new SqliteConn(writer, metrics);
+    this.reader = new SqliteConn(open(options), metrics);
+    this.#begin = `BEGIN ${options.txLock.toUpperCase()}`;
+  }
+
+  async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
+    const db = this.#writer.db;
+    db.exec(this.#begin);
+    try {
+      const result = await fn(this.#writer);
+      db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  close(): Promise<void> {
+    this.reader.db.close();
+    this.#writer.db.close();
+    return Promise.resolve();
+  }
+}
+
+/** Copies the newest row per key from a pre-2019 `key_value` table into an empty `kine`. */
+function migrateKeyValue(db: DatabaseSync, logger: Logger): void {
+  try {
+    const legacy = db.prepare("SELECT COUNT(*) AS n FROM key_value").get() as { n: number };
+    const kine = db.prepare("SELECT COUNT(*) AS n FROM kine").get() as { n: number };
+    if (legacy.n === 0 || kine.n !== 0) return;
+    db.exec(
+      "INSERT INTO kine(deleted, create_revision, prev_revision, name, value, created, lease) " +
+        "SELECT 0, 0, 0, kv.name, kv.value, 1, CASE WHEN kv.ttl > 0 THEN 15 ELSE 0 END " +
+        "FROM key_value kv WHERE kv.id IN (SELECT MAX(kvd.id) FROM key_value kvd GROUP BY kvd.name)",
+    );
+    logger.info("migrated legacy key_value table", { rows: legacy.n });
+  } catch (err) {
+    if (!/no such table/.test(String(err))) {
+      logger.error("legacy key_value migration failed", { error: String(err) });
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import type { LogRow, LogTx, NewRow, Revisions } from "../logstructured/log.ts";
+import type { SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
+
+const EMPTY = new Uint8Array(0);
+
+function toRow(r: SqlRow): LogRow {
+  const value = r.value as Uint8Array | null | undefined;
+  return {
+    id: Number(r.id),
+    name: r.name as string,
+    created: Number(r.created) === 1,
+    deleted: Number(r.deleted) !== 0,
+    createRevision: Number(r.create_revision),
+    prevRevision: Number(r.prev_revision),
+    lease: Number(r.lease),
+    value: value ?? EMPTY,
+    version: Number(r.version),
+  };
+}
+
+/** The log over one SQL connection: autocommit reads, or an open write transaction. */
+export class SqlLogTx implements LogTx {
+  constructor(
+    private readonly conn: SqlConn,
+    private readonly sql: Statements,
+    private readonly startKey: (key: string) => string,
+  ) {}
+
+  async revisions(): Promise<Revisions> {
+    const [r] = await this.conn.all("revisions", this.sql.revisions(), []);
+    return { current: Number(r?.current_rev ?? 0), compact: Number(r?.compact_rev ?? 0) };
+  }
+
+  async list(
+    start: string,
+    end: string | null,
+    revision: number,
+    limit: number,
+    keysOnly: boolean,
+  ): Promise<LogRow[]> {
+    let rows: SqlRow[];
+    if (end === "") {
+      rows = await this.conn.all("get", this.sql.getAt(keysOnly), [start, revision]);
+    } else {
+      const params: SqlParam[] = [this.startKey(start)];
+      if (end !== null) params.push(end);
+      params.push(revision);
+      if (limit > 0) params.push(limit);
+      rows = await this.conn.all("list", this.sql.list(end !== null, keysOnly, limit > 0), params);
+    }
+    return rows.map(toRow);
+  }
+
+  async count(start: string, end: string | null, revision: number): Promise<number> {
+    let rows: SqlRow[];
+    if (end === "") {
+      rows = await this.conn.all("count", this.sql.countOne(), [start, revision]);
+    } else {
+      const params: SqlParam[] = [this.startKey(start)];
+      if (end !== null) params.push(end);
+      params.push(revision);
+      rows = await this.conn.all("count", this.sql.count(end !== null), params);
+    }
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async latest(key: string): Promise<LogRow | null> {
+    const [r] = await this.conn.all("latest", this.sql.latest(), [key]);
+    return r ? toRow(r) : null;
+  }
+
+  async append(row: NewRow): Promise<number> {
+    const params: SqlParam[] = [
+      row.name,
+      row.created ? 1 : 0,
+      row.deleted ? 1 : 0,
+      row.createRevision,
+      row.prevRevision,
+      row.lease,
+      row.value,
+      row.prevRevision,
+    ];
+    const insert = this.sql.insert();
+    if (this.sql.dialect.insertSuffix) {
+      const [r] = await this.conn.all("insert", insert, params);
+      return Number(r.id);
+    }
+    return (await this.conn.run("insert", insert, params)).lastId;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Plain-data types that cross the storage boundary. Everything here is
+ * structured-clone friendly so the revision log could run in a worker.
+ */
+
+/** An etcd key-value pair as the backend reports it. Keys are UTF-8 strings. */
+export interface KeyValue {
+  key: string;
+  value: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+/** Marker for `range_end = "\x00"`: every key at or after `key`. */
+export const FROM_KEY = "\0";
+
+export type SortOrder = "none" | "ascend" | "descend";
+export type SortTarget = "key" | "version" | "create" | "mod" | "value";
+
+/** A Range as etcd defines it; `end` empty = exact key, {@link FROM_KEY} = open-ended. */
+export interface RangeRequest {
+  key: string;
+  end: string;
+  limit: number;
+  revision: number;
+  keysOnly: boolean;
+  countOnly: boolean;
+  sortOrder: SortOrder;
+  sortTarget: SortTarget;
+  minModRevision: number;
+  maxModRevision: number;
+  minCreateRevision: number;
+  maxCreateRevision: number;
+}
+
+export interface RangeResult {
+  revision: number;
+  kvs: KeyValue[];
+  count: number;
+  more: boolean;
+}
+
+export type CompareTarget = "version" | "create" | "mod" | "value" | "lease";
+export type CompareResult = "equal" | "greater" | "less" | "not_equal";
+
+export interface Compare {
+  key: string;
+  end: string;
+  target: CompareTarget;
+  result: CompareResult;
+  /** Bytes for the value target, a number for the others. */
+  operand: number | Uint8Array;
+}
+
+export interface PutOp {
+  type: "put";
+  key: string;
+  value: Uint8Array;
+  lease: number;
+  prevKv: boolean;
+  ignoreValue: boolean;
+  ignoreLease: boolean;
+}
+
+export interface DeleteOp {
+  type: "delete";
+  key: string;
+  end: string;
+  prevKv: boolean;
+}
+
+export type Op =
+  | { type: "range"; request: RangeRequest }
+  | PutOp
+  | DeleteOp
+  | { type: "txn"; txn: Txn };
+
+export interface Txn {
+  compare: Compare[];
+  success: Op[];
+  failure: Op[];
+}
+
+export type OpResult =
+  | { type: "range"; result: RangeResult }
+  | { type: "put"; prevKv?: KeyValue }
+  | { type: "delete"; deleted: number; prevKvs: KeyValue[] }
+  | { type: "txn"; result: TxnResult };
+
+/** `revision` is the store revision after the txn: its last write, or the current one. */
+export interface TxnResult {
+  revision: number;
+  succeeded: boolean;
+  responses: OpResult[];
+}
+
+export interface Status {
+  revision: number;
+  compactRevision: number;
+  dbSize: number;
+}
+
+/**
+ * The storage contract the front end relies on. Every call takes and returns
+ * plain data. `txn` is atomic: its compares and ops see one consistent state
+ * and its writes commit together or not at all.
+ */
+export interface Backend {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  range(request: RangeRequest): Promise<RangeResult>;
+  txn(txn: Txn): Promise<TxnResult>;
+  /** Compacts history up to `revision`; returns the current revision. */
+  compact(revision: number): Promise<number>;
+  status(): Promise<Status>;
+  currentRevision(): number;
+}

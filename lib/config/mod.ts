@@ -1,0 +1,32 @@
+/**
+ * Kine configuration: the {@link KineConfig} type, the CLI/env parser, defaults and Go-compatible
+ * duration helpers.
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "./lib/config/mod.ts";
+ * const r = parseArgs(Deno.args, Deno.env.toObject());
+ * if (r.kind === "config") console.log(r.config.listenAddress);
+ * ```
+ *
+ * @module
+ */
+
+export type { KineConfig, Millis } from "./types.ts";
+export {
+  DEFAULT_LISTEN_ADDRESS,
+  DEFAULT_MAX_IDLE_CONNECTIONS,
+  DEFAULT_METRICS_BIND_ADDRESS,
+  defaultConfig,
+  EMPTY_LISTEN_ADDRESS,
+  FLAGS,
+  helpText,
+  MIN_WATCH_PROGRESS_NOTIFY_INTERVAL,
+  parseArgs,
+  USAGE_HEADER,
+  validateConfig,
+  versionText,
+} from "./parse.ts";
+export type { FlagSpec, ParseResult } from "./parse.ts";
+export { formatDuration, parseDuration, parseDurationNanos } from "./duration.ts";
+export { GIT_COMMIT, VERSION } from "./version.ts";

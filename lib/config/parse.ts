@@ -1,0 +1,513 @@
+/**
+ * Command-line / environment parser producing a {@link KineConfig}.
+ *
+ * Precedence is flag > environment variable > default. Flags follow Go's `flag` package syntax:
+ * `--flag value`, `--flag=value`, `-flag value`, `-flag=value`; boolean flags take no separate
+ * argument (`--debug`, `--debug=false`).
+ *
+ * @module
+ */
+
+import { formatDuration, parseDuration } from "./duration.ts";
+import type { KineConfig } from "./types.ts";
+import { GIT_COMMIT, VERSION } from "./version.ts";
+
+/** Result of {@link parseArgs}; user input never makes it throw. */
+export type ParseResult =
+  | { kind: "config"; config: KineConfig }
+  | { kind: "help"; text: string }
+  | { kind: "version"; text: string }
+  | { kind: "error"; message: string };
+
+type KeysOfType<T, V> = { [K in keyof T]-?: T[K] extends V ? K : never }[keyof T];
+
+interface FlagBase {
+  /** Flag name without leading dashes, e.g. `listen-address`. */
+  readonly name: string;
+  /** Environment variable consulted when the flag is not given. */
+  readonly env: string;
+  /** Default, written exactly as a user would type it. */
+  readonly default: string;
+  /** One-line description for `--help`. */
+  readonly usage: string;
+}
+
+/** Declaration of one command-line flag and where its value lands in {@link KineConfig}. */
+export type FlagSpec =
+  & FlagBase
+  & (
+    | { readonly kind: "string"; readonly key: KeysOfType<KineConfig, string> }
+    | { readonly kind: "bool"; readonly key: KeysOfType<KineConfig, boolean> }
+    | { readonly kind: "int" | "duration"; readonly key: KeysOfType<KineConfig, number> }
+  );
+
+/** Default gRPC listen address (deliberately loopback-only, unlike upstream's `0.0.0.0:2379`). */
+export const DEFAULT_LISTEN_ADDRESS = "127.0.0.1:2379";
+/** Listen address used when `--listen-address` is explicitly set to the empty string. */
+export const EMPTY_LISTEN_ADDRESS = "unix://kine.sock";
+/** Metrics address used when `--metrics-bind-address` is the empty string. */
+export const DEFAULT_METRICS_BIND_ADDRESS = ":8080";
+/** Idle-pool size used when `--datastore-max-idle-connections` is 0. */
+export const DEFAULT_MAX_IDLE_CONNECTIONS = 20;
+
+/** Header line of the `--help` text. */
+export const USAGE_HEADER =
+  "kine - Minimal etcd v3 API to support custom Kubernetes storage engines";
+
+/** Every flag kine accepts, in help order. */
+export const FLAGS: readonly FlagSpec[] = [
+  {
+    name: "listen-address",
+    env: "KINE_LISTEN_ADDRESS",
+    key: "listenAddress",
+    kind: "string",
+    default: DEFAULT_LISTEN_ADDRESS,
+    usage:
+      "gRPC listen address: host:port, tcp://host:port, http://host:port or unix://path (empty = unix://kine.sock)",
+  },
+  {
+    name: "endpoint",
+    env: "KINE_ENDPOINT",
+    key: "endpoint",
+    kind: "string",
+    default: "",
+    usage: "Storage endpoint (DSN) <scheme>://<rest>; empty = SQLite at ./db/state.db",
+  },
+  {
+    name: "ca-file",
+    env: "KINE_CA_FILE",
+    key: "caFile",
+    kind: "string",
+    default: "",
+    usage: "CA certificate for backend (database/NATS) TLS",
+  },
+  {
+    name: "cert-file",
+    env: "KINE_CERT_FILE",
+    key: "certFile",
+    kind: "string",
+    default: "",
+    usage: "Client certificate for backend TLS",
+  },
+  {
+    name: "key-file",
+    env: "KINE_KEY_FILE",
+    key: "keyFile",
+    kind: "string",
+    default: "",
+    usage: "Client key for backend TLS",
+  },
+  {
+    name: "skip-verify",
+    env: "KINE_SKIP_VERIFY",
+    key: "skipVerify",
+    kind: "bool",
+    default: "false",
+    usage: "Backend TLS: skip server certificate verification",
+  },
+  {
+    name: "log-format",
+    env: "KINE_LOG_FORMAT",
+    key: "logFormat",
+    kind: "string",
+    default: "plain",
+    usage: "Log format: plain or json",
+  },
+  {
+    name: "metrics-bind-address",
+    env: "KINE_METRICS_BIND_ADDRESS",
+    key: "metricsBindAddress",
+    kind: "string",
+    default: DEFAULT_METRICS_BIND_ADDRESS,
+    usage: "Prometheus /metrics listen address; 0 disables it, empty means :8080",
+  },
+  {
+    name: "server-cert-file",
+    env: "KINE_SERVER_CERT_FILE",
+    key: "serverCertFile",
+    kind: "string",
+    default: "",
+    usage: "Listener TLS certificate (TLS is enabled when both cert and key are set)",
+  },
+  {
+    name: "server-key-file",
+    env: "KINE_SERVER_KEY_FILE",
+    key: "serverKeyFile",
+    kind: "string",
+    default: "",
+    usage: "Listener TLS key",
+  },
+  {
+    name: "trusted-ca-file",
+    env: "KINE_TRUSTED_CA_FILE",
+    key: "trustedCaFile",
+    kind: "string",
+    default: "",
+    usage: "If set (with listener TLS), clients must present a certificate signed by this CA",
+  },
+  {
+    name: "datastore-max-idle-connections",
+    env: "KINE_DATASTORE_MAX_IDLE_CONNECTIONS",
+    key: "datastoreMaxIdleConnections",
+    kind: "int",
+    default: "20",
+    usage: "Maximum idle database connections; 0 = 20, negative = no connection reuse",
+  },
+  {
+    name: "datastore-max-open-connections",
+    env: "KINE_DATASTORE_MAX_OPEN_CONNECTIONS",
+    key: "datastoreMaxOpenConnections",
+    kind: "int",
+    default: "0",
+    usage: "Maximum open database connections; <= 0 = unlimited",
+  },
+  {
+    name: "datastore-connection-max-lifetime",
+    env: "KINE_DATASTORE_CONNECTION_MAX_LIFETIME",
+    key: "datastoreConnectionMaxLifetime",
+    kind: "duration",
+    default: "0s",
+    usage: "Maximum lifetime of a database connection; <= 0 = unlimited",
+  },
+  {
+    name: "datastore-connection-max-idle-time",
+    env: "KINE_DATASTORE_CONNECTION_MAX_IDLE_TIME",
+    key: "datastoreConnectionMaxIdleTime",
+    kind: "duration",
+    default: "2m",
+    usage: "Maximum idle time of a database connection; <= 0 = unlimited",
+  },
+  {
+    name: "slow-sql-threshold",
+    env: "KINE_SLOW_SQL_THRESHOLD",
+    key: "slowSqlThreshold",
+    kind: "duration",
+    default: "1s",
+    usage: "Log SQL statements slower than this (info level); <= 0 disables",
+  },
+  {
+    name: "slow-sql-warning-threshold",
+    env: "KINE_SLOW_SQL_WARNING_THRESHOLD",
+    key: "slowSqlWarningThreshold",
+    kind: "duration",
+    default: "5s",
+    usage: "Slow SQL at or above this duration is logged as a warning",
+  },
+  {
+    name: "metrics-enable-profiling",
+    env: "KINE_METRICS_ENABLE_PROFILING",
+    key: "metricsEnableProfiling",
+    kind: "bool",
+    default: "false",
+    usage: "Enable profiling handlers under /debug/pprof/ on the metrics listener",
+  },
+  {
+    name: "metrics-ignore-tls-config",
+    env: "KINE_METRICS_IGNORE_TLS_CONFIG",
+    key: "metricsIgnoreTlsConfig",
+    kind: "bool",
+    default: "false",
+    usage: "Serve metrics over plain HTTP even when the server certificate and key are set",
+  },
+  {
+    name: "watch-progress-notify-interval",
+    env: "KINE_WATCH_PROGRESS_NOTIFY_INTERVAL",
+    key: "watchProgressNotifyInterval",
+    kind: "duration",
+    default: "5s",
+    usage: "Interval between watch progress notifications (must be at least 10ns)",
+  },
+  {
+    name: "emulated-etcd-version",
+    env: "KINE_EMULATED_ETCD_VERSION",
+    key: "emulatedEtcdVersion",
+    kind: "string",
+    default: "3.6.11",
+    usage: "etcd version reported by the Maintenance Status RPC",
+  },
+  {
+    name: "compact-interval",
+    env: "KINE_COMPACT_INTERVAL",
+    key: "compactInterval",
+    kind: "duration",
+    default: "0s",
+    usage: "Automatic compaction interval; 0 = compaction is driven by the API server",
+  },
+  {
+    name: "compact-interval-jitter",
+    env: "KINE_COMPACT_INTERVAL_JITTER",
+    key: "compactIntervalJitter",
+    kind: "int",
+    default: "0",
+    usage: "Percentage (0-100) of random jitter applied once to the compact interval",
+  },
+  {
+    name: "compact-timeout",
+    env: "KINE_COMPACT_TIMEOUT",
+    key: "compactTimeout",
+    kind: "duration",
+    default: "5s",
+    usage: "Timeout of each compaction batch transaction",
+  },
+  {
+    name: "compact-min-retain",
+    env: "KINE_COMPACT_MIN_RETAIN",
+    key: "compactMinRetain",
+    kind: "int",
+    default: "1000",
+    usage: "Never compact the newest N revisions",
+  },
+  {
+    name: "compact-batch-size",
+    env: "KINE_COMPACT_BATCH_SIZE",
+    key: "compactBatchSize",
+    kind: "int",
+    default: "1000",
+    usage: "Revisions compacted per transaction (at least 100)",
+  },
+  {
+    name: "poll-batch-size",
+    env: "KINE_POLL_BATCH_SIZE",
+    key: "pollBatchSize",
+    kind: "int",
+    default: "500",
+    usage: "Maximum rows fetched per watch poll query",
+  },
+  {
+    name: "identity-provider",
+    env: "KINE_IDENTITY_PROVIDER",
+    key: "identityProvider",
+    kind: "string",
+    default: "",
+    usage:
+      "Database identity provider; aws = RDS IAM auth tokens as the password (postgres, mysql)",
+  },
+  {
+    name: "debug",
+    env: "KINE_DEBUG",
+    key: "debug",
+    kind: "bool",
+    default: "false",
+    usage: "Enable trace logging",
+  },
+];
+
+const FLAGS_BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
+
+const TRUE_VALUES = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const FALSE_VALUES = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+
+type Parsed = { ok: true; value: string | number | boolean } | { ok: false; reason: string };
+
+/** Parses one raw value according to the flag's kind (Go strconv/time semantics). */
+function parseValue(spec: FlagSpec, raw: string): Parsed {
+  switch (spec.kind) {
+    case "string":
+      return { ok: true, value: raw };
+    case "bool":
+      if (TRUE_VALUES.has(raw)) return { ok: true, value: true };
+      if (FALSE_VALUES.has(raw)) return { ok: true, value: false };
+      return { ok: false, reason: "expected a boolean (true or false)" };
+    case "int": {
+      if (!/^[+-]?[0-9]+$/.test(raw)) return { ok: false, reason: "expected an integer" };
+      const n = Number(raw);
+      if (!Number.isSafeInteger(n)) return { ok: false, reason: "value out of range" };
+      return { ok: true, value: n === 0 ? 0 : n }; // normalise -0
+    }
+    case "duration":
+      try {
+        return { ok: true, value: parseDuration(raw) };
+      } catch (e) {
+        return { ok: false, reason: (e as Error).message };
+      }
+  }
+}
+
+function invalidValue(raw: string, name: string, reason: string): string {
+  return `invalid value ${JSON.stringify(raw)} for flag --${name}: ${reason}`;
+}
+
+function buildDefaults(): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const spec of FLAGS) {
+    const p = parseValue(spec, spec.default);
+    if (!p.ok) throw new Error(`bad built-in default for --${spec.name}: ${p.reason}`);
+    out[spec.key] = p.value;
+  }
+  return out;
+}
+
+/**
+ * Applies kine's value conventions to a freshly parsed config (not idempotent — run it once on raw
+ * values): empty listen address → `unix://kine.sock`, empty metrics address → `:8080`, max idle
+ * connections 0 → 20 and negative → 0 (no reuse).
+ */
+function normalize(cfg: KineConfig): KineConfig {
+  if (cfg.listenAddress === "") cfg.listenAddress = EMPTY_LISTEN_ADDRESS;
+  if (cfg.metricsBindAddress === "") cfg.metricsBindAddress = DEFAULT_METRICS_BIND_ADDRESS;
+  if (cfg.datastoreMaxIdleConnections === 0) {
+    cfg.datastoreMaxIdleConnections = DEFAULT_MAX_IDLE_CONNECTIONS;
+  } else if (cfg.datastoreMaxIdleConnections < 0) {
+    cfg.datastoreMaxIdleConnections = 0;
+  }
+  return cfg;
+}
+
+/**
+ * The configuration kine uses when no flags or environment variables are given. Pool settings
+ * are already normalised (`datastoreMaxIdleConnections` is 20; in a {@link KineConfig} 0 means
+ * "no idle connections").
+ */
+export function defaultConfig(): KineConfig {
+  return normalize(buildDefaults() as unknown as KineConfig);
+}
+
+/** Smallest accepted `watchProgressNotifyInterval` in milliseconds (10ns). */
+export const MIN_WATCH_PROGRESS_NOTIFY_INTERVAL = 10 / 1e6;
+
+/**
+ * Checks the cross-field and range rules kine enforces at startup. Returns the one-line error
+ * message of the first violated rule, or `undefined` if the config is valid. Useful for embedders
+ * that build a {@link KineConfig} by hand; {@link parseArgs} applies it automatically.
+ */
+export function validateConfig(cfg: KineConfig): string | undefined {
+  if (cfg.logFormat !== "plain" && cfg.logFormat !== "json") {
+    return `invalid log format: ${cfg.logFormat}`;
+  }
+  if (
+    !(cfg.watchProgressNotifyInterval >= MIN_WATCH_PROGRESS_NOTIFY_INTERVAL)
+  ) {
+    return invalidValue(
+      formatDuration(cfg.watchProgressNotifyInterval),
+      "watch-progress-notify-interval",
+      "must be at least 10ns",
+    );
+  }
+  const jitter = cfg.compactIntervalJitter;
+  if (!Number.isInteger(jitter) || jitter < 0 || jitter > 100) {
+    return invalidValue(String(jitter), "compact-interval-jitter", "must be between 0 and 100");
+  }
+  if (!(cfg.compactTimeout > 0)) {
+    return invalidValue(formatDuration(cfg.compactTimeout), "compact-timeout", "must be positive");
+  }
+  if (!Number.isInteger(cfg.compactMinRetain) || cfg.compactMinRetain < 0) {
+    return invalidValue(String(cfg.compactMinRetain), "compact-min-retain", "must not be negative");
+  }
+  if (!(cfg.compactBatchSize >= 100)) {
+    return `compact-batch-size ${cfg.compactBatchSize} too small: must be at least 100`;
+  }
+  if (!Number.isInteger(cfg.pollBatchSize) || cfg.pollBatchSize < 1) {
+    return invalidValue(String(cfg.pollBatchSize), "poll-batch-size", "must be at least 1");
+  }
+  return undefined;
+}
+
+/** The `--version` output: `<version> (<commit>)`. */
+export function versionText(): string {
+  return `${VERSION} (${GIT_COMMIT})`;
+}
+
+/** The `--help` output: header, usage line and every flag with its environment variable and default. */
+export function helpText(): string {
+  const rows: [string, string][] = FLAGS.map((f) => {
+    const left = f.kind === "bool" ? `--${f.name}` : `--${f.name} value`;
+    const def = f.kind === "string" ? JSON.stringify(f.default) : f.default;
+    return [left, `${f.usage} (default: ${def}) [$${f.env}]`];
+  });
+  rows.push(["--help, -h", "Show this help"]);
+  rows.push(["--version, -v", "Print the version"]);
+  const width = Math.max(...rows.map(([l]) => l.length)) + 3;
+  const lines = [
+    USAGE_HEADER,
+    "",
+    "USAGE:",
+    "   kine [flags]",
+    "",
+    "FLAGS:",
+    ...rows.map(([l, r]) => `   ${l.padEnd(width)}${r}`),
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Parses command-line arguments (without the program name) and environment variables into a
+ * validated {@link KineConfig}. Precedence: flag > env > default. Never throws for user input;
+ * problems come back as `{kind: "error", message}` with a one-line message.
+ *
+ * @param argv arguments after the program name, e.g. `Deno.args`
+ * @param env environment, e.g. `Deno.env.toObject()`
+ */
+export function parseArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ParseResult {
+  const fromFlags = new Map<string, string | number | boolean>();
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      if (i + 1 < argv.length) return positionalError();
+      break;
+    }
+    if (arg.length < 2 || arg[0] !== "-") return positionalError();
+    const body = arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
+    if (body === "" || body[0] === "-" || body[0] === "=") {
+      return { kind: "error", message: `bad flag syntax: ${arg}` };
+    }
+    const eq = body.indexOf("=");
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    const inline = eq >= 0 ? body.slice(eq + 1) : undefined;
+
+    if (name === "help" || name === "h") return { kind: "help", text: helpText() };
+    if (name === "version" || name === "v") return { kind: "version", text: versionText() };
+
+    const spec = FLAGS_BY_NAME.get(name);
+    if (spec === undefined) {
+      return { kind: "error", message: `flag provided but not defined: -${name}` };
+    }
+    let raw: string;
+    if (inline !== undefined) {
+      raw = inline;
+    } else if (spec.kind === "bool") {
+      raw = "true";
+    } else if (i + 1 < argv.length) {
+      raw = argv[++i];
+    } else {
+      return { kind: "error", message: `flag needs an argument: -${name}` };
+    }
+    const p = parseValue(spec, raw);
+    if (!p.ok) return { kind: "error", message: invalidValue(raw, spec.name, p.reason) };
+    fromFlags.set(spec.key, p.value);
+  }
+
+  const cfg = buildDefaults();
+  for (const spec of FLAGS) {
+    const flagValue = fromFlags.get(spec.key);
+    if (flagValue !== undefined) {
+      cfg[spec.key] = flagValue;
+      continue;
+    }
+    const raw = env[spec.env];
+    // Like urfave/cli: an empty variable sets string flags to "" but is ignored for others.
+    if (raw === undefined || (raw === "" && spec.kind !== "string")) continue;
+    const p = parseValue(spec, raw);
+    if (!p.ok) {
+      return {
+        kind: "error",
+        message: `invalid value ${
+          JSON.stringify(raw)
+        } for flag --${spec.name} (from $${spec.env}): ${p.reason}`,
+      };
+    }
+    cfg[spec.key] = p.value;
+  }
+
+  const config = normalize(cfg as unknown as KineConfig);
+  const problem = validateConfig(config);
+  if (problem !== undefined) return { kind: "error", message: problem };
+  return { kind: "config", config };
+}
+
+function positionalError(): ParseResult {
+  return { kind: "error", message: "kine does not accept positional arguments, only flags" };
+}

@@ -1,0 +1,40 @@
+/** Durations are milliseconds throughout the configuration. */
+export type Millis = number;
+
+/** Everything the daemon needs to start; produced by the CLI parser or built by an embedder. */
+export interface KineConfig {
+  /** gRPC listen address: `h:p`, `tcp://h:p`, `http://h:p` or `unix://path`. */
+  listenAddress: string;
+  /** Storage DSN, `<scheme>://<rest>`; empty = SQLite at `./db/state.db`. */
+  endpoint: string;
+  /** Backend (database) TLS. */
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  skipVerify: boolean;
+  logFormat: "plain" | "json";
+  /** Prometheus listener; `"0"` disables it. */
+  metricsBindAddress: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+  trustedCaFile: string;
+  datastoreMaxIdleConnections: number;
+  datastoreMaxOpenConnections: number;
+  datastoreConnectionMaxLifetime: Millis;
+  datastoreConnectionMaxIdleTime: Millis;
+  slowSqlThreshold: Millis;
+  slowSqlWarningThreshold: Millis;
+  metricsEnableProfiling: boolean;
+  metricsIgnoreTlsConfig: boolean;
+  watchProgressNotifyInterval: Millis;
+  emulatedEtcdVersion: string;
+  compactInterval: Millis;
+  /** Percent, 0..100. */
+  compactIntervalJitter: number;
+  compactTimeout: Millis;
+  compactMinRetain: number;
+  compactBatchSize: number;
+  pollBatchSize: number;
+  identityProvider: string;
+  debug: boolean;
+}

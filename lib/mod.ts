@@ -1,0 +1,98 @@
+/**
+ * kine for Deno: an etcd v3 API server that keeps Kubernetes' state in SQL.
+ * Embed it the way K3s embeds kine:
+ *
+ * ```ts
+ * import { defaultConfig, startKine } from "./lib/mod.ts";
+ * const kine = await startKine({ ...defaultConfig(), listenAddress: "127.0.0.1:0" });
+ * console.log(kine.url); // hand this to kube-apiserver as --etcd-servers
+ * await kine.close();
+ * ```
+ *
+ * @module
+ */
+import { openBackend } from "./backend/endpoint.ts";
+import type { Backend } from "./backend/types.ts";
+import { defaultConfig, type KineConfig, validateConfig } from "./config/mod.ts";
+import { createLogger, type Logger } from "./log/mod.ts";
+import { createKineMetrics, serveMetrics } from "./metrics/mod.ts";
+import { startGrpcServer } from "./server/mod.ts";
+
+export { defaultConfig, type KineConfig, parseArgs } from "./config/mod.ts";
+export { EndpointError, parseEndpoint } from "./backend/endpoint.ts";
+export type { Backend } from "./backend/types.ts";
+export type { Logger } from "./log/mod.ts";
+
+/** A running kine. */
+export interface Kine {
+  /** Client URL for etcd clients: `http://127.0.0.1:2379`, `unix://kine.sock`, … */
+  url: string;
+  /** Metrics URL, when the metrics listener runs. */
+  metricsUrl?: string;
+  /** True for backends that several kine processes may share (k3s leader election). */
+  leaderElect: boolean;
+  backend: Backend;
+  /** Stops the listeners (2 s grace for calls in flight) and closes the database. */
+  close(): Promise<void>;
+}
+
+/** Starts kine in-process from a configuration object. */
+export async function startKine(
+  config: Partial<KineConfig> = {},
+  logger?: Logger,
+): Promise<Kine> {
+  const cfg: KineConfig = { ...defaultConfig(), ...config };
+  const invalid = validateConfig(cfg);
+  if (invalid) throw new Error(invalid);
+  const log = logger ?? createLogger({ format: cfg.logFormat, debug: cfg.debug });
+  const metrics = createKineMetrics();
+  const { backend, leaderElect } = openBackend({
+    endpoint: cfg.endpoint,
+    compactBatchSize: cfg.compactBatchSize,
+    compactMinRetain: cfg.compactMinRetain,
+    compactTimeout: cfg.compactTimeout,
+    logger: log,
+    metrics,
+  });
+  await backend.start();
+  let grpc;
+  try {
+    grpc = await startGrpcServer({
+      listenAddress: cfg.listenAddress,
+      serverCertFile: cfg.serverCertFile,
+      serverKeyFile: cfg.serverKeyFile,
+      trustedCaFile: cfg.trustedCaFile,
+      emulatedEtcdVersion: cfg.emulatedEtcdVersion,
+      autoCompaction: cfg.compactInterval > 0,
+      backend,
+      logger: log,
+    });
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  log.info(`Kine available at ${grpc.url}`);
+  let metricsServer: { url: string; close(): Promise<void> } | undefined;
+  if (cfg.metricsBindAddress !== "0") {
+    const tls = !cfg.metricsIgnoreTlsConfig && cfg.serverCertFile && cfg.serverKeyFile
+      ? { cert: cfg.serverCertFile, key: cfg.serverKeyFile }
+      : undefined;
+    metricsServer = await serveMetrics({
+      address: cfg.metricsBindAddress,
+      registry: metrics.registry,
+      tls,
+      logger: log,
+    });
+  }
+  return {
+    url: grpc.url,
+    metricsUrl: metricsServer?.url,
+    leaderElect,
+    backend,
+    close: async () => {
+      await grpc.close();
+      await metricsServer?.close();
+      await backend.close();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { BackendError } from "../backend/errors.ts";
+
+/** gRPC status codes used by etcd's errors. */
+export const Code = {
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  UNAVAILABLE: 14,
+} as const;
+
+/** An error with the gRPC code and message etcd would answer with. */
+export class EtcdError extends Error {
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.name = "EtcdError";
+  }
+}
+
+export const emptyKey = () =>
+  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key is not provided");
+export const tooManyOps = () =>
+  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: too many operations in txn request");
+export const notSupported = (what: string) =>
+  new EtcdError(Code.UNKNOWN, `${what} is not supported`);
+
+const KIND_CODES: Record<BackendError["kind"], number> = {
+  compacted: Code.OUT_OF_RANGE,
+  future_revision: Code.OUT_OF_RANGE,
+  key_exists: Code.INVALID_ARGUMENT,
+  duplicate_key: Code.INVALID_ARGUMENT,
+  invalid: Code.INVALID_ARGUMENT,
+  unavailable: Code.UNAVAILABLE,
+};
+
+/** Maps anything thrown below the front end to an {@link EtcdError}. */
+export function toEtcdError(err: unknown): EtcdError {
+  if (err instanceof EtcdError) return err;
+  if (err instanceof BackendError) return new EtcdError(KIND_CODES[err.kind], err.message);
+  return new EtcdError(Code.UNKNOWN, String((err as Error)?.message ?? err));
+}

@@ -1,0 +1,254 @@
+/**
+ * The transaction translator: etcd requests as they arrive off the wire become
+ * plain backend calls, and backend results become etcd responses.
+ *
+ * @module
+ */
+import { COMPACT_KEY } from "../backend/logstructured/compact_key.ts";
+import type {
+  Backend,
+  Compare,
+  KeyValue,
+  Op,
+  OpResult,
+  RangeRequest,
+  RangeResult,
+  Txn,
+  TxnResult,
+} from "../backend/types.ts";
+import { compacted, futureRevision } from "../backend/errors.ts";
+import { emptyKey, tooManyOps } from "./errors.ts";
+import type * as W from "./wire.ts";
+
+export * from "./errors.ts";
+export type * from "./wire.ts";
+
+/** etcd's default `--max-txn-ops`. */
+const MAX_TXN_OPS = 128;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+function text(b: Uint8Array | undefined): string {
+  return b && b.length > 0 ? utf8.decode(b) : "";
+}
+
+function key(b: Uint8Array | undefined): string {
+  const k = text(b);
+  if (k === "") throw emptyKey();
+  return k;
+}
+
+const SORT_ORDER = { NONE: "none", ASCEND: "ascend", DESCEND: "descend" } as const;
+const SORT_TARGET = {
+  KEY: "key",
+  VERSION: "version",
+  CREATE: "create",
+  MOD: "mod",
+  VALUE: "value",
+} as const;
+const TARGET = {
+  VERSION: "version",
+  CREATE: "create",
+  MOD: "mod",
+  VALUE: "value",
+  LEASE: "lease",
+} as const;
+const RESULT = {
+  EQUAL: "equal",
+  GREATER: "greater",
+  LESS: "less",
+  NOT_EQUAL: "not_equal",
+} as const;
+
+export function rangeRequest(r: W.WireRangeRequest): RangeRequest {
+  return {
+    key: key(r.key),
+    end: text(r.range_end),
+    limit: r.limit > 0 ? r.limit : 0,
+    revision: r.revision,
+    keysOnly: r.keys_only,
+    countOnly: r.count_only,
+    sortOrder: SORT_ORDER[r.sort_order] ?? "none",
+    sortTarget: SORT_TARGET[r.sort_target] ?? "key",
+    minModRevision: r.min_mod_revision,
+    maxModRevision: r.max_mod_revision,
+    minCreateRevision: r.min_create_revision,
+    maxCreateRevision: r.max_create_revision,
+  };
+}
+
+function compare(c: W.WireCompare): Compare {
+  const target = TARGET[c.target] ?? "version";
+  const operand = target === "value"
+    ? (c.value ?? new Uint8Array(0))
+    : Number(c.target_union ? c[c.target_union] ?? 0 : 0);
+  return { key: key(c.key), end: text(c.range_end), target, result: RESULT[c.result], operand };
+}
+
+function op(o: W.WireRequestOp): Op {
+  if (o.request_put) {
+    const p = o.request_put;
+    return {
+      type: "put",
+      key: key(p.key),
+      value: p.value ?? new Uint8Array(0),
+      lease: p.lease,
+      prevKv: p.prev_kv,
+      ignoreValue: p.ignore_value,
+      ignoreLease: p.ignore_lease,
+    };
+  }
+  if (o.request_delete_range) {
+    const d = o.request_delete_range;
+    return { type: "delete", key: key(d.key), end: text(d.range_end), prevKv: d.prev_kv };
+  }
+  if (o.request_txn) return { type: "txn", txn: txnRequest(o.request_txn) };
+  return { type: "range", request: rangeRequest(o.request_range!) };
+}
+
+export function txnRequest(t: W.WireTxnRequest): Txn {
+  if (t.success.length > MAX_TXN_OPS || t.failure.length > MAX_TXN_OPS) throw tooManyOps();
+  return {
+    compare: t.compare.map(compare),
+    success: t.success.map(op),
+    failure: t.failure.map(op),
+  };
+}
+
+export function wireKv(kv: KeyValue): W.WireKeyValue {
+  return {
+    key: encoder.encode(kv.key),
+    create_revision: kv.createRevision,
+    mod_revision: kv.modRevision,
+    version: kv.version,
+    value: kv.value,
+    lease: kv.lease,
+  };
+}
+
+function wireRange(r: RangeResult, revision: number): W.WireRangeResponse {
+  return { header: { revision }, kvs: r.kvs.map(wireKv), more: r.more, count: r.count };
+}
+
+function wireOp(r: OpResult, revision: number): W.WireResponseOp {
+  switch (r.type) {
+    case "range":
+      return { response_range: wireRange(r.result, revision) };
+    case "put":
+      return {
+        response_put: { header: { revision }, prev_kv: r.prevKv ? wireKv(r.prevKv) : undefined },
+      };
+    case "delete":
+      return {
+        response_delete_range: {
+          header: { revision },
+          deleted: r.deleted,
+          prev_kvs: r.prevKvs.map(wireKv),
+        },
+      };
+    case "txn":
+      return { response_txn: wireTxn(r.result, revision) };
+  }
+}
+
+/** Every response of one txn carries the txn's revision, as etcd's do. */
+function wireTxn(t: TxnResult, revision = t.revision): W.WireTxnResponse {
+  return {
+    header: { revision },
+    succeeded: t.succeeded,
+    responses: t.responses.map((r) => wireOp(r, revision)),
+  };
+}
+
+/**
+ * kube-apiserver's compaction txn:
+ * `If(Version(compact_rev_key) == V) Then(Put(compact_rev_key)) Else(Get(compact_rev_key))`.
+ */
+function isCompactTxn(t: Txn): boolean {
+  return t.compare.length === 1 && t.compare[0].key === COMPACT_KEY &&
+    t.compare[0].end === "" && t.compare[0].target === "version" &&
+    t.compare[0].result === "equal" && t.success.length === 1 &&
+    t.success[0].type === "put" && t.failure.length === 1 && t.failure[0].type === "range";
+}
+
+/**
+ * kine's answer to the compaction txn: success carries no responses; failure
+ * carries the stored version and payload with an empty header and no revisions.
+ */
+function wireCompactTxn(t: TxnResult): W.WireTxnResponse {
+  if (t.succeeded) return { header: { revision: t.revision }, succeeded: true, responses: [] };
+  const failed = t.responses[0];
+  const kv = failed?.type === "range" ? failed.result.kvs[0] : undefined;
+  return {
+    header: { revision: t.revision },
+    succeeded: false,
+    responses: [{
+      response_range: {
+        header: { revision: 0 },
+        kvs: [{
+          key: encoder.encode(COMPACT_KEY),
+          create_revision: 0,
+          mod_revision: 0,
+          version: kv?.version ?? 0,
+          value: kv?.value ?? new Uint8Array(0),
+          lease: 0,
+        }],
+        more: false,
+        count: 1,
+      },
+    }],
+  };
+}
+
+/** Translates the KV service onto a {@link Backend}. */
+export class Translator {
+  constructor(
+    readonly backend: Backend,
+    private readonly options: { autoCompaction: boolean },
+  ) {}
+
+  async range(r: W.WireRangeRequest): Promise<W.WireRangeResponse> {
+    const result = await this.backend.range(rangeRequest(r));
+    return wireRange(result, result.revision);
+  }
+
+  async put(p: W.WirePutRequest): Promise<W.WirePutResponse> {
+    const t = await this.backend.txn({
+      compare: [],
+      success: [op({ request_put: p })],
+      failure: [],
+    });
+    const r = t.responses[0];
+    return {
+      header: { revision: t.revision },
+      prev_kv: r.type === "put" && r.prevKv ? wireKv(r.prevKv) : undefined,
+    };
+  }
+
+  async deleteRange(d: W.WireDeleteRangeRequest): Promise<W.WireDeleteRangeResponse> {
+    const t = await this.backend.txn({
+      compare: [],
+      success: [op({ request_delete_range: d })],
+      failure: [],
+    });
+    return wireOp(t.responses[0], t.revision).response_delete_range!;
+  }
+
+  async txn(w: W.WireTxnRequest): Promise<W.WireTxnResponse> {
+    const txn = txnRequest(w);
+    const result = await this.backend.txn(txn);
+    return isCompactTxn(txn) ? wireCompactTxn(result) : wireTxn(result);
+  }
+
+  async compact(c: W.WireCompactionRequest): Promise<{ header: W.WireHeader }> {
+    if (!this.options.autoCompaction) {
+      return { header: { revision: await this.backend.compact(c.revision) } };
+    }
+    // The automatic compactor owns compaction; the request is only validated.
+    const status = await this.backend.status();
+    if (c.revision > status.revision) throw futureRevision();
+    if (c.revision <= status.compactRevision) throw compacted();
+    return { header: { revision: status.revision } };
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The kine command: parses flags and environment, starts the server, and
+ * stops it on SIGINT/SIGTERM (a second signal exits at once with status 1).
+ */
+import { EndpointError, parseArgs, startKine } from "./lib/mod.ts";
+import { createLogger } from "./lib/log/mod.ts";
+
+if (import.meta.main) {
+  const parsed = parseArgs(Deno.args, Deno.env.toObject());
+  switch (parsed.kind) {
+    case "help":
+    case "version":
+      console.log(parsed.text);
+      Deno.exit(0);
+      break;
+    case "error":
+      console.error(`kine: ${parsed.message}`);
+      Deno.exit(2);
+  }
+  const config = parsed.config;
+  const logger = createLogger({ format: config.logFormat, debug: config.debug });
+  let kine;
+  try {
+    kine = await startKine(config, logger);
+  } catch (err) {
+    const message = err instanceof EndpointError
+      ? err.message
+      : String((err as Error)?.message ?? err);
+    logger.error(`failed to start kine: ${message}`);
+    Deno.exit(err instanceof EndpointError ? 2 : 1);
+  }
+  let stopping = false;
+  const stop = () => {
+    if (stopping) Deno.exit(1);
+    stopping = true;
+    logger.info("shutting down");
+    kine.close().then(() => Deno.exit(0), (err) => {
+      logger.error("shutdown failed", { error: String(err) });
+      Deno.exit(1);
+    });
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}

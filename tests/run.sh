@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole test suite and ends with one plain line "N passed, N failed".
+# Installs etcdctl (Debian's etcd-client) when it is missing and we may.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $2 (for $1) ..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2") >/dev/null 2>&1
+  fi
+  command -v "$1" >/dev/null 2>&1 || {
+    echo "missing $1: install Debian package $2 (apt-get install $2)" >&2
+    exit 1
+  }
+}
+need etcdctl etcd-client
+need systemd-analyze systemd
+need git git
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+deno test --allow-all --no-prompt "$@" tests/ 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+# Deno's summary: "ok | 12 passed (3 steps) | 0 failed (2s)"
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n 1)
+passed=$(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")
+if [ -z "$summary" ]; then
+  passed=0
+  failed=1
+fi
+echo "${passed} passed, ${failed} failed"
+exit "$status"
