@@ -1,0 +1,489 @@
+/**
+ * etcd KV semantics through our own gRPC client: the kube-apiserver Txn shapes,
+ * Range paging/count rules, errors and the edge cases of spec §13 (1–21, 39, 47, 48).
+ */
+import assert from "node:assert/strict";
+import { b, s } from "./helpers/client.ts";
+import { withKine } from "./helpers/kine.ts";
+
+const OUT_OF_RANGE = 11;
+const INVALID_ARGUMENT = 3;
+const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
+const FUTURE = "etcdserver: mvcc: required revision is a future revision";
+
+const put = (key: string, value: string, lease = 0) => ({
+  request_put: { key: b(key), value: b(value), lease },
+});
+const get = (key: string) => ({ request_range: { key: b(key) } });
+const del = (key: string) => ({ request_delete_range: { key: b(key) } });
+const mod = (key: string, rev: number, result = "EQUAL") => ({
+  key: b(key),
+  target: "MOD",
+  result,
+  mod_revision: rev,
+});
+
+async function rejects(p: Promise<unknown>, code: number, message: string) {
+  await assert.rejects(p, (err: any) => {
+    assert.equal(err.code, code);
+    assert.equal(err.details, message);
+    return true;
+  });
+}
+
+Deno.test("fresh store: compact_rev_key at 1, /registry/health at 2, current revision 2", () =>
+  withKine(async ({ client }) => {
+    const r = await client.kv.range({ key: b("/registry/health") });
+    assert.equal(r.header.revision, 2);
+    assert.equal(r.kvs[0].mod_revision, 2);
+    assert.equal(s(r.kvs[0].value), '{"health":"true"}');
+    const all = await client.kv.range({ key: b("\0"), range_end: b("\0") });
+    assert.deepEqual(all.kvs.map((kv: any) => s(kv.key)), ["/registry/health"]);
+  }));
+
+Deno.test("create txn: success adds one revision; on a live key fails with no responses", () =>
+  withKine(async ({ client }) => {
+    const create = { compare: [mod("/a", 0)], success: [put("/a", "1")], failure: [] };
+    const ok = await client.kv.txn(create);
+    assert.equal(ok.succeeded, true);
+    assert.equal(ok.header.revision, 3);
+    assert.equal(ok.responses.length, 1);
+    assert.equal(ok.responses[0].response_put.header.revision, 3);
+    const again = await client.kv.txn(create);
+    assert.equal(again.succeeded, false);
+    assert.equal(again.header.revision, 3);
+    assert.deepEqual(again.responses, []);
+    assert.equal((await client.kv.range({ key: b("/a") })).header.revision, 3);
+  }));
+
+Deno.test("create after delete is a new create: create_revision == mod_revision", () =>
+  withKine(async ({ client }) => {
+    await client.kv.put({ key: b("/a"), value: b("1") });
+    await client.kv.deleteRange({ key: b("/a") });
+    const t = await client.kv.txn({
+      compare: [mod("/a", 0)],
+      success: [put("/a", "2")],
+      failure: [],
+    });
+    assert.equal(t.succeeded, true);
+    const kv = (await client.kv.range({ key: b("/a") })).kvs[0];
+    assert.equal(kv.create_revision, t.header.revision);
+    assert.equal(kv.mod_revision, t.header.revision);
+    assert.equal(kv.version, 1);
+  }));
+
+Deno.test("concurrent creates of one key: exactly one succeeds", () =>
+  withKine(async ({ client }) => {
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          client.kv.txn({ compare: [mod("/c", 0)], success: [put("/c", `${i}`)], failure: [] }),
+      ),
+    );
+    assert.equal(results.filter((r) => r.succeeded).length, 1);
+  }));
+
+Deno.test("concurrent updates from one mod revision: one wins, losers see the winner", () =>
+  withKine(async ({ client }) => {
+    const base = (await client.kv.put({ key: b("/u"), value: b("0") })).header.revision;
+    const results = await Promise.all(
+      Array.from(
+        { length: 10 },
+        (_, i) =>
+          client.kv.txn({
+            compare: [mod("/u", base)],
+            success: [put("/u", `${i}`)],
+            failure: [get("/u")],
+          }),
+      ),
+    );
+    const winners = results.filter((r) => r.succeeded);
+    assert.equal(winners.length, 1);
+    for (const lost of results.filter((r) => !r.succeeded)) {
+      const kv = lost.responses[0].response_range.kvs[0];
+      assert.equal(kv.mod_revision, winners[0].header.revision);
+    }
+  }));
+
+Deno.test("update txn with MOD==0: creates a missing key, fails with current kv on a live one", () =>
+  withKine(async ({ client }) => {
+    const upd = (v: string) => ({
+      compare: [mod("/k", 0)],
+      success: [put("/k", v)],
+      failure: [get("/k")],
+    });
+    const first = await client.kv.txn(upd("1"));
+    assert.equal(first.succeeded, true);
+    assert.equal(first.responses[0].response_put.header.revision, first.header.revision);
+    const second = await client.kv.txn(upd("2"));
+    assert.equal(second.succeeded, false);
+    const range = second.responses[0].response_range;
+    assert.equal(range.count, 1);
+    assert.equal(s(range.kvs[0].value), "1");
+  }));
+
+Deno.test("stale update/delete fails with the current kv; on a tombstone with empty kvs", () =>
+  withKine(async ({ client }) => {
+    const r1 = (await client.kv.put({ key: b("/s"), value: b("1") })).header.revision;
+    const r2 = (await client.kv.put({ key: b("/s"), value: b("2") })).header.revision;
+    const stale = await client.kv.txn({
+      compare: [mod("/s", r1)],
+      success: [put("/s", "x")],
+      failure: [get("/s")],
+    });
+    assert.equal(stale.succeeded, false);
+    assert.equal(stale.responses[0].response_range.kvs[0].mod_revision, r2);
+    const staleDel = await client.kv.txn({
+      compare: [mod("/s", r1)],
+      success: [del("/s")],
+      failure: [get("/s")],
+    });
+    assert.equal(staleDel.succeeded, false);
+    assert.equal(staleDel.responses[0].response_range.count, 1);
+    const okDel = await client.kv.txn({
+      compare: [mod("/s", r2)],
+      success: [del("/s")],
+      failure: [get("/s")],
+    });
+    assert.equal(okDel.succeeded, true);
+    assert.equal(okDel.responses[0].response_delete_range.deleted, 1);
+    const onTomb = await client.kv.txn({
+      compare: [mod("/s", r2)],
+      success: [put("/s", "y")],
+      failure: [get("/s")],
+    });
+    assert.equal(onTomb.succeeded, false);
+    assert.deepEqual(onTomb.responses[0].response_range.kvs, []);
+    assert.equal(onTomb.responses[0].response_range.count, 0);
+  }));
+
+Deno.test("delete txn on a never-existing key takes the failure branch unless R = 0", () =>
+  withKine(async ({ client }) => {
+    const before = (await client.kv.range({ key: b("/x") })).header.revision;
+    const t = await client.kv.txn({
+      compare: [mod("/never", 5)],
+      success: [del("/never")],
+      failure: [get("/never")],
+    });
+    assert.equal(t.succeeded, false);
+    assert.deepEqual(t.responses[0].response_range.kvs, []);
+    const zero = await client.kv.txn({
+      compare: [mod("/never", 0)],
+      success: [del("/never")],
+      failure: [get("/never")],
+    });
+    assert.equal(zero.succeeded, true);
+    assert.equal(zero.responses[0].response_delete_range.deleted, 0);
+    assert.equal(zero.header.revision, before, "deleting nothing adds no revision");
+  }));
+
+Deno.test("MOD==0 -> delete on a live key fails (etcd), MOD==R -> put without else works", () =>
+  withKine(async ({ client }) => {
+    const r = (await client.kv.put({ key: b("/l"), value: b("1") })).header.revision;
+    const t = await client.kv.txn({ compare: [mod("/l", 0)], success: [del("/l")], failure: [] });
+    assert.equal(t.succeeded, false);
+    assert.equal((await client.kv.range({ key: b("/l") })).count, 1);
+    const u = await client.kv.txn({
+      compare: [mod("/l", r)],
+      success: [put("/l", "2")],
+      failure: [],
+    });
+    assert.equal(u.succeeded, true);
+    assert.equal(s((await client.kv.range({ key: b("/l") })).kvs[0].value), "2");
+  }));
+
+Deno.test("unconditional delete shape [Range, DeleteRange] answers both ops", () =>
+  withKine(async ({ client }) => {
+    await client.kv.put({ key: b("/d"), value: b("v") });
+    const t = await client.kv.txn({ compare: [], success: [get("/d"), del("/d")], failure: [] });
+    assert.equal(t.succeeded, true);
+    assert.equal(s(t.responses[0].response_range.kvs[0].value), "v");
+    assert.equal(t.responses[1].response_delete_range.deleted, 1);
+    assert.equal((await client.kv.range({ key: b("/d") })).count, 0);
+  }));
+
+Deno.test("general txns: value/version/create/lease compares, NOT_EQUAL, ranged, nested", () =>
+  withKine(async ({ client }) => {
+    await client.kv.put({ key: b("/g/a"), value: b("x"), lease: 0 });
+    await client.kv.put({ key: b("/g/b"), value: b("y") });
+    const cmp = (c: object) =>
+      client.kv.txn({ compare: [c], success: [], failure: [] }).then((r) => r.succeeded);
+    assert.equal(
+      await cmp({ key: b("/g/a"), target: "VALUE", result: "EQUAL", value: b("x") }),
+      true,
+    );
+    assert.equal(
+      await cmp({ key: b("/g/a"), target: "VALUE", result: "GREATER", value: b("w") }),
+      true,
+    );
+    assert.equal(
+      await cmp({ key: b("/g/a"), target: "VALUE", result: "NOT_EQUAL", value: b("x") }),
+      false,
+    );
+    assert.equal(
+      await cmp({ key: b("/g/a"), target: "VERSION", result: "EQUAL", version: 1 }),
+      true,
+    );
+    assert.equal(
+      await cmp({ key: b("/g/zz"), target: "VERSION", result: "EQUAL", version: 0 }),
+      true,
+    );
+    assert.equal(
+      await cmp({ key: b("/g/zz"), target: "CREATE", result: "EQUAL", create_revision: 0 }),
+      true,
+    );
+    assert.equal(
+      await cmp({ key: b("/g/zz"), target: "VALUE", result: "EQUAL", value: b("") }),
+      false,
+    );
+    assert.equal(await cmp({ key: b("/g/a"), target: "LEASE", result: "EQUAL", lease: 0 }), true);
+    assert.equal(
+      await cmp({ key: b("/g/a"), target: "MOD", result: "LESS", mod_revision: 100 }),
+      true,
+    );
+    assert.equal(
+      await cmp({
+        key: b("/g/"),
+        range_end: b("/g0"),
+        target: "VERSION",
+        result: "GREATER",
+        version: 0,
+      }),
+      true,
+    );
+    assert.equal(
+      await cmp({
+        key: b("/g/"),
+        range_end: b("/g0"),
+        target: "VALUE",
+        result: "EQUAL",
+        value: b("x"),
+      }),
+      false,
+    );
+    const nested = await client.kv.txn({
+      compare: [],
+      success: [{
+        request_txn: {
+          compare: [{ key: b("/g/b"), target: "VALUE", result: "EQUAL", value: b("y") }],
+          success: [put("/g/c", "z")],
+          failure: [],
+        },
+      }],
+      failure: [],
+    });
+    assert.equal(nested.responses[0].response_txn.succeeded, true);
+    assert.equal(s((await client.kv.range({ key: b("/g/c") })).kvs[0].value), "z");
+  }));
+
+Deno.test("a txn that fails half-way leaves no row behind", () =>
+  withKine(async ({ client }) => {
+    const before = (await client.kv.range({ key: b("/h") })).header.revision;
+    await rejects(
+      client.kv.txn({ compare: [], success: [put("/h1", "a"), put("/h1", "b")], failure: [] }),
+      INVALID_ARGUMENT,
+      "etcdserver: duplicate key given in txn request",
+    );
+    await assert.rejects(client.kv.txn({
+      compare: [],
+      success: [put("/h2", "a"), { request_put: { key: b("/h3"), ignore_value: true } }],
+      failure: [],
+    }));
+    const after = await client.kv.range({ key: b("/h"), range_end: b("/i") });
+    assert.equal(after.count, 0);
+    assert.equal(after.header.revision, before);
+  }));
+
+Deno.test("kube compaction txn on compact_rev_key: versions, payload, one revision each", () =>
+  withKine(async ({ client }) => {
+    const txn = (version: number, payload: string) =>
+      client.kv.txn({
+        compare: [{ key: b("compact_rev_key"), target: "VERSION", result: "EQUAL", version }],
+        success: [put("compact_rev_key", payload)],
+        failure: [get("compact_rev_key")],
+      });
+    const r0 = (await client.kv.range({ key: b("/x") })).header.revision;
+    const first = await txn(0, "0");
+    assert.equal(first.succeeded, true);
+    assert.equal(first.header.revision, r0 + 1);
+    assert.deepEqual(first.responses, []);
+    const second = await txn(1, "5");
+    assert.equal(second.succeeded, true);
+    assert.equal(second.header.revision, r0 + 2);
+    const stale = await txn(1, "9");
+    assert.equal(stale.succeeded, false);
+    assert.equal(stale.header.revision, r0 + 2);
+    const kv = stale.responses[0].response_range.kvs[0];
+    assert.equal(stale.responses[0].response_range.header.revision, 0);
+    assert.equal(s(kv.key), "compact_rev_key");
+    assert.equal(kv.version, 2);
+    assert.equal(s(kv.value), "5");
+    assert.equal(kv.mod_revision, 0);
+    const got = await client.kv.range({ key: b("compact_rev_key") });
+    assert.equal(s(got.kvs[0].key), "compact_rev_key");
+    assert.equal(s(got.kvs[0].value), "5");
+    assert.equal(got.kvs[0].version, 2);
+    const plain = await client.kv.put({ key: b("compact_rev_key"), value: b("7") });
+    assert.equal(plain.header.revision, r0 + 3);
+  }));
+
+Deno.test("range errors: unknown options implemented, exact Get never returns children", () =>
+  withKine(async ({ client }) => {
+    for (const k of ["/pods/ns/foo", "/pods/ns/foobar", "/pods/ns/foo/x"]) {
+      await client.kv.put({ key: b(k), value: b(k) });
+    }
+    assert.equal((await client.kv.range({ key: b("/pods/") })).count, 0);
+    assert.equal((await client.kv.range({ key: b("/pods/ns/") })).kvs.length, 0);
+    const foo = await client.kv.range({ key: b("/pods/ns/foo") });
+    assert.deepEqual(foo.kvs.map((kv: any) => s(kv.key)), ["/pods/ns/foo"]);
+    const limited = await client.kv.range({ key: b("/pods/ns/foo"), limit: 2 });
+    assert.equal(limited.count, 1);
+    const desc = await client.kv.range({
+      key: b("/pods/"),
+      range_end: b("/pods0"),
+      sort_order: "DESCEND",
+      sort_target: "KEY",
+      serializable: true,
+    });
+    assert.deepEqual(desc.kvs.map((kv: any) => s(kv.key)), [
+      "/pods/ns/foobar",
+      "/pods/ns/foo/x",
+      "/pods/ns/foo",
+    ]);
+    await rejects(
+      client.kv.range({ key: b("") }),
+      INVALID_ARGUMENT,
+      "etcdserver: key is not provided",
+    );
+  }));
+
+Deno.test("list paging: count is what remains from the start key at one revision", () =>
+  withKine(async ({ client }) => {
+    for (let i = 0; i < 5; i++) await client.kv.put({ key: b(`/p/${i}`), value: b(`${i}`) });
+    const page1 = await client.kv.range({ key: b("/p/"), range_end: b("/p0"), limit: 2 });
+    assert.deepEqual(page1.kvs.map((kv: any) => s(kv.key)), ["/p/0", "/p/1"]);
+    assert.equal(page1.more, true);
+    assert.equal(page1.count, 5);
+    const rev = page1.header.revision;
+    await client.kv.put({ key: b("/p/15"), value: b("new") }); // between pages, after the pin
+    const page2 = await client.kv.range({
+      key: b("/p/1\0"),
+      range_end: b("/p0"),
+      limit: 2,
+      revision: rev,
+    });
+    assert.deepEqual(page2.kvs.map((kv: any) => s(kv.key)), ["/p/2", "/p/3"]);
+    assert.equal(page2.count, 3);
+    assert.equal(page2.more, true);
+    const inclusive = await client.kv.range({
+      key: b("/p/1"),
+      range_end: b("/p0"),
+      limit: 2,
+      revision: rev,
+    });
+    assert.deepEqual(inclusive.kvs.map((kv: any) => s(kv.key)), ["/p/1", "/p/2"]);
+    const last = await client.kv.range({
+      key: b("/p/3\0"),
+      range_end: b("/p0"),
+      limit: 2,
+      revision: rev,
+    });
+    assert.deepEqual(last.kvs.map((kv: any) => s(kv.key)), ["/p/4"]);
+    assert.equal(last.more, false);
+    assert.equal(last.count, 1);
+  }));
+
+Deno.test("revisions: compact rev readable, below compacted, above future, 0 latest", () =>
+  withKine(async ({ client }) => {
+    const r1 = (await client.kv.put({ key: b("/r"), value: b("1") })).header.revision;
+    const r2 = (await client.kv.put({ key: b("/r"), value: b("2") })).header.revision;
+    await client.kv.put({ key: b("/r"), value: b("3") });
+    await client.kv.compact({ revision: r2 });
+    assert.equal(s((await client.kv.range({ key: b("/r"), revision: r2 })).kvs[0].value), "2");
+    await rejects(client.kv.range({ key: b("/r"), revision: r1 }), OUT_OF_RANGE, COMPACTED);
+    await rejects(
+      client.kv.range({ key: b("/r"), range_end: b("/s"), revision: r1 }),
+      OUT_OF_RANGE,
+      COMPACTED,
+    );
+    await rejects(client.kv.range({ key: b("/r"), revision: r2 + 100 }), OUT_OF_RANGE, FUTURE);
+    assert.equal(s((await client.kv.range({ key: b("/r"), revision: 0 })).kvs[0].value), "3");
+  }, { compactMinRetain: 0 }));
+
+Deno.test("count-only and keys-only ranges; counts exclude deleted keys", () =>
+  withKine(async ({ client }) => {
+    for (const k of ["/n/a", "/n/b", "/n/c"]) {
+      await client.kv.put({ key: b(k), value: b("v"), lease: 7 });
+    }
+    const rev = (await client.kv.deleteRange({ key: b("/n/b") })).header.revision;
+    const c = await client.kv.range({ key: b("/n/"), range_end: b("/n0"), count_only: true });
+    assert.equal(c.count, 2);
+    assert.deepEqual(c.kvs, []);
+    const old = await client.kv.range({
+      key: b("/n/"),
+      range_end: b("/n0"),
+      count_only: true,
+      revision: rev - 1,
+    });
+    assert.equal(old.count, 3);
+    const keys = await client.kv.range({ key: b("/n/"), range_end: b("/n0"), keys_only: true });
+    assert.deepEqual(keys.kvs.map((kv: any) => [s(kv.key), kv.value.length, kv.lease]), [
+      ["/n/a", 0, 7],
+      ["/n/c", 0, 7],
+    ]);
+    assert.ok(keys.kvs[0].mod_revision > 2);
+  }));
+
+Deno.test("reads never advance the revision", () =>
+  withKine(async ({ client }) => {
+    const rev = (await client.kv.put({ key: b("/q"), value: b("1") })).header.revision;
+    for (let i = 0; i < 5; i++) await client.kv.range({ key: b("/q") });
+    const list = await client.kv.range({ key: b("/"), range_end: b("0") });
+    assert.equal(list.header.revision, rev);
+  }));
+
+Deno.test("plain Put overwrites a key that is not the newest and returns prev_kv", () =>
+  withKine(async ({ client }) => {
+    await client.kv.put({ key: b("/o"), value: b("1") });
+    await client.kv.put({ key: b("/other"), value: b("x") });
+    const r = await client.kv.put({ key: b("/o"), value: b("2"), prev_kv: true });
+    assert.equal(s(r.prev_kv.value), "1");
+    assert.equal(r.prev_kv.version, 1);
+    const kv = (await client.kv.range({ key: b("/o") })).kvs[0];
+    assert.equal(s(kv.value), "2");
+    assert.equal(kv.version, 2);
+  }));
+
+Deno.test("DeleteRange: single key, range and prefix with deleted count and prev_kvs", () =>
+  withKine(async ({ client }) => {
+    for (const k of ["/x/1", "/x/2", "/x/3", "/y/1"]) {
+      await client.kv.put({ key: b(k), value: b(k) });
+    }
+    const one = await client.kv.deleteRange({ key: b("/x/1"), prev_kv: true });
+    assert.equal(one.deleted, 1);
+    assert.equal(s(one.prev_kvs[0].value), "/x/1");
+    const none = await client.kv.deleteRange({ key: b("/x/1") });
+    assert.equal(none.deleted, 0);
+    const range = await client.kv.deleteRange({ key: b("/x/"), range_end: b("/x0") });
+    assert.equal(range.deleted, 2);
+    assert.deepEqual(range.prev_kvs, []);
+    const all = await client.kv.deleteRange({ key: b("\0"), range_end: b("\0"), prev_kv: true });
+    assert.deepEqual(all.prev_kvs.map((kv: any) => s(kv.key)), ["/registry/health", "/y/1"]);
+    assert.equal(all.deleted, 2);
+  }));
+
+Deno.test("Status, MemberList, health and LeaseGrant", () =>
+  withKine(async ({ client, endpoint }) => {
+    const st = await client.maintenance.status({});
+    assert.equal(st.version, "3.6.11");
+    assert.ok(st.dbSize > 0);
+    const ml = await client.cluster.memberList({});
+    assert.equal(ml.members.length, 1);
+    assert.equal(ml.members[0].name, "kine");
+    assert.deepEqual(ml.members[0].clientURLs, [`http://${endpoint}`]);
+    assert.equal((await client.health.check({})).status, "SERVING");
+    const lease = await client.lease.leaseGrant({ TTL: 30 });
+    assert.equal(lease.ID, 30);
+    assert.equal(lease.TTL, 30);
+  }, { emulatedEtcdVersion: "3.6.11" }));
