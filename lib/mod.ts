@@ -48,6 +48,7 @@ export async function startKine(
   const metrics = createKineMetrics();
   const { backend, leaderElect } = openBackend({
     endpoint: cfg.endpoint,
+    pollBatchSize: cfg.pollBatchSize,
     compactBatchSize: cfg.compactBatchSize,
     compactMinRetain: cfg.compactMinRetain,
     compactTimeout: cfg.compactTimeout,
@@ -64,6 +65,7 @@ export async function startKine(
       trustedCaFile: cfg.trustedCaFile,
       emulatedEtcdVersion: cfg.emulatedEtcdVersion,
       autoCompaction: cfg.compactInterval > 0,
+      watchProgressNotifyInterval: cfg.watchProgressNotifyInterval,
       backend,
       logger: log,
     });

@@ -27,6 +27,7 @@ export function parseEndpoint(endpoint: string): Endpoint {
 
 export interface BackendOptions {
   endpoint: string;
+  pollBatchSize: number;
   compactBatchSize: number;
   compactMinRetain: number;
   compactTimeout: number;
@@ -41,6 +42,7 @@ const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream",
 export function openBackend(o: BackendOptions): { backend: Backend; leaderElect: boolean } {
   const { scheme, dsn } = parseEndpoint(o.endpoint);
   const sqlOptions = {
+    pollBatchSize: o.pollBatchSize,
     compactBatchSize: o.compactBatchSize,
     compactMinRetain: o.compactMinRetain,
     compactTimeout: o.compactTimeout,

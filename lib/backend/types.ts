@@ -116,4 +116,31 @@ export interface Backend {
   compact(revision: number): Promise<number>;
   status(): Promise<Status>;
   currentRevision(): number;
+  /**
+   * Delivers every change of `[key, end)` (`end` "" = the key, {@link FROM_KEY} =
+   * open-ended) from `startRevision` (0 = after the current revision) to `sink`.
+   */
+  watch(key: string, end: string, startRevision: number, sink: EventSink): Promise<WatchResult>;
+  /** Resolves once every revision up to `revision` has been handed to watchers. */
+  waitForSyncTo(revision: number): Promise<void>;
+  /** The highest revision handed to watchers. */
+  syncedRevision(): number;
+}
+
+/** A change of one key: `kv.createRevision === kv.modRevision` marks a create. */
+export interface Event {
+  type: "put" | "delete";
+  kv: KeyValue;
+  /** The previous value; absent for creates. */
+  prevKv?: KeyValue;
+}
+
+/** Receives event batches in revision order, each event once. */
+export type EventSink = (events: Event[]) => void;
+
+export interface WatchResult {
+  /** Set when `startRevision` is compacted: the watch did not start. */
+  compactRevision?: number;
+  /** Stops delivery; idempotent. */
+  cancel(): void;
 }

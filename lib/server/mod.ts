@@ -20,6 +20,7 @@ import {
   maintenanceService,
   type ServiceContext,
 } from "./services.ts";
+import { watchService } from "./watch.ts";
 
 export { advertisedUrl, parseListenAddress } from "./listener.ts";
 
@@ -30,6 +31,8 @@ export interface GrpcServerOptions {
   trustedCaFile: string;
   emulatedEtcdVersion: string;
   autoCompaction: boolean;
+  /** Periodic watch progress notification interval, ms. */
+  watchProgressNotifyInterval: number;
   backend: Backend;
   logger: Logger;
 }
@@ -82,6 +85,12 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   };
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(etcd.KV.service, kvService(ctx));
+  const watch = watchService({
+    backend: o.backend,
+    logger: o.logger,
+    progressInterval: o.watchProgressNotifyInterval,
+  });
+  server.addService(etcd.Watch.service, watch.handlers);
   server.addService(etcd.Lease.service, leaseService(ctx));
   server.addService(etcd.Cluster.service, clusterService(ctx));
   server.addService(etcd.Maintenance.service, maintenanceService(ctx));
@@ -108,6 +117,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     url: advertisedUrl(listener, port, tls),
     close: () =>
       new Promise<void>((resolve) => {
+        watch.closeAll();
         const timer = setTimeout(() => server.forceShutdown(), 2000);
         server.tryShutdown(() => {
           clearTimeout(timer);

@@ -71,3 +71,11 @@ export function rowToKv(row: LogRow, keysOnly = false): KeyValue {
     lease: row.lease,
   };
 }
+
+/** A row as the watch pipeline reads it: with the previous row's value and metadata. */
+export interface EventRow extends LogRow {
+  oldValue: Uint8Array;
+  /** Create revision and lease of the previous row, when it still exists. */
+  prevCreateRevision: number;
+  prevLease: number;
+}

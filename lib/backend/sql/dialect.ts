@@ -44,6 +44,8 @@ export interface Dialect {
   readonly compactSql: string;
   /** Bytes used by the table, one row with column `size`. */
   readonly sizeSql: string;
+  /** How long the poll loop waits for a missing id to commit before filling it. */
+  readonly fillRetryDelayMs: number;
   /** Run after a successful compaction, or empty. */
   readonly postCompactSql: string;
 }
@@ -68,6 +70,9 @@ const VERSION = "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.
 function cols(keysOnly: boolean): string {
   return keysOnly ? `${COLS}, ${VERSION}` : `${COLS}, kine.value, ${VERSION}`;
 }
+
+/** Which keys an events query covers: all, one, `[start, end)` or open-ended. */
+export type EventRange = "all" | "exact" | "range" | "from";
 
 const LIVE = "kine.deleted = 0 AND kine.name != 'compact_rev_key'";
 
@@ -134,6 +139,38 @@ export class Statements {
     return this.#get("count1", () =>
       "SELECT COUNT(*) AS n FROM kine WHERE kine.id = " +
       `(SELECT MAX(id) FROM kine WHERE name = ? AND id <= ?) AND ${LIVE}`);
+  }
+
+  /**
+   * Rows after a revision with what events need of the previous row.
+   * Params: after, [upTo], [key | start[, end]], limit.
+   */
+  events(range: EventRange, bounded: boolean): string {
+    return this.#get(`events${range}${bounded}`, () => {
+      const where = ["kine.id > ?"];
+      if (bounded) where.push("kine.id <= ?");
+      if (range === "exact") where.push("kine.name = ?");
+      if (range === "from" || range === "range") where.push("kine.name >= ?");
+      if (range === "range") where.push("kine.name < ?");
+      return `SELECT ${COLS}, kine.value, kine.old_value, ` +
+        "p.created AS p_created, p.create_revision AS p_create_revision, p.lease AS p_lease, " +
+        "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
+        "v.id >= (CASE WHEN kine.created = 1 THEN kine.id " +
+        "WHEN kine.deleted = 0 THEN kine.create_revision " +
+        "WHEN p.created = 1 THEN p.id WHEN p.id IS NOT NULL THEN p.create_revision " +
+        "ELSE kine.id END)) AS version " +
+        "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
+        `WHERE ${where.join(" AND ")} ORDER BY kine.id ASC LIMIT ?`;
+    });
+  }
+
+  fill(): string {
+    return this.#get(
+      "fill",
+      () =>
+        "INSERT INTO kine(id, name, created, deleted, create_revision, prev_revision, lease, " +
+        "value, old_value) VALUES(?, ?, 0, 1, 0, 0, 0, NULL, NULL)",
+    );
   }
 
   insert(): string {

@@ -1,20 +1,43 @@
 import type { Logger } from "../../log/mod.ts";
 import { BackendError, compacted, futureRevision } from "../errors.ts";
-import { COMPACT_KEY } from "../logstructured/compact_key.ts";
+import { COMPACT_KEY, redirectKey } from "../logstructured/compact_key.ts";
+import { isInternal, presentEvents, rowToEvent } from "../logstructured/events.ts";
+import { Fanout } from "../logstructured/fanout.ts";
 import { rangeLog } from "../logstructured/range.ts";
 import { checkTxn, TxnRunner } from "../logstructured/txn.ts";
-import type { Backend, RangeRequest, RangeResult, Status, Txn, TxnResult } from "../types.ts";
+import {
+  type Backend,
+  type Event,
+  type EventSink,
+  FROM_KEY,
+  type RangeRequest,
+  type RangeResult,
+  type Status,
+  type Txn,
+  type TxnResult,
+  type WatchResult,
+} from "../types.ts";
 import { type Dialect, type SqlConn, type SqlDriver, Statements } from "./dialect.ts";
 import { SqlLogTx } from "./tx.ts";
 
+const POLL_INTERVAL_MS = 1000;
+/** How long a missing id may stay missing before the poll loop skips it. */
+const GAP_GIVE_UP_MS = 1000;
 const HEALTH_KEY = "/registry/health";
 const HEALTH_VALUE = new TextEncoder().encode('{"health":"true"}');
 
 export interface SqlLogOptions {
+  /** Rows fetched per poll query. */
+  pollBatchSize: number;
   compactBatchSize: number;
   compactMinRetain: number;
   compactTimeout: number;
   logger: Logger;
+}
+
+interface SyncWaiter {
+  revision: number;
+  resolve(): void;
 }
 
 interface Pending {
@@ -36,6 +59,16 @@ export class SqlLog implements Backend {
   #flushing = false;
   #writeChain: Promise<unknown> = Promise.resolve();
   #current = 0;
+  readonly #fanout = new Fanout();
+  /** Highest revision handed to watchers; rows above it are not yet published. */
+  #polled = 0;
+  #polling = false;
+  #pollAgain = false;
+  #pollTimer?: ReturnType<typeof setInterval>;
+  #syncWaiters: SyncWaiter[] = [];
+  /** A missing id the poll loop saw, and when it first saw it. */
+  #gap?: { id: number; since: number };
+  #closed = false;
   /** Mean batch size bookkeeping, for the benchmark. */
   batches = 0;
   batchedTxns = 0;
@@ -100,11 +133,163 @@ export class SqlLog implements Backend {
       }
     });
     this.#current = (await this.#reader.revisions()).current;
+    this.#polled = this.#current;
+    this.#pollTimer = setInterval(() => this.#schedulePoll(), POLL_INTERVAL_MS);
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#pollTimer);
+    this.#fanout.clear();
     await this.#writeChain;
+    while (this.#polling) await new Promise((r) => setTimeout(r, 5));
+    for (const w of this.#syncWaiters) w.resolve();
+    this.#syncWaiters = [];
     await this.driver.close();
+  }
+
+  syncedRevision(): number {
+    return this.#polled;
+  }
+
+  waitForSyncTo(revision: number): Promise<void> {
+    if (this.#polled >= revision || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#syncWaiters.push({ revision, resolve });
+      this.#schedulePoll();
+    });
+  }
+
+  /** Coalesces wake-ups: local commits, the timer, sync waiters. */
+  #schedulePoll(): void {
+    if (this.#closed) return;
+    if (this.#polling) {
+      this.#pollAgain = true;
+      return;
+    }
+    this.#polling = true;
+    queueMicrotask(() => this.#pollLoop());
+  }
+
+  async #pollLoop(): Promise<void> {
+    try {
+      do {
+        this.#pollAgain = false;
+        if (this.#closed) break;
+        try {
+          if (await this.#pollOnce()) this.#pollAgain = true;
+        } catch (err) {
+          this.options.logger.error("watch poll failed", { error: String(err) });
+          break;
+        }
+      } while (this.#pollAgain);
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  /**
+   * Publishes the rows after the poll position in id order. Returns true when
+   * it should run again at once (a full batch, or a gap just filled).
+   */
+  async #pollOnce(): Promise<boolean> {
+    const limit = this.options.pollBatchSize;
+    const rows = await this.#reader.events(this.#polled, 0, limit);
+    const events: Event[] = [];
+    let position = this.#polled;
+    let again = rows.length >= limit;
+    for (const row of rows) {
+      if (row.id !== position + 1) {
+        const missing = position + 1;
+        const now = performance.now();
+        if (!this.#gap || this.#gap.id !== missing) {
+          // First sighting: the row may still be committing elsewhere; look again shortly.
+          this.#gap = { id: missing, since: now };
+          setTimeout(() => this.#schedulePoll(), this.dialect.fillRetryDelayMs);
+          break;
+        }
+        if (now - this.#gap.since < GAP_GIVE_UP_MS) {
+          await this.#fill(missing);
+          again = true;
+          break;
+        }
+        this.options.logger.warn(`GAP skipping revision ${missing}`);
+        this.#gap = undefined;
+      }
+      position = row.id;
+      if (!isInternal(row)) events.push(rowToEvent(row));
+    }
+    if (position === this.#polled) {
+      this.#notifySynced();
+      return again;
+    }
+    this.#polled = position;
+    this.#advance(position);
+    if (events.length > 0) this.#fanout.publish(events);
+    this.#notifySynced();
+    return again;
+  }
+
+  /** Takes a missing id with a `gap-<id>` tombstone, unless its real row lands first. */
+  async #fill(id: number): Promise<void> {
+    try {
+      await this.#write((conn) =>
+        Promise.resolve(conn.run("fill", this.#sql.fill(), [id, `gap-${id}`]))
+      );
+    } catch {
+      // The real row won the race; the next poll reads it.
+    }
+  }
+
+  #notifySynced(): void {
+    if (this.#syncWaiters.length === 0) return;
+    const waiting: SyncWaiter[] = [];
+    for (const w of this.#syncWaiters) {
+      if (this.#polled >= w.revision) w.resolve();
+      else waiting.push(w);
+    }
+    this.#syncWaiters = waiting;
+  }
+
+  async watch(
+    key: string,
+    end: string,
+    startRevision: number,
+    sink: EventSink,
+  ): Promise<WatchResult> {
+    const name = end === "" ? redirectKey(key) : key;
+    const present: EventSink = (events) => sink(presentEvents(events));
+    if (startRevision > 0) {
+      const { compact } = await this.#reader.revisions();
+      if (startRevision <= compact) return { compactRevision: compact, cancel: () => {} };
+    }
+    // Read the position and subscribe in one synchronous step, so no batch slips between.
+    const position = this.#polled;
+    const from = startRevision > 0 ? startRevision : position + 1;
+    const sub = this.#fanout.add(name, end, Math.max(from, position + 1), present);
+    const cancel = () => this.#fanout.remove(sub);
+    try {
+      // Catch up from the log up to what the poll loop had published; it delivers the rest.
+      const rangeEnd = end === FROM_KEY ? null : end;
+      for (let after = from - 1; after < position;) {
+        const rows = await this.#reader.events(
+          after,
+          position,
+          this.options.pollBatchSize,
+          name,
+          rangeEnd,
+        );
+        if (rows.length === 0) break;
+        const events = rows.filter((r) => !isInternal(r)).map(rowToEvent);
+        if (events.length > 0) present(events);
+        after = rows[rows.length - 1].id;
+      }
+    } catch (err) {
+      cancel();
+      throw err;
+    }
+    sub.release();
+    return { cancel };
   }
 
   currentRevision(): number {
@@ -154,6 +339,7 @@ export class SqlLog implements Backend {
       });
       this.batches++;
       this.batchedTxns += batch.length;
+      this.#schedulePoll();
       batch.forEach((p, i) => {
         const o = outcomes[i];
         if (o.ok) {
@@ -207,7 +393,8 @@ export class SqlLog implements Backend {
       const outcome = await this.#write(async (conn) => {
         const now = await this.#tx(conn).revisions();
         if (now.compact !== from) return { raced: true, reached: now.compact };
-        const target = Math.min(step, now.current - compactMinRetain);
+        // Never compact rows the poll loop has not published yet.
+        const target = Math.min(step, now.current - compactMinRetain, this.#polled);
         if (target <= from) return { raced: false, reached: from };
         await conn.run("compact", this.#sql.compact(), [target, target]);
         await conn.run("update_compact", this.#sql.updateCompact(), [target]);

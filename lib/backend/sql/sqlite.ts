@@ -42,6 +42,7 @@ export const sqliteDialect: Dialect = {
   sizeSql: "SELECT ((SELECT page_count FROM pragma_page_count()) - " +
     "(SELECT freelist_count FROM pragma_freelist_count())) * " +
     "(SELECT page_size FROM pragma_page_size()) AS size",
+  fillRetryDelayMs: 0,
   postCompactSql: "PRAGMA wal_checkpoint(PASSIVE)",
 };
 

@@ -1,5 +1,5 @@
-import type { LogRow, LogTx, NewRow, Revisions } from "../logstructured/log.ts";
-import type { SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
+import type { EventRow, LogRow, LogTx, NewRow, Revisions } from "../logstructured/log.ts";
+import type { EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -16,6 +16,19 @@ function toRow(r: SqlRow): LogRow {
     value: value ?? EMPTY,
     version: Number(r.version),
   };
+}
+
+function toEventRow(r: SqlRow): EventRow {
+  const row = toRow(r) as EventRow;
+  row.oldValue = (r.old_value as Uint8Array | null) ?? EMPTY;
+  const pCreated = r.p_created;
+  row.prevCreateRevision = pCreated == null
+    ? 0
+    : Number(pCreated) === 1
+    ? row.prevRevision
+    : Number(r.p_create_revision);
+  row.prevLease = Number(r.p_lease ?? 0);
+  return row;
 }
 
 /** The log over one SQL connection: autocommit reads, or an open write transaction. */
@@ -86,5 +99,29 @@ export class SqlLogTx implements LogTx {
       return Number(r.id);
     }
     return (await this.conn.run("insert", insert, params)).lastId;
+  }
+
+  /**
+   * Rows with `after < id <= upTo` (no upper bound when `upTo` is 0) in id
+   * order, optionally only those of `[key, end)` ("" = the key, null = open-ended).
+   */
+  async events(
+    after: number,
+    upTo: number,
+    limit: number,
+    key?: string,
+    end?: string | null,
+  ): Promise<EventRow[]> {
+    const params: SqlParam[] = [after];
+    if (upTo > 0) params.push(upTo);
+    let range: EventRange = "all";
+    if (key !== undefined) {
+      range = end === "" ? "exact" : end === null ? "from" : "range";
+      params.push(key);
+      if (end) params.push(end);
+    }
+    params.push(limit);
+    const rows = await this.conn.all("events", this.sql.events(range, upTo > 0), params);
+    return rows.map(toEventRow);
   }
 }

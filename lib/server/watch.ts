@@ -1,0 +1,297 @@
+/**
+ * etcd's Watch service: one bidirectional stream carries many watches. Events
+ * are queued per watch and written in batches (everything queued goes out in
+ * one response, split at revision boundaries below the message limit);
+ * header revisions never go backwards on a stream.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { ERR_COMPACTED } from "../backend/errors.ts";
+import type { Backend, Event } from "../backend/types.ts";
+import type { Logger } from "../log/mod.ts";
+import { wireKv } from "../translator/mod.ts";
+
+/** Responses stay below this many bytes (the limit is 2 MiB), unless one event is larger. */
+const MAX_RESPONSE_BYTES = 1536 * 1024;
+/** Events a watch may have waiting while its client does not read, before it is cancelled. */
+export const MAX_PENDING_EVENTS = 20_000;
+
+const ERR_UNHEALTHY = "etcdserver: unhealthy cluster";
+const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
+const ERR_SLOW = "etcdserver: watcher is too slow: the client stopped reading its events";
+
+export interface WatchOptions {
+  backend: Backend;
+  logger: Logger;
+  /** Periodic progress notification interval, ms. */
+  progressInterval: number;
+}
+
+interface StreamWatch {
+  id: number;
+  prevKv: boolean;
+  noPut: boolean;
+  noDelete: boolean;
+  progressNotify: boolean;
+  queue: Event[];
+  /** Revision of the last response sent for this watch. */
+  lastRevision: number;
+  /** False until the backend subscription exists (catch-up included). */
+  ready: boolean;
+  cancel?: () => void;
+}
+
+const utf8 = new TextDecoder();
+
+function wireEvent(e: Event, prevKv: boolean) {
+  return {
+    type: e.type === "put" ? "PUT" : "DELETE",
+    kv: wireKv(e.kv),
+    prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
+  };
+}
+
+function eventBytes(e: Event): number {
+  return 64 + e.kv.key.length * 2 + e.kv.value.length + (e.prevKv?.value.length ?? 0);
+}
+
+class WatchStream {
+  readonly #watches = new Map<number, StreamWatch>();
+  #nextId = 0;
+  #maxRevision = 0;
+  #paused = false;
+  #flushQueued = false;
+  #progressRequested = false;
+  #closed = false;
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly call: grpc.ServerDuplexStream<any, any>,
+    private readonly o: WatchOptions,
+    private readonly onClose: () => void,
+  ) {
+    call.on("data", (req) => this.#onRequest(req));
+    call.on("end", () => this.#close(true));
+    call.on("error", () => this.#close(false));
+    call.on("cancelled", () => this.#close(false));
+    call.on("drain", () => {
+      this.#paused = false;
+      this.#flush();
+    });
+    const interval = o.progressInterval * (1 + Math.random() * 0.1);
+    this.#timer = setInterval(() => this.#periodicProgress(), interval);
+  }
+
+  /** Ends the stream from the server side (shutdown). */
+  close(): void {
+    this.#close(true);
+  }
+
+  #close(endCall: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onClose();
+    clearInterval(this.#timer);
+    for (const w of this.#watches.values()) w.cancel?.();
+    this.#watches.clear();
+    if (endCall) this.call.end();
+  }
+
+  /** Writes one response with a header that never goes backwards (0 stays 0). */
+  #send(revision: number, body: Record<string, unknown>): void {
+    if (this.#closed) return;
+    if (revision > 0) {
+      if (revision < this.#maxRevision) revision = this.#maxRevision;
+      else this.#maxRevision = revision;
+    }
+    if (!this.call.write({ header: { revision }, ...body })) this.#paused = true;
+  }
+
+  #onRequest(req: any): void {
+    if (req.create_request) this.#create(req.create_request);
+    else if (req.cancel_request) this.#cancel(Number(req.cancel_request.watch_id));
+    else if (req.progress_request) this.#requestProgress();
+  }
+
+  #allocateId(): number {
+    while (this.#watches.has(this.#nextId)) this.#nextId++;
+    return this.#nextId++;
+  }
+
+  #create(r: any): void {
+    const backend = this.o.backend;
+    const start = Number(r.start_revision);
+    if (start < 0) {
+      this.#send(backend.currentRevision(), {
+        watch_id: -1,
+        created: true,
+        canceled: true,
+        cancel_reason: ERR_COMPACTED,
+      });
+      return;
+    }
+    let id = Number(r.watch_id);
+    if (id !== 0 && this.#watches.has(id)) {
+      this.#send(backend.currentRevision(), {
+        watch_id: id,
+        created: true,
+        canceled: true,
+        cancel_reason: ERR_DUPLICATE_ID,
+      });
+      return;
+    }
+    if (id === 0) id = this.#allocateId();
+    const filters: string[] = r.filters ?? [];
+    const w: StreamWatch = {
+      id,
+      prevKv: r.prev_kv,
+      noPut: filters.includes("NOPUT"),
+      noDelete: filters.includes("NODELETE"),
+      progressNotify: r.progress_notify,
+      queue: [],
+      lastRevision: start > 0 ? start - 1 : backend.syncedRevision(),
+      ready: false,
+    };
+    this.#watches.set(id, w);
+    this.#send(w.lastRevision, { watch_id: id, created: true });
+    let key: string, end: string;
+    try {
+      key = utf8.decode(r.key);
+      end = utf8.decode(r.range_end);
+    } catch {
+      this.#end(w, { cancel_reason: "etcdserver: key is not valid UTF-8" });
+      return;
+    }
+    backend.watch(key, end, start, (events) => this.#enqueue(w, events)).then(
+      (result) => {
+        if (result.compactRevision !== undefined) {
+          this.#end(w, { compact_revision: result.compactRevision, cancel_reason: ERR_COMPACTED });
+          return;
+        }
+        if (this.#watches.get(id) !== w) {
+          result.cancel();
+          return;
+        }
+        w.cancel = result.cancel;
+        w.ready = true;
+        this.#scheduleFlush();
+      },
+      (err) => {
+        this.o.logger.error("watch failed", { error: String(err) });
+        this.#end(w, { cancel_reason: ERR_UNHEALTHY });
+      },
+    );
+  }
+
+  /** Ends a watch from the server side: one canceled response. */
+  #end(w: StreamWatch, body: Record<string, unknown>): void {
+    if (this.#watches.get(w.id) !== w) return;
+    this.#watches.delete(w.id);
+    w.cancel?.();
+    this.#send(this.o.backend.currentRevision(), { watch_id: w.id, canceled: true, ...body });
+  }
+
+  #cancel(id: number): void {
+    const w = this.#watches.get(id);
+    if (!w) return;
+    this.#watches.delete(id);
+    w.cancel?.();
+    this.#send(this.o.backend.currentRevision(), { watch_id: id, canceled: true });
+  }
+
+  #enqueue(w: StreamWatch, events: Event[]): void {
+    if (this.#watches.get(w.id) !== w) return;
+    for (const e of events) {
+      if (e.type === "put" ? !w.noPut : !w.noDelete) w.queue.push(e);
+    }
+    if (w.queue.length > MAX_PENDING_EVENTS) {
+      w.queue = [];
+      this.#end(w, { cancel_reason: ERR_SLOW });
+      return;
+    }
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    for (const w of this.#watches.values()) {
+      while (w.queue.length > 0 && !this.#paused && !this.#closed) {
+        let bytes = 0;
+        let n = 0;
+        while (
+          n < w.queue.length && (n === 0 || bytes + eventBytes(w.queue[n]) <= MAX_RESPONSE_BYTES)
+        ) {
+          bytes += eventBytes(w.queue[n]);
+          n++;
+        }
+        const batch = w.queue.splice(0, n);
+        w.lastRevision = batch[batch.length - 1].kv.modRevision;
+        this.#send(w.lastRevision, {
+          watch_id: w.id,
+          events: batch.map((e) => wireEvent(e, w.prevKv)),
+        });
+      }
+    }
+    this.#answerProgressRequest();
+  }
+
+  #idle(): boolean {
+    if (this.#paused) return false;
+    for (const w of this.#watches.values()) if (!w.ready || w.queue.length > 0) return false;
+    return true;
+  }
+
+  /** `WatchProgressRequest`: one stream-wide answer once every watch has caught up. */
+  #requestProgress(): void {
+    const target = this.o.backend.currentRevision();
+    this.o.backend.waitForSyncTo(target).then(() => {
+      this.#progressRequested = true;
+      this.#answerProgressRequest();
+    });
+  }
+
+  #answerProgressRequest(): void {
+    if (!this.#progressRequested || !this.#idle()) return;
+    this.#progressRequested = false;
+    const revision = this.o.backend.syncedRevision();
+    if (revision > 0) this.#send(revision, { watch_id: -1 });
+  }
+
+  /** Periodic notifications for idle watches created with `progress_notify`. */
+  #periodicProgress(): void {
+    const backend = this.o.backend;
+    backend.waitForSyncTo(backend.currentRevision()).then(() => {
+      if (this.#paused) return;
+      const revision = backend.syncedRevision();
+      for (const w of this.#watches.values()) {
+        if (!w.progressNotify || !w.ready || w.queue.length > 0) continue;
+        if (revision <= 0 || revision < w.lastRevision) continue;
+        w.lastRevision = revision;
+        this.#send(revision, { watch_id: w.id, events: [] });
+      }
+    });
+  }
+}
+
+/** The Watch service for grpc-js, and `closeAll()` to end its streams at shutdown. */
+export function watchService(o: WatchOptions) {
+  const streams = new Set<WatchStream>();
+  return {
+    handlers: {
+      Watch: (call: grpc.ServerDuplexStream<any, any>) => {
+        const stream = new WatchStream(call, o, () => streams.delete(stream));
+        streams.add(stream);
+      },
+    },
+    closeAll: () => {
+      for (const s of streams) s.close();
+    },
+  };
+}
