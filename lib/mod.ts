@@ -16,6 +16,8 @@ import type { Backend } from "./backend/types.ts";
 import { defaultConfig, type KineConfig, validateConfig } from "./config/mod.ts";
 import { createLogger, type Logger } from "./log/mod.ts";
 import { createKineMetrics, serveMetrics } from "./metrics/mod.ts";
+import { startCompactor } from "./compact/mod.ts";
+import { LeaseManager } from "./lease/mod.ts";
 import { startGrpcServer } from "./server/mod.ts";
 
 export { defaultConfig, type KineConfig, parseArgs } from "./config/mod.ts";
@@ -56,8 +58,10 @@ export async function startKine(
     metrics,
   });
   await backend.start();
+  const leases = new LeaseManager(backend, log);
   let grpc;
   try {
+    await leases.start();
     grpc = await startGrpcServer({
       listenAddress: cfg.listenAddress,
       serverCertFile: cfg.serverCertFile,
@@ -67,12 +71,19 @@ export async function startKine(
       autoCompaction: cfg.compactInterval > 0,
       watchProgressNotifyInterval: cfg.watchProgressNotifyInterval,
       backend,
+      leases,
       logger: log,
     });
   } catch (err) {
+    await leases.stop();
     await backend.close();
     throw err;
   }
+  const stopCompactor = startCompactor(backend, {
+    interval: cfg.compactInterval,
+    jitter: cfg.compactIntervalJitter,
+    logger: log,
+  });
   log.info(`Kine available at ${grpc.url}`);
   let metricsServer: { url: string; close(): Promise<void> } | undefined;
   if (cfg.metricsBindAddress !== "0") {
@@ -94,6 +105,8 @@ export async function startKine(
     close: async () => {
       await grpc.close();
       await metricsServer?.close();
+      await stopCompactor();
+      await leases.stop();
       await backend.close();
     },
   };

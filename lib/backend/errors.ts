@@ -5,6 +5,7 @@ export type BackendErrorKind =
   | "key_exists"
   | "duplicate_key"
   | "invalid"
+  | "not_found"
   | "unavailable";
 
 /** An error whose `kind` carries its meaning across the storage boundary. */

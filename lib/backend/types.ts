@@ -125,6 +125,17 @@ export interface Backend {
   waitForSyncTo(revision: number): Promise<void>;
   /** The highest revision handed to watchers. */
   syncedRevision(): number;
+  /** Persisted lease records (kine's own leases; see lib/lease). */
+  leaseRecords(): Promise<LeaseRecord[]>;
+  saveLease(lease: LeaseRecord): Promise<void>;
+  deleteLease(id: number): Promise<void>;
+}
+
+/** A lease as stored: its granted TTL (s) and wall-clock deadline (ms since the epoch). */
+export interface LeaseRecord {
+  id: number;
+  ttl: number;
+  expiresAt: number;
 }
 
 /** A change of one key: `kv.createRevision === kv.modRevision` marks a create. */

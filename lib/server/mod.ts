@@ -8,6 +8,7 @@
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import type { Backend } from "../backend/types.ts";
+import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { Translator } from "../translator/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
@@ -34,6 +35,7 @@ export interface GrpcServerOptions {
   /** Periodic watch progress notification interval, ms. */
   watchProgressNotifyInterval: number;
   backend: Backend;
+  leases: LeaseManager;
   logger: Logger;
 }
 
@@ -77,8 +79,12 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   const creds = credentials(o);
   const { etcd, health } = loadProtos();
   const ctx: ServiceContext = {
-    translator: new Translator(o.backend, { autoCompaction: o.autoCompaction }),
+    translator: new Translator(o.backend, {
+      autoCompaction: o.autoCompaction,
+      leaseExists: (id) => o.leases.has(id),
+    }),
     backend: o.backend,
+    leases: o.leases,
     logger: o.logger,
     emulatedVersion: o.emulatedEtcdVersion,
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),

@@ -1,5 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Backend } from "../backend/types.ts";
+import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import {
   Code,
@@ -43,8 +44,11 @@ function unsupportedStream(what: string) {
   };
 }
 
+const encoder = new TextEncoder();
+
 export interface ServiceContext {
   translator: Translator;
+  leases: LeaseManager;
   backend: Backend;
   logger: Logger;
   emulatedVersion: string;
@@ -64,16 +68,41 @@ export function kvService(ctx: ServiceContext) {
 }
 
 export function leaseService(ctx: ServiceContext) {
+  const leases = ctx.leases;
+  const header = () => ({ revision: ctx.backend.currentRevision() });
   return {
-    // kine's lease ID is its TTL in seconds: rows keep the TTL in their lease column.
-    LeaseGrant: unary(
-      (r: { TTL: number }) => Promise.resolve({ header: { revision: 0 }, ID: r.TTL, TTL: r.TTL }),
+    LeaseGrant: unary(async (r: { TTL: number; ID: number }) => {
+      const lease = await leases.grant(r.ID, r.TTL);
+      return { header: header(), ID: lease.id, TTL: lease.ttl };
+    }, ctx.logger),
+    LeaseRevoke: unary(async (r: { ID: number }) => {
+      await leases.revoke(r.ID);
+      return { header: header() };
+    }, ctx.logger),
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: number }, unknown>) => {
+      call.on("data", (r: { ID: number }) => {
+        leases.keepAlive(r.ID).then(
+          (ttl) => call.write({ header: header(), ID: r.ID, TTL: ttl }),
+          (err) => ctx.logger.warn("lease keep-alive failed", { error: String(err) }),
+        );
+      });
+      call.on("end", () => call.end());
+      call.on("error", () => {});
+    },
+    LeaseTimeToLive: unary((r: { ID: number; keys: boolean }) => {
+      const t = leases.timeToLive(r.ID);
+      return Promise.resolve({
+        header: header(),
+        ID: r.ID,
+        TTL: t ? t.ttl : -1,
+        grantedTTL: t?.grantedTtl ?? 0,
+        keys: t && r.keys ? t.keys.map((k) => encoder.encode(k)) : [],
+      });
+    }, ctx.logger),
+    LeaseLeases: unary(
+      () => Promise.resolve({ header: header(), leases: leases.list().map((ID) => ({ ID })) }),
       ctx.logger,
     ),
-    LeaseRevoke: unsupported("lease revoke"),
-    LeaseKeepAlive: unsupportedStream("lease keep alive"),
-    LeaseTimeToLive: unsupported("lease time to live"),
-    LeaseLeases: unsupported("lease leases"),
   };
 }
 

@@ -31,6 +31,7 @@ const KIND_CODES: Record<BackendError["kind"], number> = {
   key_exists: Code.INVALID_ARGUMENT,
   duplicate_key: Code.INVALID_ARGUMENT,
   invalid: Code.INVALID_ARGUMENT,
+  not_found: Code.NOT_FOUND,
   unavailable: Code.UNAVAILABLE,
 };
 

@@ -17,7 +17,7 @@ import type {
   TxnResult,
 } from "../backend/types.ts";
 import { compacted, futureRevision } from "../backend/errors.ts";
-import { emptyKey, tooManyOps } from "./errors.ts";
+import { Code, emptyKey, EtcdError, tooManyOps } from "./errors.ts";
 import type * as W from "./wire.ts";
 
 export * from "./errors.ts";
@@ -205,8 +205,33 @@ function wireCompactTxn(t: TxnResult): W.WireTxnResponse {
 export class Translator {
   constructor(
     readonly backend: Backend,
-    private readonly options: { autoCompaction: boolean },
+    private readonly options: {
+      autoCompaction: boolean;
+      /** True if a lease ID may be attached to a key. */
+      leaseExists: (id: number) => boolean;
+    },
   ) {}
+
+  /** etcd refuses puts that name a lease it does not know. */
+  #checkLeases(ops: Op[]): void {
+    for (const o of ops) {
+      if (
+        o.type === "put" && o.lease !== 0 && !o.ignoreLease && !this.options.leaseExists(o.lease)
+      ) {
+        throw new EtcdError(Code.NOT_FOUND, "etcdserver: requested lease not found");
+      }
+      if (o.type === "txn") {
+        this.#checkLeases(o.txn.success);
+        this.#checkLeases(o.txn.failure);
+      }
+    }
+  }
+
+  #txn(txn: Txn): Promise<TxnResult> {
+    this.#checkLeases(txn.success);
+    this.#checkLeases(txn.failure);
+    return this.backend.txn(txn);
+  }
 
   async range(r: W.WireRangeRequest): Promise<W.WireRangeResponse> {
     const result = await this.backend.range(rangeRequest(r));
@@ -214,7 +239,7 @@ export class Translator {
   }
 
   async put(p: W.WirePutRequest): Promise<W.WirePutResponse> {
-    const t = await this.backend.txn({
+    const t = await this.#txn({
       compare: [],
       success: [op({ request_put: p })],
       failure: [],
@@ -227,7 +252,7 @@ export class Translator {
   }
 
   async deleteRange(d: W.WireDeleteRangeRequest): Promise<W.WireDeleteRangeResponse> {
-    const t = await this.backend.txn({
+    const t = await this.#txn({
       compare: [],
       success: [op({ request_delete_range: d })],
       failure: [],
@@ -237,7 +262,7 @@ export class Translator {
 
   async txn(w: W.WireTxnRequest): Promise<W.WireTxnResponse> {
     const txn = txnRequest(w);
-    const result = await this.backend.txn(txn);
+    const result = await this.#txn(txn);
     return isCompactTxn(txn) ? wireCompactTxn(result) : wireTxn(result);
   }
 

@@ -38,6 +38,8 @@ export interface Dialect {
   startKey(key: string): string;
   /** True if `err` is a unique-constraint violation. */
   isUniqueViolation(err: unknown): boolean;
+  /** Insert-or-replace of a lease row; params id, ttl, expires_at. */
+  readonly leaseUpsertSql: string;
   /** Schema statements, idempotent. */
   readonly schema: string[];
   /** DELETE of superseded rows and tombstones up to `?` (given twice). */
@@ -203,6 +205,18 @@ export class Statements {
 
   compact(): string {
     return this.#get("compact", () => this.dialect.compactSql);
+  }
+
+  leases(): string {
+    return this.#get("leases", () => "SELECT id, ttl, expires_at FROM kine_lease");
+  }
+
+  leaseUpsert(): string {
+    return this.#get("lease_upsert", () => this.dialect.leaseUpsertSql);
+  }
+
+  leaseDelete(): string {
+    return this.#get("lease_delete", () => "DELETE FROM kine_lease WHERE id = ?");
   }
 
   size(): string {

@@ -10,6 +10,7 @@ import {
   type Event,
   type EventSink,
   FROM_KEY,
+  type LeaseRecord,
   type RangeRequest,
   type RangeResult,
   type Status,
@@ -366,6 +367,31 @@ export class SqlLog implements Backend {
       );
     }
     return new BackendError("unavailable", `etcdserver: ${(err as Error)?.message ?? err}`);
+  }
+
+  async leaseRecords(): Promise<LeaseRecord[]> {
+    const rows = await this.driver.reader.all("leases", this.#sql.leases(), []);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      ttl: Number(r.ttl),
+      expiresAt: Number(r.expires_at),
+    }));
+  }
+
+  async saveLease(lease: LeaseRecord): Promise<void> {
+    await this.#write(async (conn) => {
+      await conn.run("lease_upsert", this.#sql.leaseUpsert(), [
+        lease.id,
+        lease.ttl,
+        lease.expiresAt,
+      ]);
+    });
+  }
+
+  async deleteLease(id: number): Promise<void> {
+    await this.#write(async (conn) => {
+      await conn.run("lease_delete", this.#sql.leaseDelete(), [id]);
+    });
   }
 
   async status(): Promise<Status> {

@@ -34,7 +34,12 @@ export const sqliteDialect: Dialect = {
     "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision)",
     "CREATE INDEX IF NOT EXISTS kine_id_compact_rev_key_with_prev_revision_index ON kine " +
     "(id, name, prev_revision) WHERE name != 'compact_rev_key' AND prev_revision != 0",
+    // kine-for-Deno's leases; upstream kine neither reads nor minds this table.
+    "CREATE TABLE IF NOT EXISTS kine_lease (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, " +
+    "expires_at INTEGER NOT NULL)",
   ],
+  leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
+    "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
   compactSql: "DELETE FROM kine AS kv WHERE kv.id IN (" +
     "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
     "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +

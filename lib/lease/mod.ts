@@ -1,0 +1,236 @@
+/**
+ * Leases with expiry. kine-for-Deno's own leases carry etcd-style IDs
+ * (≥ 2^32) and are persisted with a wall-clock deadline; keys attached to one
+ * are deleted, as ordinary delete rows, when it expires or is revoked.
+ * Rows written by upstream kine hold a TTL in seconds in their lease column
+ * instead: such a key (lease below 2^32 and not a known lease) expires that
+ * many seconds after kine saw its write, as upstream does.
+ *
+ * @module
+ */
+import { BackendError } from "../backend/errors.ts";
+import {
+  type Backend,
+  type Event,
+  FROM_KEY,
+  type LeaseRecord,
+  type Op,
+  type RangeRequest,
+  type WatchResult,
+} from "../backend/types.ts";
+import type { Logger } from "../log/mod.ts";
+
+/** Lease values below this are upstream kine's TTL-in-seconds. */
+export const LEGACY_LEASE_LIMIT = 2 ** 32;
+/** etcd's largest lease TTL, seconds. */
+export const MAX_LEASE_TTL = 9_000_000_000;
+const TICK_MS = 250;
+const SEED_PAGE = 1000;
+
+export const ERR_LEASE_NOT_FOUND = "etcdserver: requested lease not found";
+
+export const leaseNotFound = () => new BackendError("not_found", ERR_LEASE_NOT_FOUND);
+
+interface Attached {
+  lease: number;
+  modRevision: number;
+}
+
+interface LegacyExpiry {
+  modRevision: number;
+  deadline: number;
+}
+
+const ALL_KEYS: RangeRequest = {
+  key: "\0",
+  end: FROM_KEY,
+  limit: SEED_PAGE,
+  revision: 0,
+  keysOnly: true,
+  countOnly: false,
+  sortOrder: "none",
+  sortTarget: "key",
+  minModRevision: 0,
+  maxModRevision: 0,
+  minCreateRevision: 0,
+  maxCreateRevision: 0,
+};
+
+/** Tracks leases and the keys attached to them, and expires them on time. */
+export class LeaseManager {
+  readonly #leases = new Map<number, LeaseRecord>();
+  /** Lease → keys attached to it. */
+  readonly #byLease = new Map<number, Set<string>>();
+  /** Key → the lease its live row carries. */
+  readonly #byKey = new Map<string, Attached>();
+  readonly #legacy = new Map<string, LegacyExpiry>();
+  /** Keys written with a lease that was revoked meanwhile: key → mod revision. */
+  readonly #orphans = new Map<string, number>();
+  #timer?: ReturnType<typeof setInterval>;
+  #watch?: WatchResult;
+  #expiring?: Promise<void>;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Loads leases, indexes every live leased key, then follows changes. */
+  async start(): Promise<void> {
+    for (const l of await this.backend.leaseRecords()) this.#leases.set(l.id, l);
+    let request = { ...ALL_KEYS };
+    let revision = 0;
+    for (;;) {
+      const page = await this.backend.range(request);
+      if (revision === 0) revision = page.revision;
+      for (const kv of page.kvs) this.#track(kv.key, kv.lease, kv.modRevision);
+      if (!page.more) break;
+      request = { ...ALL_KEYS, key: page.kvs[page.kvs.length - 1].key + "\0", revision };
+    }
+    this.#watch = await this.backend.watch(
+      "\0",
+      FROM_KEY,
+      revision + 1,
+      (events) => this.#follow(events),
+    );
+    this.#timer = setInterval(() => this.#expire(), TICK_MS);
+  }
+
+  /** Stops expiring and following; waits for an expiry pass under way. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#watch?.cancel();
+    await this.#expiring;
+  }
+
+  #follow(events: Event[]): void {
+    for (const e of events) {
+      if (e.type === "delete") this.#untrack(e.kv.key);
+      else this.#track(e.kv.key, e.kv.lease, e.kv.modRevision);
+    }
+  }
+
+  #untrack(key: string): void {
+    const was = this.#byKey.get(key);
+    if (was) {
+      this.#byLease.get(was.lease)?.delete(key);
+      this.#byKey.delete(key);
+    }
+    this.#legacy.delete(key);
+    this.#orphans.delete(key);
+  }
+
+  #track(key: string, lease: number, modRevision: number): void {
+    this.#untrack(key);
+    if (lease === 0) return;
+    if (!this.#leases.has(lease)) {
+      if (lease < LEGACY_LEASE_LIMIT) {
+        this.#legacy.set(key, { modRevision, deadline: this.now() + lease * 1000 });
+      } else this.#orphans.set(key, modRevision);
+      return;
+    }
+    this.#byKey.set(key, { lease, modRevision });
+    let keys = this.#byLease.get(lease);
+    if (!keys) this.#byLease.set(lease, keys = new Set());
+    keys.add(key);
+  }
+
+  has(id: number): boolean {
+    return this.#leases.has(id);
+  }
+
+  async grant(id: number, ttl: number): Promise<LeaseRecord> {
+    if (ttl > MAX_LEASE_TTL) throw new BackendError("invalid", "etcdserver: too large lease TTL");
+    if (id === 0) {
+      do {
+        id = LEGACY_LEASE_LIMIT + Math.floor(Math.random() * (2 ** 52 - LEGACY_LEASE_LIMIT));
+      } while (this.#leases.has(id));
+    } else if (this.#leases.has(id)) {
+      throw new BackendError("invalid", "etcdserver: lease already exists");
+    }
+    const lease = { id, ttl: Math.max(ttl, 1), expiresAt: 0 };
+    lease.expiresAt = this.now() + lease.ttl * 1000;
+    await this.backend.saveLease(lease);
+    this.#leases.set(id, lease);
+    return lease;
+  }
+
+  /** Extends a lease to its full TTL; returns the TTL, or 0 if the lease is gone. */
+  async keepAlive(id: number): Promise<number> {
+    const lease = this.#leases.get(id);
+    if (!lease) return 0;
+    const renewed = { ...lease, expiresAt: this.now() + lease.ttl * 1000 };
+    await this.backend.saveLease(renewed);
+    if (this.#leases.has(id)) this.#leases.set(id, renewed);
+    return lease.ttl;
+  }
+
+  timeToLive(id: number): { ttl: number; grantedTtl: number; keys: string[] } | undefined {
+    const lease = this.#leases.get(id);
+    if (!lease) return undefined;
+    const left = Math.max(0, Math.ceil((lease.expiresAt - this.now()) / 1000));
+    return { ttl: left, grantedTtl: lease.ttl, keys: [...(this.#byLease.get(id) ?? [])].sort() };
+  }
+
+  list(): number[] {
+    return [...this.#leases.keys()];
+  }
+
+  /** Deletes a lease and, in one txn, every key still attached to it; returns the revision. */
+  async revoke(id: number): Promise<number> {
+    if (!this.#leases.has(id)) throw leaseNotFound();
+    return await this.#drop(id);
+  }
+
+  async #drop(id: number): Promise<number> {
+    const keys = [...(this.#byLease.get(id) ?? [])];
+    const ops: Op[] = keys.map((key) => ({
+      type: "txn",
+      txn: {
+        compare: [{ key, end: "", target: "lease", result: "equal", operand: id }],
+        success: [{ type: "delete", key, end: "", prevKv: false }],
+        failure: [],
+      },
+    }));
+    const result = await this.backend.txn({ compare: [], success: ops, failure: [] });
+    await this.backend.deleteLease(id);
+    this.#leases.delete(id);
+    this.#byLease.delete(id);
+    for (const key of keys) this.#byKey.delete(key);
+    return result.revision;
+  }
+
+  #expire(): void {
+    if (this.#expiring) return;
+    this.#expiring = this.#expirePass().finally(() => this.#expiring = undefined);
+  }
+
+  async #expirePass(): Promise<void> {
+    try {
+      const now = this.now();
+      for (const lease of [...this.#leases.values()]) {
+        if (lease.expiresAt <= now) await this.#drop(lease.id);
+      }
+      for (const [key, modRevision] of [...this.#orphans]) {
+        await this.#deleteIfUnchanged(key, modRevision);
+      }
+      for (const [key, legacy] of [...this.#legacy]) {
+        if (legacy.deadline <= now) await this.#deleteIfUnchanged(key, legacy.modRevision);
+      }
+    } catch (err) {
+      this.logger.warn("lease expiry failed; retrying", { error: String(err) });
+    }
+  }
+
+  async #deleteIfUnchanged(key: string, modRevision: number): Promise<void> {
+    await this.backend.txn({
+      compare: [{ key, end: "", target: "mod", result: "equal", operand: modRevision }],
+      success: [{ type: "delete", key, end: "", prevKv: false }],
+      failure: [],
+    });
+    const tracked = this.#byKey.get(key)?.modRevision ?? this.#legacy.get(key)?.modRevision ??
+      this.#orphans.get(key);
+    if (tracked === modRevision) this.#untrack(key);
+  }
+}
