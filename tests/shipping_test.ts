@@ -1,0 +1,87 @@
+/** The compile task and the embedding example, as far as this machine can run them. */
+import assert from "node:assert/strict";
+import { compileArgs, versionSource } from "../.github/release/compile.ts";
+import { etcdctl } from "./helpers/etcdctl.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+Deno.test("compile task stamps the tag's version and embeds the protos", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      "-q",
+      "compile",
+      "--dry-run",
+      "--target",
+      "aarch64-unknown-linux-gnu",
+      "--output",
+      "dist/kine-arm64",
+    ],
+    cwd: ROOT,
+    env: { KINE_VERSION: "v0.16.3.vcluster.7" },
+  }).output();
+  assert.equal(out.code, 0, dec.decode(out.stderr));
+  const text = dec.decode(out.stdout);
+  assert.match(text, /export const VERSION = "v0\.16\.3\.vcluster\.7";/);
+  assert.match(
+    text,
+    /deno compile --allow-all --include proto\/ --target aarch64-unknown-linux-gnu --output dist\/kine-arm64 main\.ts/,
+  );
+  assert.deepEqual(compileArgs(undefined, "x").slice(-3), ["--output", "x", "main.ts"]);
+  assert.match(versionSource("v1", "abc"), /GIT_COMMIT = "abc"/);
+});
+
+Deno.test("the binary's module graph is local and npm only, and its run-time files are included", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "main.ts"],
+    cwd: ROOT,
+  }).output();
+  assert.equal(out.code, 0, dec.decode(out.stderr));
+  const graph = JSON.parse(dec.decode(out.stdout));
+  const specifiers: string[] = graph.modules.map((m: { specifier: string }) => m.specifier);
+  for (const s of specifiers) assert.match(s, /^(file:|npm:|node:)/, `remote module ${s}`);
+  assert.ok(specifiers.some((s) => s.endsWith("/lib/server/proto.ts")));
+  const npm = Object.keys(graph.npmPackages ?? {}).join(" ");
+  assert.match(npm, /@grpc\/grpc-js@/);
+  // proto.ts reads these at run time; `--include proto/` puts them in the binary.
+  const protos = [...Deno.readDirSync(`${ROOT}proto`)].map((e) => e.name).sort();
+  assert.deepEqual(protos, ["etcd.proto", "health.proto"]);
+});
+
+Deno.test("docs/embed/example.ts serves etcd in-process and stops on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-embed-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "docs/embed/example.ts", dir],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!/etcd endpoint: http:\/\/\S+\n/.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    reader.releaseLock();
+    const url = /etcd endpoint: (http:\/\/\S+)/.exec(seen)?.[1];
+    assert.ok(url, `no endpoint line in ${JSON.stringify(seen)}`);
+    const endpoint = url.replace("http://", "");
+    assert.equal((await etcdctl(endpoint, ["put", "/embedded", "yes"])).stdout.trim(), "OK");
+    assert.equal(
+      (await etcdctl(endpoint, ["get", "/embedded", "--print-value-only"])).stdout.trim(),
+      "yes",
+    );
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    assert.ok((await Deno.stat(`${dir}/state.db`)).isFile);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.stdout.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
