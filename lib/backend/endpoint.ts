@@ -1,7 +1,8 @@
 /** Endpoint (DSN) parsing and driver selection, spec §1.3. */
 import type { Logger } from "../log/mod.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
-import { SqlLog } from "./sql/log.ts";
+import { LogBackend } from "./logstructured/backend.ts";
+import { SqlStore } from "./sql/store.ts";
 import { parseSqliteDsn, sqliteDialect, SqliteDriver } from "./sql/sqlite.ts";
 import type { Backend } from "./types.ts";
 
@@ -41,7 +42,7 @@ const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream",
 /** Opens the backend an endpoint names; `leaderElect` is what k3s-style embedders expect. */
 export function openBackend(o: BackendOptions): { backend: Backend; leaderElect: boolean } {
   const { scheme, dsn } = parseEndpoint(o.endpoint);
-  const sqlOptions = {
+  const logOptions = {
     pollBatchSize: o.pollBatchSize,
     compactBatchSize: o.compactBatchSize,
     compactMinRetain: o.compactMinRetain,
@@ -58,7 +59,8 @@ export function openBackend(o: BackendOptions): { backend: Backend; leaderElect:
         throw new EndpointError(`failed to create driver for endpoint: ${(err as Error).message}`);
       }
       const driver = new SqliteDriver(options, o.logger, o.metrics);
-      return { backend: new SqlLog(sqliteDialect, driver, sqlOptions), leaderElect: false };
+      const store = new SqlStore(sqliteDialect, driver);
+      return { backend: new LogBackend(store, logOptions), leaderElect: false };
     }
     default:
       if (PLANNED.has(scheme)) {

@@ -1,4 +1,4 @@
-import type { KeyValue } from "../types.ts";
+import type { KeyValue, LeaseRecord } from "../types.ts";
 
 /** Values or promises: SQLite answers synchronously, network databases do not. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -78,4 +78,52 @@ export interface EventRow extends LogRow {
   /** Create revision and lease of the previous row, when it still exists. */
   prevCreateRevision: number;
   prevLease: number;
+}
+
+/** Reads the log in id order for the watch pipeline. */
+export interface EventReader {
+  /**
+   * Rows with `after < id <= upTo` (no upper bound when `upTo` is 0) in id
+   * order, optionally only those of `[key, end)` ("" = the key, null = open-ended).
+   */
+  events(
+    after: number,
+    upTo: number,
+    limit: number,
+    key?: string,
+    end?: string | null,
+  ): MaybePromise<EventRow[]>;
+}
+
+/** A write transaction with savepoints and the log's maintenance operations. */
+export interface LogWriteTx extends LogTx {
+  savepoint(): MaybePromise<void>;
+  releaseSavepoint(): MaybePromise<void>;
+  rollbackToSavepoint(): MaybePromise<void>;
+  /** Ids, create flags and prev revisions of every row named `key`. */
+  rowsNamed(key: string): MaybePromise<{ id: number; prevRevision: number }[]>;
+  deleteRow(id: number): MaybePromise<void>;
+  /** Deletes rows superseded at or before `target` and tombstones up to it; records `target`. */
+  compactTo(target: number): MaybePromise<void>;
+  /** Inserts the `gap-<id>` tombstone for a missing id; throws if the id exists. */
+  fill(id: number): MaybePromise<void>;
+  saveLease(lease: LeaseRecord): MaybePromise<void>;
+  deleteLease(id: number): MaybePromise<void>;
+}
+
+/** Where a log lives: SQL tables, or memory. Everything above it is shared. */
+export interface LogStore {
+  /** Autocommit reads, committed data only. */
+  readonly reader: LogReader & EventReader;
+  /** Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. */
+  write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T>;
+  /** How long the poll loop waits for a missing id to commit before filling it (ms). */
+  readonly fillRetryDelayMs: number;
+  /** True if `err` is a unique-constraint violation (a concurrent writer won). */
+  isConflict(err: unknown): boolean;
+  size(): Promise<number>;
+  /** Run after a compaction (SQLite: WAL checkpoint). */
+  afterCompact(): Promise<void>;
+  leaseRecords(): Promise<LeaseRecord[]>;
+  close(): Promise<void>;
 }

@@ -1,4 +1,12 @@
-import type { EventRow, LogRow, LogTx, NewRow, Revisions } from "../logstructured/log.ts";
+import type {
+  EventReader,
+  EventRow,
+  LogRow,
+  LogWriteTx,
+  NewRow,
+  Revisions,
+} from "../logstructured/log.ts";
+import type { LeaseRecord } from "../types.ts";
 import type { EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -31,8 +39,11 @@ function toEventRow(r: SqlRow): EventRow {
   return row;
 }
 
-/** The log over one SQL connection: autocommit reads, or an open write transaction. */
-export class SqlLogTx implements LogTx {
+/**
+ * The log over one SQL connection: autocommit reads, or (for the write
+ * methods) an open write transaction.
+ */
+export class SqlLogTx implements LogWriteTx, EventReader {
   constructor(
     private readonly conn: SqlConn,
     private readonly sql: Statements,
@@ -123,5 +134,45 @@ export class SqlLogTx implements LogTx {
     params.push(limit);
     const rows = await this.conn.all("events", this.sql.events(range, upTo > 0), params);
     return rows.map(toEventRow);
+  }
+
+  async savepoint(): Promise<void> {
+    await this.conn.run("savepoint", "SAVEPOINT kine_txn", []);
+  }
+
+  async releaseSavepoint(): Promise<void> {
+    await this.conn.run("release", "RELEASE SAVEPOINT kine_txn", []);
+  }
+
+  async rollbackToSavepoint(): Promise<void> {
+    await this.conn.run("rollback", "ROLLBACK TO SAVEPOINT kine_txn", []);
+    await this.releaseSavepoint();
+  }
+
+  async rowsNamed(key: string): Promise<{ id: number; prevRevision: number }[]> {
+    const rows = await this.conn.all("rows_named", this.sql.rowsNamed(), [key]);
+    return rows.map((r) => ({ id: Number(r.id), prevRevision: Number(r.prev_revision) }));
+  }
+
+  async deleteRow(id: number): Promise<void> {
+    await this.conn.run("delete", this.sql.deleteRow(), [id]);
+  }
+
+  async compactTo(target: number): Promise<void> {
+    await this.conn.run("compact", this.sql.compact(), [target, target]);
+    await this.conn.run("update_compact", this.sql.updateCompact(), [target]);
+  }
+
+  async fill(id: number): Promise<void> {
+    await this.conn.run("fill", this.sql.fill(), [id, `gap-${id}`]);
+  }
+
+  async saveLease(lease: LeaseRecord): Promise<void> {
+    const params = [lease.id, lease.ttl, lease.expiresAt];
+    await this.conn.run("lease_upsert", this.sql.leaseUpsert(), params);
+  }
+
+  async deleteLease(id: number): Promise<void> {
+    await this.conn.run("lease_delete", this.sql.leaseDelete(), [id]);
   }
 }

@@ -1,10 +1,11 @@
 import type { Logger } from "../../log/mod.ts";
 import { BackendError, compacted, futureRevision } from "../errors.ts";
-import { COMPACT_KEY, redirectKey } from "../logstructured/compact_key.ts";
-import { isInternal, presentEvents, rowToEvent } from "../logstructured/events.ts";
-import { Fanout } from "../logstructured/fanout.ts";
-import { rangeLog } from "../logstructured/range.ts";
-import { checkTxn, TxnRunner } from "../logstructured/txn.ts";
+import { COMPACT_KEY, redirectKey } from "./compact_key.ts";
+import { isInternal, presentEvents, rowToEvent } from "./events.ts";
+import { Fanout } from "./fanout.ts";
+import type { LogStore, LogWriteTx } from "./log.ts";
+import { rangeLog } from "./range.ts";
+import { checkTxn, TxnRunner } from "./txn.ts";
 import {
   type Backend,
   type Event,
@@ -18,8 +19,6 @@ import {
   type TxnResult,
   type WatchResult,
 } from "../types.ts";
-import { type Dialect, type SqlConn, type SqlDriver, Statements } from "./dialect.ts";
-import { SqlLogTx } from "./tx.ts";
 
 const POLL_INTERVAL_MS = 1000;
 /** How long a missing id may stay missing before the poll loop skips it. */
@@ -27,7 +26,7 @@ const GAP_GIVE_UP_MS = 1000;
 const HEALTH_KEY = "/registry/health";
 const HEALTH_VALUE = new TextEncoder().encode('{"health":"true"}');
 
-export interface SqlLogOptions {
+export interface LogBackendOptions {
   /** Rows fetched per poll query. */
   pollBatchSize: number;
   compactBatchSize: number;
@@ -48,14 +47,13 @@ interface Pending {
 }
 
 /**
- * kine's revision log on a SQL database. Writes from concurrent callers are
- * gathered into one database transaction (group commit); each txn runs under
- * its own savepoint, so a failing one leaves no row behind and the others
- * still commit. Callers are answered only after the commit.
+ * etcd's MVCC on an append-only revision log held by a {@link LogStore}.
+ * Writes from concurrent callers are gathered into one store transaction
+ * (group commit); each txn runs under its own savepoint, so a failing one
+ * leaves no row behind and the others still commit. Callers are answered
+ * only after the commit. One poll loop publishes new rows to watchers.
  */
-export class SqlLog implements Backend {
-  readonly #sql: Statements;
-  readonly #reader: SqlLogTx;
+export class LogBackend implements Backend {
   #queue: Pending[] = [];
   #flushing = false;
   #writeChain: Promise<unknown> = Promise.resolve();
@@ -75,29 +73,24 @@ export class SqlLog implements Backend {
   batchedTxns = 0;
 
   constructor(
-    readonly dialect: Dialect,
-    private readonly driver: SqlDriver,
-    private readonly options: SqlLogOptions,
-  ) {
-    this.#sql = new Statements(dialect);
-    this.#reader = this.#tx(driver.reader);
+    private readonly store: LogStore,
+    private readonly options: LogBackendOptions,
+  ) {}
+
+  get #reader() {
+    return this.store.reader;
   }
 
-  #tx(conn: SqlConn): SqlLogTx {
-    return new SqlLogTx(conn, this.#sql, (k) => this.dialect.startKey(k));
-  }
-
-  /** Serialises write transactions (batches, compaction, start-up) on the writer. */
-  #write<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
-    const next = this.#writeChain.then(() => this.driver.transaction(fn));
+  /** Serialises write transactions (batches, compaction, start-up, fills). */
+  #write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
+    const next = this.#writeChain.then(() => this.store.write(fn));
     this.#writeChain = next.catch(() => {});
     return next;
   }
 
   async start(): Promise<void> {
-    await this.#write(async (conn) => {
-      const tx = this.#tx(conn);
-      const rows = await conn.all("compact_rows", this.#sql.rowsNamed(), [COMPACT_KEY]);
+    await this.#write(async (tx) => {
+      const rows = await tx.rowsNamed(COMPACT_KEY);
       if (rows.length === 0) {
         await tx.append({
           name: COMPACT_KEY,
@@ -110,12 +103,8 @@ export class SqlLog implements Backend {
         });
       } else if (rows.length > 1) {
         // Legacy stores appended a row per compaction: keep the highest compact revision.
-        const keep = rows.reduce((a, b) =>
-          Number(b.prev_revision) > Number(a.prev_revision) ? b : a
-        );
-        for (const r of rows) {
-          if (r !== keep) await conn.run("compact_dedup", this.#sql.deleteRow(), [Number(r.id)]);
-        }
+        const keep = rows.reduce((a, b) => b.prevRevision > a.prevRevision ? b : a);
+        for (const r of rows) if (r !== keep) await tx.deleteRow(r.id);
         this.options.logger.info("removed duplicate compact_rev_key rows", {
           removed: rows.length - 1,
         });
@@ -146,7 +135,7 @@ export class SqlLog implements Backend {
     while (this.#polling) await new Promise((r) => setTimeout(r, 5));
     for (const w of this.#syncWaiters) w.resolve();
     this.#syncWaiters = [];
-    await this.driver.close();
+    await this.store.close();
   }
 
   syncedRevision(): number {
@@ -206,7 +195,7 @@ export class SqlLog implements Backend {
         if (!this.#gap || this.#gap.id !== missing) {
           // First sighting: the row may still be committing elsewhere; look again shortly.
           this.#gap = { id: missing, since: now };
-          setTimeout(() => this.#schedulePoll(), this.dialect.fillRetryDelayMs);
+          setTimeout(() => this.#schedulePoll(), this.store.fillRetryDelayMs);
           break;
         }
         if (now - this.#gap.since < GAP_GIVE_UP_MS) {
@@ -234,9 +223,7 @@ export class SqlLog implements Backend {
   /** Takes a missing id with a `gap-<id>` tombstone, unless its real row lands first. */
   async #fill(id: number): Promise<void> {
     try {
-      await this.#write((conn) =>
-        Promise.resolve(conn.run("fill", this.#sql.fill(), [id, `gap-${id}`]))
-      );
+      await this.#write(async (tx) => await tx.fill(id));
     } catch {
       // The real row won the race; the next poll reads it.
     }
@@ -323,17 +310,15 @@ export class SqlLog implements Backend {
     this.#queue = [];
     const outcomes: ({ ok: true; result: TxnResult } | { ok: false; err: unknown })[] = [];
     try {
-      await this.#write(async (conn) => {
-        const tx = this.#tx(conn);
+      await this.#write(async (tx) => {
         for (const p of batch) {
-          await conn.run("savepoint", "SAVEPOINT kine_txn", []);
+          await tx.savepoint();
           try {
             const result = await new TxnRunner(tx).run(p.txn);
-            await conn.run("release", "RELEASE SAVEPOINT kine_txn", []);
+            await tx.releaseSavepoint();
             outcomes.push({ ok: true, result });
           } catch (err) {
-            await conn.run("rollback", "ROLLBACK TO SAVEPOINT kine_txn", []);
-            await conn.run("release", "RELEASE SAVEPOINT kine_txn", []);
+            await tx.rollbackToSavepoint();
             outcomes.push({ ok: false, err: this.#classify(err) });
           }
         }
@@ -360,7 +345,7 @@ export class SqlLog implements Backend {
 
   #classify(err: unknown): unknown {
     if (err instanceof BackendError) return err;
-    if (this.dialect.isUniqueViolation(err)) {
+    if (this.store.isConflict(err)) {
       return new BackendError(
         "unavailable",
         "etcdserver: request timed out, possibly due to conflict",
@@ -369,36 +354,23 @@ export class SqlLog implements Backend {
     return new BackendError("unavailable", `etcdserver: ${(err as Error)?.message ?? err}`);
   }
 
-  async leaseRecords(): Promise<LeaseRecord[]> {
-    const rows = await this.driver.reader.all("leases", this.#sql.leases(), []);
-    return rows.map((r) => ({
-      id: Number(r.id),
-      ttl: Number(r.ttl),
-      expiresAt: Number(r.expires_at),
-    }));
+  leaseRecords(): Promise<LeaseRecord[]> {
+    return this.store.leaseRecords();
   }
 
-  async saveLease(lease: LeaseRecord): Promise<void> {
-    await this.#write(async (conn) => {
-      await conn.run("lease_upsert", this.#sql.leaseUpsert(), [
-        lease.id,
-        lease.ttl,
-        lease.expiresAt,
-      ]);
-    });
+  saveLease(lease: LeaseRecord): Promise<void> {
+    return this.#write(async (tx) => await tx.saveLease(lease));
   }
 
-  async deleteLease(id: number): Promise<void> {
-    await this.#write(async (conn) => {
-      await conn.run("lease_delete", this.#sql.leaseDelete(), [id]);
-    });
+  deleteLease(id: number): Promise<void> {
+    return this.#write(async (tx) => await tx.deleteLease(id));
   }
 
   async status(): Promise<Status> {
     const { current, compact } = await this.#reader.revisions();
-    const [r] = await this.driver.reader.all("size", this.#sql.size(), []);
+    const dbSize = await this.store.size();
     this.#advance(current);
-    return { revision: current, compactRevision: compact, dbSize: Number(r?.size ?? 0) };
+    return { revision: current, compactRevision: compact, dbSize };
   }
 
   /**
@@ -416,14 +388,13 @@ export class SqlLog implements Backend {
     while (from < revision) {
       const step = Math.min(from + compactBatchSize, revision);
       // Another process may have compacted meanwhile: resynchronise and go on from there.
-      const outcome = await this.#write(async (conn) => {
-        const now = await this.#tx(conn).revisions();
+      const outcome = await this.#write(async (tx) => {
+        const now = await tx.revisions();
         if (now.compact !== from) return { raced: true, reached: now.compact };
         // Never compact rows the poll loop has not published yet.
         const target = Math.min(step, now.current - compactMinRetain, this.#polled);
         if (target <= from) return { raced: false, reached: from };
-        await conn.run("compact", this.#sql.compact(), [target, target]);
-        await conn.run("update_compact", this.#sql.updateCompact(), [target]);
+        await tx.compactTo(target);
         return { raced: false, reached: target };
       });
       if (!outcome.raced) {
@@ -435,12 +406,10 @@ export class SqlLog implements Backend {
       if (limited) break;
     }
     if (batches > 0) {
-      if (this.dialect.postCompactSql) {
-        try {
-          await this.driver.reader.run("post_compact", this.dialect.postCompactSql, []);
-        } catch (err) {
-          logger.warn("post-compaction statement failed", { error: String(err) });
-        }
+      try {
+        await this.store.afterCompact();
+      } catch (err) {
+        logger.warn("post-compaction step failed", { error: String(err) });
       }
       logger.info(`COMPACT compacted from ${compact} to ${from} in ${batches} transactions`, {
         duration: `${Math.round(performance.now() - started)}ms`,
