@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { b, s } from "./helpers/client.ts";
-import { withKine } from "./helpers/kine.ts";
+import { BACKENDS } from "./helpers/backends.ts";
+import { type TestKine, withKine as withServer } from "./helpers/kine.ts";
+import type { KineConfig } from "../lib/mod.ts";
 
 const OUT_OF_RANGE = 11;
 const INVALID_ARGUMENT = 3;
@@ -23,6 +25,17 @@ const mod = (key: string, rev: number, result = "EQUAL") => ({
   mod_revision: rev,
 });
 
+/** Registers the file's tests once per backend. */
+function conformance(
+  name: string,
+  fn: (k: TestKine) => Promise<void>,
+  config: Partial<KineConfig> = {},
+) {
+  for (const backend of BACKENDS) {
+    Deno.test(`[${backend.name}] ${name}`, () => withServer(fn, config, backend));
+  }
+}
+
 async function rejects(p: Promise<unknown>, code: number, message: string) {
   await assert.rejects(p, (err: any) => {
     assert.equal(err.code, code);
@@ -31,18 +44,21 @@ async function rejects(p: Promise<unknown>, code: number, message: string) {
   });
 }
 
-Deno.test("fresh store: compact_rev_key at 1, /registry/health at 2, current revision 2", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "fresh store: compact_rev_key at 1, /registry/health at 2, current revision 2",
+  async ({ client }) => {
     const r = await client.kv.range({ key: b("/registry/health") });
     assert.equal(r.header.revision, 2);
     assert.equal(r.kvs[0].mod_revision, 2);
     assert.equal(s(r.kvs[0].value), '{"health":"true"}');
     const all = await client.kv.range({ key: b("\0"), range_end: b("\0") });
     assert.deepEqual(all.kvs.map((kv: any) => s(kv.key)), ["/registry/health"]);
-  }));
+  },
+);
 
-Deno.test("create txn: success adds one revision; on a live key fails with no responses", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "create txn: success adds one revision; on a live key fails with no responses",
+  async ({ client }) => {
     const create = { compare: [mod("/a", 0)], success: [put("/a", "1")], failure: [] };
     const ok = await client.kv.txn(create);
     assert.equal(ok.succeeded, true);
@@ -54,10 +70,12 @@ Deno.test("create txn: success adds one revision; on a live key fails with no re
     assert.equal(again.header.revision, 3);
     assert.deepEqual(again.responses, []);
     assert.equal((await client.kv.range({ key: b("/a") })).header.revision, 3);
-  }));
+  },
+);
 
-Deno.test("create after delete is a new create: create_revision == mod_revision", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "create after delete is a new create: create_revision == mod_revision",
+  async ({ client }) => {
     await client.kv.put({ key: b("/a"), value: b("1") });
     await client.kv.deleteRange({ key: b("/a") });
     const t = await client.kv.txn({
@@ -70,22 +88,23 @@ Deno.test("create after delete is a new create: create_revision == mod_revision"
     assert.equal(kv.create_revision, t.header.revision);
     assert.equal(kv.mod_revision, t.header.revision);
     assert.equal(kv.version, 1);
-  }));
+  },
+);
 
-Deno.test("concurrent creates of one key: exactly one succeeds", () =>
-  withKine(async ({ client }) => {
-    const results = await Promise.all(
-      Array.from(
-        { length: 20 },
-        (_, i) =>
-          client.kv.txn({ compare: [mod("/c", 0)], success: [put("/c", `${i}`)], failure: [] }),
-      ),
-    );
-    assert.equal(results.filter((r) => r.succeeded).length, 1);
-  }));
+conformance("concurrent creates of one key: exactly one succeeds", async ({ client }) => {
+  const results = await Promise.all(
+    Array.from(
+      { length: 20 },
+      (_, i) =>
+        client.kv.txn({ compare: [mod("/c", 0)], success: [put("/c", `${i}`)], failure: [] }),
+    ),
+  );
+  assert.equal(results.filter((r) => r.succeeded).length, 1);
+});
 
-Deno.test("concurrent updates from one mod revision: one wins, losers see the winner", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "concurrent updates from one mod revision: one wins, losers see the winner",
+  async ({ client }) => {
     const base = (await client.kv.put({ key: b("/u"), value: b("0") })).header.revision;
     const results = await Promise.all(
       Array.from(
@@ -104,10 +123,12 @@ Deno.test("concurrent updates from one mod revision: one wins, losers see the wi
       const kv = lost.responses[0].response_range.kvs[0];
       assert.equal(kv.mod_revision, winners[0].header.revision);
     }
-  }));
+  },
+);
 
-Deno.test("update txn with MOD==0: creates a missing key, fails with current kv on a live one", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "update txn with MOD==0: creates a missing key, fails with current kv on a live one",
+  async ({ client }) => {
     const upd = (v: string) => ({
       compare: [mod("/k", 0)],
       success: [put("/k", v)],
@@ -121,10 +142,12 @@ Deno.test("update txn with MOD==0: creates a missing key, fails with current kv 
     const range = second.responses[0].response_range;
     assert.equal(range.count, 1);
     assert.equal(s(range.kvs[0].value), "1");
-  }));
+  },
+);
 
-Deno.test("stale update/delete fails with the current kv; on a tombstone with empty kvs", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "stale update/delete fails with the current kv; on a tombstone with empty kvs",
+  async ({ client }) => {
     const r1 = (await client.kv.put({ key: b("/s"), value: b("1") })).header.revision;
     const r2 = (await client.kv.put({ key: b("/s"), value: b("2") })).header.revision;
     const stale = await client.kv.txn({
@@ -156,10 +179,12 @@ Deno.test("stale update/delete fails with the current kv; on a tombstone with em
     assert.equal(onTomb.succeeded, false);
     assert.deepEqual(onTomb.responses[0].response_range.kvs, []);
     assert.equal(onTomb.responses[0].response_range.count, 0);
-  }));
+  },
+);
 
-Deno.test("delete txn on a never-existing key takes the failure branch unless R = 0", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "delete txn on a never-existing key takes the failure branch unless R = 0",
+  async ({ client }) => {
     const before = (await client.kv.range({ key: b("/x") })).header.revision;
     const t = await client.kv.txn({
       compare: [mod("/never", 5)],
@@ -176,10 +201,12 @@ Deno.test("delete txn on a never-existing key takes the failure branch unless R 
     assert.equal(zero.succeeded, true);
     assert.equal(zero.responses[0].response_delete_range.deleted, 0);
     assert.equal(zero.header.revision, before, "deleting nothing adds no revision");
-  }));
+  },
+);
 
-Deno.test("MOD==0 -> delete on a live key fails (etcd), MOD==R -> put without else works", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "MOD==0 -> delete on a live key fails (etcd), MOD==R -> put without else works",
+  async ({ client }) => {
     const r = (await client.kv.put({ key: b("/l"), value: b("1") })).header.revision;
     const t = await client.kv.txn({ compare: [mod("/l", 0)], success: [del("/l")], failure: [] });
     assert.equal(t.succeeded, false);
@@ -191,20 +218,24 @@ Deno.test("MOD==0 -> delete on a live key fails (etcd), MOD==R -> put without el
     });
     assert.equal(u.succeeded, true);
     assert.equal(s((await client.kv.range({ key: b("/l") })).kvs[0].value), "2");
-  }));
+  },
+);
 
-Deno.test("unconditional delete shape [Range, DeleteRange] answers both ops", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "unconditional delete shape [Range, DeleteRange] answers both ops",
+  async ({ client }) => {
     await client.kv.put({ key: b("/d"), value: b("v") });
     const t = await client.kv.txn({ compare: [], success: [get("/d"), del("/d")], failure: [] });
     assert.equal(t.succeeded, true);
     assert.equal(s(t.responses[0].response_range.kvs[0].value), "v");
     assert.equal(t.responses[1].response_delete_range.deleted, 1);
     assert.equal((await client.kv.range({ key: b("/d") })).count, 0);
-  }));
+  },
+);
 
-Deno.test("general txns: value/version/create/lease compares, NOT_EQUAL, ranged, nested", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "general txns: value/version/create/lease compares, NOT_EQUAL, ranged, nested",
+  async ({ client }) => {
     await client.kv.put({ key: b("/g/a"), value: b("x"), lease: 0 });
     await client.kv.put({ key: b("/g/b"), value: b("y") });
     const cmp = (c: object) =>
@@ -275,28 +306,29 @@ Deno.test("general txns: value/version/create/lease compares, NOT_EQUAL, ranged,
     });
     assert.equal(nested.responses[0].response_txn.succeeded, true);
     assert.equal(s((await client.kv.range({ key: b("/g/c") })).kvs[0].value), "z");
-  }));
+  },
+);
 
-Deno.test("a txn that fails half-way leaves no row behind", () =>
-  withKine(async ({ client }) => {
-    const before = (await client.kv.range({ key: b("/h") })).header.revision;
-    await rejects(
-      client.kv.txn({ compare: [], success: [put("/h1", "a"), put("/h1", "b")], failure: [] }),
-      INVALID_ARGUMENT,
-      "etcdserver: duplicate key given in txn request",
-    );
-    await assert.rejects(client.kv.txn({
-      compare: [],
-      success: [put("/h2", "a"), { request_put: { key: b("/h3"), ignore_value: true } }],
-      failure: [],
-    }));
-    const after = await client.kv.range({ key: b("/h"), range_end: b("/i") });
-    assert.equal(after.count, 0);
-    assert.equal(after.header.revision, before);
+conformance("a txn that fails half-way leaves no row behind", async ({ client }) => {
+  const before = (await client.kv.range({ key: b("/h") })).header.revision;
+  await rejects(
+    client.kv.txn({ compare: [], success: [put("/h1", "a"), put("/h1", "b")], failure: [] }),
+    INVALID_ARGUMENT,
+    "etcdserver: duplicate key given in txn request",
+  );
+  await assert.rejects(client.kv.txn({
+    compare: [],
+    success: [put("/h2", "a"), { request_put: { key: b("/h3"), ignore_value: true } }],
+    failure: [],
   }));
+  const after = await client.kv.range({ key: b("/h"), range_end: b("/i") });
+  assert.equal(after.count, 0);
+  assert.equal(after.header.revision, before);
+});
 
-Deno.test("kube compaction txn on compact_rev_key: versions, payload, one revision each", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "kube compaction txn on compact_rev_key: versions, payload, one revision each",
+  async ({ client }) => {
     const txn = (version: number, payload: string) =>
       client.kv.txn({
         compare: [{ key: b("compact_rev_key"), target: "VERSION", result: "EQUAL", version }],
@@ -326,10 +358,12 @@ Deno.test("kube compaction txn on compact_rev_key: versions, payload, one revisi
     assert.equal(got.kvs[0].version, 2);
     const plain = await client.kv.put({ key: b("compact_rev_key"), value: b("7") });
     assert.equal(plain.header.revision, r0 + 3);
-  }));
+  },
+);
 
-Deno.test("range errors: unknown options implemented, exact Get never returns children", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "range errors: unknown options implemented, exact Get never returns children",
+  async ({ client }) => {
     for (const k of ["/pods/ns/foo", "/pods/ns/foobar", "/pods/ns/foo/x"]) {
       await client.kv.put({ key: b(k), value: b(k) });
     }
@@ -356,10 +390,12 @@ Deno.test("range errors: unknown options implemented, exact Get never returns ch
       INVALID_ARGUMENT,
       "etcdserver: key is not provided",
     );
-  }));
+  },
+);
 
-Deno.test("list paging: count is what remains from the start key at one revision", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "list paging: count is what remains from the start key at one revision",
+  async ({ client }) => {
     for (let i = 0; i < 5; i++) await client.kv.put({ key: b(`/p/${i}`), value: b(`${i}`) });
     const page1 = await client.kv.range({ key: b("/p/"), range_end: b("/p0"), limit: 2 });
     assert.deepEqual(page1.kvs.map((kv: any) => s(kv.key)), ["/p/0", "/p/1"]);
@@ -392,10 +428,12 @@ Deno.test("list paging: count is what remains from the start key at one revision
     assert.deepEqual(last.kvs.map((kv: any) => s(kv.key)), ["/p/4"]);
     assert.equal(last.more, false);
     assert.equal(last.count, 1);
-  }));
+  },
+);
 
-Deno.test("revisions: compact rev readable, below compacted, above future, 0 latest", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "revisions: compact rev readable, below compacted, above future, 0 latest",
+  async ({ client }) => {
     const r1 = (await client.kv.put({ key: b("/r"), value: b("1") })).header.revision;
     const r2 = (await client.kv.put({ key: b("/r"), value: b("2") })).header.revision;
     await client.kv.put({ key: b("/r"), value: b("3") });
@@ -409,43 +447,44 @@ Deno.test("revisions: compact rev readable, below compacted, above future, 0 lat
     );
     await rejects(client.kv.range({ key: b("/r"), revision: r2 + 100 }), OUT_OF_RANGE, FUTURE);
     assert.equal(s((await client.kv.range({ key: b("/r"), revision: 0 })).kvs[0].value), "3");
-  }, { compactMinRetain: 0 }));
+  },
+  { compactMinRetain: 0 },
+);
 
-Deno.test("count-only and keys-only ranges; counts exclude deleted keys", () =>
-  withKine(async ({ client }) => {
-    const lease = (await client.lease.leaseGrant({ TTL: 600 })).ID;
-    for (const k of ["/n/a", "/n/b", "/n/c"]) {
-      await client.kv.put({ key: b(k), value: b("v"), lease });
-    }
-    const rev = (await client.kv.deleteRange({ key: b("/n/b") })).header.revision;
-    const c = await client.kv.range({ key: b("/n/"), range_end: b("/n0"), count_only: true });
-    assert.equal(c.count, 2);
-    assert.deepEqual(c.kvs, []);
-    const old = await client.kv.range({
-      key: b("/n/"),
-      range_end: b("/n0"),
-      count_only: true,
-      revision: rev - 1,
-    });
-    assert.equal(old.count, 3);
-    const keys = await client.kv.range({ key: b("/n/"), range_end: b("/n0"), keys_only: true });
-    assert.deepEqual(keys.kvs.map((kv: any) => [s(kv.key), kv.value.length, kv.lease]), [
-      ["/n/a", 0, lease],
-      ["/n/c", 0, lease],
-    ]);
-    assert.ok(keys.kvs[0].mod_revision > 2);
-  }));
+conformance("count-only and keys-only ranges; counts exclude deleted keys", async ({ client }) => {
+  const lease = (await client.lease.leaseGrant({ TTL: 600 })).ID;
+  for (const k of ["/n/a", "/n/b", "/n/c"]) {
+    await client.kv.put({ key: b(k), value: b("v"), lease });
+  }
+  const rev = (await client.kv.deleteRange({ key: b("/n/b") })).header.revision;
+  const c = await client.kv.range({ key: b("/n/"), range_end: b("/n0"), count_only: true });
+  assert.equal(c.count, 2);
+  assert.deepEqual(c.kvs, []);
+  const old = await client.kv.range({
+    key: b("/n/"),
+    range_end: b("/n0"),
+    count_only: true,
+    revision: rev - 1,
+  });
+  assert.equal(old.count, 3);
+  const keys = await client.kv.range({ key: b("/n/"), range_end: b("/n0"), keys_only: true });
+  assert.deepEqual(keys.kvs.map((kv: any) => [s(kv.key), kv.value.length, kv.lease]), [
+    ["/n/a", 0, lease],
+    ["/n/c", 0, lease],
+  ]);
+  assert.ok(keys.kvs[0].mod_revision > 2);
+});
 
-Deno.test("reads never advance the revision", () =>
-  withKine(async ({ client }) => {
-    const rev = (await client.kv.put({ key: b("/q"), value: b("1") })).header.revision;
-    for (let i = 0; i < 5; i++) await client.kv.range({ key: b("/q") });
-    const list = await client.kv.range({ key: b("/"), range_end: b("0") });
-    assert.equal(list.header.revision, rev);
-  }));
+conformance("reads never advance the revision", async ({ client }) => {
+  const rev = (await client.kv.put({ key: b("/q"), value: b("1") })).header.revision;
+  for (let i = 0; i < 5; i++) await client.kv.range({ key: b("/q") });
+  const list = await client.kv.range({ key: b("/"), range_end: b("0") });
+  assert.equal(list.header.revision, rev);
+});
 
-Deno.test("plain Put overwrites a key that is not the newest and returns prev_kv", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "plain Put overwrites a key that is not the newest and returns prev_kv",
+  async ({ client }) => {
     await client.kv.put({ key: b("/o"), value: b("1") });
     await client.kv.put({ key: b("/other"), value: b("x") });
     const r = await client.kv.put({ key: b("/o"), value: b("2"), prev_kv: true });
@@ -454,10 +493,12 @@ Deno.test("plain Put overwrites a key that is not the newest and returns prev_kv
     const kv = (await client.kv.range({ key: b("/o") })).kvs[0];
     assert.equal(s(kv.value), "2");
     assert.equal(kv.version, 2);
-  }));
+  },
+);
 
-Deno.test("DeleteRange: single key, range and prefix with deleted count and prev_kvs", () =>
-  withKine(async ({ client }) => {
+conformance(
+  "DeleteRange: single key, range and prefix with deleted count and prev_kvs",
+  async ({ client }) => {
     for (const k of ["/x/1", "/x/2", "/x/3", "/y/1"]) {
       await client.kv.put({ key: b(k), value: b(k) });
     }
@@ -472,19 +513,19 @@ Deno.test("DeleteRange: single key, range and prefix with deleted count and prev
     const all = await client.kv.deleteRange({ key: b("\0"), range_end: b("\0"), prev_kv: true });
     assert.deepEqual(all.prev_kvs.map((kv: any) => s(kv.key)), ["/registry/health", "/y/1"]);
     assert.equal(all.deleted, 2);
-  }));
+  },
+);
 
-Deno.test("Status, MemberList, health and LeaseGrant", () =>
-  withKine(async ({ client, endpoint }) => {
-    const st = await client.maintenance.status({});
-    assert.equal(st.version, "3.6.11");
-    assert.ok(st.dbSize > 0);
-    const ml = await client.cluster.memberList({});
-    assert.equal(ml.members.length, 1);
-    assert.equal(ml.members[0].name, "kine");
-    assert.deepEqual(ml.members[0].clientURLs, [`http://${endpoint}`]);
-    assert.equal((await client.health.check({})).status, "SERVING");
-    const lease = await client.lease.leaseGrant({ TTL: 30 });
-    assert.ok(lease.ID >= 2 ** 32, "etcd-style lease IDs, not the TTL");
-    assert.equal(lease.TTL, 30);
-  }, { emulatedEtcdVersion: "3.6.11" }));
+conformance("Status, MemberList, health and LeaseGrant", async ({ client, endpoint }) => {
+  const st = await client.maintenance.status({});
+  assert.equal(st.version, "3.6.11");
+  assert.ok(st.dbSize > 0);
+  const ml = await client.cluster.memberList({});
+  assert.equal(ml.members.length, 1);
+  assert.equal(ml.members[0].name, "kine");
+  assert.deepEqual(ml.members[0].clientURLs, [`http://${endpoint}`]);
+  assert.equal((await client.health.check({})).status, "SERVING");
+  const lease = await client.lease.leaseGrant({ TTL: 30 });
+  assert.ok(lease.ID >= 2 ** 32, "etcd-style lease IDs, not the TTL");
+  assert.equal(lease.TTL, 30);
+}, { emulatedEtcdVersion: "3.6.11" });

@@ -2,6 +2,7 @@
 import type { Logger } from "../log/mod.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
 import { LogBackend } from "./logstructured/backend.ts";
+import { MemoryStore } from "./memory/store.ts";
 import { SqlStore } from "./sql/store.ts";
 import { parseSqliteDsn, sqliteDialect, SqliteDriver } from "./sql/sqlite.ts";
 import type { Backend } from "./types.ts";
@@ -37,7 +38,7 @@ export interface BackendOptions {
 }
 
 /** Backends that belong to later releases of this project. */
-const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream", "memory"]);
+const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream"]);
 
 /** Opens the backend an endpoint names; `leaderElect` is what k3s-style embedders expect. */
 export function openBackend(o: BackendOptions): { backend: Backend; leaderElect: boolean } {
@@ -62,6 +63,8 @@ export function openBackend(o: BackendOptions): { backend: Backend; leaderElect:
       const store = new SqlStore(sqliteDialect, driver);
       return { backend: new LogBackend(store, logOptions), leaderElect: false };
     }
+    case "memory":
+      return { backend: new LogBackend(new MemoryStore(), logOptions), leaderElect: false };
     default:
       if (PLANNED.has(scheme)) {
         throw new EndpointError(`driver ${scheme} is not available in this version of kine`);

@@ -1,6 +1,7 @@
 /** Starts an in-process kine on a fresh SQLite file and a free loopback port. */
 import { type Kine, type KineConfig, startKine } from "../../lib/mod.ts";
 import { silentLogger } from "../../lib/log/mod.ts";
+import { BACKENDS, type TestBackend } from "./backends.ts";
 import { connect, type EtcdClient } from "./client.ts";
 
 export interface TestKine {
@@ -12,11 +13,15 @@ export interface TestKine {
   close(): Promise<void>;
 }
 
-export async function startTestKine(config: Partial<KineConfig> = {}): Promise<TestKine> {
+/** Starts a server on `backend` (SQLite by default) unless `config.endpoint` names one. */
+export async function startTestKine(
+  config: Partial<KineConfig> = {},
+  backend: TestBackend = BACKENDS[0],
+): Promise<TestKine> {
   const dir = await Deno.makeTempDir({ prefix: "kine-test-" });
   const kine = await startKine({
     listenAddress: "127.0.0.1:0",
-    endpoint: `sqlite://${dir}/state.db`,
+    endpoint: backend.endpoint(dir),
     metricsBindAddress: "0",
     ...config,
   }, silentLogger);
@@ -39,8 +44,9 @@ export async function startTestKine(config: Partial<KineConfig> = {}): Promise<T
 export async function withKine(
   fn: (k: TestKine) => Promise<void>,
   config: Partial<KineConfig> = {},
+  backend?: TestBackend,
 ): Promise<void> {
-  const k = await startTestKine(config);
+  const k = await startTestKine(config, backend);
   try {
     await fn(k);
   } finally {

@@ -1,0 +1,319 @@
+/**
+ * `memory://`: the revision log in process memory, nothing persisted. It is
+ * the shared log logic with no database under it — the reference for the
+ * front end's own limit in the benchmark, and a store for tests.
+ */
+import { COMPACT_KEY } from "../logstructured/compact_key.ts";
+import type {
+  EventReader,
+  EventRow,
+  LogRow,
+  LogStore,
+  LogWriteTx,
+  NewRow,
+  Revisions,
+} from "../logstructured/log.ts";
+import type { LeaseRecord } from "../types.ts";
+
+interface Row {
+  id: number;
+  name: string;
+  created: boolean;
+  deleted: boolean;
+  createRevision: number;
+  prevRevision: number;
+  lease: number;
+  value: Uint8Array | null;
+  oldValue: Uint8Array | null;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** First index in sorted `a` whose value is ≥ `x` (or > `x` when `after`). */
+function bisect<T>(a: T[], x: T, after = false): number {
+  let lo = 0, hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x || (after && a[mid] === x)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The tables: rows by id (in id order), ids per key, keys in byte order. */
+class Tables {
+  readonly rows = new Map<number, Row>();
+  readonly ids = new Map<string, number[]>();
+  readonly names: string[] = [];
+  readonly leases = new Map<number, LeaseRecord>();
+  lastId = 0;
+  /** Highest id of a committed transaction; readers see nothing above it. */
+  committed = 0;
+
+  insert(row: Row): void {
+    this.rows.set(row.id, row);
+    let ids = this.ids.get(row.name);
+    if (!ids) {
+      this.ids.set(row.name, ids = []);
+      this.names.splice(bisect(this.names, row.name), 0, row.name);
+    }
+    ids.splice(bisect(ids, row.id), 0, row.id);
+  }
+
+  remove(id: number): Row | undefined {
+    const row = this.rows.get(id);
+    if (!row) return undefined;
+    this.rows.delete(id);
+    const ids = this.ids.get(row.name)!;
+    ids.splice(bisect(ids, id), 1);
+    if (ids.length === 0) {
+      this.ids.delete(row.name);
+      this.names.splice(bisect(this.names, row.name), 1);
+    }
+    return row;
+  }
+}
+
+/** A view of the tables: readers are capped at the committed id, writers are not. */
+class MemoryTx implements LogWriteTx, EventReader {
+  /** Undo steps of the open transaction; `#mark` is where the savepoint started. */
+  readonly #undo: (() => void)[] = [];
+  #mark = 0;
+
+  constructor(private readonly t: Tables, private readonly reader: boolean) {}
+
+  #top(): number {
+    return this.reader ? this.t.committed : this.t.lastId;
+  }
+
+  #latestId(name: string, revision: number): number | undefined {
+    const ids = this.t.ids.get(name);
+    if (!ids) return undefined;
+    const i = bisect(ids, revision, true) - 1;
+    return i >= 0 ? ids[i] : undefined;
+  }
+
+  #version(row: Row): number {
+    const ids = this.t.ids.get(row.name)!;
+    const from = row.created ? row.id : row.deleted ? this.#deletedFrom(row) : row.createRevision;
+    return bisect(ids, row.id, true) - bisect(ids, from);
+  }
+
+  #deletedFrom(row: Row): number {
+    const prev = this.t.rows.get(row.prevRevision);
+    if (!prev) return row.id;
+    return prev.created ? prev.id : prev.createRevision;
+  }
+
+  #logRow(row: Row, keysOnly = false): LogRow {
+    return {
+      id: row.id,
+      name: row.name,
+      created: row.created,
+      deleted: row.deleted,
+      createRevision: row.createRevision,
+      prevRevision: row.prevRevision,
+      lease: row.lease,
+      value: keysOnly ? EMPTY : row.value ?? EMPTY,
+      version: this.#version(row),
+    };
+  }
+
+  revisions(): Revisions {
+    const bookkeeping = this.t.ids.get(COMPACT_KEY);
+    const compact = bookkeeping ? this.t.rows.get(bookkeeping[0])!.prevRevision : 0;
+    return { current: this.#top(), compact };
+  }
+
+  /** Live rows of `[start, end)` at `revision`, in key order. */
+  *#live(start: string, end: string | null, revision: number): Generator<Row> {
+    const rev = Math.min(revision, this.#top());
+    if (end === "") {
+      const id = this.#latestId(start, rev);
+      const row = id === undefined ? undefined : this.t.rows.get(id)!;
+      if (row && !row.deleted && row.name !== COMPACT_KEY) yield row;
+      return;
+    }
+    const names = this.t.names;
+    for (let i = bisect(names, start); i < names.length; i++) {
+      const name = names[i];
+      if (end !== null && name >= end) return;
+      const id = this.#latestId(name, rev);
+      if (id === undefined || name === COMPACT_KEY) continue;
+      const row = this.t.rows.get(id)!;
+      if (!row.deleted) yield row;
+    }
+  }
+
+  list(
+    start: string,
+    end: string | null,
+    revision: number,
+    limit: number,
+    keysOnly: boolean,
+  ): LogRow[] {
+    const out: LogRow[] = [];
+    for (const row of this.#live(start, end, revision)) {
+      out.push(this.#logRow(row, keysOnly));
+      if (limit > 0 && out.length >= limit) break;
+    }
+    return out;
+  }
+
+  count(start: string, end: string | null, revision: number): number {
+    let n = 0;
+    for (const _ of this.#live(start, end, revision)) n++;
+    return n;
+  }
+
+  latest(key: string): LogRow | null {
+    const id = this.#latestId(key, this.#top());
+    return id === undefined ? null : this.#logRow(this.t.rows.get(id)!);
+  }
+
+  append(r: NewRow): number {
+    const id = ++this.t.lastId;
+    const prev = r.prevRevision ? this.t.rows.get(r.prevRevision) : undefined;
+    this.t.insert({ id, ...r, oldValue: prev?.value ?? null });
+    this.#undo.push(() => {
+      this.t.remove(id);
+      this.t.lastId = id - 1;
+    });
+    return id;
+  }
+
+  events(after: number, upTo: number, limit: number, key?: string, end?: string | null): EventRow[] {
+    const top = upTo > 0 ? Math.min(upTo, this.#top()) : this.#top();
+    const out: EventRow[] = [];
+    for (let id = after + 1; id <= top && out.length < limit; id++) {
+      const row = this.t.rows.get(id);
+      if (!row) continue;
+      if (key !== undefined) {
+        if (end === "" ? row.name !== key : row.name < key || (end !== null && end !== undefined && row.name >= end)) continue;
+      }
+      const prev = row.created ? undefined : this.t.rows.get(row.prevRevision);
+      out.push({
+        ...this.#logRow(row),
+        oldValue: row.oldValue ?? EMPTY,
+        prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
+        prevLease: prev?.lease ?? 0,
+      });
+    }
+    return out;
+  }
+
+  savepoint(): void {
+    this.#mark = this.#undo.length;
+  }
+
+  releaseSavepoint(): void {
+    this.#mark = 0;
+  }
+
+  rollbackToSavepoint(): void {
+    this.rollback(this.#mark);
+  }
+
+  /** Undoes every step after `mark` (0 = the whole transaction). */
+  rollback(mark = 0): void {
+    while (this.#undo.length > mark) this.#undo.pop()!();
+  }
+
+  rowsNamed(key: string): { id: number; prevRevision: number }[] {
+    return (this.t.ids.get(key) ?? []).map((id) => ({
+      id,
+      prevRevision: this.t.rows.get(id)!.prevRevision,
+    }));
+  }
+
+  deleteRow(id: number): void {
+    const row = this.t.remove(id);
+    if (row) this.#undo.push(() => this.t.insert(row));
+  }
+
+  compactTo(target: number): void {
+    const doomed = new Set<number>();
+    for (const row of this.t.rows.values()) {
+      if (row.id > target) break;
+      if (row.name !== COMPACT_KEY && row.prevRevision !== 0) doomed.add(row.prevRevision);
+      if (row.deleted) doomed.add(row.id);
+    }
+    for (const id of doomed) this.deleteRow(id);
+    const book = this.t.rows.get(this.t.ids.get(COMPACT_KEY)?.[0] ?? -1);
+    if (book) {
+      const was = book.prevRevision;
+      book.prevRevision = target;
+      this.#undo.push(() => book.prevRevision = was);
+    }
+  }
+
+  fill(id: number): void {
+    if (this.t.rows.has(id)) throw new Error(`id ${id} exists`);
+    const row: Row = {
+      id,
+      name: `gap-${id}`,
+      created: false,
+      deleted: true,
+      createRevision: 0,
+      prevRevision: 0,
+      lease: 0,
+      value: null,
+      oldValue: null,
+    };
+    this.t.insert(row);
+    this.#undo.push(() => this.t.remove(id));
+  }
+
+  saveLease(lease: LeaseRecord): void {
+    const was = this.t.leases.get(lease.id);
+    this.t.leases.set(lease.id, lease);
+    this.#undo.push(() => was ? this.t.leases.set(lease.id, was) : this.t.leases.delete(lease.id));
+  }
+
+  deleteLease(id: number): void {
+    const was = this.t.leases.get(id);
+    this.t.leases.delete(id);
+    if (was) this.#undo.push(() => this.t.leases.set(id, was));
+  }
+}
+
+/** The memory store. Writes are serialised by the log backend above it. */
+export class MemoryStore implements LogStore {
+  readonly #t = new Tables();
+  readonly reader = new MemoryTx(this.#t, true);
+  readonly fillRetryDelayMs = 0;
+
+  async write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
+    const tx = new MemoryTx(this.#t, false);
+    try {
+      const result = await fn(tx);
+      this.#t.committed = this.#t.lastId;
+      return result;
+    } catch (err) {
+      tx.rollback();
+      throw err;
+    }
+  }
+
+  isConflict(): boolean {
+    return false;
+  }
+
+  size(): Promise<number> {
+    let bytes = 0;
+    for (const row of this.#t.rows.values()) bytes += row.name.length + (row.value?.length ?? 0) + 64;
+    return Promise.resolve(bytes);
+  }
+
+  afterCompact(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  leaseRecords(): Promise<LeaseRecord[]> {
+    return Promise.resolve([...this.#t.leases.values()]);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
