@@ -372,7 +372,7 @@ Deno.test("updatecli deno manifest tracks npm deno at the version pinned everywh
   assert.equal(sources[0].spec.name, "deno");
 
   const pinned = await denoVersion();
-  assert.equal(pinned, "2.9.6");
+  assert.equal(pinned, "2.9.3");
   const targets = Object.values(m.targets as Record<string, Yaml>);
   const files = targets.flatMap((t) => t.spec.files ?? [t.spec.file]);
   assert.ok(files.includes("updatecli/deno-version.txt"));

@@ -6,6 +6,8 @@ export type BackendErrorKind =
   | "duplicate_key"
   | "invalid"
   | "not_found"
+  | "failed_precondition"
+  | "out_of_range"
   | "unavailable";
 
 /** An error whose `kind` carries its meaning across the storage boundary. */

@@ -146,8 +146,12 @@ export interface Event {
   prevKv?: KeyValue;
 }
 
-/** Receives event batches in revision order, each event once. */
-export type EventSink = (events: Event[]) => void;
+/**
+ * Receives event batches in revision order, each event once. A sink that
+ * returns a promise asks the catch-up from history to wait for it (back-pressure);
+ * live delivery never waits.
+ */
+export type EventSink = (events: Event[]) => void | Promise<void>;
 
 export interface WatchResult {
   /** Set when `startRevision` is compacted: the watch did not start. */

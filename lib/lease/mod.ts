@@ -141,13 +141,15 @@ export class LeaseManager {
   }
 
   async grant(id: number, ttl: number): Promise<LeaseRecord> {
-    if (ttl > MAX_LEASE_TTL) throw new BackendError("invalid", "etcdserver: too large lease TTL");
+    if (ttl > MAX_LEASE_TTL) {
+      throw new BackendError("out_of_range", "etcdserver: too large lease TTL");
+    }
     if (id === 0) {
       do {
         id = LEGACY_LEASE_LIMIT + Math.floor(Math.random() * (2 ** 52 - LEGACY_LEASE_LIMIT));
       } while (this.#leases.has(id));
     } else if (this.#leases.has(id)) {
-      throw new BackendError("invalid", "etcdserver: lease already exists");
+      throw new BackendError("failed_precondition", "etcdserver: lease already exists");
     }
     const lease = { id, ttl: Math.max(ttl, 1), expiresAt: 0 };
     lease.expiresAt = this.now() + lease.ttl * 1000;
@@ -159,7 +161,8 @@ export class LeaseManager {
   /** Extends a lease to its full TTL; returns the TTL, or 0 if the lease is gone. */
   async keepAlive(id: number): Promise<number> {
     const lease = this.#leases.get(id);
-    if (!lease) return 0;
+    // Past its deadline a lease is gone, even before the expiry tick deletes it.
+    if (!lease || lease.expiresAt <= this.now()) return 0;
     const renewed = { ...lease, expiresAt: this.now() + lease.ttl * 1000 };
     await this.backend.saveLease(renewed);
     if (this.#leases.has(id)) this.#leases.set(id, renewed);

@@ -80,14 +80,18 @@ export function leaseService(ctx: ServiceContext) {
       return { header: header() };
     }, ctx.logger),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: number }, unknown>) => {
+      let ended = false;
       call.on("data", (r: { ID: number }) => {
         leases.keepAlive(r.ID).then(
-          (ttl) => call.write({ header: header(), ID: r.ID, TTL: ttl }),
+          (ttl) => ended || call.write({ header: header(), ID: r.ID, TTL: ttl }),
           (err) => ctx.logger.warn("lease keep-alive failed", { error: String(err) }),
         );
       });
-      call.on("end", () => call.end());
-      call.on("error", () => {});
+      call.on("end", () => {
+        ended = true;
+        call.end();
+      });
+      call.on("error", () => ended = true);
     },
     LeaseTimeToLive: unary((r: { ID: number; keys: boolean }) => {
       const t = leases.timeToLive(r.ID);

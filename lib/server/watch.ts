@@ -8,7 +8,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { ERR_COMPACTED } from "../backend/errors.ts";
 import type { Backend, Event } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
-import { wireKv } from "../translator/mod.ts";
+import { endText, keyText, startText, wireKv } from "../translator/mod.ts";
 
 /** Responses stay below this many bytes (the limit is 2 MiB), unless one event is larger. */
 const MAX_RESPONSE_BYTES = 1536 * 1024;
@@ -16,6 +16,8 @@ const MAX_RESPONSE_BYTES = 1536 * 1024;
 export const MAX_PENDING_EVENTS = 20_000;
 
 const ERR_UNHEALTHY = "etcdserver: unhealthy cluster";
+/** A catch-up from history waits while a watch has this many events queued. */
+const CATCH_UP_HIGH_WATER = 2_000;
 const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
 const ERR_SLOW = "etcdserver: watcher is too slow: the client stopped reading its events";
 
@@ -37,10 +39,10 @@ interface StreamWatch {
   lastRevision: number;
   /** False until the backend subscription exists (catch-up included). */
   ready: boolean;
+  /** Resolves a catch-up waiting for this watch's queue to drain. */
+  drained?: () => void;
   cancel?: () => void;
 }
-
-const utf8 = new TextDecoder();
 
 function wireEvent(e: Event, prevKv: boolean) {
   return {
@@ -91,9 +93,17 @@ class WatchStream {
     this.#closed = true;
     this.onClose();
     clearInterval(this.#timer);
-    for (const w of this.#watches.values()) w.cancel?.();
-    this.#watches.clear();
+    for (const w of [...this.#watches.values()]) this.#forget(w);
     if (endCall) this.call.end();
+  }
+
+  /** Drops a watch: stops its subscription and releases a catch-up waiting on it. */
+  #forget(w: StreamWatch): void {
+    this.#watches.delete(w.id);
+    w.cancel?.();
+    w.queue = [];
+    w.drained?.();
+    w.drained = undefined;
   }
 
   /** Writes one response with a header that never goes backwards (0 stays 0). */
@@ -132,7 +142,7 @@ class WatchStream {
     let id = Number(r.watch_id);
     if (id !== 0 && this.#watches.has(id)) {
       this.#send(backend.currentRevision(), {
-        watch_id: id,
+        watch_id: -1,
         created: true,
         canceled: true,
         cancel_reason: ERR_DUPLICATE_ID,
@@ -148,17 +158,19 @@ class WatchStream {
       noDelete: filters.includes("NODELETE"),
       progressNotify: r.progress_notify,
       queue: [],
-      lastRevision: start > 0 ? start - 1 : backend.syncedRevision(),
+      lastRevision: start > 0
+        ? Math.min(start - 1, backend.currentRevision())
+        : backend.syncedRevision(),
       ready: false,
     };
     this.#watches.set(id, w);
     this.#send(w.lastRevision, { watch_id: id, created: true });
     let key: string, end: string;
     try {
-      key = utf8.decode(r.key);
-      end = utf8.decode(r.range_end);
-    } catch {
-      this.#end(w, { cancel_reason: "etcdserver: key is not valid UTF-8" });
+      end = endText(r.range_end);
+      key = end === "" ? keyText(r.key) : startText(r.key);
+    } catch (err) {
+      this.#end(w, { cancel_reason: (err as Error).message });
       return;
     }
     backend.watch(key, end, start, (events) => this.#enqueue(w, events)).then(
@@ -185,30 +197,31 @@ class WatchStream {
   /** Ends a watch from the server side: one canceled response. */
   #end(w: StreamWatch, body: Record<string, unknown>): void {
     if (this.#watches.get(w.id) !== w) return;
-    this.#watches.delete(w.id);
-    w.cancel?.();
+    this.#forget(w);
     this.#send(this.o.backend.currentRevision(), { watch_id: w.id, canceled: true, ...body });
   }
 
   #cancel(id: number): void {
     const w = this.#watches.get(id);
     if (!w) return;
-    this.#watches.delete(id);
-    w.cancel?.();
+    this.#forget(w);
     this.#send(this.o.backend.currentRevision(), { watch_id: id, canceled: true });
   }
 
-  #enqueue(w: StreamWatch, events: Event[]): void {
+  /** Queues events; during catch-up, returns a promise that waits for the queue to drain. */
+  #enqueue(w: StreamWatch, events: Event[]): Promise<void> | undefined {
     if (this.#watches.get(w.id) !== w) return;
     for (const e of events) {
       if (e.type === "put" ? !w.noPut : !w.noDelete) w.queue.push(e);
     }
     if (w.queue.length > MAX_PENDING_EVENTS) {
-      w.queue = [];
       this.#end(w, { cancel_reason: ERR_SLOW });
       return;
     }
     this.#scheduleFlush();
+    if (!w.ready && w.queue.length >= CATCH_UP_HIGH_WATER) {
+      return new Promise((resolve) => w.drained = resolve);
+    }
   }
 
   #scheduleFlush(): void {
@@ -237,6 +250,10 @@ class WatchStream {
           watch_id: w.id,
           events: batch.map((e) => wireEvent(e, w.prevKv)),
         });
+      }
+      if (w.drained && !this.#paused && w.queue.length < CATCH_UP_HIGH_WATER) {
+        w.drained();
+        w.drained = undefined;
       }
     }
     this.#answerProgressRequest();

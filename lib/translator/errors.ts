@@ -5,6 +5,7 @@ export const Code = {
   UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
   NOT_FOUND: 5,
+  FAILED_PRECONDITION: 9,
   OUT_OF_RANGE: 11,
   UNIMPLEMENTED: 12,
   UNAVAILABLE: 14,
@@ -32,6 +33,8 @@ const KIND_CODES: Record<BackendError["kind"], number> = {
   duplicate_key: Code.INVALID_ARGUMENT,
   invalid: Code.INVALID_ARGUMENT,
   not_found: Code.NOT_FOUND,
+  failed_precondition: Code.FAILED_PRECONDITION,
+  out_of_range: Code.OUT_OF_RANGE,
   unavailable: Code.UNAVAILABLE,
 };
 

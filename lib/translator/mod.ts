@@ -18,23 +18,27 @@ import type {
 } from "../backend/types.ts";
 import { compacted, futureRevision } from "../backend/errors.ts";
 import { Code, emptyKey, EtcdError, tooManyOps } from "./errors.ts";
+import { endText, keyText, startText } from "./keys.ts";
 import type * as W from "./wire.ts";
 
 export * from "./errors.ts";
+export { endText, keyText, startText } from "./keys.ts";
 export type * from "./wire.ts";
 
 /** etcd's default `--max-txn-ops`. */
 const MAX_TXN_OPS = 128;
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
-function text(b: Uint8Array | undefined): string {
-  return b && b.length > 0 ? utf8.decode(b) : "";
+/** A request's key and range end; a ranged start may be rounded up to valid UTF-8. */
+function keyRange(keyBytes: Uint8Array | undefined, endBytes: Uint8Array | undefined) {
+  if (!keyBytes || keyBytes.length === 0) throw emptyKey();
+  const end = endText(endBytes);
+  return { key: end === "" ? keyText(keyBytes) : startText(keyBytes), end };
 }
 
 function key(b: Uint8Array | undefined): string {
-  const k = text(b);
+  const k = keyText(b);
   if (k === "") throw emptyKey();
   return k;
 }
@@ -63,8 +67,7 @@ const RESULT = {
 
 export function rangeRequest(r: W.WireRangeRequest): RangeRequest {
   return {
-    key: key(r.key),
-    end: text(r.range_end),
+    ...keyRange(r.key, r.range_end),
     limit: r.limit > 0 ? r.limit : 0,
     revision: r.revision,
     keysOnly: r.keys_only,
@@ -83,7 +86,7 @@ function compare(c: W.WireCompare): Compare {
   const operand = target === "value"
     ? (c.value ?? new Uint8Array(0))
     : Number(c.target_union ? c[c.target_union] ?? 0 : 0);
-  return { key: key(c.key), end: text(c.range_end), target, result: RESULT[c.result], operand };
+  return { ...keyRange(c.key, c.range_end), target, result: RESULT[c.result], operand };
 }
 
 function op(o: W.WireRequestOp): Op {
@@ -101,7 +104,7 @@ function op(o: W.WireRequestOp): Op {
   }
   if (o.request_delete_range) {
     const d = o.request_delete_range;
-    return { type: "delete", key: key(d.key), end: text(d.range_end), prevKv: d.prev_kv };
+    return { type: "delete", ...keyRange(d.key, d.range_end), prevKv: d.prev_kv };
   }
   if (o.request_txn) return { type: "txn", txn: txnRequest(o.request_txn) };
   return { type: "range", request: rangeRequest(o.request_range!) };

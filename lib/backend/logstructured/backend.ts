@@ -269,7 +269,7 @@ export class LogBackend implements Backend {
         );
         if (rows.length === 0) break;
         const events = rows.filter((r) => !isInternal(r)).map(rowToEvent);
-        if (events.length > 0) present(events);
+        if (events.length > 0) await present(events);
         after = rows[rows.length - 1].id;
       }
     } catch (err) {
@@ -381,6 +381,8 @@ export class LogBackend implements Backend {
     const { current, compact } = await this.#reader.revisions();
     if (revision > current) throw futureRevision();
     if (revision <= compact) throw compacted();
+    // Rows above what the poll loop published may not be compacted; catch it up first.
+    await this.waitForSyncTo(revision);
     const { compactBatchSize, compactMinRetain, logger } = this.options;
     const started = performance.now();
     let from = compact;

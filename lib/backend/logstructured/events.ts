@@ -33,7 +33,8 @@ export function rowToEvent(row: EventRow): Event {
     value: row.oldValue,
     createRevision: row.deleted ? row.prevCreateRevision : row.createRevision,
     modRevision: row.prevRevision,
-    version: Math.max(row.version - 1, 0),
+    // At least 1: it existed; compaction may have removed the rows that counted it.
+    version: Math.max(row.version - 1, 1),
     lease: row.prevLease,
   };
   if (row.deleted) {

@@ -1,4 +1,5 @@
-import { type Event, type EventSink, FROM_KEY } from "../types.ts";
+import { keyInRange } from "../keys.ts";
+import type { Event, EventSink } from "../types.ts";
 
 /** One subscriber: a key range, the first revision it wants, and its sink. */
 class Subscriber {
@@ -12,8 +13,7 @@ class Subscriber {
   ) {}
 
   matches(key: string): boolean {
-    if (this.end === "") return key === this.key;
-    return key >= this.key && (this.end === FROM_KEY || key < this.end);
+    return keyInRange(key, this.key, this.end);
   }
 
   /** Hands over what was held and switches to live delivery. */

@@ -1,4 +1,5 @@
 import { compacted, futureRevision } from "../errors.ts";
+import { compareKeys } from "../keys.ts";
 import { FROM_KEY, type KeyValue, type RangeRequest, type RangeResult } from "../types.ts";
 import { presentKv, redirectKey } from "./compact_key.ts";
 import { type LogReader, rowToKv } from "./log.ts";
@@ -23,7 +24,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 const SORT_KEYS: Record<string, (a: KeyValue, b: KeyValue) => number> = {
-  key: (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  key: (a, b) => compareKeys(a.key, b.key),
   version: (a, b) => a.version - b.version,
   create: (a, b) => a.createRevision - b.createRevision,
   mod: (a, b) => a.modRevision - b.modRevision,

@@ -1,4 +1,5 @@
 import { BackendError, ERR_DUPLICATE_KEY } from "../errors.ts";
+import { keyInRange } from "../keys.ts";
 import {
   type Compare,
   type DeleteOp,
@@ -21,11 +22,6 @@ import { type LogRow, type LogTx, rowToKv } from "./log.ts";
 import { rangeLog } from "./range.ts";
 
 const EMPTY = new Uint8Array(0);
-
-function inRange(key: string, start: string, end: string): boolean {
-  if (end === "") return key === start;
-  return key >= start && (end === FROM_KEY || key < end);
-}
 
 /**
  * etcd rejects a txn whose branch puts one key twice or puts a key that a
@@ -60,7 +56,7 @@ function checkBranch(ops: Op[]): { puts: Set<string>; deletes: DeleteOp[] } {
     }
   }
   for (const d of deletes) {
-    for (const key of puts) if (inRange(key, d.key, d.end)) throw duplicate();
+    for (const key of puts) if (keyInRange(key, d.key, d.end)) throw duplicate();
   }
   return { puts, deletes };
 }

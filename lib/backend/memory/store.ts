@@ -3,6 +3,7 @@
  * the shared log logic with no database under it — the reference for the
  * front end's own limit in the benchmark, and a store for tests.
  */
+import { compareKeys, keyInRange } from "../keys.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
 import type {
   EventReader,
@@ -29,12 +30,15 @@ interface Row {
 
 const EMPTY = new Uint8Array(0);
 
-/** First index in sorted `a` whose value is ≥ `x` (or > `x` when `after`). */
-function bisect<T>(a: T[], x: T, after = false): number {
+const byNumber = (a: number, b: number) => a - b;
+
+/** First index in `a` (sorted by `cmp`) whose value is ≥ `x` (or > `x` when `after`). */
+function bisect<T>(a: T[], x: T, cmp: (a: T, b: T) => number, after = false): number {
   let lo = 0, hi = a.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (a[mid] < x || (after && a[mid] === x)) lo = mid + 1;
+    const c = cmp(a[mid], x);
+    if (c < 0 || (after && c === 0)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -55,9 +59,9 @@ class Tables {
     let ids = this.ids.get(row.name);
     if (!ids) {
       this.ids.set(row.name, ids = []);
-      this.names.splice(bisect(this.names, row.name), 0, row.name);
+      this.names.splice(bisect(this.names, row.name, compareKeys), 0, row.name);
     }
-    ids.splice(bisect(ids, row.id), 0, row.id);
+    ids.splice(bisect(ids, row.id, byNumber), 0, row.id);
   }
 
   remove(id: number): Row | undefined {
@@ -65,10 +69,10 @@ class Tables {
     if (!row) return undefined;
     this.rows.delete(id);
     const ids = this.ids.get(row.name)!;
-    ids.splice(bisect(ids, id), 1);
+    ids.splice(bisect(ids, id, byNumber), 1);
     if (ids.length === 0) {
       this.ids.delete(row.name);
-      this.names.splice(bisect(this.names, row.name), 1);
+      this.names.splice(bisect(this.names, row.name, compareKeys), 1);
     }
     return row;
   }
@@ -89,14 +93,14 @@ class MemoryTx implements LogWriteTx, EventReader {
   #latestId(name: string, revision: number): number | undefined {
     const ids = this.t.ids.get(name);
     if (!ids) return undefined;
-    const i = bisect(ids, revision, true) - 1;
+    const i = bisect(ids, revision, byNumber, true) - 1;
     return i >= 0 ? ids[i] : undefined;
   }
 
   #version(row: Row): number {
     const ids = this.t.ids.get(row.name)!;
     const from = row.created ? row.id : row.deleted ? this.#deletedFrom(row) : row.createRevision;
-    return bisect(ids, row.id, true) - bisect(ids, from);
+    return bisect(ids, row.id, byNumber, true) - bisect(ids, from, byNumber);
   }
 
   #deletedFrom(row: Row): number {
@@ -135,9 +139,9 @@ class MemoryTx implements LogWriteTx, EventReader {
       return;
     }
     const names = this.t.names;
-    for (let i = bisect(names, start); i < names.length; i++) {
+    for (let i = bisect(names, start, compareKeys); i < names.length; i++) {
       const name = names[i];
-      if (end !== null && name >= end) return;
+      if (end !== null && compareKeys(name, end) >= 0) return;
       const id = this.#latestId(name, rev);
       if (id === undefined || name === COMPACT_KEY) continue;
       const row = this.t.rows.get(id)!;
@@ -182,15 +186,19 @@ class MemoryTx implements LogWriteTx, EventReader {
     return id;
   }
 
-  events(after: number, upTo: number, limit: number, key?: string, end?: string | null): EventRow[] {
+  events(
+    after: number,
+    upTo: number,
+    limit: number,
+    key?: string,
+    end?: string | null,
+  ): EventRow[] {
     const top = upTo > 0 ? Math.min(upTo, this.#top()) : this.#top();
     const out: EventRow[] = [];
     for (let id = after + 1; id <= top && out.length < limit; id++) {
       const row = this.t.rows.get(id);
       if (!row) continue;
-      if (key !== undefined) {
-        if (end === "" ? row.name !== key : row.name < key || (end !== null && end !== undefined && row.name >= end)) continue;
-      }
+      if (key !== undefined && !keyInRange(row.name, key, end ?? "\0")) continue;
       const prev = row.created ? undefined : this.t.rows.get(row.prevRevision);
       out.push({
         ...this.#logRow(row),
@@ -301,7 +309,9 @@ export class MemoryStore implements LogStore {
 
   size(): Promise<number> {
     let bytes = 0;
-    for (const row of this.#t.rows.values()) bytes += row.name.length + (row.value?.length ?? 0) + 64;
+    for (const row of this.#t.rows.values()) {
+      bytes += row.name.length + (row.value?.length ?? 0) + 64;
+    }
     return Promise.resolve(bytes);
   }
 

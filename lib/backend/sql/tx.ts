@@ -52,7 +52,9 @@ export class SqlLogTx implements LogWriteTx, EventReader {
 
   async revisions(): Promise<Revisions> {
     const [r] = await this.conn.all("revisions", this.sql.revisions(), []);
-    return { current: Number(r?.current_rev ?? 0), compact: Number(r?.compact_rev ?? 0) };
+    const compact = Number(r?.compact_rev ?? 0);
+    // Compaction may delete the newest row (a tombstone); the revision never goes back.
+    return { current: Math.max(Number(r?.current_rev ?? 0), compact), compact };
   }
 
   async list(
