@@ -35,6 +35,24 @@ export interface RangeRequest {
   maxCreateRevision: number;
 }
 
+/** A Range of `[key, end)` at the latest revision with no options set. */
+export function plainRange(key: string, end: string): RangeRequest {
+  return {
+    key,
+    end,
+    limit: 0,
+    revision: 0,
+    keysOnly: false,
+    countOnly: false,
+    sortOrder: "none",
+    sortTarget: "key",
+    minModRevision: 0,
+    maxModRevision: 0,
+    minCreateRevision: 0,
+    maxCreateRevision: 0,
+  };
+}
+
 export interface RangeResult {
   revision: number;
   kvs: KeyValue[];

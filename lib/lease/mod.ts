@@ -15,6 +15,7 @@ import {
   FROM_KEY,
   type LeaseRecord,
   type Op,
+  plainRange,
   type RangeRequest,
   type WatchResult,
 } from "../backend/types.ts";
@@ -41,20 +42,7 @@ interface LegacyExpiry {
   deadline: number;
 }
 
-const ALL_KEYS: RangeRequest = {
-  key: "\0",
-  end: FROM_KEY,
-  limit: SEED_PAGE,
-  revision: 0,
-  keysOnly: true,
-  countOnly: false,
-  sortOrder: "none",
-  sortTarget: "key",
-  minModRevision: 0,
-  maxModRevision: 0,
-  minCreateRevision: 0,
-  maxCreateRevision: 0,
-};
+const ALL_KEYS: RangeRequest = { ...plainRange("\0", FROM_KEY), limit: SEED_PAGE, keysOnly: true };
 
 /** Tracks leases and the keys attached to them, and expires them on time. */
 export class LeaseManager {

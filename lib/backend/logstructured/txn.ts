@@ -7,6 +7,7 @@ import {
   type KeyValue,
   type Op,
   type OpResult,
+  plainRange,
   type PutOp,
   type Txn,
   type TxnResult,
@@ -112,25 +113,12 @@ function compareKv(c: Compare, kv: KeyValue): boolean {
   }
 }
 
-const LATEST_RANGE = {
-  limit: 0,
-  revision: 0,
-  keysOnly: false,
-  countOnly: false,
-  sortOrder: "none",
-  sortTarget: "key",
-  minModRevision: 0,
-  maxModRevision: 0,
-  minCreateRevision: 0,
-  maxCreateRevision: 0,
-} as const;
-
 async function liveKvs(tx: LogTx, key: string, end: string): Promise<KeyValue[]> {
   if (end === "") {
     const row = await tx.latest(redirectKey(key));
     return row && !row.deleted ? [presentKv(rowToKv(row))] : [];
   }
-  return (await rangeLog(tx, { key, end, ...LATEST_RANGE })).kvs;
+  return (await rangeLog(tx, plainRange(key, end))).kvs;
 }
 
 async function evaluate(tx: LogTx, c: Compare): Promise<boolean> {

@@ -16,15 +16,8 @@ import type {
 } from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
 
-interface Row {
+interface Row extends NewRow {
   id: number;
-  name: string;
-  created: boolean;
-  deleted: boolean;
-  createRevision: number;
-  prevRevision: number;
-  lease: number;
-  value: Uint8Array | null;
   oldValue: Uint8Array | null;
 }
 
