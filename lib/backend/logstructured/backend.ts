@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import type { Logger } from "../../log/mod.ts";
 import { BackendError, compacted, futureRevision } from "../errors.ts";
 import { COMPACT_KEY, redirectKey } from "./compact_key.ts";
@@ -300,7 +301,7 @@ export class LogBackend implements Backend {
       this.#queue.push({ txn, resolve, reject });
       if (!this.#flushing) {
         this.#flushing = true;
-        setTimeout(() => this.#flush(), 0);
+        setImmediate(() => this.#flush());
       }
     });
   }
@@ -338,7 +339,7 @@ export class LogBackend implements Backend {
       const failure = this.#classify(err);
       for (const p of batch) p.reject(failure);
     } finally {
-      if (this.#queue.length > 0) setTimeout(() => this.#flush(), 0);
+      if (this.#queue.length > 0) setImmediate(() => this.#flush());
       else this.#flushing = false;
     }
   }
