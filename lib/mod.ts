@@ -58,11 +58,16 @@ export async function startKine(
     metrics,
   });
   await backend.start();
-  const leases = new LeaseManager(backend, log);
-  let grpc;
+  // Everything started so far, stopped in reverse order on failure or close().
+  const stops: (() => Promise<void>)[] = [() => backend.close()];
+  const stopAll = async () => {
+    while (stops.length > 0) await stops.pop()!();
+  };
   try {
+    const leases = new LeaseManager(backend, log);
     await leases.start();
-    grpc = await startGrpcServer({
+    stops.push(() => leases.stop());
+    const grpc = await startGrpcServer({
       listenAddress: cfg.listenAddress,
       serverCertFile: cfg.serverCertFile,
       serverKeyFile: cfg.serverKeyFile,
@@ -74,40 +79,32 @@ export async function startKine(
       leases,
       logger: log,
     });
+    stops.push(() => grpc.close());
+    let metricsUrl: string | undefined;
+    if (cfg.metricsBindAddress !== "0") {
+      const tls = !cfg.metricsIgnoreTlsConfig && cfg.serverCertFile && cfg.serverKeyFile
+        ? { cert: cfg.serverCertFile, key: cfg.serverKeyFile }
+        : undefined;
+      const server = await serveMetrics({
+        address: cfg.metricsBindAddress,
+        registry: metrics.registry,
+        tls,
+        logger: log,
+      });
+      stops.push(() => server.close());
+      metricsUrl = server.url;
+    }
+    stops.push(
+      startCompactor(backend, {
+        interval: cfg.compactInterval,
+        jitter: cfg.compactIntervalJitter,
+        logger: log,
+      }),
+    );
+    log.info(`Kine available at ${grpc.url}`);
+    return { url: grpc.url, metricsUrl, leaderElect, backend, close: stopAll };
   } catch (err) {
-    await leases.stop();
-    await backend.close();
+    await stopAll();
     throw err;
   }
-  const stopCompactor = startCompactor(backend, {
-    interval: cfg.compactInterval,
-    jitter: cfg.compactIntervalJitter,
-    logger: log,
-  });
-  log.info(`Kine available at ${grpc.url}`);
-  let metricsServer: { url: string; close(): Promise<void> } | undefined;
-  if (cfg.metricsBindAddress !== "0") {
-    const tls = !cfg.metricsIgnoreTlsConfig && cfg.serverCertFile && cfg.serverKeyFile
-      ? { cert: cfg.serverCertFile, key: cfg.serverKeyFile }
-      : undefined;
-    metricsServer = await serveMetrics({
-      address: cfg.metricsBindAddress,
-      registry: metrics.registry,
-      tls,
-      logger: log,
-    });
-  }
-  return {
-    url: grpc.url,
-    metricsUrl: metricsServer?.url,
-    leaderElect,
-    backend,
-    close: async () => {
-      await grpc.close();
-      await metricsServer?.close();
-      await stopCompactor();
-      await leases.stop();
-      await backend.close();
-    },
-  };
 }

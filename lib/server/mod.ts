@@ -6,7 +6,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import * as grpc from "@grpc/grpc-js";
+import { grpc } from "./grpc.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";

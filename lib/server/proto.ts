@@ -1,4 +1,4 @@
-import * as grpc from "@grpc/grpc-js";
+import { grpc } from "./grpc.ts";
 import * as loader from "@grpc/proto-loader";
 
 const PROTO_DIR = new URL("../../proto/", import.meta.url);

@@ -143,7 +143,6 @@ export function maintenanceService(ctx: ServiceContext) {
         header: { revision: 0 },
         version: ctx.emulatedVersion,
         dbSize: s.dbSize,
-        dbSizeInUse: s.dbSize,
       };
     }, ctx.logger),
     Alarm: unsupported("alarm"),
