@@ -6,7 +6,9 @@ import { EndpointError, parseArgs, startKine } from "./lib/mod.ts";
 import { createLogger } from "./lib/log/mod.ts";
 
 if (import.meta.main) {
-  const parsed = parseArgs(Deno.args, Deno.env.toObject());
+  // `deno task start -- <flags>` hands the "--" through; kine's flags follow it.
+  const argv = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+  const parsed = parseArgs(argv, Deno.env.toObject());
   switch (parsed.kind) {
     case "help":
     case "version":

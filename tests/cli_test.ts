@@ -363,6 +363,8 @@ Deno.test("--version prints `<version> (<commit>)`, dev (HEAD) in a source tree"
   assert.equal(r.stdout, `${VERSION} (${GIT_COMMIT})`);
   if (VERSION === "dev") assert.equal(r.stdout, "dev (HEAD)");
   assert.equal((await run(["-v"])).stdout, r.stdout);
+  // `deno task start -- --version`: the task hands the "--" through.
+  assert.equal((await run(["--", "--version"])).stdout, r.stdout);
 });
 
 Deno.test("positional arguments are rejected with exit 2 and one line", async () => {
