@@ -40,6 +40,8 @@ export function compileArgs(target: string | undefined, output: string): string[
     "--allow-all",
     "--include",
     "proto/",
+    "--include",
+    "lib/backend/sql/checkpointer.ts",
     ...(target ? ["--target", target] : []),
     "--output",
     output,

@@ -94,6 +94,8 @@ export function parseSqliteDsn(dsn: string, litestream = false): SqliteOptions {
 }
 
 const IDENT = /^[A-Z]+$/;
+/** How often the checkpointer worker copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 100;
 
 class SqliteConn implements SqlConn {
   readonly #stmts = new Map<string, StatementSync>();
@@ -141,6 +143,7 @@ export class SqliteDriver implements SqlDriver {
   readonly reader: SqliteConn;
   readonly #writer: SqliteConn;
   readonly #begin: string;
+  #checkpointer?: Worker;
 
   constructor(readonly options: SqliteOptions, logger: Logger, metrics?: KineMetrics) {
     const dir = options.path.includes("/")
@@ -151,6 +154,18 @@ export class SqliteDriver implements SqlDriver {
     for (const stmt of sqliteDialect.schema) writer.exec(stmt);
     if (!options.disableCompactWalCheckpoint) writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");
+    else if (options.journalMode === "WAL") {
+      // Checkpoints run in a worker instead of inside the writer's commits.
+      writer.exec("PRAGMA wal_autocheckpoint = 0");
+      this.#checkpointer = new Worker(new URL("./checkpointer.ts", import.meta.url), {
+        type: "module",
+      });
+      this.#checkpointer.postMessage({
+        path: options.path,
+        busyTimeout: options.busyTimeout,
+        intervalMs: CHECKPOINT_INTERVAL_MS,
+      });
+    }
     if (!options.disableStartupVacuum) {
       try {
         writer.exec("VACUUM");
@@ -177,10 +192,16 @@ export class SqliteDriver implements SqlDriver {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    const worker = this.#checkpointer;
+    if (worker) {
+      const stopped = new Promise((resolve) => worker.onmessage = resolve);
+      worker.postMessage("stop");
+      await stopped;
+      worker.terminate();
+    }
     this.reader.db.close();
     this.#writer.db.close();
-    return Promise.resolve();
   }
 }
 
