@@ -10,6 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { EndpointError, type Kine, type KineConfig, startKine } from "../lib/mod.ts";
 import { createLogger, type Logger, silentLogger } from "../lib/log/mod.ts";
 import { b, connect, type EtcdClient, s } from "./helpers/client.ts";
+import { kineArgs, spawnKine } from "./helpers/daemon.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = `${ROOT}main.ts`;
@@ -314,73 +315,6 @@ function byteOrder(a: string, b2: string): number {
     if (x[i] !== y[i]) return x[i] - y[i];
   }
   return x.length - y.length;
-}
-
-/** A kine child process (`deno run main.ts`), its stderr collected. */
-interface Child {
-  /** `127.0.0.1:<port>` */
-  target: string;
-  log(): string;
-  exited(): boolean;
-  /** SIGTERM, then the exit status. */
-  stop(): Promise<Deno.CommandStatus>;
-  /** SIGKILL, then the exit status. */
-  kill(): Promise<Deno.CommandStatus>;
-}
-
-/** Starts `main.ts` with `args` in `cwd` (where a crashing child would leave a core file). */
-async function spawnKine(cwd: string, args: string[]): Promise<Child> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", `${ROOT}deno.json`, MAIN, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  let exited = false;
-  const reading = (async () => {
-    const d = new TextDecoder();
-    for await (const chunk of child.stderr) log += d.decode(chunk, { stream: true });
-  })();
-  const status = child.status.then((st) => {
-    exited = true;
-    return st;
-  });
-  const stop = async (signal: Deno.Signal = "SIGTERM") => {
-    if (!exited) child.kill(signal);
-    const st = await status;
-    await reading;
-    return st;
-  };
-  const deadline = Date.now() + 30_000;
-  let m: RegExpMatchArray | null;
-  while (!(m = log.match(/Kine available at https?:\/\/(\S+)/))) {
-    if (exited || Date.now() > deadline) {
-      await stop();
-      throw new Error(`kine did not start:\n${log}`);
-    }
-    await sleep(25);
-  }
-  return {
-    target: m[1],
-    log: () => log,
-    exited: () => exited,
-    stop: () => stop("SIGTERM"),
-    kill: () => stop("SIGKILL"),
-  };
-}
-
-function kineArgs(path: string, ...extra: string[]): string[] {
-  return [
-    "--endpoint",
-    `sqlite://${path}`,
-    "--listen-address",
-    "127.0.0.1:0",
-    "--metrics-bind-address",
-    "0",
-    ...extra,
-  ];
 }
 
 // ---------------------------------------------------------------------------
