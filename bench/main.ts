@@ -1,0 +1,264 @@
+/**
+ * `deno task bench`: real etcd and our daemon under the same workloads, in
+ * alternating rounds, pinned (server on core 0, load on core 1) and unpinned.
+ * Prints one markdown table and writes it to bench/results/<date>-<label>.md.
+ *
+ * @module
+ */
+import { KINE_MAIN } from "./kine.ts";
+import { LoadGen } from "./loadgen.ts";
+import { capture, killAll, pinSelf } from "./process.ts";
+import { initClockTicks } from "./procfs.ts";
+import { HEADER, type Result, type Skip, table } from "./report.ts";
+import { StartError } from "./server.ts";
+import {
+  type Backend,
+  bigStore,
+  FULL,
+  idleWatchers,
+  kubeMix,
+  leasePuts,
+  putSweep,
+  QUICK,
+  type RunContext,
+  type Sample,
+  type Store,
+  warmUp,
+} from "./workloads.ts";
+
+const USAGE = `usage: deno task bench [flags]
+  --mode pinned|unpinned|both   pinned: servers on core 0, load generator on core 1 (default both)
+  --backends sqlite,memory      which of our backends to run next to etcd (default both)
+  --only kube,lease,sweep,list,watch   run only these workloads (default all)
+  --quick                       short smoke run
+  --workers K                   load generator processes (default 4)
+  --label NAME                  results file bench/results/<date>-NAME.md
+  --kine PATH                   daemon entry point (default this checkout's main.ts)
+env BENCH_KINE_DENO_FLAGS="--cpu-prof --cpu-prof-dir=DIR" passes extra deno flags to the daemon`;
+
+/** Command-line options. */
+export interface Options {
+  modes: ("pinned" | "unpinned")[];
+  backends: Backend[];
+  only: string[];
+  quick: boolean;
+  workers: number;
+  label: string;
+  kineMain: string;
+}
+
+/** Parses the flags above; throws with a message on bad input. */
+export function parseOptions(args: string[]): Options {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const [name, inline] = args[i].split(/=(.*)/s, 2);
+    if (name === "--quick" || name === "--help" || name === "-h") flags.set(name, "");
+    else if (name.startsWith("--")) flags.set(name, inline ?? args[++i] ?? "");
+    else throw new Error(`unexpected argument ${args[i]}`);
+  }
+  if (flags.has("--help") || flags.has("-h")) throw new Error(USAGE);
+  const known = ["--mode", "--backends", "--only", "--quick", "--workers", "--label", "--kine"];
+  for (const f of flags.keys()) {
+    if (!known.includes(f)) throw new Error(`unknown flag ${f}\n${USAGE}`);
+  }
+  const mode = flags.get("--mode") ?? "both";
+  if (!["pinned", "unpinned", "both"].includes(mode)) throw new Error(`bad --mode ${mode}`);
+  const kinds = (flags.get("--backends") ?? "sqlite,memory").split(",").filter(Boolean);
+  for (const k of kinds) if (k !== "sqlite" && k !== "memory") throw new Error(`bad backend ${k}`);
+  const only = (flags.get("--only") ?? "kube,lease,sweep,list,watch").split(",");
+  const workers = Number(flags.get("--workers") ?? 4);
+  if (!(workers >= 1 && workers <= 16)) throw new Error("--workers must be 1..16");
+  const quick = flags.has("--quick");
+  return {
+    modes: mode === "both" ? ["pinned", "unpinned"] : [mode as "pinned" | "unpinned"],
+    backends: [
+      { name: "etcd", kind: "etcd" },
+      ...kinds.map((k) => ({ name: `kine-${k}`, kind: k as "sqlite" | "memory" })),
+    ],
+    only,
+    quick,
+    workers,
+    label: flags.get("--label") ?? `${kinds.join("-")}${quick ? "-quick" : ""}`,
+    kineMain: flags.get("--kine") ?? KINE_MAIN,
+  };
+}
+
+type Workload = (ctx: RunContext) => Promise<Sample[]>;
+
+/** Workloads in run order, with rounds per mode. */
+function plan(o: Options, mode: string): { name: string; run: Workload; rounds: number }[] {
+  const headline = mode === "pinned" && !o.quick;
+  const all = [
+    { name: "kube", run: kubeMix, rounds: headline ? 2 : 1 },
+    { name: "lease", run: leasePuts, rounds: headline ? 2 : 1 },
+    { name: "sweep", run: putSweep, rounds: mode === "pinned" ? 1 : 0 },
+    { name: "list", run: bigStore, rounds: headline ? 2 : 1 },
+    { name: "watch", run: idleWatchers, rounds: 1 },
+  ];
+  return all.filter((w) => o.only.includes(w.name) && w.rounds > 0);
+}
+
+async function machine(): Promise<string> {
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
+    .match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown CPU";
+  const mem = (await Deno.readTextFile("/proc/meminfo").catch(() => ""))
+    .match(/^MemTotal:\s*(\d+)/m)?.[1];
+  const etcd = (await capture("etcd", ["--version"])).split("\n")[0];
+  const git = await capture("git", [
+    "-C",
+    new URL("..", import.meta.url).pathname,
+    "describe",
+    "--always",
+    "--dirty",
+  ]);
+  return [
+    `- machine: ${navigator.hardwareConcurrency} CPUs (nproc ${await capture(
+      "nproc",
+      [],
+    )}), ${cpu}, ${mem ? Math.round(Number(mem) / 2 ** 20) : "?"} GiB RAM, Linux ${await capture(
+      "uname",
+      ["-r"],
+    )}`,
+    `- deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${etcd}, kine checkout ${git || "?"}`,
+  ].join("\n");
+}
+
+async function main(): Promise<number> {
+  let o: Options;
+  try {
+    o = parseOptions(Deno.args);
+  } catch (err) {
+    console.error((err as Error).message);
+    return 2;
+  }
+  const started = performance.now();
+  const tmp = await Deno.makeTempDir({ prefix: "kine-bench-" });
+  const cores = navigator.hardwareConcurrency;
+  let loadgen: LoadGen | undefined;
+  const cleanup = async () => {
+    await loadgen?.close().catch(() => {});
+    await killAll();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error("\ninterrupted: stopping servers and workers");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  // A hard bound on the whole run, whatever hangs.
+  const limitMs = o.quick ? 5 * 60_000 : 25 * 60_000;
+  const watchdog = setTimeout(() => {
+    console.error(`bench exceeded ${limitMs / 60_000} min: giving up`);
+    cleanup().finally(() => Deno.exit(1));
+  }, limitMs);
+
+  await initClockTicks();
+  const results: Result[] = [];
+  const skips: Skip[] = [];
+  const skipped = new Map<string, string>();
+  const bigStores = new Map<string, Store>();
+  try {
+    for (const mode of o.modes) {
+      if (mode === "pinned" && cores < 2) {
+        skips.push({ mode, server: "(all)", why: "pinned mode needs 2 cores" });
+        continue;
+      }
+      await pinSelf(mode === "pinned" ? "1" : `0-${cores - 1}`);
+      const loadCpus = mode === "pinned" ? "1" : undefined;
+      loadgen = await LoadGen.start(o.workers, loadCpus, `${tmp}/loadgen.log`);
+      const ctxFor = (backend: Backend): RunContext => ({
+        backend,
+        serverCpus: mode === "pinned" ? "0" : undefined,
+        loadgen: loadgen!,
+        sizes: o.quick ? QUICK : FULL,
+        tmp,
+        kineMain: o.kineMain,
+        bigStores,
+      });
+      console.error(`[${mode}] warming up the load generator against etcd ...`);
+      await warmUp(ctxFor(o.backends[0]));
+      for (const w of plan(o, mode)) {
+        for (let round = 1; round <= w.rounds; round++) {
+          for (const backend of o.backends) {
+            if (skipped.has(backend.name)) continue;
+            const label = `[${mode}] ${w.name} round ${round}/${w.rounds} ${backend.name}`;
+            console.error(`${label} ...`);
+            try {
+              for (const sample of await w.run(ctxFor(backend))) results.push({ mode, sample });
+            } catch (err) {
+              if (interrupted) return 130;
+              const why = (err as Error).message;
+              console.error(`${label} failed: ${why}`);
+              if (err instanceof StartError) {
+                skipped.set(backend.name, `daemon failed to start (${why})`);
+                continue;
+              }
+              // Jobs of the failed run may linger in the workers: start afresh.
+              results.push({ mode, sample: failed(w.name, backend.name, why) });
+              await loadgen.close();
+              loadgen = await LoadGen.start(o.workers, loadCpus, `${tmp}/loadgen.log`);
+            }
+          }
+        }
+      }
+      await loadgen.close();
+      loadgen = undefined;
+    }
+  } catch (err) {
+    if (interrupted) return 130;
+    throw err;
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+  for (const [server, why] of skipped) skips.push({ mode: o.modes.join("+"), server, why });
+
+  const minutes = (performance.now() - started) / 60_000;
+  const md = [
+    `# kine bench: ${o.label}`,
+    "",
+    `- command: \`deno run -A bench/main.ts ${Deno.args.join(" ")}\``,
+    `- date: ${new Date().toISOString()}, run time ${minutes.toFixed(1)} min`,
+    await machine(),
+    `- load generator: ${o.workers} worker processes (grpc-js), CPU from /proc (utime+stime); ` +
+    "pinned = each server on core 0, load generator and coordinator on core 1; unpinned = no affinity",
+    "- ratios in parentheses are ours ÷ etcd: above 1 is better for ops/s, worse for latency, RSS and CPU",
+    `- latency of listings and cold start is the time of one whole listing / start; ` +
+    `"${HEADER[9]}" is a grpc health Check every 50 ms on its own connection during the load ` +
+    "(etcd shown as the baseline of the probe itself)",
+    "",
+    table(results, skips),
+    "",
+  ].join("\n");
+  console.log(md);
+  const date = new Date().toISOString().slice(0, 10);
+  const dir = new URL("./results/", import.meta.url).pathname;
+  await Deno.mkdir(dir, { recursive: true });
+  const file = `${dir}${date}-${o.label}.md`;
+  await Deno.writeTextFile(file, md);
+  console.error(`wrote ${file} (${minutes.toFixed(1)} min)`);
+  return 0;
+}
+
+function failed(workload: string, server: string, why: string): Sample {
+  return {
+    workload: `${workload} (failed)`,
+    server,
+    wallS: 1,
+    ops: {},
+    rate: false,
+    writes: 0,
+    serverCpuS: 0,
+    loadgenCpuS: 0,
+    peakRss: 0,
+    rss: { peak: 0, last: 0 },
+    errors: { [why]: 1 },
+    notes: [],
+  };
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,71 @@
+/** Reading CPU time and memory of processes from /proc. */
+
+let ticksPerSecond = 100;
+
+/** Reads the kernel's clock tick rate (`getconf CLK_TCK`) once; 100 if that fails. */
+export async function initClockTicks(): Promise<void> {
+  try {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    if (n > 0) ticksPerSecond = n;
+  } catch {
+    // keep the default
+  }
+}
+
+/**
+ * CPU seconds (user + system) of a process from /proc/<pid>/stat: all its
+ * threads, plus its reaped children's when `children` is set. NaN if gone.
+ */
+export function cpuSeconds(pid: number, children = true): number {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return NaN;
+  }
+  // Fields after the parenthesised command name start at field 3 (state).
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const at = (n: number) => Number(fields[n - 3]);
+  const ticks = at(14) + at(15) + (children ? at(16) + at(17) : 0);
+  return ticks / ticksPerSecond;
+}
+
+/** Resident set size now and at its peak (VmRSS, VmHWM), in bytes; zeros if gone. */
+export function memory(pid: number): { rss: number; hwm: number } {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
+  const kib = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+  return { rss: kib("VmRSS") * 1024, hwm: kib("VmHWM") * 1024 };
+}
+
+/** Samples a process's VmRSS every `intervalMs` and keeps the peak and the last value. */
+export class RssSampler {
+  peak = 0;
+  last = 0;
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(readonly pid: number, intervalMs = 100) {
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), intervalMs);
+  }
+
+  #sample(): void {
+    const { rss } = memory(this.pid);
+    if (rss > 0) {
+      this.last = rss;
+      this.peak = Math.max(this.peak, rss);
+    }
+  }
+
+  /** Takes a last sample and stops. */
+  stop(): void {
+    this.#sample();
+    clearInterval(this.#timer);
+  }
+}

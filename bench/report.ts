@@ -1,0 +1,261 @@
+/** Folds samples into one markdown table, with ratios to etcd. */
+import { Histogram, Histograms } from "./stats.ts";
+import type { Sample } from "./workloads.ts";
+
+/** A sample and the mode it ran in. */
+export interface Result {
+  mode: string;
+  sample: Sample;
+}
+
+/** A server that was not measured, and why. */
+export interface Skip {
+  mode: string;
+  server: string;
+  why: string;
+}
+
+/** All rounds of one workload on one server in one mode. */
+interface Group {
+  mode: string;
+  workload: string;
+  server: string;
+  rounds: number;
+  rate: boolean;
+  wallS: number;
+  ops: Histograms;
+  /** Throughput of each round, for the spread. */
+  roundRates: number[];
+  writes: number;
+  serverCpuS: number;
+  loadgenCpuS: number;
+  peakRss: number;
+  sampledRss: number;
+  health: Histogram;
+  delivery: Histogram;
+  deliverySent: Histogram;
+  errors: Record<string, number>;
+  notes: string[];
+  watchCheck?: { watchers: number; writes: number; problems: string[] };
+}
+
+const totalOps = (h: Histograms) => [...h.byOp.values()].reduce((n, x) => n + x.count, 0);
+
+function group(results: Result[]): Group[] {
+  const groups = new Map<string, Group>();
+  for (const { mode, sample: s } of results) {
+    const id = `${mode}\0${s.workload}\0${s.server}`;
+    let g = groups.get(id);
+    if (!g) {
+      g = {
+        mode,
+        workload: s.workload,
+        server: s.server,
+        rounds: 0,
+        rate: s.rate,
+        wallS: 0,
+        ops: new Histograms(),
+        roundRates: [],
+        writes: 0,
+        serverCpuS: 0,
+        loadgenCpuS: 0,
+        peakRss: 0,
+        sampledRss: 0,
+        health: new Histogram(),
+        delivery: new Histogram(),
+        deliverySent: new Histogram(),
+        errors: {},
+        notes: [],
+      };
+      groups.set(id, g);
+    }
+    const ops = new Histograms().merge(s.ops);
+    g.rounds++;
+    g.wallS += s.wallS;
+    g.ops.merge(ops);
+    g.roundRates.push(totalOps(ops) / s.wallS);
+    g.writes += s.writes;
+    g.serverCpuS += s.serverCpuS;
+    g.loadgenCpuS += s.loadgenCpuS;
+    g.peakRss = Math.max(g.peakRss, s.peakRss);
+    g.sampledRss = Math.max(g.sampledRss, s.rss.peak);
+    if (s.health) g.health.merge(s.health);
+    if (s.delivery) g.delivery.merge(s.delivery);
+    if (s.deliverySent) g.deliverySent.merge(s.deliverySent);
+    for (const [m, n] of Object.entries(s.errors)) g.errors[m] = (g.errors[m] ?? 0) + n;
+    for (const n of s.notes) if (!g.notes.includes(n)) g.notes.push(n);
+    if (s.watchCheck) {
+      const w = g.watchCheck ??= { watchers: s.watchCheck.watchers, writes: 0, problems: [] };
+      w.writes += s.watchCheck.writes;
+      w.problems.push(...s.watchCheck.problems);
+    }
+  }
+  return [...groups.values()];
+}
+
+const SERVER_ORDER = ["etcd", "kine-sqlite", "kine-memory"];
+
+/** `1,234` / `12.3` / `0.123`: about three significant digits. */
+export function num(x: number): string {
+  if (!Number.isFinite(x)) return "—";
+  if (Math.abs(x) >= 100) return Math.round(x).toLocaleString("en-US");
+  if (Math.abs(x) >= 10) return x.toFixed(1);
+  if (Math.abs(x) >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+/** ` (0.42×)`: ours ÷ etcd; empty for etcd itself or when undefined. */
+function ratio(ours: number, etcd: number | undefined): string {
+  if (etcd === undefined || !(etcd > 0) || !Number.isFinite(ours)) return "";
+  return ` (${(ours / etcd).toFixed(2)}×)`;
+}
+
+const mib = (b: number) => b / 2 ** 20;
+const esc = (s: string) => s.replaceAll("|", "\\|");
+
+function errorsNote(errors: Record<string, number>): string {
+  const entries = Object.entries(errors).sort((a, b) => b[1] - a[1]);
+  if (!entries.length) return "";
+  const total = entries.reduce((n, [, c]) => n + c, 0);
+  const top = entries.slice(0, 3).map(([m, c]) => `${c}× ${m}`).join("; ");
+  return `**${total} errors/warnings**: ${top}${entries.length > 3 ? "; …" : ""}`;
+}
+
+/** Which side limited a run, judged from CPU use (pinned: one core each). */
+function bound(g: Group): string {
+  const server = g.serverCpuS / g.wallS;
+  const load = g.loadgenCpuS / g.wallS;
+  if (g.mode !== "pinned") {
+    return server + load > 1.8 ? "both cores busy" : "";
+  }
+  if (server >= 0.9) return "server CPU-bound";
+  if (load >= 0.9) return "**load generator CPU-bound**";
+  return "neither core saturated";
+}
+
+/** Column headers of the table. */
+export const HEADER = [
+  "mode",
+  "workload",
+  "server",
+  "op",
+  "ops/s",
+  "p50 ms",
+  "p99 ms",
+  "max ms",
+  "watch delivery p50 / p99 ms: put response → event (put sent → event)",
+  "health RPC p99 ms (event-loop delay proxy)",
+  "peak RSS MiB: VmHWM / max VmRSS sampled during the load",
+  "server CPU",
+  "load gen CPU",
+  "notes",
+];
+
+/** The one markdown table: a row per workload × server (plus one per op type when several). */
+export function table(results: Result[], skips: Skip[]): string {
+  const groups = group(results);
+  const etcdOf = (g: Group) =>
+    g.server === "etcd"
+      ? undefined
+      : groups.find((e) => e.server === "etcd" && e.mode === g.mode && e.workload === g.workload);
+  const modes = [...new Set(groups.map((g) => g.mode))];
+  const workloads = [...new Set(groups.map((g) => g.workload))];
+  const lines = [
+    `| ${HEADER.join(" | ")} |`,
+    `|${HEADER.map(() => "---").join("|")}|`,
+  ];
+  const row = (cells: string[]) => lines.push(`| ${cells.map(esc).join(" | ")} |`);
+  for (const mode of modes) {
+    for (const workload of workloads) {
+      const gs = groups.filter((g) => g.mode === mode && g.workload === workload)
+        .sort((a, b) => SERVER_ORDER.indexOf(a.server) - SERVER_ORDER.indexOf(b.server));
+      for (const g of gs) {
+        const e = etcdOf(g);
+        const ops = [...g.ops.byOp.keys()];
+        const single = ops.length === 1;
+        const rate = totalOps(g.ops) / g.wallS;
+        const spread = g.roundRates.length > 1
+          ? ` ±${
+            Math.round(
+              (Math.max(...g.roundRates) - Math.min(...g.roundRates)) / 2 / rate * 100,
+            )
+          }%`
+          : "";
+        const cpuPct = `${Math.round((g.serverCpuS / g.wallS) * 100)}% of wall`;
+        const perRound = (x: Group) => x.serverCpuS / x.rounds;
+        const cpu = g.writes > 0
+          ? `${num((g.serverCpuS / g.writes) * 1000)} s/1k writes${
+            ratio(g.serverCpuS / g.writes, e && e.serverCpuS / e.writes)
+          }, ${cpuPct}`
+          : `${num(perRound(g))} s per run${ratio(perRound(g), e && perRound(e))}, ${cpuPct}`;
+        const lg = g.loadgenCpuS > 0
+          ? `${num(g.loadgenCpuS)} s, ${Math.round((g.loadgenCpuS / g.wallS) * 100)}% of a core`
+          : "—";
+        const delivery = g.delivery.count
+          ? `${num(g.delivery.quantile(0.5))} / ${num(g.delivery.quantile(0.99))}${
+            ratio(g.delivery.quantile(0.99), e?.delivery.quantile(0.99))
+          } (sent: ${num(g.deliverySent.quantile(0.5))} / ${num(g.deliverySent.quantile(0.99))}${
+            ratio(g.deliverySent.quantile(0.99), e?.deliverySent.quantile(0.99))
+          })`
+          : "";
+        const health = g.health.count
+          ? num(g.health.quantile(0.99)) + ratio(g.health.quantile(0.99), e?.health.quantile(0.99))
+          : "";
+        const check = g.watchCheck;
+        const notes = [
+          g.rounds > 1 ? `${g.rounds} rounds` : "",
+          g.rate && g.writes ? `${num(g.writes / g.wallS)} writes/s` : "",
+          g.rate ? bound(g) : "",
+          errorsNote(g.errors),
+          check &&
+          (check.problems.length
+            ? `**watch check failed: ${check.problems.join("; ")}**`
+            : `watch check: ${check.watchers} watchers each saw all ${check.writes} writes exactly once`),
+          ...g.notes,
+        ].filter(Boolean).join("; ");
+        const latency = (op: string) => {
+          const h = g.ops.get(op);
+          const eh = e?.ops.byOp.get(op);
+          return [
+            g.rate
+              ? num(h.count / g.wallS) + ratio(h.count / g.wallS, eh && eh.count / e!.wallS)
+              : "—",
+            num(h.quantile(0.5)),
+            num(h.quantile(0.99)) + ratio(h.quantile(0.99), eh?.quantile(0.99)),
+            num(h.max),
+          ];
+        };
+        const serverCells = [
+          delivery,
+          health,
+          num(mib(g.peakRss)) + ratio(g.peakRss, e?.peakRss) +
+          (g.sampledRss ? ` / ${num(mib(g.sampledRss))}` : ""),
+          cpu,
+          lg,
+          notes,
+        ];
+        if (single) {
+          row([mode, workload, g.server, ops[0], ...latency(ops[0]), ...serverCells]);
+          continue;
+        }
+        const eRate = e && totalOps(e.ops) / e.wallS;
+        row([
+          mode,
+          workload,
+          g.server,
+          "all",
+          g.rate ? num(rate) + spread + ratio(rate, eRate) : "—",
+          "",
+          "",
+          "",
+          ...serverCells,
+        ]);
+        for (const op of ops) row(["", "", "", op, ...latency(op), "", "", "", "", "", ""]);
+      }
+    }
+    for (const s of skips.filter((s) => s.mode === mode)) {
+      row([mode, "(all)", s.server, "—", "—", "", "", "", "", "", "", "", "", `not run: ${s.why}`]);
+    }
+  }
+  return lines.join("\n");
+}
