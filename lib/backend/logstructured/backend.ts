@@ -3,6 +3,7 @@ import type { Logger } from "../../log/mod.ts";
 import { BackendError, compacted, futureRevision } from "../errors.ts";
 import { COMPACT_KEY, redirectKey } from "./compact_key.ts";
 import { isInternal, presentEvents, rowToEvent } from "./events.ts";
+import { CountCache } from "./count_cache.ts";
 import { Fanout } from "./fanout.ts";
 import type { LogStore, LogWriteTx } from "./log.ts";
 import { rangeLog } from "./range.ts";
@@ -60,6 +61,7 @@ export class LogBackend implements Backend {
   #writeChain: Promise<unknown> = Promise.resolve();
   #current = 0;
   readonly #fanout = new Fanout();
+  readonly #counts = new CountCache();
   /** Highest revision handed to watchers; rows above it are not yet published. */
   #polled = 0;
   #polling = false;
@@ -290,7 +292,8 @@ export class LogBackend implements Backend {
   }
 
   async range(request: RangeRequest): Promise<RangeResult> {
-    const result = await rangeLog(this.#reader, request);
+    const result = await rangeLog(this.#reader, request, this.#counts.take(request));
+    this.#counts.remember(request, result);
     this.#advance(result.revision);
     return result;
   }

@@ -36,7 +36,11 @@ const SORT_KEYS: Record<string, (a: KeyValue, b: KeyValue) => number> = {
  * one revision. With a limit, `count` is the number of live keys from the
  * start key at that revision, so `more` and `count` agree as kube expects.
  */
-export async function rangeLog(log: LogReader, r: RangeRequest): Promise<RangeResult> {
+export async function rangeLog(
+  log: LogReader,
+  r: RangeRequest,
+  knownCount?: number,
+): Promise<RangeResult> {
   const { current, compact } = await log.revisions();
   let revision = current;
   if (r.revision > 0) {
@@ -71,7 +75,7 @@ export async function rangeLog(log: LogReader, r: RangeRequest): Promise<RangeRe
   if (r.limit > 0 && kvs.length > r.limit) {
     kvs = kvs.slice(0, r.limit);
     more = true;
-    if (!full) count = await log.count(start, end, revision);
+    if (!full) count = knownCount ?? await log.count(start, end, revision);
   }
   if (r.countOnly) kvs = [];
   return { revision: current, kvs, count, more };

@@ -38,6 +38,12 @@ export interface Dialect {
   startKey(key: string): string;
   /** True if `err` is a unique-constraint violation. */
   isUniqueViolation(err: unknown): boolean;
+  /**
+   * A join that keeps the left side's order (SQLite: `CROSS JOIN`), so a list
+   * streams in key order from the index and stops at its limit; empty where
+   * the engine needs an explicit ORDER BY.
+   */
+  readonly orderedListJoin: string;
   /** Insert-or-replace of a lease row; params id, ttl, expires_at. */
   readonly leaseUpsertSql: string;
   /** Schema statements, idempotent. */
@@ -121,8 +127,13 @@ export class Statements {
     return this.#get(
       `list${bounded}${keysOnly}${limited}`,
       () =>
-        `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (${this.#latestIds(bounded)}) AS mkv ` +
-        `USING (id) WHERE ${LIVE} ORDER BY kine.name ASC${limited ? " LIMIT ?" : ""}`,
+        this.dialect.orderedListJoin
+          // Rows come out in name order from the index walk: a limit stops it early.
+          ? `SELECT ${cols(keysOnly)} FROM (${this.#latestIds(bounded)}) AS mkv ` +
+            `${this.dialect.orderedListJoin} kine ON kine.id = mkv.id WHERE ${LIVE}` +
+            (limited ? " LIMIT ?" : "")
+          : `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (${this.#latestIds(bounded)}) ` +
+            `AS mkv USING (id) WHERE ${LIVE} ORDER BY kine.name ASC${limited ? " LIMIT ?" : ""}`,
     );
   }
 

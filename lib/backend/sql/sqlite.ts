@@ -48,6 +48,7 @@ export const sqliteDialect: Dialect = {
     "(SELECT freelist_count FROM pragma_freelist_count())) * " +
     "(SELECT page_size FROM pragma_page_size()) AS size",
   fillRetryDelayMs: 0,
+  orderedListJoin: "CROSS JOIN",
   postCompactSql: "PRAGMA wal_checkpoint(PASSIVE)",
 };
 
@@ -96,6 +97,8 @@ export function parseSqliteDsn(dsn: string, litestream = false): SqliteOptions {
 const IDENT = /^[A-Z]+$/;
 /** How often the checkpointer worker copies the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 100;
+/** Start-up VACUUM runs when at least 1/this of the pages are free. */
+const VACUUM_FREE_FRACTION = 10;
 
 class SqliteConn implements SqlConn {
   readonly #stmts = new Map<string, StatementSync>();
@@ -166,7 +169,7 @@ export class SqliteDriver implements SqlDriver {
         intervalMs: CHECKPOINT_INTERVAL_MS,
       });
     }
-    if (!options.disableStartupVacuum) {
+    if (!options.disableStartupVacuum && worthVacuuming(writer)) {
       try {
         writer.exec("VACUUM");
       } catch (err) {
@@ -203,6 +206,18 @@ export class SqliteDriver implements SqlDriver {
     this.reader.db.close();
     this.#writer.db.close();
   }
+}
+
+/**
+ * VACUUM rewrites the whole file; it pays only when much of it is free pages
+ * (after compaction), so a healthy store starts without the rewrite.
+ */
+function worthVacuuming(db: DatabaseSync): boolean {
+  const { pages, free } = db.prepare(
+    "SELECT (SELECT page_count FROM pragma_page_count()) AS pages, " +
+      "(SELECT freelist_count FROM pragma_freelist_count()) AS free",
+  ).get() as { pages: number; free: number };
+  return free > 0 && free * VACUUM_FREE_FRACTION >= pages;
 }
 
 /** Copies the newest row per key from a pre-2019 `key_value` table into an empty `kine`. */
