@@ -215,6 +215,10 @@ class WatchStream {
       if (e.type === "put" ? !w.noPut : !w.noDelete) w.queue.push(e);
     }
     if (w.queue.length > MAX_PENDING_EVENTS) {
+      this.o.logger.warn("cancelling a watch whose client stopped reading", {
+        watch_id: w.id,
+        pending: w.queue.length,
+      });
       this.#end(w, { cancel_reason: ERR_SLOW });
       return;
     }
