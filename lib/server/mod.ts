@@ -72,6 +72,19 @@ function credentials(o: GrpcServerOptions): grpc.ServerCredentials {
   );
 }
 
+/** KV with Range answers that arrive already encoded (lib/translator/range_codec.ts). */
+function withEncodedRange(kv: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const range = kv.Range;
+  return {
+    ...kv,
+    Range: {
+      ...range,
+      responseSerialize: (encoded: Uint8Array) =>
+        Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength),
+    },
+  };
+}
+
 /** Binds the listener and serves until `close()`. */
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
   const listener = parseListenAddress(o.listenAddress);
@@ -90,7 +103,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),
   };
   const server = new grpc.Server(SERVER_OPTIONS);
-  server.addService(etcd.KV.service, kvService(ctx));
+  server.addService(withEncodedRange(etcd.KV.service), kvService(ctx));
   const watch = watchService({
     backend: o.backend,
     logger: o.logger,

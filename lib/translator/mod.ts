@@ -19,6 +19,7 @@ import type {
 import { compacted, futureRevision } from "../backend/errors.ts";
 import { Code, emptyKey, EtcdError, tooManyOps } from "./errors.ts";
 import { endText, keyText, startText } from "./keys.ts";
+import { encodeRangeResponse } from "./range_codec.ts";
 import type * as W from "./wire.ts";
 
 export * from "./errors.ts";
@@ -236,9 +237,10 @@ export class Translator {
     return this.backend.txn(txn);
   }
 
-  async range(r: W.WireRangeRequest): Promise<W.WireRangeResponse> {
+  /** A Range, answered with the encoded RangeResponse (see range_codec.ts). */
+  async range(r: W.WireRangeRequest): Promise<Uint8Array> {
     const result = await this.backend.range(rangeRequest(r));
-    return wireRange(result, result.revision);
+    return encodeRangeResponse(result, result.revision);
   }
 
   async put(p: W.WirePutRequest): Promise<W.WirePutResponse> {

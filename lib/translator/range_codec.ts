@@ -1,0 +1,98 @@
+/**
+ * A direct protobuf encoder for RangeResponse, the one large message kine
+ * sends: it writes the wire bytes straight from the backend's result instead
+ * of building a message object per key for the generic encoder. Field numbers
+ * are etcd's (RangeResponse: header 1, kvs 2, more 3, count 4; KeyValue: key 1,
+ * create_revision 2, mod_revision 3, version 4, value 5, lease 6).
+ */
+import type { RangeResult } from "../backend/types.ts";
+
+const encoder = new TextEncoder();
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Size of an int64 field with tag: negative values take 10 bytes, zero is omitted. */
+function intField(n: number): number {
+  if (n === 0) return 0;
+  return 1 + (n < 0 ? 10 : varintSize(n));
+}
+
+function bytesField(len: number): number {
+  return len === 0 ? 0 : 1 + varintSize(len) + len;
+}
+
+class Writer {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+
+  varint(n: number): void {
+    if (n < 0) {
+      // Two's complement over 64 bits, as protobuf writes negative int64.
+      let big = BigInt.asUintN(64, BigInt(n));
+      while (big >= 0x80n) {
+        this.buf[this.pos++] = Number(big & 0x7fn) | 0x80;
+        big >>= 7n;
+      }
+      this.buf[this.pos++] = Number(big);
+      return;
+    }
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n % 128) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  int(tag: number, n: number): void {
+    if (n === 0) return;
+    this.buf[this.pos++] = tag;
+    this.varint(n);
+  }
+
+  bytes(tag: number, b: Uint8Array): void {
+    if (b.length === 0) return;
+    this.buf[this.pos++] = tag;
+    this.varint(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+}
+
+/** The bytes of `RangeResponse{header{revision}, kvs, more, count}`. */
+export function encodeRangeResponse(r: RangeResult, revision: number): Uint8Array {
+  const keys = r.kvs.map((kv) => encoder.encode(kv.key));
+  const sizes = r.kvs.map((kv, i) =>
+    bytesField(keys[i].length) + intField(kv.createRevision) + intField(kv.modRevision) +
+    intField(kv.version) + bytesField(kv.value.length) + intField(kv.lease)
+  );
+  const header = intField(revision);
+  let total = 1 + varintSize(header) + header + intField(r.count) + (r.more ? 2 : 0);
+  for (const size of sizes) total += 1 + varintSize(size) + size;
+  const w = new Writer(new Uint8Array(total));
+  w.buf[w.pos++] = 0x0a; // header
+  w.varint(header);
+  w.int(0x18, revision);
+  r.kvs.forEach((kv, i) => {
+    w.buf[w.pos++] = 0x12; // kvs
+    w.varint(sizes[i]);
+    w.bytes(0x0a, keys[i]);
+    w.int(0x10, kv.createRevision);
+    w.int(0x18, kv.modRevision);
+    w.int(0x20, kv.version);
+    w.bytes(0x2a, kv.value);
+    w.int(0x30, kv.lease);
+  });
+  if (r.more) {
+    w.buf[w.pos++] = 0x18;
+    w.buf[w.pos++] = 1;
+  }
+  w.int(0x20, r.count);
+  return w.buf;
+}
