@@ -49,6 +49,7 @@ export function openBackend(o: BackendOptions): { backend: Backend; leaderElect:
     compactMinRetain: o.compactMinRetain,
     compactTimeout: o.compactTimeout,
     logger: o.logger,
+    metrics: o.metrics,
   };
   switch (scheme) {
     case "sqlite":

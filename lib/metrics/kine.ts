@@ -29,6 +29,8 @@ export interface KineMetrics {
   readonly insertErrorsTotal: Counter<readonly ["retriable"]>;
   /** `kine_gap_fill_total{result}`: gap outcomes, `filled`/`failed`/`skipped`. */
   readonly gapFillTotal: Counter<readonly ["result"]>;
+  /** `kine_txn_batch_size`: txns committed together in one group commit. */
+  readonly txnBatchSize: Histogram;
   /** `process_resident_memory_bytes` (from `Deno.memoryUsage().rss` at scrape time). */
   readonly processResidentMemoryBytes: Gauge;
   /** `process_start_time_seconds` (Unix seconds). */
@@ -74,6 +76,11 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       name: "kine_gap_fill_total",
       help: "Total number of revision gaps handled by the watch poll loop",
       labelNames: ["result"] as const,
+    }),
+    txnBatchSize: registry.histogram({
+      name: "kine_txn_batch_size",
+      help: "Number of txns committed together in one database transaction",
+      buckets: exponentialBuckets(1, 2, 10),
     }),
     processResidentMemoryBytes: registry.gauge({
       name: "process_resident_memory_bytes",

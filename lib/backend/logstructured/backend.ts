@@ -1,5 +1,6 @@
 import { setImmediate } from "node:timers";
 import type { Logger } from "../../log/mod.ts";
+import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError, compacted, futureRevision } from "../errors.ts";
 import { COMPACT_KEY, redirectKey } from "./compact_key.ts";
 import { isInternal, presentEvents, rowToEvent } from "./events.ts";
@@ -35,6 +36,8 @@ export interface LogBackendOptions {
   compactMinRetain: number;
   compactTimeout: number;
   logger: Logger;
+  /** Where the group-commit batch sizes are recorded. */
+  metrics?: KineMetrics;
 }
 
 interface SyncWaiter {
@@ -71,9 +74,6 @@ export class LogBackend implements Backend {
   /** A missing id the poll loop saw, and when it first saw it. */
   #gap?: { id: number; since: number };
   #closed = false;
-  /** Mean batch size bookkeeping, for the benchmark. */
-  batches = 0;
-  batchedTxns = 0;
 
   constructor(
     private readonly store: LogStore,
@@ -327,8 +327,7 @@ export class LogBackend implements Backend {
           }
         }
       });
-      this.batches++;
-      this.batchedTxns += batch.length;
+      this.options.metrics?.txnBatchSize.observe(batch.length);
       this.#schedulePoll();
       batch.forEach((p, i) => {
         const o = outcomes[i];
