@@ -129,16 +129,44 @@ class SqliteConn implements SqlConn {
   }
 }
 
+/**
+ * Runs a start-up step again while another process holds a lock SQLite will
+ * not wait for (switching the journal mode of a fresh file, for one), up to
+ * the busy timeout.
+ */
+function whileBusy<T>(busyTimeout: number, step: () => T): T {
+  const deadline = Date.now() + busyTimeout;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return step();
+    } catch (err) {
+      if (!/database is locked|SQLITE_BUSY/.test(String(err)) || Date.now() > deadline) throw err;
+      Atomics.wait(nap, 0, 0, 50); // start-up only: nothing else runs yet
+    }
+  }
+}
+
 function open(o: SqliteOptions): DatabaseSync {
-  const db = new DatabaseSync(o.path);
-  db.exec(`PRAGMA busy_timeout = ${o.busyTimeout}`);
   if (!IDENT.test(o.journalMode)) throw new Error(`invalid _journal_mode: ${o.journalMode}`);
   if (!IDENT.test(o.synchronous) && !/^[0-3]$/.test(o.synchronous)) {
     throw new Error(`invalid _synchronous: ${o.synchronous}`);
   }
-  db.exec(`PRAGMA journal_mode = ${o.journalMode}`);
-  db.exec(`PRAGMA synchronous = ${o.synchronous}`);
-  return db;
+  const db = new DatabaseSync(o.path);
+  try {
+    db.exec(`PRAGMA busy_timeout = ${o.busyTimeout}`);
+    whileBusy(o.busyTimeout, () => {
+      const { journal_mode: mode } = db.prepare("PRAGMA journal_mode").get() as {
+        journal_mode: string;
+      };
+      if (mode.toUpperCase() !== o.journalMode) db.exec(`PRAGMA journal_mode = ${o.journalMode}`);
+    });
+    db.exec(`PRAGMA synchronous = ${o.synchronous}`);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 }
 
 /** The SQLite driver: schema, start-up maintenance, and the two connections. */
@@ -154,7 +182,9 @@ export class SqliteDriver implements SqlDriver {
       : "";
     if (dir && options.path !== ":memory:") Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const writer = open(options);
-    for (const stmt of sqliteDialect.schema) writer.exec(stmt);
+    whileBusy(options.busyTimeout, () => {
+      for (const stmt of sqliteDialect.schema) writer.exec(stmt);
+    });
     if (!options.disableCompactWalCheckpoint) writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");
     else if (options.journalMode === "WAL") {
