@@ -393,6 +393,7 @@ export class LogBackend implements Backend {
     while (from < revision) {
       const step = Math.min(from + compactBatchSize, revision);
       // Another process may have compacted meanwhile: resynchronise and go on from there.
+      const batchStarted = performance.now();
       const outcome = await this.#write(async (tx) => {
         const now = await tx.revisions();
         if (now.compact !== from) return { raced: true, reached: now.compact };
@@ -405,6 +406,16 @@ export class LogBackend implements Backend {
       if (!outcome.raced) {
         if (outcome.reached === from) break;
         batches++;
+      }
+      const took = performance.now() - batchStarted;
+      if (took > this.options.compactTimeout) {
+        // A synchronous engine cannot abandon a batch half-way; say so, and let the next run go on.
+        logger.warn("compaction batch exceeded --compact-timeout; stopping this run", {
+          duration: `${Math.round(took)}ms`,
+          reached: outcome.reached,
+        });
+        from = outcome.reached;
+        break;
       }
       const limited = !outcome.raced && outcome.reached < step;
       from = outcome.reached;
