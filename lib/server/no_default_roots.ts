@@ -5,4 +5,8 @@
  * client connects. kine's server never wants default roots, so the variable
  * is dropped before grpc-js loads (this module is imported first).
  */
-Deno.env.delete("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
+try {
+  Deno.env.delete("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
+} catch {
+  // Without env permission grpc-js cannot read the variable either.
+}
