@@ -15,7 +15,7 @@ import { openBackend } from "./backend/endpoint.ts";
 import type { Backend } from "./backend/types.ts";
 import { defaultConfig, type KineConfig, validateConfig } from "./config/mod.ts";
 import { createLogger, type Logger } from "./log/mod.ts";
-import { createKineMetrics, serveMetrics } from "./metrics/mod.ts";
+import { createKineMetrics, monitorEventLoop, serveMetrics } from "./metrics/mod.ts";
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
 import { startGrpcServer } from "./server/mod.ts";
@@ -93,6 +93,8 @@ export async function startKine(
       });
       stops.push(() => server.close());
       metricsUrl = server.url;
+      const stopMonitor = monitorEventLoop(metrics);
+      stops.push(() => Promise.resolve(stopMonitor()));
     }
     stops.push(
       startCompactor(backend, {

@@ -955,6 +955,9 @@ Deno.test("metrics: GET /metrics on --metrics-bind-address shows kine_sql_total 
       const body = await res.text();
       assert.match(body, /^# TYPE kine_sql_total counter$/m);
       assert.ok(count(body) > before, "the put ran no counted SQL");
+      // Group commit and event-loop health are observable too.
+      assert.match(body, /^kine_txn_batch_size_count [1-9]/m);
+      assert.match(body, /^kine_event_loop_delay_seconds_count [1-9]/m);
       const missing = await fetch(metricsUrl.replace("/metrics", "/nope"));
       await missing.body?.cancel();
       assert.equal(missing.status, 404);

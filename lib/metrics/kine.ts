@@ -31,6 +31,8 @@ export interface KineMetrics {
   readonly gapFillTotal: Counter<readonly ["result"]>;
   /** `kine_txn_batch_size`: txns committed together in one group commit. */
   readonly txnBatchSize: Histogram;
+  /** `kine_event_loop_delay_seconds`: how late a 10 ms timer fires (event-loop stalls). */
+  readonly eventLoopDelay: Histogram;
   /** `process_resident_memory_bytes` (from `Deno.memoryUsage().rss` at scrape time). */
   readonly processResidentMemoryBytes: Gauge;
   /** `process_start_time_seconds` (Unix seconds). */
@@ -77,6 +79,11 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       help: "Total number of revision gaps handled by the watch poll loop",
       labelNames: ["result"] as const,
     }),
+    eventLoopDelay: registry.histogram({
+      name: "kine_event_loop_delay_seconds",
+      help: "How late a periodic 10 ms timer fired: time the event loop was busy elsewhere",
+      buckets: exponentialBuckets(0.0005, 2, 12),
+    }),
     txnBatchSize: registry.histogram({
       name: "kine_txn_batch_size",
       help: "Number of txns committed together in one database transaction",
@@ -93,4 +100,20 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       collect: () => performance.timeOrigin / 1000,
     }),
   };
+}
+
+const LOOP_SAMPLE_MS = 10;
+
+/**
+ * Samples event-loop delay into `metrics.eventLoopDelay`: a timer due every
+ * 10 ms records how late it fired. Returns a function that stops it.
+ */
+export function monitorEventLoop(metrics: KineMetrics): () => void {
+  let due = performance.now() + LOOP_SAMPLE_MS;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    metrics.eventLoopDelay.observe(Math.max(0, now - due) / 1000);
+    due = now + LOOP_SAMPLE_MS;
+  }, LOOP_SAMPLE_MS);
+  return () => clearInterval(timer);
 }

@@ -25,7 +25,7 @@ export {
   type MetricOptions,
   Registry,
 } from "./registry.ts";
-export { createKineMetrics, type KineMetrics, SQL_TIME_BUCKETS } from "./kine.ts";
+export { createKineMetrics, type KineMetrics, monitorEventLoop, SQL_TIME_BUCKETS } from "./kine.ts";
 export {
   type MetricsServer,
   parseListenAddress,
