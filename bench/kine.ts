@@ -17,6 +17,7 @@ export function spawnKine(
   main = KINE_MAIN,
 ): Server {
   const port = freePort();
+  const metricsPort = freePort();
   const config = new URL("deno.json", new URL(".", `file://${main}`)).pathname;
   // Plain format: `<timestamp> <LEVEL> <message> <fields>`.
   const log = new LogScan((line) => {
@@ -35,7 +36,7 @@ export function spawnKine(
     "--listen-address",
     `127.0.0.1:${port}`,
     "--metrics-bind-address",
-    "0",
+    `127.0.0.1:${metricsPort}`,
     "--endpoint",
     endpoint,
   ], {
@@ -50,6 +51,7 @@ export function spawnKine(
     target: `127.0.0.1:${port}`,
     child,
     log,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     stop: () => child.stop(),
   };
 }

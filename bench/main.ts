@@ -228,8 +228,13 @@ async function main(): Promise<number> {
     "pinned = each server on core 0, load generator and coordinator on core 1; unpinned = no affinity",
     "- ratios in parentheses are ours ÷ etcd: above 1 is better for ops/s, worse for latency, RSS and CPU",
     `- latency of listings and cold start is the time of one whole listing / start; ` +
-    `"${HEADER[9]}" is a grpc health Check every 50 ms on its own connection during the load ` +
+    `"${HEADER[10]}" is a grpc health Check every 50 ms on its own connection during the load ` +
     "(etcd shown as the baseline of the probe itself)",
+    `- "${HEADER[9]}" is our daemon's kine_event_loop_delay_seconds (how late a 10 ms timer ` +
+    "fired), scraped from its /metrics right before and after the measured phase: the upper " +
+    "bound of the bucket holding the 99th percentile of the delta (buckets 0.5 ms·2^k); for cold " +
+    "start, everything from daemon start to the first Range. " +
+    '"mean commit batch" in the notes is Δkine_txn_batch_size_sum ÷ Δ_count (txns per group commit)',
     "",
     table(results, skips),
     "",

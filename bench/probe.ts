@@ -1,8 +1,9 @@
 /**
  * Health RPC latency: a grpc health Check on its own connection every 50 ms.
  * The daemon answers Check straight from its event loop, so under load the
- * latency is a proxy for the daemon's event-loop delay (we cannot instrument
- * the daemon itself from the bench).
+ * latency tracks its event-loop delay; the daemon's own measure of that is
+ * `kine_event_loop_delay_seconds` (bench/metrics.ts). etcd rows give the
+ * baseline of the probe itself.
  */
 import { Conn } from "./rpc.ts";
 import { Histogram } from "./stats.ts";

@@ -1,4 +1,5 @@
 /** Folds samples into one markdown table, with ratios to etcd. */
+import { addInto, bucketQuantile, type PromHistogram } from "./metrics.ts";
 import { Histogram, Histograms } from "./stats.ts";
 import type { Sample } from "./workloads.ts";
 
@@ -32,6 +33,9 @@ interface Group {
   peakRss: number;
   sampledRss: number;
   health: Histogram;
+  /** Our daemon's event-loop delay and commit batch sizes, summed over rounds. */
+  loopDelay?: PromHistogram;
+  batchSize?: PromHistogram;
   delivery: Histogram;
   deliverySent: Histogram;
   errors: Record<string, number>;
@@ -80,6 +84,8 @@ function group(results: Result[]): Group[] {
     g.peakRss = Math.max(g.peakRss, s.peakRss);
     g.sampledRss = Math.max(g.sampledRss, s.rss.peak);
     if (s.health) g.health.merge(s.health);
+    if (s.loopDelay) g.loopDelay = addInto(g.loopDelay, s.loopDelay);
+    if (s.batchSize) g.batchSize = addInto(g.batchSize, s.batchSize);
     if (s.delivery) g.delivery.merge(s.delivery);
     if (s.deliverySent) g.deliverySent.merge(s.deliverySent);
     for (const [m, n] of Object.entries(s.errors)) g.errors[m] = (g.errors[m] ?? 0) + n;
@@ -144,7 +150,8 @@ export const HEADER = [
   "p99 ms",
   "max ms",
   "watch delivery p50 / p99 ms: put response → event (put sent → event)",
-  "health RPC p99 ms (event-loop delay proxy)",
+  "event-loop delay p99 ms (kine metric)",
+  "health RPC p99 ms",
   "peak RSS MiB: VmHWM / max VmRSS sampled during the load",
   "server CPU",
   "load gen CPU",
@@ -201,11 +208,21 @@ export function table(results: Result[], skips: Skip[]): string {
         const health = g.health.count
           ? num(g.health.quantile(0.99)) + ratio(g.health.quantile(0.99), e?.health.quantile(0.99))
           : "";
+        const loopP99 = bucketQuantile(g.loopDelay, 0.99);
+        const loop = loopP99 === undefined
+          ? ""
+          : loopP99 === Infinity
+          ? `> ${num(g.loopDelay!.le.at(-2)! * 1000)}`
+          : `≤ ${num(loopP99 * 1000)}`;
+        const batch = g.batchSize && g.batchSize.count > 0
+          ? `mean commit batch ${num(g.batchSize.sum / g.batchSize.count)} txns`
+          : "";
         const check = g.watchCheck;
         const notes = [
           g.rounds > 1 ? `${g.rounds} rounds` : "",
           g.rate && g.writes ? `${num(g.writes / g.wallS)} writes/s` : "",
           g.rate ? bound(g) : "",
+          batch,
           errorsNote(g.errors),
           check &&
           (check.problems.length
@@ -227,6 +244,7 @@ export function table(results: Result[], skips: Skip[]): string {
         };
         const serverCells = [
           delivery,
+          loop,
           health,
           num(mib(g.peakRss)) + ratio(g.peakRss, e?.peakRss) +
           (g.sampledRss ? ` / ${num(mib(g.sampledRss))}` : ""),
@@ -250,11 +268,12 @@ export function table(results: Result[], skips: Skip[]): string {
           "",
           ...serverCells,
         ]);
-        for (const op of ops) row(["", "", "", op, ...latency(op), "", "", "", "", "", ""]);
+        for (const op of ops) row(["", "", "", op, ...latency(op), ...serverCells.map(() => "")]);
       }
     }
     for (const s of skips.filter((s) => s.mode === mode)) {
-      row([mode, "(all)", s.server, "—", "—", "", "", "", "", "", "", "", "", `not run: ${s.why}`]);
+      const blank = HEADER.slice(5, -1).map(() => "");
+      row([mode, "(all)", s.server, "—", "—", ...blank, `not run: ${s.why}`]);
     }
   }
   return lines.join("\n");

@@ -12,6 +12,8 @@ export interface Server {
   child: Child;
   /** Its log: warnings and errors, last lines. */
   log: LogScan;
+  /** Prometheus `/metrics` URL, for servers that expose the bench's metrics (our daemon). */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 

@@ -6,6 +6,7 @@
 import { type EtcdStore, etcdStore, spawnEtcd } from "./etcd.ts";
 import { spawnKine } from "./kine.ts";
 import type { LoadGen } from "./loadgen.ts";
+import { type DaemonMetrics, delta, type PromHistogram, scrape } from "./metrics.ts";
 import { HealthProbe } from "./probe.ts";
 import { cpuSeconds, memory, RssSampler } from "./procfs.ts";
 import { Conn } from "./rpc.ts";
@@ -37,6 +38,10 @@ export interface Sample {
   /** VmRSS sampled every 100 ms during the measured phase, bytes. */
   rss: { peak: number; last: number };
   health?: HistogramData;
+  /** Our daemon only: its `kine_event_loop_delay_seconds` observed during the measured phase. */
+  loopDelay?: PromHistogram;
+  /** Our daemon only: its `kine_txn_batch_size` observed during the measured phase. */
+  batchSize?: PromHistogram;
   /** Watch delivery latency: put acknowledged → event received (0 if the event came first). */
   delivery?: HistogramData;
   /** Watch delivery latency: put sent → event received. */
@@ -147,10 +152,17 @@ async function measure<T>(
   const cpu0 = cpuSeconds(server.pid);
   const lg0 = ctx.loadgen.cpuSeconds();
   const issues0 = new Map(server.log.issues);
+  const metrics0 = await scrape(server.metricsUrl);
   const t0 = performance.now();
   let result: T;
+  let metrics1: DaemonMetrics | undefined;
+  // The scrape after the load is not counted in the wall time.
+  let scrapeMs = 0;
   try {
     result = await load();
+    const s0 = performance.now();
+    metrics1 = metrics0 && await scrape(server.metricsUrl);
+    scrapeMs = performance.now() - s0;
   } finally {
     rss.stop();
     await probe.stop();
@@ -158,7 +170,7 @@ async function measure<T>(
   const sample: Sample = {
     workload: "",
     server: server.name,
-    wallS: (performance.now() - t0) / 1000,
+    wallS: (performance.now() - t0 - scrapeMs) / 1000,
     ops: {},
     rate: true,
     writes: 0,
@@ -167,6 +179,8 @@ async function measure<T>(
     peakRss: memory(server.pid).hwm,
     rss: { peak: rss.peak, last: rss.last },
     health: probe.latency.toJSON(),
+    loopDelay: delta(metrics1?.loopDelay, metrics0?.loopDelay),
+    batchSize: delta(metrics1?.batchSize, metrics0?.batchSize),
     errors: {},
     notes: [],
   };
@@ -395,6 +409,10 @@ export async function bigStore(ctx: RunContext): Promise<Sample[]> {
     if (!running) ({ server: running, coldMs } = await start(ctx, store));
     const server = running;
     if (coldMs !== undefined) {
+      const coldCpuS = cpuSeconds(server.pid);
+      const coldHwm = memory(server.pid).hwm;
+      // Everything the daemon observed from its start to the first Range answered.
+      const startup = await scrape(server.metricsUrl);
       const h = new Histogram();
       h.add(coldMs);
       samples.push({
@@ -404,12 +422,13 @@ export async function bigStore(ctx: RunContext): Promise<Sample[]> {
         ops: { "start": h.toJSON() },
         rate: false,
         writes: 0,
-        serverCpuS: cpuSeconds(server.pid),
+        serverCpuS: coldCpuS,
         loadgenCpuS: 0,
-        peakRss: memory(server.pid).hwm,
+        peakRss: coldHwm,
         rss: { peak: 0, last: 0 },
+        loopDelay: startup?.loopDelay,
         errors: {},
-        notes: [],
+        notes: startup?.loopDelay ? ["event-loop delay: daemon start → first Range"] : [],
       });
     }
     const small = count(z.small);
