@@ -5,7 +5,8 @@
 import type { MaybePromise } from "../logstructured/log.ts";
 
 export type SqlParam = string | number | null | Uint8Array | boolean;
-export type SqlRow = Record<string, unknown>;
+/** A result row: its columns in the order the statement selects them. */
+export type SqlRow = unknown[];
 
 /** One connection, or one open transaction on it. */
 export interface SqlConn {

@@ -111,13 +111,14 @@ class SqliteConn implements SqlConn {
     let st = this.#stmts.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
+      st.setReturnArrays(true); // positional rows: no object per row
       this.#stmts.set(sql, st);
     }
     return st;
   }
 
   all(name: string, sql: string, params: SqlParam[]): SqlRow[] {
-    const rows = this.#prepare(sql).all(...(params as never[])) as SqlRow[];
+    const rows = this.#prepare(sql).all(...(params as never[])) as unknown as SqlRow[];
     this.#ok(name);
     return rows;
   }

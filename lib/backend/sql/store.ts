@@ -29,7 +29,7 @@ export class SqlStore implements LogStore {
 
   async size(): Promise<number> {
     const [r] = await this.driver.reader.all("size", this.#sql.size(), []);
-    return Number(r?.size ?? 0);
+    return Number(r?.[0] ?? 0);
   }
 
   async afterCompact(): Promise<void> {
@@ -40,11 +40,7 @@ export class SqlStore implements LogStore {
 
   async leaseRecords(): Promise<LeaseRecord[]> {
     const rows = await this.driver.reader.all("leases", this.#sql.leases(), []);
-    return rows.map((r) => ({
-      id: Number(r.id),
-      ttl: Number(r.ttl),
-      expiresAt: Number(r.expires_at),
-    }));
+    return rows.map((r) => ({ id: Number(r[0]), ttl: Number(r[1]), expiresAt: Number(r[2]) }));
   }
 
   close(): Promise<void> {

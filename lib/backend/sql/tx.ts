@@ -11,32 +11,49 @@ import type { EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialec
 
 const EMPTY = new Uint8Array(0);
 
-function toRow(r: SqlRow): LogRow {
-  const value = r.value as Uint8Array | null | undefined;
+/**
+ * A row of `id, name, created, deleted, create_revision, prev_revision,
+ * lease[, value], version` (the Statements' column order).
+ */
+function toRow(r: SqlRow, keysOnly = false): LogRow {
   return {
-    id: Number(r.id),
-    name: r.name as string,
-    created: Number(r.created) === 1,
-    deleted: Number(r.deleted) !== 0,
-    createRevision: Number(r.create_revision),
-    prevRevision: Number(r.prev_revision),
-    lease: Number(r.lease),
-    value: value ?? EMPTY,
-    version: Number(r.version),
+    id: Number(r[0]),
+    name: r[1] as string,
+    created: Number(r[2]) === 1,
+    deleted: Number(r[3]) !== 0,
+    createRevision: Number(r[4]),
+    prevRevision: Number(r[5]),
+    lease: Number(r[6]),
+    value: keysOnly ? EMPTY : (r[7] as Uint8Array | null) ?? EMPTY,
+    version: Number(r[keysOnly ? 7 : 8]),
   };
 }
 
+/**
+ * A row of `id … lease, value, old_value, p_created, p_create_revision,
+ * p_lease, version` (Statements.events).
+ */
 function toEventRow(r: SqlRow): EventRow {
-  const row = toRow(r) as EventRow;
-  row.oldValue = (r.old_value as Uint8Array | null) ?? EMPTY;
-  const pCreated = r.p_created;
-  row.prevCreateRevision = pCreated == null
-    ? 0
-    : Number(pCreated) === 1
-    ? row.prevRevision
-    : Number(r.p_create_revision);
-  row.prevLease = Number(r.p_lease ?? 0);
-  return row;
+  const pCreated = r[9];
+  const prevRevision = Number(r[5]);
+  return {
+    id: Number(r[0]),
+    name: r[1] as string,
+    created: Number(r[2]) === 1,
+    deleted: Number(r[3]) !== 0,
+    createRevision: Number(r[4]),
+    prevRevision,
+    lease: Number(r[6]),
+    value: (r[7] as Uint8Array | null) ?? EMPTY,
+    oldValue: (r[8] as Uint8Array | null) ?? EMPTY,
+    prevCreateRevision: pCreated == null
+      ? 0
+      : Number(pCreated) === 1
+      ? prevRevision
+      : Number(r[10]),
+    prevLease: Number(r[11] ?? 0),
+    version: Number(r[12]),
+  };
 }
 
 /**
@@ -52,9 +69,9 @@ export class SqlLogTx implements LogWriteTx, EventReader {
 
   async revisions(): Promise<Revisions> {
     const [r] = await this.conn.all("revisions", this.sql.revisions(), []);
-    const compact = Number(r?.compact_rev ?? 0);
+    const compact = Number(r?.[1] ?? 0);
     // Compaction may delete the newest row (a tombstone); the revision never goes back.
-    return { current: Math.max(Number(r?.current_rev ?? 0), compact), compact };
+    return { current: Math.max(Number(r?.[0] ?? 0), compact), compact };
   }
 
   async list(
@@ -74,7 +91,7 @@ export class SqlLogTx implements LogWriteTx, EventReader {
       if (limit > 0) params.push(limit);
       rows = await this.conn.all("list", this.sql.list(end !== null, keysOnly, limit > 0), params);
     }
-    return rows.map(toRow);
+    return rows.map((r) => toRow(r, keysOnly));
   }
 
   async count(start: string, end: string | null, revision: number): Promise<number> {
@@ -87,7 +104,7 @@ export class SqlLogTx implements LogWriteTx, EventReader {
       params.push(revision);
       rows = await this.conn.all("count", this.sql.count(end !== null), params);
     }
-    return Number(rows[0]?.n ?? 0);
+    return Number(rows[0]?.[0] ?? 0);
   }
 
   async latest(key: string): Promise<LogRow | null> {
@@ -109,7 +126,7 @@ export class SqlLogTx implements LogWriteTx, EventReader {
     const insert = this.sql.insert();
     if (this.sql.dialect.insertSuffix) {
       const [r] = await this.conn.all("insert", insert, params);
-      return Number(r.id);
+      return Number(r[0]);
     }
     return (await this.conn.run("insert", insert, params)).lastId;
   }
@@ -153,7 +170,7 @@ export class SqlLogTx implements LogWriteTx, EventReader {
 
   async rowsNamed(key: string): Promise<{ id: number; prevRevision: number }[]> {
     const rows = await this.conn.all("rows_named", this.sql.rowsNamed(), [key]);
-    return rows.map((r) => ({ id: Number(r.id), prevRevision: Number(r.prev_revision) }));
+    return rows.map((r) => ({ id: Number(r[0]), prevRevision: Number(r[2]) }));
   }
 
   async deleteRow(id: number): Promise<void> {
