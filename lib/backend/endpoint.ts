@@ -1,7 +1,5 @@
 /** Endpoint (DSN) parsing and driver selection, spec §1.3. */
-import type { Logger } from "../log/mod.ts";
-import type { KineMetrics } from "../metrics/mod.ts";
-import { LogBackend } from "./logstructured/backend.ts";
+import { LogBackend, type LogBackendOptions } from "./logstructured/backend.ts";
 import { MemoryStore } from "./memory/store.ts";
 import { SqlStore } from "./sql/store.ts";
 import { parseSqliteDsn, sqliteDialect, SqliteDriver } from "./sql/sqlite.ts";
@@ -27,14 +25,8 @@ export function parseEndpoint(endpoint: string): Endpoint {
   return { scheme: endpoint.slice(0, i), dsn: endpoint.slice(i + 3) };
 }
 
-export interface BackendOptions {
+export interface BackendOptions extends LogBackendOptions {
   endpoint: string;
-  pollBatchSize: number;
-  compactBatchSize: number;
-  compactMinRetain: number;
-  compactTimeout: number;
-  logger: Logger;
-  metrics?: KineMetrics;
 }
 
 /** Backends that belong to later releases of this project. */
@@ -43,14 +35,6 @@ const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream"]
 /** Opens the backend an endpoint names; `leaderElect` is what k3s-style embedders expect. */
 export function openBackend(o: BackendOptions): { backend: Backend; leaderElect: boolean } {
   const { scheme, dsn } = parseEndpoint(o.endpoint);
-  const logOptions = {
-    pollBatchSize: o.pollBatchSize,
-    compactBatchSize: o.compactBatchSize,
-    compactMinRetain: o.compactMinRetain,
-    compactTimeout: o.compactTimeout,
-    logger: o.logger,
-    metrics: o.metrics,
-  };
   switch (scheme) {
     case "sqlite":
     case "litestream": {
@@ -62,10 +46,10 @@ export function openBackend(o: BackendOptions): { backend: Backend; leaderElect:
       }
       const driver = new SqliteDriver(options, o.logger, o.metrics);
       const store = new SqlStore(sqliteDialect, driver);
-      return { backend: new LogBackend(store, logOptions), leaderElect: false };
+      return { backend: new LogBackend(store, o), leaderElect: false };
     }
     case "memory":
-      return { backend: new LogBackend(new MemoryStore(), logOptions), leaderElect: false };
+      return { backend: new LogBackend(new MemoryStore(), o), leaderElect: false };
     default:
       if (PLANNED.has(scheme)) {
         throw new EndpointError(`driver ${scheme} is not available in this version of kine`);

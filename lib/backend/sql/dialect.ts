@@ -166,13 +166,13 @@ export class Statements {
       if (range === "exact") where.push("kine.name = ?");
       if (range === "from" || range === "range") where.push("kine.name >= ?");
       if (range === "range") where.push("kine.name < ?");
-      return `SELECT ${COLS}, kine.value, kine.old_value, ` +
-        "p.created AS p_created, p.create_revision AS p_create_revision, p.lease AS p_lease, " +
+      return `SELECT ${COLS}, kine.value, ` +
         "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
         "v.id >= (CASE WHEN kine.created = 1 THEN kine.id " +
         "WHEN kine.deleted = 0 THEN kine.create_revision " +
         "WHEN p.created = 1 THEN p.id WHEN p.id IS NOT NULL THEN p.create_revision " +
-        "ELSE kine.id END)) AS version " +
+        "ELSE kine.id END)) AS version, kine.old_value, " +
+        "p.created AS p_created, p.create_revision AS p_create_revision, p.lease AS p_lease " +
         "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
         `WHERE ${where.join(" AND ")} ORDER BY kine.id ASC LIMIT ?`;
     });

@@ -29,30 +29,19 @@ function toRow(r: SqlRow, keysOnly = false): LogRow {
   };
 }
 
-/**
- * A row of `id … lease, value, old_value, p_created, p_create_revision,
- * p_lease, version` (Statements.events).
- */
+/** A row as {@link toRow} reads it, then `old_value, p_created, p_create_revision, p_lease`. */
 function toEventRow(r: SqlRow): EventRow {
-  const pCreated = r[9];
-  const prevRevision = Number(r[5]);
+  const row = toRow(r);
+  const pCreated = r[10];
   return {
-    id: Number(r[0]),
-    name: r[1] as string,
-    created: Number(r[2]) === 1,
-    deleted: Number(r[3]) !== 0,
-    createRevision: Number(r[4]),
-    prevRevision,
-    lease: Number(r[6]),
-    value: (r[7] as Uint8Array | null) ?? EMPTY,
-    oldValue: (r[8] as Uint8Array | null) ?? EMPTY,
+    ...row,
+    oldValue: (r[9] as Uint8Array | null) ?? EMPTY,
     prevCreateRevision: pCreated == null
       ? 0
       : Number(pCreated) === 1
-      ? prevRevision
-      : Number(r[10]),
-    prevLease: Number(r[11] ?? 0),
-    version: Number(r[12]),
+      ? row.prevRevision
+      : Number(r[11]),
+    prevLease: Number(r[12] ?? 0),
   };
 }
 
