@@ -223,6 +223,28 @@ async function waitForMetricsUrl(d: Daemon): Promise<string> {
 }
 
 /** Writes a CA, a server cert (SAN IP:127.0.0.1, DNS:localhost), a client cert and a rogue one. */
+/** A TLS daemon on free ports with its own SQLite file in `dir`, plus `extra` flags. */
+function tlsFlags(
+  dir: string,
+  db: string,
+  certs: { serverCert: string; serverKey: string },
+  ...extra: string[]
+): string[] {
+  return [
+    "--listen-address",
+    "127.0.0.1:0",
+    "--metrics-bind-address",
+    "127.0.0.1:0",
+    "--endpoint",
+    `sqlite://${dir}/${db}.db`,
+    "--server-cert-file",
+    certs.serverCert,
+    "--server-key-file",
+    certs.serverKey,
+    ...extra,
+  ];
+}
+
 async function makeCerts(dir: string) {
   const openssl = async (...args: string[]) => {
     const out = await new Deno.Command("openssl", {
@@ -776,18 +798,7 @@ Deno.test.ignore(
 Deno.test("TLS listener: https:// URL, etcdctl with --cacert works, plaintext fails; HTTPS metrics", () =>
   inTempDir(async (dir) => {
     const certs = await makeCerts(dir);
-    const { d, url } = await start([
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "127.0.0.1:0",
-      "--endpoint",
-      `sqlite://${dir}/tls.db`,
-      "--server-cert-file",
-      certs.serverCert,
-      "--server-key-file",
-      certs.serverKey,
-    ], { cwd: dir });
+    const { d, url } = await start(tlsFlags(dir, "tls", certs), { cwd: dir });
     const http = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.ca)] });
     try {
       assert.match(url, /^https:\/\/127\.0\.0\.1:[1-9][0-9]*$/);
@@ -861,20 +872,9 @@ Deno.test({
 Deno.test("mTLS with --trusted-ca-file: no client cert or a foreign one fails, --cert/--key works", () =>
   inTempDir(async (dir) => {
     const certs = await makeCerts(dir);
-    const { d, url } = await start([
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "127.0.0.1:0",
-      "--endpoint",
-      `sqlite://${dir}/mtls.db`,
-      "--server-cert-file",
-      certs.serverCert,
-      "--server-key-file",
-      certs.serverKey,
-      "--trusted-ca-file",
-      certs.ca,
-    ], { cwd: dir });
+    const { d, url } = await start(tlsFlags(dir, "mtls", certs, "--trusted-ca-file", certs.ca), {
+      cwd: dir,
+    });
     const http = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(certs.ca)] });
     try {
       assert.match(url, /^https:\/\//);
@@ -906,19 +906,9 @@ Deno.test("mTLS with --trusted-ca-file: no client cert or a foreign one fails, -
 Deno.test("--metrics-ignore-tls-config serves plain HTTP metrics next to a TLS listener", () =>
   inTempDir(async (dir) => {
     const certs = await makeCerts(dir);
-    const { d, url } = await start([
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "127.0.0.1:0",
-      "--metrics-ignore-tls-config",
-      "--endpoint",
-      `sqlite://${dir}/m.db`,
-      "--server-cert-file",
-      certs.serverCert,
-      "--server-key-file",
-      certs.serverKey,
-    ], { cwd: dir });
+    const { d, url } = await start(tlsFlags(dir, "m", certs, "--metrics-ignore-tls-config"), {
+      cwd: dir,
+    });
     try {
       assert.match(url, /^https:\/\//);
       const metricsUrl = await waitForMetricsUrl(d);

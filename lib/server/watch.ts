@@ -130,25 +130,17 @@ class WatchStream {
   #create(r: any): void {
     const backend = this.o.backend;
     const start = Number(r.start_revision);
-    if (start < 0) {
+    // Refused before a watch exists: one response for watch id -1, as etcd sends.
+    const refuse = (reason: string) =>
       this.#send(backend.currentRevision(), {
         watch_id: -1,
         created: true,
         canceled: true,
-        cancel_reason: ERR_COMPACTED,
+        cancel_reason: reason,
       });
-      return;
-    }
+    if (start < 0) return refuse(ERR_COMPACTED);
     let id = Number(r.watch_id);
-    if (id !== 0 && this.#watches.has(id)) {
-      this.#send(backend.currentRevision(), {
-        watch_id: -1,
-        created: true,
-        canceled: true,
-        cancel_reason: ERR_DUPLICATE_ID,
-      });
-      return;
-    }
+    if (id !== 0 && this.#watches.has(id)) return refuse(ERR_DUPLICATE_ID);
     if (id === 0) id = this.#allocateId();
     const filters: string[] = r.filters ?? [];
     const w: StreamWatch = {
