@@ -25,6 +25,7 @@ Deno.test("encodeRangeResponse matches the protobuf schema for every field and s
   const kvs = [
     kv("/a", new Uint8Array(0), 1),
     kv("/ü/é/😀", new TextEncoder().encode("v"), 2),
+    kv("/€/\uE000/\u07FF/\u0800", new Uint8Array([7]), 3),
     kv("/big", big, 2 ** 40),
     kv("/z", new Uint8Array([0, 255]), 127),
     kv("/y", new Uint8Array([1]), 128),

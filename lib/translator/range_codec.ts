@@ -24,6 +24,17 @@ function intField(n: number): number {
   return 1 + (n < 0 ? 10 : varintSize(n));
 }
 
+/** UTF-8 length of a well-formed string (keys are validated as UTF-8 on the way in). */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // 2 bytes below U+0800, 3 above; a surrogate pair is 2 units for 4 bytes.
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
+  }
+  return n;
+}
+
 function bytesField(len: number): number {
   return len === 0 ? 0 : 1 + varintSize(len) + len;
 }
@@ -56,6 +67,19 @@ class Writer {
     this.varint(n);
   }
 
+  /** A string field of `len` UTF-8 bytes; ASCII is copied by hand, cheaper than an encoder call. */
+  string(tag: number, s: string, len: number): void {
+    if (len === 0) return;
+    this.buf[this.pos++] = tag;
+    this.varint(len);
+    if (len === s.length) {
+      for (let i = 0; i < len; i++) this.buf[this.pos + i] = s.charCodeAt(i);
+    } else {
+      encoder.encodeInto(s, this.buf.subarray(this.pos, this.pos + len));
+    }
+    this.pos += len;
+  }
+
   bytes(tag: number, b: Uint8Array): void {
     if (b.length === 0) return;
     this.buf[this.pos++] = tag;
@@ -67,9 +91,9 @@ class Writer {
 
 /** The bytes of `RangeResponse{header{revision}, kvs, more, count}`. */
 export function encodeRangeResponse(r: RangeResult, revision: number): Uint8Array {
-  const keys = r.kvs.map((kv) => encoder.encode(kv.key));
+  const keyLengths = r.kvs.map((kv) => utf8Length(kv.key));
   const sizes = r.kvs.map((kv, i) =>
-    bytesField(keys[i].length) + intField(kv.createRevision) + intField(kv.modRevision) +
+    bytesField(keyLengths[i]) + intField(kv.createRevision) + intField(kv.modRevision) +
     intField(kv.version) + bytesField(kv.value.length) + intField(kv.lease)
   );
   const header = intField(revision);
@@ -82,7 +106,7 @@ export function encodeRangeResponse(r: RangeResult, revision: number): Uint8Arra
   r.kvs.forEach((kv, i) => {
     w.buf[w.pos++] = 0x12; // kvs
     w.varint(sizes[i]);
-    w.bytes(0x0a, keys[i]);
+    w.string(0x0a, kv.key, keyLengths[i]);
     w.int(0x10, kv.createRevision);
     w.int(0x18, kv.modRevision);
     w.int(0x20, kv.version);

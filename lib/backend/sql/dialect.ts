@@ -70,11 +70,13 @@ const COLS = "kine.id, kine.name, kine.created, kine.deleted, kine.create_revisi
 
 /**
  * Per-key version: rows of the key from its create row up to this row. After
- * compaction removed some of them this is a lower bound (at least 1).
+ * compaction removed some of them this is a lower bound (at least 1). A create
+ * row is version 1 without the count: most keys of a listing were never
+ * updated, and the index probe per row costs as much as reading the row.
  */
-const VERSION = "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id >= " +
-  "(CASE WHEN kine.created = 1 THEN kine.id ELSE kine.create_revision END) " +
-  "AND v.id <= kine.id) AS version";
+const VERSION = "(CASE WHEN kine.created = 1 THEN 1 ELSE " +
+  "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id >= kine.create_revision " +
+  "AND v.id <= kine.id) END) AS version";
 
 function cols(keysOnly: boolean): string {
   return keysOnly ? `${COLS}, ${VERSION}` : `${COLS}, kine.value, ${VERSION}`;
@@ -167,11 +169,11 @@ export class Statements {
       if (range === "from" || range === "range") where.push("kine.name >= ?");
       if (range === "range") where.push("kine.name < ?");
       return `SELECT ${COLS}, kine.value, ` +
+        "(CASE WHEN kine.created = 1 THEN 1 ELSE " +
         "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
-        "v.id >= (CASE WHEN kine.created = 1 THEN kine.id " +
-        "WHEN kine.deleted = 0 THEN kine.create_revision " +
+        "v.id >= (CASE WHEN kine.deleted = 0 THEN kine.create_revision " +
         "WHEN p.created = 1 THEN p.id WHEN p.id IS NOT NULL THEN p.create_revision " +
-        "ELSE kine.id END)) AS version, kine.old_value, " +
+        "ELSE kine.id END)) END) AS version, kine.old_value, " +
         "p.created AS p_created, p.create_revision AS p_create_revision, p.lease AS p_lease " +
         "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
         `WHERE ${where.join(" AND ")} ORDER BY kine.id ASC LIMIT ?`;
