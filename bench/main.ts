@@ -232,7 +232,8 @@ async function main(): Promise<number> {
     "(etcd shown as the baseline of the probe itself)",
     `- "${HEADER[9]}" is our daemon's kine_event_loop_delay_seconds (how late a 10 ms timer ` +
     "fired), scraped from its /metrics right before and after the measured phase: the upper " +
-    "bound of the bucket holding the 99th percentile of the delta (buckets 0.5 ms·2^k); for cold " +
+    "bound of the bucket holding the 99th percentile of the delta (buckets 0.5, 1, 2, 3, 4, 5, " +
+    "7.5, 10, 25, 50 ms…); for cold " +
     "start, everything from daemon start to the first Range. " +
     '"mean commit batch" in the notes is Δkine_txn_batch_size_sum ÷ Δ_count (txns per group commit)',
     "",

@@ -497,6 +497,25 @@ conformance(
 );
 
 conformance(
+  "version counts writes since creation, exactly across compaction; delete starts it over",
+  async ({ client }) => {
+    let rev = 0;
+    for (let i = 1; i <= 4; i++) {
+      rev = Number((await client.kv.put({ key: b("/ver"), value: b(`${i}`) })).header.revision);
+    }
+    await client.kv.compact({ revision: rev });
+    const r = await client.kv.put({ key: b("/ver"), value: b("5"), prev_kv: true });
+    assert.equal(r.prev_kv.version, 4);
+    assert.equal((await client.kv.range({ key: b("/ver") })).kvs[0].version, 5);
+    const d = await client.kv.deleteRange({ key: b("/ver"), prev_kv: true });
+    assert.equal(d.prev_kvs[0].version, 5);
+    await client.kv.put({ key: b("/ver"), value: b("again") });
+    assert.equal((await client.kv.range({ key: b("/ver") })).kvs[0].version, 1);
+  },
+  { compactMinRetain: 0 },
+);
+
+conformance(
   "DeleteRange: single key, range and prefix with deleted count and prev_kvs",
   async ({ client }) => {
     for (const k of ["/x/1", "/x/2", "/x/3", "/y/1"]) {

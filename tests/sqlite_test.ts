@@ -320,7 +320,7 @@ function byteOrder(a: string, b2: string): number {
 // ---------------------------------------------------------------------------
 // schema and bookkeeping
 
-Deno.test("sqlite: schema is exactly spec §3.1 (columns, types, order, indexes)", async () => {
+Deno.test("sqlite: schema is spec §3.1 (columns, types, order, indexes) plus a version column", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/state.db`;
     // Twice: the DDL must be idempotent on an existing file.
@@ -341,6 +341,8 @@ Deno.test("sqlite: schema is exactly spec §3.1 (columns, types, order, indexes)
       ["lease", "INTEGER", 0],
       ["value", "BLOB", 0],
       ["old_value", "BLOB", 0],
+      // Ours, after upstream's: the key's version per row (upstream's rows leave it NULL).
+      ["version", "INTEGER", 0],
     ]);
     const [table] = query(path, "SELECT sql FROM sqlite_master WHERE type='table' AND name='kine'");
     assert.match(String(table.sql), /id\s+INTEGER\s+PRIMARY\s+KEY\s+AUTOINCREMENT/i);
@@ -604,6 +606,11 @@ Deno.test("sqlite: drop-in on a database written by upstream kine", async () => 
       const u = await client.kv.txn(updateTxn("/b", 9, "b3"));
       assert.equal(u.succeeded, true);
       assert.equal(Number(u.header.revision), 15);
+      // Upstream's rows have no stored version: /b's is counted (rows 4 and 9), ours stores 3.
+      const b3 = await client.kv.range({ key: b("/b") });
+      assert.equal(Number(b3.kvs[0].version), 3);
+      const stored = query(path, "SELECT id, version FROM kine WHERE name = '/b' ORDER BY id");
+      assert.deepEqual(stored.map((r) => [r.id, r.version]), [[4, null], [9, null], [15, 3]]);
       assert.deepEqual(
         rowById(path, 15),
         row(15, "/b", { create_revision: 4, prev_revision: 9, value: "b3", old_value: "b2" }),

@@ -82,7 +82,8 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
     eventLoopDelay: registry.histogram({
       name: "kine_event_loop_delay_seconds",
       help: "How late a periodic 10 ms timer fired: time the event loop was busy elsewhere",
-      buckets: exponentialBuckets(0.0005, 2, 12),
+      // Millisecond steps up to 10 ms, where a stall starts to show in request latency.
+      buckets: [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     }),
     txnBatchSize: registry.histogram({
       name: "kine_txn_batch_size",

@@ -103,6 +103,7 @@ export class LogBackend implements Backend {
           prevRevision: 0,
           lease: 0,
           value: new Uint8Array(0),
+          version: 0,
         });
       } else if (rows.length > 1) {
         // Legacy stores appended a row per compaction: keep the highest compact revision.
@@ -122,6 +123,7 @@ export class LogBackend implements Backend {
           prevRevision: health?.id ?? 0,
           lease: 0,
           value: HEALTH_VALUE,
+          version: 1,
         });
       }
     });

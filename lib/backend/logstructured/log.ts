@@ -26,6 +26,11 @@ export interface NewRow {
   prevRevision: number;
   lease: number;
   value: Uint8Array | null;
+  /**
+   * The key's version this row records: 1 for a create, the previous row's
+   * plus one for an update or a tombstone; 0 for rows no client sees.
+   */
+  version: number;
 }
 
 export interface Revisions {

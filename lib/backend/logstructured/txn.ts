@@ -187,6 +187,7 @@ export class TxnRunner {
       prevRevision: prev ? prev.id : 0,
       lease: op.ignoreLease ? live!.lease : op.lease,
       value,
+      version: live ? live.version + 1 : 1,
     });
     return { type: "put", prevKv: op.prevKv && live ? presentKv(rowToKv(live)) : undefined };
   }
@@ -209,6 +210,7 @@ export class TxnRunner {
         prevRevision: row.id,
         lease: 0,
         value: null,
+        version: row.version + 1,
       });
     }
     return {

@@ -90,18 +90,6 @@ class MemoryTx implements LogWriteTx, EventReader {
     return i >= 0 ? ids[i] : undefined;
   }
 
-  #version(row: Row): number {
-    const ids = this.t.ids.get(row.name)!;
-    const from = row.created ? row.id : row.deleted ? this.#deletedFrom(row) : row.createRevision;
-    return bisect(ids, row.id, byNumber, true) - bisect(ids, from, byNumber);
-  }
-
-  #deletedFrom(row: Row): number {
-    const prev = this.t.rows.get(row.prevRevision);
-    if (!prev) return row.id;
-    return prev.created ? prev.id : prev.createRevision;
-  }
-
   #logRow(row: Row, keysOnly = false): LogRow {
     return {
       id: row.id,
@@ -112,7 +100,7 @@ class MemoryTx implements LogWriteTx, EventReader {
       prevRevision: row.prevRevision,
       lease: row.lease,
       value: keysOnly ? EMPTY : row.value ?? EMPTY,
-      version: this.#version(row),
+      version: row.version,
     };
   }
 
@@ -260,6 +248,7 @@ class MemoryTx implements LogWriteTx, EventReader {
       lease: 0,
       value: null,
       oldValue: null,
+      version: 0,
     };
     this.t.insert(row);
     this.#undo.push(() => this.t.remove(id));

@@ -47,8 +47,15 @@ export interface Dialect {
   readonly orderedListJoin: string;
   /** Insert-or-replace of a lease row; params id, ttl, expires_at. */
   readonly leaseUpsertSql: string;
-  /** Schema statements, idempotent. */
+  /** Schema statements, idempotent: upstream kine's tables and indexes. */
   readonly schema: string[];
+  /**
+   * The one column kine-for-Deno adds to upstream's table, `version INTEGER`
+   * (nullable: upstream's rows leave it empty): a query that gives one row
+   * with a column count of 0 or 1, and the statement that adds it.
+   */
+  readonly hasVersionColumnSql: string;
+  readonly addVersionColumnSql: string;
   /** DELETE of superseded rows and tombstones up to `?` (given twice). */
   readonly compactSql: string;
   /** Bytes used by the table, one row with column `size`. */
@@ -69,12 +76,12 @@ const COLS = "kine.id, kine.name, kine.created, kine.deleted, kine.create_revisi
   "kine.prev_revision, kine.lease";
 
 /**
- * Per-key version: rows of the key from its create row up to this row. After
- * compaction removed some of them this is a lower bound (at least 1). A create
- * row is version 1 without the count: most keys of a listing were never
- * updated, and the index probe per row costs as much as reading the row.
+ * Per-key version. Kine-for-Deno stores it in the `version` column, which
+ * upstream kine neither has nor fills; for upstream's rows it is counted: the
+ * rows of the key from its create row up to this one, a lower bound once
+ * compaction removed some of them (at least 1).
  */
-const VERSION = "(CASE WHEN kine.created = 1 THEN 1 ELSE " +
+const VERSION = "COALESCE(kine.version, CASE WHEN kine.created = 1 THEN 1 ELSE " +
   "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id >= kine.create_revision " +
   "AND v.id <= kine.id) END) AS version";
 
@@ -169,7 +176,7 @@ export class Statements {
       if (range === "from" || range === "range") where.push("kine.name >= ?");
       if (range === "range") where.push("kine.name < ?");
       return `SELECT ${COLS}, kine.value, ` +
-        "(CASE WHEN kine.created = 1 THEN 1 ELSE " +
+        "COALESCE(kine.version, CASE WHEN kine.created = 1 THEN 1 ELSE " +
         "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
         "v.id >= (CASE WHEN kine.deleted = 0 THEN kine.create_revision " +
         "WHEN p.created = 1 THEN p.id WHEN p.id IS NOT NULL THEN p.create_revision " +
@@ -194,7 +201,8 @@ export class Statements {
       "insert",
       () =>
         "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, " +
-        "old_value) SELECT ?, ?, ?, ?, ?, ?, ?, (SELECT value FROM kine WHERE id = ?) AS old_value" +
+        "old_value, version) SELECT ?, ?, ?, ?, ?, ?, ?, " +
+        "(SELECT value FROM kine WHERE id = ?) AS old_value, ?" +
         this.dialect.insertSuffix,
     );
   }

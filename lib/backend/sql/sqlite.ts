@@ -38,6 +38,8 @@ export const sqliteDialect: Dialect = {
     "CREATE TABLE IF NOT EXISTS kine_lease (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, " +
     "expires_at INTEGER NOT NULL)",
   ],
+  hasVersionColumnSql: "SELECT COUNT(*) FROM pragma_table_info('kine') WHERE name = 'version'",
+  addVersionColumnSql: "ALTER TABLE kine ADD COLUMN version INTEGER",
   leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
     "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
   compactSql: "DELETE FROM kine AS kv WHERE kv.id IN (" +
@@ -170,6 +172,21 @@ function open(o: SqliteOptions): DatabaseSync {
   }
 }
 
+/** Adds the `version` column once; the check and the change are one transaction. */
+function addVersionColumn(db: DatabaseSync): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const has = db.prepare(sqliteDialect.hasVersionColumnSql);
+    has.setReturnArrays(true);
+    const [[n]] = has.all() as unknown as [[number]];
+    if (!n) db.exec(sqliteDialect.addVersionColumnSql);
+    db.exec("COMMIT");
+  } catch (err) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw err;
+  }
+}
+
 /** The SQLite driver: schema, start-up maintenance, and the two connections. */
 export class SqliteDriver implements SqlDriver {
   readonly reader: SqliteConn;
@@ -185,6 +202,7 @@ export class SqliteDriver implements SqlDriver {
     const writer = open(options);
     whileBusy(options.busyTimeout, () => {
       for (const stmt of sqliteDialect.schema) writer.exec(stmt);
+      addVersionColumn(writer);
     });
     if (!options.disableCompactWalCheckpoint) writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");

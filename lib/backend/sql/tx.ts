@@ -111,6 +111,7 @@ export class SqlLogTx implements LogWriteTx, EventReader {
       row.lease,
       row.value,
       row.prevRevision,
+      row.version,
     ];
     const insert = this.sql.insert();
     if (this.sql.dialect.insertSuffix) {
