@@ -516,6 +516,57 @@ conformance(
 );
 
 conformance(
+  "unlimited lists longer than a read page: whole, once each, at their revision",
+  async ({ client }) => {
+    const many = async (keys: string[]) => {
+      for (let i = 0; i < keys.length; i += 100) {
+        await client.kv.txn({ success: keys.slice(i, i + 100).map((k) => put(k, `v${k}`)) });
+      }
+    };
+    // The apiserver's compaction row is stored as compact_rev_key_apiserver: the
+    // 1,000th key of this range, the last of the first page, presented as compact_rev_key.
+    await client.kv.put({ key: b("compact_rev_key"), value: b("1") });
+    const a = Array.from(
+      { length: 999 },
+      (_, i) => `compact_rev_key_a${String(i).padStart(4, "0")}`,
+    );
+    const z = Array.from(
+      { length: 1501 },
+      (_, i) => `compact_rev_key_z${String(i).padStart(4, "0")}`,
+    );
+    await many([...a, ...z]);
+    const range = { key: b("compact_rev_key_"), range_end: b("compact_rev_key`") };
+    const at = await client.kv.range(range);
+    const rev = Number(at.header.revision);
+    const want = [...a, "compact_rev_key", ...z];
+    assert.deepEqual(at.kvs.map((kv: any) => s(kv.key)), want);
+    assert.equal(Number(at.count), 2501);
+    assert.equal(at.more, false);
+    assert.equal(s(at.kvs[999].value), "1");
+    assert.equal(Number(at.kvs[999].version), 1);
+
+    await client.kv.deleteRange({ key: b(z[0]), range_end: b(z[600]) });
+    await client.kv.put({ key: b(z[1500]), value: b("new") });
+    const then = await client.kv.range({ ...range, revision: rev });
+    assert.equal(Number(then.header.revision), rev + 601, "600 deletes and a put later");
+    assert.deepEqual(then.kvs.map((kv: any) => s(kv.key)), want);
+    assert.equal(s(then.kvs[2500].value), `v${z[1500]}`);
+    const now = await client.kv.range({ ...range, keys_only: true });
+    assert.equal(Number(now.count), 1901);
+    assert.deepEqual(now.kvs.map((kv: any) => s(kv.key)), [
+      ...a,
+      "compact_rev_key",
+      ...z.slice(600),
+    ]);
+    assert.deepEqual(
+      now.kvs.filter((kv: any) => kv.value.length > 0).map((kv: any) => [s(kv.key), s(kv.value)]),
+      [],
+    );
+    assert.equal(Number(now.kvs[999].version), 1, "keys-only still reads the compaction version");
+  },
+);
+
+conformance(
   "DeleteRange: single key, range and prefix with deleted count and prev_kvs",
   async ({ client }) => {
     for (const k of ["/x/1", "/x/2", "/x/3", "/y/1"]) {

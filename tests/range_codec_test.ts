@@ -2,12 +2,20 @@
 import assert from "node:assert/strict";
 import type { KeyValue, RangeResult } from "../lib/backend/types.ts";
 import { loadProtos } from "../lib/server/proto.ts";
-import { encodeRangeResponse } from "../lib/translator/range_codec.ts";
+import {
+  type EncodedMessage,
+  encodeRangeResponse,
+  RangeEncoder,
+} from "../lib/translator/range_codec.ts";
 import { Buffer } from "node:buffer";
 
 const { etcd } = loadProtos();
-const decode = (b: Uint8Array) =>
-  etcd.KV.service.Range.responseDeserialize(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+/** Copies the message out the way grpc-js's server does (behind a 5-byte frame header), then decodes it. */
+function decode(m: EncodedMessage) {
+  const framed = Buffer.alloc(m.byteLength + 5);
+  assert.equal(m.copy(framed, 5), m.byteLength);
+  return etcd.KV.service.Range.responseDeserialize(framed.subarray(5));
+}
 
 function kv(key: string, value: Uint8Array, n: number): KeyValue {
   return {
@@ -51,4 +59,22 @@ Deno.test("encodeRangeResponse matches the protobuf schema for every field and s
       assert.equal(got.lease, want.lease);
     });
   }
+});
+
+Deno.test("RangeEncoder: pages added one by one make the same message as one result", () => {
+  const kvs = Array.from({ length: 7 }, (_, i) => kv(`/p/${i}`, new Uint8Array(i * 50), i + 1));
+  const whole = encodeRangeResponse({ revision: 40, kvs, count: 7, more: false }, 40);
+  const encoder = new RangeEncoder();
+  for (const page of [kvs.slice(0, 3), [], kvs.slice(3, 6), kvs.slice(6)]) encoder.add(page);
+  const paged = encoder.finish(40, false, 7);
+  assert.equal(paged.byteLength, whole.byteLength);
+  const bytes = (m: EncodedMessage) => {
+    const out = new Uint8Array(m.byteLength);
+    m.copy(out);
+    return out;
+  };
+  assert.deepEqual(bytes(paged), bytes(whole));
+  const m = decode(paged);
+  assert.deepEqual(m.kvs.map((x: any) => new TextDecoder().decode(x.key)), kvs.map((x) => x.key));
+  assert.equal(m.count, 7);
 });

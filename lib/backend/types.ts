@@ -33,6 +33,12 @@ export interface RangeRequest {
   maxModRevision: number;
   minCreateRevision: number;
   maxCreateRevision: number;
+  /**
+   * For a caller that pages through the whole range itself: when the limit
+   * cuts the list short, `count` is left at the number of kvs returned
+   * instead of counting the keys after them.
+   */
+  skipCount?: boolean;
 }
 
 /** A Range of `[key, end)` at the latest revision with no options set. */
@@ -58,6 +64,8 @@ export interface RangeResult {
   kvs: KeyValue[];
   count: number;
   more: boolean;
+  /** With `more`, on a list in key order: the start key that continues it. */
+  nextKey?: string;
 }
 
 export type CompareTarget = "version" | "create" | "mod" | "value" | "lease";

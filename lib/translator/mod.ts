@@ -16,15 +16,30 @@ import type {
   Txn,
   TxnResult,
 } from "../backend/types.ts";
-import { compacted, futureRevision } from "../backend/errors.ts";
+import { BackendError, compacted, futureRevision } from "../backend/errors.ts";
 import { Code, emptyKey, EtcdError, tooManyOps } from "./errors.ts";
 import { endText, keyText, startText } from "./keys.ts";
-import { encodeRangeResponse } from "./range_codec.ts";
+import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import type * as W from "./wire.ts";
 
 export * from "./errors.ts";
 export { endText, keyText, startText } from "./keys.ts";
 export type * from "./wire.ts";
+export type { EncodedMessage } from "./range_codec.ts";
+
+/**
+ * An unlimited list in key order is read and encoded this many keys at a
+ * time, so a large one never holds every key's row and value at once.
+ */
+const LIST_PAGE = 1000;
+
+/** True for a list with no limit whose keys come in key order. */
+function pageable(r: RangeRequest): boolean {
+  return r.limit === 0 && r.end !== "" && !r.countOnly &&
+    (r.sortOrder === "none" || (r.sortOrder === "ascend" && r.sortTarget === "key")) &&
+    r.minModRevision <= 0 && r.maxModRevision <= 0 && r.minCreateRevision <= 0 &&
+    r.maxCreateRevision <= 0;
+}
 
 /** etcd's default `--max-txn-ops`. */
 const MAX_TXN_OPS = 128;
@@ -238,9 +253,42 @@ export class Translator {
   }
 
   /** A Range, answered with the encoded RangeResponse (see range_codec.ts). */
-  async range(r: W.WireRangeRequest): Promise<Uint8Array> {
-    const result = await this.backend.range(rangeRequest(r));
+  async range(r: W.WireRangeRequest): Promise<EncodedMessage> {
+    const request = rangeRequest(r);
+    if (pageable(request)) {
+      try {
+        return await this.#rangeInPages(request);
+      } catch (err) {
+        // Compacted between pages (the first page would have said so): read it in one go.
+        if (!(err instanceof BackendError && err.kind === "compacted") || request.revision > 0) {
+          throw err;
+        }
+      }
+    }
+    const result = await this.backend.range(request);
     return encodeRangeResponse(result, result.revision);
+  }
+
+  /** An unlimited list as pages at the first page's revision, each encoded as it arrives. */
+  async #rangeInPages(request: RangeRequest): Promise<EncodedMessage> {
+    const encoder = new RangeEncoder();
+    let page = await this.backend.range({ ...request, limit: LIST_PAGE, skipCount: true });
+    const header = page.revision;
+    const pinned = request.revision > 0 ? request.revision : header;
+    let count = 0;
+    for (;;) {
+      encoder.add(page.kvs);
+      count += page.kvs.length;
+      if (!page.more || page.nextKey === undefined) break;
+      page = await this.backend.range({
+        ...request,
+        key: page.nextKey,
+        revision: pinned,
+        limit: LIST_PAGE,
+        skipCount: true,
+      });
+    }
+    return encoder.finish(header, false, count);
   }
 
   async put(p: W.WirePutRequest): Promise<W.WirePutResponse> {

@@ -5,7 +5,7 @@
  * are etcd's (RangeResponse: header 1, kvs 2, more 3, count 4; KeyValue: key 1,
  * create_revision 2, mod_revision 3, version 4, value 5, lease 6).
  */
-import type { RangeResult } from "../backend/types.ts";
+import type { KeyValue, RangeResult } from "../backend/types.ts";
 
 const encoder = new TextEncoder();
 
@@ -89,34 +89,75 @@ class Writer {
   }
 }
 
-/** The bytes of `RangeResponse{header{revision}, kvs, more, count}`. */
-export function encodeRangeResponse(r: RangeResult, revision: number): Uint8Array {
-  const keyLengths = r.kvs.map((kv) => utf8Length(kv.key));
-  const sizes = r.kvs.map((kv, i) =>
-    bytesField(keyLengths[i]) + intField(kv.createRevision) + intField(kv.modRevision) +
-    intField(kv.version) + bytesField(kv.value.length) + intField(kv.lease)
-  );
-  const header = intField(revision);
-  let total = 1 + varintSize(header) + header + intField(r.count) + (r.more ? 2 : 0);
-  for (const size of sizes) total += 1 + varintSize(size) + size;
-  const w = new Writer(new Uint8Array(total));
-  w.buf[w.pos++] = 0x0a; // header
-  w.varint(header);
-  w.int(0x18, revision);
-  r.kvs.forEach((kv, i) => {
-    w.buf[w.pos++] = 0x12; // kvs
-    w.varint(sizes[i]);
-    w.string(0x0a, kv.key, keyLengths[i]);
-    w.int(0x10, kv.createRevision);
-    w.int(0x18, kv.modRevision);
-    w.int(0x20, kv.version);
-    w.bytes(0x2a, kv.value);
-    w.int(0x30, kv.lease);
-  });
-  if (r.more) {
-    w.buf[w.pos++] = 0x18;
-    w.buf[w.pos++] = 1;
+/**
+ * An encoded message held in parts. Whoever frames it copies it out once with
+ * {@link EncodedMessage.copy}, so a list encoded page by page is never joined
+ * into one more buffer of its own size first.
+ */
+export class EncodedMessage {
+  constructor(readonly parts: Uint8Array[], readonly byteLength: number) {}
+
+  /** Writes the message into `target` at `offset`; returns the bytes written. */
+  copy(target: Uint8Array, offset = 0): number {
+    for (const part of this.parts) {
+      target.set(part, offset);
+      offset += part.length;
+    }
+    return this.byteLength;
   }
-  w.int(0x20, r.count);
-  return w.buf;
+}
+
+/** Encodes a RangeResponse from pages of kvs in order, then its header, more and count. */
+export class RangeEncoder {
+  readonly #pages: Uint8Array[] = [];
+  #size = 0;
+
+  /** Appends `kvs` to the response's repeated `kvs` field. */
+  add(kvs: KeyValue[]): void {
+    if (kvs.length === 0) return;
+    const keyLengths = kvs.map((kv) => utf8Length(kv.key));
+    const sizes = kvs.map((kv, i) =>
+      bytesField(keyLengths[i]) + intField(kv.createRevision) + intField(kv.modRevision) +
+      intField(kv.version) + bytesField(kv.value.length) + intField(kv.lease)
+    );
+    let total = 0;
+    for (const size of sizes) total += 1 + varintSize(size) + size;
+    const w = new Writer(new Uint8Array(total));
+    kvs.forEach((kv, i) => {
+      w.buf[w.pos++] = 0x12; // kvs
+      w.varint(sizes[i]);
+      w.string(0x0a, kv.key, keyLengths[i]);
+      w.int(0x10, kv.createRevision);
+      w.int(0x18, kv.modRevision);
+      w.int(0x20, kv.version);
+      w.bytes(0x2a, kv.value);
+      w.int(0x30, kv.lease);
+    });
+    this.#pages.push(w.buf);
+    this.#size += total;
+  }
+
+  /** The whole `RangeResponse{header{revision}, kvs, more, count}`. */
+  finish(revision: number, more: boolean, count: number): EncodedMessage {
+    const header = intField(revision);
+    const head = new Writer(new Uint8Array(1 + varintSize(header) + header));
+    head.buf[head.pos++] = 0x0a; // header
+    head.varint(header);
+    head.int(0x18, revision);
+    const tail = new Writer(new Uint8Array((more ? 2 : 0) + intField(count)));
+    if (more) {
+      tail.buf[tail.pos++] = 0x18;
+      tail.buf[tail.pos++] = 1;
+    }
+    tail.int(0x20, count);
+    const parts = [head.buf, ...this.#pages, tail.buf];
+    return new EncodedMessage(parts, head.buf.length + this.#size + tail.buf.length);
+  }
+}
+
+/** A RangeResponse for one backend result. */
+export function encodeRangeResponse(r: RangeResult, revision: number): EncodedMessage {
+  const encoder = new RangeEncoder();
+  encoder.add(r.kvs);
+  return encoder.finish(revision, r.more, r.count);
 }

@@ -1,7 +1,7 @@
 import { compacted, futureRevision } from "../errors.ts";
 import { compareKeys } from "../keys.ts";
 import { FROM_KEY, type KeyValue, type RangeRequest, type RangeResult } from "../types.ts";
-import { presentKv, redirectKey } from "./compact_key.ts";
+import { APISERVER_COMPACT_KEY, presentKv, redirectKey } from "./compact_key.ts";
 import { type LogReader, rowToKv } from "./log.ts";
 
 function needsFullScan(r: RangeRequest): boolean {
@@ -61,9 +61,20 @@ export async function rangeLog(
   const full = needsFullScan(r);
   const fetchLimit = !full && r.limit > 0 ? r.limit + 1 : 0;
   const rows = await log.list(start, end, revision, fetchLimit, r.keysOnly && !full);
-  let kvs = rows.map((row) => presentKv(rowToKv(row, r.keysOnly && !full)));
+  const keysOnly = r.keysOnly && !full;
+  let kvs = rows.map((row) => rowToKv(row, keysOnly));
+  const apiserver = kvs.findIndex((kv) => kv.key === APISERVER_COMPACT_KEY);
+  if (apiserver >= 0) {
+    // Its version is kept in its value, which a keys-only read did not fetch.
+    const row = keysOnly
+      ? (await log.list(APISERVER_COMPACT_KEY, "", revision, 0, false))[0]
+      : rows[apiserver];
+    const kv = presentKv(rowToKv(row));
+    kvs[apiserver] = keysOnly ? { ...kv, value: new Uint8Array(0) } : kv;
+  }
   let count = kvs.length;
   let more = false;
+  let nextKey: string | undefined;
   if (full) {
     kvs = kvs.filter((kv) => keep(r, kv));
     if (r.sortOrder !== "none") {
@@ -75,8 +86,12 @@ export async function rangeLog(
   if (r.limit > 0 && kvs.length > r.limit) {
     kvs = kvs.slice(0, r.limit);
     more = true;
-    if (!full) count = knownCount ?? await log.count(start, end, revision);
+    if (!full) {
+      // The stored name: the apiserver's compaction row is presented under another.
+      nextKey = rows[r.limit - 1].name + "\0";
+      if (!r.skipCount) count = knownCount ?? await log.count(start, end, revision);
+    }
   }
   if (r.countOnly) kvs = [];
-  return { revision: current, kvs, count, more };
+  return { revision: current, kvs, count, more, nextKey };
 }
