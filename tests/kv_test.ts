@@ -321,6 +321,12 @@ conformance("a txn that fails half-way leaves no row behind", async ({ client })
     success: [put("/h2", "a"), { request_put: { key: b("/h3"), ignore_value: true } }],
     failure: [],
   }));
+  // An op with no request set is refused as etcd refuses it, before anything is written.
+  await rejects(
+    client.kv.txn({ compare: [], success: [put("/h4", "a"), {}], failure: [] }),
+    INVALID_ARGUMENT,
+    "etcdserver: key not found",
+  );
   const after = await client.kv.range({ key: b("/h"), range_end: b("/i") });
   assert.equal(after.count, 0);
   assert.equal(after.header.revision, before);

@@ -17,7 +17,7 @@ import type {
   TxnResult,
 } from "../backend/types.ts";
 import { BackendError, compacted, futureRevision } from "../backend/errors.ts";
-import { Code, emptyKey, EtcdError, tooManyOps } from "./errors.ts";
+import { Code, emptyKey, emptyOp, EtcdError, tooManyOps } from "./errors.ts";
 import { endText, keyText, startText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import type * as W from "./wire.ts";
@@ -123,7 +123,8 @@ function op(o: W.WireRequestOp): Op {
     return { type: "delete", ...keyRange(d.key, d.range_end), prevKv: d.prev_kv };
   }
   if (o.request_txn) return { type: "txn", txn: txnRequest(o.request_txn) };
-  return { type: "range", request: rangeRequest(o.request_range!) };
+  if (o.request_range) return { type: "range", request: rangeRequest(o.request_range) };
+  throw emptyOp();
 }
 
 export function txnRequest(t: W.WireTxnRequest): Txn {
