@@ -153,8 +153,16 @@ export interface Backend {
   syncedRevision(): number;
   /** Persisted lease records (kine's own leases; see lib/lease). */
   leaseRecords(): Promise<LeaseRecord[]>;
+  /** Every live key that carries a lease (an ID, or a legacy TTL), at the current revision. */
+  leasedKeys(): Promise<LeasedKeys>;
   saveLease(lease: LeaseRecord): Promise<void>;
   deleteLease(id: number): Promise<void>;
+}
+
+/** Keys with a lease and the revision they were read at. */
+export interface LeasedKeys {
+  revision: number;
+  keys: { key: string; lease: number; modRevision: number }[];
 }
 
 /** A lease as stored: its granted TTL (s) and wall-clock deadline (ms since the epoch). */

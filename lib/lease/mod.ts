@@ -15,8 +15,6 @@ import {
   FROM_KEY,
   type LeaseRecord,
   type Op,
-  plainRange,
-  type RangeRequest,
   type WatchResult,
 } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
@@ -26,7 +24,6 @@ export const LEGACY_LEASE_LIMIT = 2 ** 32;
 /** etcd's largest lease TTL, seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000;
 const TICK_MS = 250;
-const SEED_PAGE = 1000;
 
 export const ERR_LEASE_NOT_FOUND = "etcdserver: requested lease not found";
 
@@ -41,8 +38,6 @@ interface LegacyExpiry {
   modRevision: number;
   deadline: number;
 }
-
-const ALL_KEYS: RangeRequest = { ...plainRange("\0", FROM_KEY), limit: SEED_PAGE, keysOnly: true };
 
 /** Tracks leases and the keys attached to them, and expires them on time. */
 export class LeaseManager {
@@ -67,15 +62,8 @@ export class LeaseManager {
   /** Loads leases, indexes every live leased key, then follows changes. */
   async start(): Promise<void> {
     for (const l of await this.backend.leaseRecords()) this.#leases.set(l.id, l);
-    let request = { ...ALL_KEYS };
-    let revision = 0;
-    for (;;) {
-      const page = await this.backend.range(request);
-      if (revision === 0) revision = page.revision;
-      for (const kv of page.kvs) this.#track(kv.key, kv.lease, kv.modRevision);
-      if (!page.more) break;
-      request = { ...ALL_KEYS, key: page.kvs[page.kvs.length - 1].key + "\0", revision };
-    }
+    const { revision, keys } = await this.backend.leasedKeys();
+    for (const k of keys) this.#track(k.key, k.lease, k.modRevision);
     this.#watch = await this.backend.watch(
       "\0",
       FROM_KEY,

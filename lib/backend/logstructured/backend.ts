@@ -2,11 +2,11 @@ import { setImmediate } from "node:timers";
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError, compacted, futureRevision } from "../errors.ts";
-import { COMPACT_KEY, redirectKey } from "./compact_key.ts";
+import { COMPACT_KEY, presentKv, redirectKey } from "./compact_key.ts";
 import { isInternal, presentEvents, rowToEvent } from "./events.ts";
 import { CountCache } from "./count_cache.ts";
 import { Fanout } from "./fanout.ts";
-import type { LogStore, LogWriteTx } from "./log.ts";
+import { type LogStore, type LogWriteTx, rowToKv } from "./log.ts";
 import { rangeLog } from "./range.ts";
 import { checkTxn, TxnRunner } from "./txn.ts";
 import {
@@ -14,6 +14,7 @@ import {
   type Event,
   type EventSink,
   FROM_KEY,
+  type LeasedKeys,
   type LeaseRecord,
   type RangeRequest,
   type RangeResult,
@@ -357,6 +358,16 @@ export class LogBackend implements Backend {
       );
     }
     return new BackendError("unavailable", `etcdserver: ${(err as Error)?.message ?? err}`);
+  }
+
+  async leasedKeys(): Promise<LeasedKeys> {
+    const { current } = await this.#reader.revisions();
+    const rows = await this.#reader.leased(current);
+    const keys = rows.map((row) => {
+      const kv = presentKv(rowToKv(row, true));
+      return { key: kv.key, lease: kv.lease, modRevision: kv.modRevision };
+    });
+    return { revision: current, keys };
   }
 
   leaseRecords(): Promise<LeaseRecord[]> {

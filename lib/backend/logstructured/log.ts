@@ -53,6 +53,8 @@ export interface LogReader {
     keysOnly: boolean,
   ): MaybePromise<LogRow[]>;
   count(start: string, end: string | null, revision: number): MaybePromise<number>;
+  /** Live rows with a lease at `revision`, values left out. */
+  leased(revision: number): MaybePromise<LogRow[]>;
 }
 
 /** A write transaction: reads see the transaction's own earlier appends. */

@@ -145,6 +145,14 @@ class MemoryTx implements LogWriteTx, EventReader {
     return out;
   }
 
+  leased(revision: number): LogRow[] {
+    const out: LogRow[] = [];
+    for (const row of this.#live("", null, revision)) {
+      if (row.lease !== 0) out.push(this.#logRow(row, true));
+    }
+    return out;
+  }
+
   count(start: string, end: string | null, revision: number): number {
     let n = 0;
     for (const _ of this.#live(start, end, revision)) n++;

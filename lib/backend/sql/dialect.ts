@@ -147,6 +147,17 @@ export class Statements {
     );
   }
 
+  /** Params: rev. */
+  leased(): string {
+    return this.#get(
+      "leased",
+      () =>
+        `SELECT ${cols(true)} FROM (SELECT MAX(id) AS id FROM kine WHERE id <= ? GROUP BY name) ` +
+        `AS mkv ${this.dialect.orderedListJoin || "INNER JOIN"} kine ON kine.id = mkv.id ` +
+        `WHERE ${LIVE} AND kine.lease != 0`,
+    );
+  }
+
   /** Params: start, [end], rev. */
   count(bounded: boolean): string {
     return this.#get(

@@ -96,6 +96,11 @@ export class SqlLogTx implements LogWriteTx, EventReader {
     return Number(rows[0]?.[0] ?? 0);
   }
 
+  async leased(revision: number): Promise<LogRow[]> {
+    const rows = await this.conn.all("leased", this.sql.leased(), [revision]);
+    return rows.map((r) => toRow(r, true));
+  }
+
   async latest(key: string): Promise<LogRow | null> {
     const [r] = await this.conn.all("latest", this.sql.latest(), [key]);
     return r ? toRow(r) : null;
