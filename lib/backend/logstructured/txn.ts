@@ -113,29 +113,43 @@ function compareKv(c: Compare, kv: KeyValue): boolean {
   }
 }
 
-async function liveKvs(tx: LogTx, key: string, end: string): Promise<KeyValue[]> {
-  if (end === "") {
-    const row = await tx.latest(redirectKey(key));
-    return row && !row.deleted ? [presentKv(rowToKv(row))] : [];
-  }
-  return (await rangeLog(tx, plainRange(key, end))).kvs;
-}
-
-async function evaluate(tx: LogTx, c: Compare): Promise<boolean> {
-  const kvs = await liveKvs(tx, c.key, c.end);
-  if (kvs.length === 0) return c.target !== "value" && compareKv(c, ZERO_KV);
-  return kvs.every((kv) => compareKv(c, kv));
-}
-
 /** Runs one txn inside an open write transaction; every write appends one row. */
 export class TxnRunner {
   #last = 0;
+  /**
+   * Latest rows read by this txn, until it writes their key: kube's writes
+   * compare a key's mod revision and then write it, one read for both.
+   */
+  readonly #latest = new Map<string, LogRow | null>();
   constructor(private readonly tx: LogTx) {}
+
+  async #readLatest(name: string): Promise<LogRow | null> {
+    let row = this.#latest.get(name);
+    if (row === undefined) {
+      row = await this.tx.latest(name);
+      this.#latest.set(name, row);
+    }
+    return row;
+  }
+
+  async #liveKvs(key: string, end: string): Promise<KeyValue[]> {
+    if (end === "") {
+      const row = await this.#readLatest(redirectKey(key));
+      return row && !row.deleted ? [presentKv(rowToKv(row))] : [];
+    }
+    return (await rangeLog(this.tx, plainRange(key, end))).kvs;
+  }
+
+  async #evaluate(c: Compare): Promise<boolean> {
+    const kvs = await this.#liveKvs(c.key, c.end);
+    if (kvs.length === 0) return c.target !== "value" && compareKv(c, ZERO_KV);
+    return kvs.every((kv) => compareKv(c, kv));
+  }
 
   async run(txn: Txn): Promise<TxnResult> {
     let succeeded = true;
     for (const c of txn.compare) {
-      if (!(await evaluate(this.tx, c))) {
+      if (!(await this.#evaluate(c))) {
         succeeded = false;
         break;
       }
@@ -160,13 +174,14 @@ export class TxnRunner {
   }
 
   async #append(row: Parameters<LogTx["append"]>[0]): Promise<number> {
+    this.#latest.delete(row.name);
     this.#last = await this.tx.append(row);
     return this.#last;
   }
 
   async #put(op: PutOp): Promise<OpResult> {
     const name = redirectKey(op.key);
-    const prev = await this.tx.latest(name);
+    const prev = await this.#readLatest(name);
     const live: LogRow | null = prev && !prev.deleted ? prev : null;
     if (!live && (op.ignoreValue || op.ignoreLease)) {
       throw new BackendError("invalid", "etcdserver: key not found");
@@ -195,7 +210,7 @@ export class TxnRunner {
   async #delete(op: DeleteOp): Promise<OpResult> {
     let rows: LogRow[];
     if (op.end === "") {
-      const row = await this.tx.latest(redirectKey(op.key));
+      const row = await this.#readLatest(redirectKey(op.key));
       rows = row && !row.deleted ? [row] : [];
     } else {
       const { current } = await this.tx.revisions();
