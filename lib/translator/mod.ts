@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { COMPACT_KEY } from "../backend/logstructured/compact_key.ts";
 import type {
   Backend,
@@ -281,6 +282,8 @@ export class Translator {
       encoder.add(page.kvs);
       count += page.kvs.length;
       if (!page.more || page.nextKey === undefined) break;
+      // SQLite answers synchronously: let other requests in between pages.
+      await new Promise((resolve) => setImmediate(resolve));
       page = await this.backend.range({
         ...request,
         key: page.nextKey,
