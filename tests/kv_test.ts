@@ -550,6 +550,14 @@ conformance(
     assert.equal(at.more, false);
     assert.equal(s(at.kvs[999].value), "1");
     assert.equal(Number(at.kvs[999].version), 1);
+    // A client paging from where the list's second read page ended still gets its own count.
+    const resumed = await client.kv.range({
+      ...range,
+      key: b(`${z[999]}\0`),
+      limit: 500,
+      revision: rev,
+    });
+    assert.deepEqual([resumed.kvs.length, resumed.more, Number(resumed.count)], [500, true, 501]);
 
     await client.kv.deleteRange({ key: b(z[0]), range_end: b(z[600]) });
     await client.kv.put({ key: b(z[1500]), value: b("new") });

@@ -23,9 +23,10 @@ export class CountCache {
 
   /** Remembers what the page after `result` will count. */
   remember(r: RangeRequest, result: RangeResult): void {
-    if (!result.more || r.limit <= 0 || result.kvs.length === 0) return;
+    const next = result.nextKey;
+    // A page read without its count (skipCount) has nothing to hand on.
+    if (!result.more || r.limit <= 0 || r.skipCount || next === undefined) return;
     const revision = r.revision > 0 ? r.revision : result.revision;
-    const next = result.kvs[result.kvs.length - 1].key + "\0";
     if (this.#entries.size >= SIZE) {
       this.#entries.delete(this.#entries.keys().next().value!);
     }
