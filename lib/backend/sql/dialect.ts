@@ -51,8 +51,8 @@ export interface Dialect {
   readonly schema: string[];
   /**
    * The one column kine-for-Deno adds to upstream's table, `version INTEGER`
-   * (nullable: upstream's rows leave it empty): a query that gives one row
-   * with a column count of 0 or 1, and the statement that adds it.
+   * (nullable: upstream's rows leave it empty): a query whose one row and
+   * column is 1 if the table has it (0 if not), and the statement that adds it.
    */
   readonly hasVersionColumnSql: string;
   readonly addVersionColumnSql: string;
