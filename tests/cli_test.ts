@@ -146,6 +146,27 @@ async function start(flags: string[], o: SpawnOptions): Promise<{ d: Daemon; url
   }
 }
 
+/** How {@link serve} starts kine beyond its defaults. */
+interface Serve {
+  listen?: string;
+  metrics?: string;
+  flags?: string[];
+  env?: Record<string, string>;
+}
+
+/** Starts kine in `dir` on `sqlite://<dir>/<db>`, on a free loopback port, metrics off. */
+function serve(dir: string, db: string, o: Serve = {}): Promise<{ d: Daemon; url: string }> {
+  return start([
+    "--listen-address",
+    o.listen ?? "127.0.0.1:0",
+    "--metrics-bind-address",
+    o.metrics ?? "0",
+    "--endpoint",
+    `sqlite://${dir}/${db}`,
+    ...(o.flags ?? []),
+  ], { cwd: dir, env: o.env });
+}
+
 /** Runs kine to completion (it must exit on its own within 15 s). */
 async function run(flags: string[], o: Partial<SpawnOptions> = {}) {
   const dir = o.cwd ?? await Deno.makeTempDir({ prefix: "kine-cli-" });
@@ -533,16 +554,7 @@ Deno.test("KINE_* environment variables configure the daemon; flags win over the
 
 Deno.test("--log-format json: every line is JSON with severity, message and time", () =>
   inTempDir(async (dir) => {
-    const { d, url } = await start([
-      "--log-format",
-      "json",
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "0",
-      "--endpoint",
-      `sqlite://${dir}/j.db`,
-    ], { cwd: dir });
+    const { d, url } = await serve(dir, "j.db", { flags: ["--log-format", "json"] });
     try {
       await ctlOk(hostPort(url), ["put", "/j", "1"]);
       d.kill("SIGTERM");
@@ -641,14 +653,7 @@ async function openHealthWatch(target: string) {
 
 Deno.test("graceful stop waits at most ~2 s for calls in flight, then exits 0", () =>
   inTempDir(async (dir) => {
-    const { d, url } = await start([
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "0",
-      "--endpoint",
-      `sqlite://${dir}/g.db`,
-    ], { cwd: dir });
+    const { d, url } = await serve(dir, "g.db");
     const watch = await openHealthWatch(hostPort(url));
     try {
       const t0 = Date.now();
@@ -667,14 +672,7 @@ Deno.test("graceful stop waits at most ~2 s for calls in flight, then exits 0", 
 
 Deno.test("a second signal during the graceful stop exits 1 at once", () =>
   inTempDir(async (dir) => {
-    const { d, url } = await start([
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "0",
-      "--endpoint",
-      `sqlite://${dir}/s.db`,
-    ], { cwd: dir });
+    const { d, url } = await serve(dir, "s.db");
     // an open stream keeps the graceful stop busy for its 2 s grace period
     const watch = await openHealthWatch(hostPort(url));
     try {
@@ -699,14 +697,7 @@ Deno.test("unix socket listener (relative path, as k3s uses): 0600, unix:// URL,
   inTempDir(async (dir) => {
     // a stale file where the socket goes is replaced
     await Deno.writeTextFile(`${dir}/kine.sock`, "stale");
-    const { d, url } = await start([
-      "--listen-address",
-      "unix://kine.sock",
-      "--metrics-bind-address",
-      "0",
-      "--endpoint",
-      `sqlite://${dir}/u.db`,
-    ], { cwd: dir });
+    const { d, url } = await serve(dir, "u.db", { listen: "unix://kine.sock" });
     try {
       assert.equal(url, "unix://kine.sock");
       const st = await Deno.stat(`${dir}/kine.sock`);
@@ -728,14 +719,7 @@ Deno.test("unix socket listener (relative path, as k3s uses): 0600, unix:// URL,
 Deno.test("unix socket listener (absolute path): 0600, advertised unix://<path>, gRPC works", () =>
   inTempDir(async (dir) => {
     const sock = `${dir}/kine.sock`;
-    const { d, url } = await start([
-      "--listen-address",
-      `unix://${sock}`,
-      "--metrics-bind-address",
-      "0",
-      "--endpoint",
-      `sqlite://${dir}/u.db`,
-    ], { cwd: dir });
+    const { d, url } = await serve(dir, "u.db", { listen: `unix://${sock}` });
     const c = connect(`unix:${sock}`);
     try {
       assert.equal(url, `unix://${sock}`);
@@ -765,14 +749,7 @@ Deno.test.ignore(
   () =>
     inTempDir(async (dir) => {
       const sock = `${dir}/kine.sock`;
-      const { d } = await start([
-        "--listen-address",
-        `unix://${sock}`,
-        "--metrics-bind-address",
-        "0",
-        "--endpoint",
-        `sqlite://${dir}/u.db`,
-      ], { cwd: dir });
+      const { d } = await serve(dir, "u.db", { listen: `unix://${sock}` });
       try {
         const tail = (r: { stderr: string }) => r.stderr.trim().split("\n").at(-1);
         const problems: string[] = [];
@@ -845,18 +822,10 @@ Deno.test({
   fn: () =>
     inTempDir(async (dir) => {
       const certs = await makeCerts(dir);
-      const { d, url } = await start([
-        "--listen-address",
-        "127.0.0.1:0",
-        "--metrics-bind-address",
-        "0",
-        "--endpoint",
-        `sqlite://${dir}/tls.db`,
-        "--server-cert-file",
-        certs.serverCert,
-        "--server-key-file",
-        certs.serverKey,
-      ], { cwd: dir, env: { GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: SYSTEM_BUNDLE } });
+      const { d, url } = await serve(dir, "tls.db", {
+        flags: ["--server-cert-file", certs.serverCert, "--server-key-file", certs.serverKey],
+        env: { GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: SYSTEM_BUNDLE },
+      });
       try {
         const r = await ctl(url, ["put", "/tls", "on"], {
           extra: ["--cacert", certs.ca],
@@ -923,14 +892,7 @@ Deno.test("--metrics-ignore-tls-config serves plain HTTP metrics next to a TLS l
 
 Deno.test("metrics: GET /metrics on --metrics-bind-address shows kine_sql_total after a put", () =>
   inTempDir(async (dir) => {
-    const { d, url } = await start([
-      "--listen-address",
-      "127.0.0.1:0",
-      "--metrics-bind-address",
-      "127.0.0.1:0",
-      "--endpoint",
-      `sqlite://${dir}/metrics.db`,
-    ], { cwd: dir });
+    const { d, url } = await serve(dir, "metrics.db", { metrics: "127.0.0.1:0" });
     try {
       const metricsUrl = await waitForMetricsUrl(d);
       assert.ok(metricsUrl.startsWith("http://127.0.0.1:"), metricsUrl);
