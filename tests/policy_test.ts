@@ -834,7 +834,7 @@ Deno.test("cli replay: release tags, the oldest line, and refs git cannot use", 
   });
 });
 
-Deno.test("cli replay: derived bases prefer upstream's tags over fork tags with upstream names", async () => {
+Deno.test("cli replay: plain base tags resolve to upstream's tags over fork tags with upstream names", async () => {
   await withRepo(async (repo) => {
     const sha = await releaseLines(repo);
     // The repository is its own upstream here: the script mirrors the genuine tags.
@@ -848,26 +848,23 @@ Deno.test("cli replay: derived bases prefer upstream's tags over fork tags with 
     // A fork release once tagged with the upstream name, on the previous line.
     await repo.git("tag", "-f", "v0.15.0", sha.gss);
     const args = ["--next", "next-dropped", "--upstream-next", "v0.16.0", "--repo", repo.dir];
-    const [derived, given] = await Promise.all([
-      policy(["replay", "--previous", "release/vcluster/v0.15.0", ...args]),
-      policy([
-        "replay",
-        "--previous",
-        "release/vcluster/v0.15.0",
-        "--upstream-previous",
-        "v0.15.0",
-        ...args,
-      ]),
+    const prev = ["--previous", "release/vcluster/v0.15.0"];
+    const [derived, given, literal] = await Promise.all([
+      policy(["replay", ...prev, ...args]),
+      policy(["replay", ...prev, "--upstream-previous", "v0.15.0", ...args]),
+      policy(["replay", ...prev, "--upstream-previous", "refs/tags/v0.15.0", ...args]),
     ]);
-    assert.equal(derived.code, 1, explain(derived));
-    assert.deepEqual(replayLines(derived, "missing: "), [`missing: ${sha.gss} ${GSS}`]);
-    assert.match(
-      derived.stderr,
-      /release\/vcluster\/v0\.15\.0 \(on refs\/remotes\/upstream\/tags\/v0\.15\.0\)/,
-    );
-    // Taken as given, the posing tag hides the dropped commit from the inventory.
-    assert.equal(given.code, 0, explain(given));
-    assert.match(given.lines.at(-1)!, /^OK: all 1 fork commit carried/);
+    for (const r of [derived, given]) {
+      assert.equal(r.code, 1, explain(r));
+      assert.deepEqual(replayLines(r, "missing: "), [`missing: ${sha.gss} ${GSS}`]);
+      assert.match(
+        r.stderr,
+        /release\/vcluster\/v0\.15\.0 \(on refs\/remotes\/upstream\/tags\/v0\.15\.0\)/,
+      );
+    }
+    // Named as the fork's own tag, the posing tag hides the dropped commit from the inventory.
+    assert.equal(literal.code, 0, explain(literal));
+    assert.match(literal.lines.at(-1)!, /^OK: all 1 fork commit carried/);
   });
 });
 

@@ -16,6 +16,7 @@ type Yaml = any;
 
 interface Step {
   id?: string;
+  if?: string;
   name?: string;
   uses?: string;
   run?: string;
@@ -81,6 +82,37 @@ async function sh(
   return dec.decode(out.stdout);
 }
 
+/**
+ * Run a step's script with stub `deno` and `bash` commands first on PATH and
+ * return the calls they got, each as `[command, ...args]`: what the step
+ * would run, after the shell has expanded its variables.
+ */
+async function stubbedCalls(s: Step, env: Record<string, string>): Promise<string[][]> {
+  assert.ok(s.run, "step has no run");
+  const dir = await Deno.makeTempDir({ prefix: "kine-wf-" });
+  try {
+    const stub = `#!/bin/sh
+{ printf '%s' "$(basename "$0")"; for a; do printf '\\t%s' "$a"; done; echo; } >> "$CALLS"
+`;
+    for (const name of ["deno", "bash"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, stub, { mode: 0o755 });
+    }
+    const calls = `${dir}/calls`;
+    await Deno.writeTextFile(calls, "");
+    const out = await new Deno.Command("/bin/bash", {
+      args: ["-euo", "pipefail", "-c", s.run],
+      cwd: dir,
+      env: { ...env, CALLS: calls, PATH: `${dir}:${Deno.env.get("PATH")}` },
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    return (await Deno.readTextFile(calls)).split("\n").filter((l) => l !== "")
+      .map((l) => l.split("\t"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 async function denoVersion(): Promise<string> {
   return (await Deno.readTextFile(`${ROOT}updatecli/deno-version.txt`)).trim();
 }
@@ -93,6 +125,7 @@ Deno.test("every workflow parses and has a name, triggers and runnable jobs", as
     const f of [
       "fork-policy.yml",
       "release.yaml",
+      "replay-policy.yml",
       "release.yml",
       "unit.yml",
       "updatecli.yml",
@@ -150,18 +183,95 @@ Deno.test("version-policy.yaml checks pushed v* tags and does not gate the image
   assert.equal(wf.name, "Version policy");
   assert.deepEqual(wf.on, { push: { tags: ["v*"] } });
   assert.equal(
-    command(step(wf, /deno task policy/)),
+    command(step(wf, /deno task policy tag "/)),
     "deno task policy tag ${{ github.ref_name }}",
   );
 
   // Not gating: the image build neither waits for this workflow nor is
-  // triggered by it, and this workflow runs nothing but the check.
+  // triggered by it, and this workflow runs nothing but the checks.
   const build = await workflow("release.yaml");
   assert.equal(build.on.workflow_run, undefined);
   assert.ok(!JSON.stringify(build).includes("version-policy"));
   for (const job of Object.values(wf.jobs as Record<string, Yaml>)) {
     assert.equal(job.needs, undefined);
     assert.ok(!(job.steps as Step[]).some((s) => /docker|gh release/.test(s.run ?? s.uses ?? "")));
+  }
+});
+
+Deno.test("version-policy.yaml checks that plain version tags point at upstream commits", async () => {
+  const wf = await workflow("version-policy.yaml");
+  const jobs = Object.values(wf.jobs as Record<string, Yaml>);
+  const job = jobs.find((j) => (j.steps as Step[]).some((s) => /tag-origin/.test(s.run ?? "")));
+  assert.ok(job, "a tag-origin job");
+  // Release tags are skipped; plain vX.Y.Z tags (and other names) are checked.
+  assert.equal(job.if, "${{ !contains(github.ref_name, '.vcluster.') }}");
+  const all = job.steps as Step[];
+  const checkout = all.find((s) => s.uses?.startsWith("actions/checkout@"));
+  assert.equal(checkout?.with?.["fetch-depth"], 0);
+  const fetch = all.findIndex((s) => s.run === "bash .github/policy/fetch-upstream-tags.sh");
+  const check = all.findIndex((s) => /deno task policy tag-origin/.test(s.run ?? ""));
+  assert.ok(fetch >= 0 && fetch < check, "upstream tags fetched before the check");
+  assert.equal(command(all[check]), "deno task policy tag-origin ${{ github.ref_name }}");
+});
+
+// --------------------------------------------------------- replay policy
+
+Deno.test("replay-policy.yml checks release lines on PRs, pushes and release tags", async () => {
+  const wf = await workflow("replay-policy.yml");
+  assert.equal(wf.name, "Replay policy");
+  assert.deepEqual(wf.on, {
+    pull_request: {
+      branches: ["release/vcluster/v*"],
+      types: ["opened", "synchronize", "reopened", "edited"],
+    },
+    push: { branches: ["release/vcluster/v*"], tags: ["v*.vcluster.*"] },
+  });
+  assert.deepEqual(wf.permissions, { contents: "read" });
+  assert.equal(step(wf, /^actions\/checkout@/).with?.["fetch-depth"], 0);
+  const all = steps(wf);
+  const fetch = all.indexOf(step(wf, /fetch-upstream-tags\.sh/));
+  const pr = all.find((s) => s.if === "github.event_name == 'pull_request'");
+  const push = all.find((s) => s.if === "github.event_name == 'push'");
+  assert.ok(pr && push, "one check per event");
+  assert.ok(fetch < all.indexOf(pr) && fetch < all.indexOf(push));
+
+  // A pull request: its merge commit, on the upstream tag its base line names.
+  assert.deepEqual(
+    await stubbedCalls(pr, { BASE_REF: "release/vcluster/v0.16.3" }),
+    [["deno", "task", "policy", "replay", "--next", "HEAD", "--upstream-next", "v0.16.3"]],
+  );
+  assert.equal(pr.env?.BASE_REF, "${{ github.base_ref }}");
+  // A push: the pushed ref, whose name gives the line.
+  assert.equal(push.env?.REF, "${{ github.ref }}");
+  for (const ref of ["refs/heads/release/vcluster/v0.16.3", "refs/tags/v0.16.3.vcluster.1"]) {
+    assert.deepEqual(await stubbedCalls(push, { REF: ref }), [
+      ["deno", "task", "policy", "replay", "--next", ref],
+    ]);
+  }
+});
+
+Deno.test("release.yaml and release.yml refuse a line's first tag that fails the replay check", async () => {
+  for (
+    const [file, tag] of [
+      ["release.yaml", "${{ steps.version.outputs.tag }}"],
+      ["release.yml", "${{ github.event.release.tag_name }}"],
+    ]
+  ) {
+    const wf = await workflow(file);
+    const all = steps(wf);
+    const gate = step(wf, /deno task policy replay/);
+    assert.equal(gate.if, `endsWith(${tag.slice(4, -3)}, '.vcluster.0')`, file);
+    assert.equal(gate.env?.TAG, tag, file);
+    assert.equal(step(wf, /^actions\/checkout@/).with?.["fetch-depth"], 0, file);
+    assert.deepEqual(await stubbedCalls(gate, { TAG: "v0.16.3.vcluster.0" }), [
+      ["bash", ".github/policy/fetch-upstream-tags.sh"],
+      ["deno", "task", "policy", "replay", "--next", "refs/tags/v0.16.3.vcluster.0"],
+    ], file);
+    // Nothing is built or published before the gate.
+    const first = all.findIndex((s) =>
+      /deno task compile|docker|gh release/.test(s.run ?? s.uses ?? "")
+    );
+    assert.ok(all.indexOf(gate) < first, `${file}: the gate runs before any build`);
   }
 });
 

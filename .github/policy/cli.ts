@@ -222,14 +222,14 @@ function upstreamOf(ref: string, given: string | undefined, option: string): str
 }
 
 /**
- * The ref to use for an upstream tag. A name derived from a branch or tag is
- * looked up among upstream's own tags first (`refs/remotes/upstream/tags/`,
+ * The ref to use for an upstream tag. A plain `vX.Y.Z` name, given or derived,
+ * is looked up among upstream's own tags first (`refs/remotes/upstream/tags/`,
  * where `fetch-upstream-tags.sh` puts them), because the fork repository
- * carries tags with upstream names that point at fork commits; a tag given on
- * the command line is used as given.
+ * carries tags with upstream names that point at fork commits. Any other name
+ * (`refs/tags/v0.15.0`, a sha) is used as it is.
  */
-async function baseRef(repo: string, tag: string, given: boolean): Promise<string> {
-  if (given) return tag;
+async function baseRef(repo: string, tag: string): Promise<string> {
+  if (parseVersion(tag) === null) return tag;
   const mirrored = `${UPSTREAM_TAGS}${tag}`;
   return (await listRefs(repo, mirrored)).includes(mirrored) ? mirrored : tag;
 }
@@ -273,8 +273,7 @@ async function runReplay(args: string[], io: Io): Promise<number> {
   const next = options.get("--next");
   if (next === undefined) throw new UsageError("missing --next <ref>");
   const repo = options.get("--repo") ?? Deno.cwd();
-  const givenNext = options.get("--upstream-next");
-  const nextTag = upstreamOf(next, givenNext, "--upstream-next");
+  const nextTag = upstreamOf(next, options.get("--upstream-next"), "--upstream-next");
   let previous = options.get("--previous");
   if (previous === undefined) {
     // Even with nothing to compare it against, a misspelt line must not pass.
@@ -293,12 +292,8 @@ async function runReplay(args: string[], io: Io): Promise<number> {
     }
     previous = older;
   }
-  const givenPrev = options.get("--upstream-previous");
-  const prevTag = upstreamOf(previous, givenPrev, "--upstream-previous");
-  const [upPrev, upNext] = await Promise.all([
-    baseRef(repo, prevTag, givenPrev !== undefined),
-    baseRef(repo, nextTag, givenNext !== undefined),
-  ]);
+  const prevTag = upstreamOf(previous, options.get("--upstream-previous"), "--upstream-previous");
+  const [upPrev, upNext] = await Promise.all([baseRef(repo, prevTag), baseRef(repo, nextTag)]);
   const [before, after] = await Promise.all([
     lineCommits(repo, upPrev, previous),
     lineCommits(repo, upNext, next),
