@@ -7,7 +7,8 @@ export const KINE_MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /**
  * Starts the daemon with `--endpoint endpoint` (e.g. `sqlite://<dir>/state.db`,
- * `memory://`), logging to `logFile`. `main` may point at another checkout.
+ * `memory://`) and any `extraArgs`, logging to `logFile`. `main` may point at
+ * another checkout.
  */
 export function spawnKine(
   name: string,
@@ -15,6 +16,7 @@ export function spawnKine(
   cpus: string | undefined,
   logFile: string,
   main = KINE_MAIN,
+  extraArgs: string[] = [],
 ): Server {
   const port = freePort();
   const metricsPort = freePort();
@@ -39,6 +41,7 @@ export function spawnKine(
     `127.0.0.1:${metricsPort}`,
     "--endpoint",
     endpoint,
+    ...extraArgs,
   ], {
     cpus,
     logFile,

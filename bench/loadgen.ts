@@ -1,11 +1,13 @@
 /**
- * The load generator, coordinator side: K worker processes (bench/worker.ts)
- * that run jobs on request, and their CPU time from /proc.
+ * The load generator, coordinator side: one Go process on etcd's clientv3
+ * (bench/loadgen, built by bench/gobuild.ts) that runs jobs on request, and
+ * its CPU time from /proc.
  */
+import { ensureLoadgen } from "./gobuild.ts";
 import { type Child, spawn } from "./process.ts";
 import { cpuSeconds } from "./procfs.ts";
 
-/** A job running in a worker. */
+/** A job running in the load generator. */
 export interface Job<T> {
   /** Resolves with the job's `ready` data (jobs that set up first, such as watchers). */
   ready: Promise<unknown>;
@@ -21,23 +23,46 @@ interface Pending {
   fail: (e: Error) => void;
 }
 
-class Worker {
+/** The Go load generator process, optionally pinned. */
+export class LoadGen {
   readonly #pending = new Map<number, Pending>();
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly hello: Promise<void>;
+  #nextId = 1;
 
-  constructor(readonly child: Child) {
+  private constructor(readonly child: Child, hello: () => void) {
     this.#writer = child.process.stdin.getWriter();
-    let helloed!: () => void;
-    this.hello = new Promise((r) => helloed = r);
-    this.#read(helloed);
+    this.#read(hello);
     child.exited.then((code) => {
-      for (const p of this.#pending.values()) p.fail(new Error(`worker exited (${code})`));
+      for (const p of this.#pending.values()) p.fail(new Error(`load generator exited (${code})`));
       this.#pending.clear();
     });
   }
 
-  async #read(helloed: () => void): Promise<void> {
+  /** Builds the generator if needed, starts it (on `cpus` if set) and waits until it is ready. */
+  static async start(cpus: string | undefined, logFile: string): Promise<LoadGen> {
+    const bin = await ensureLoadgen();
+    let hello!: () => void;
+    const ready = new Promise<void>((r) => hello = r);
+    const gen = new LoadGen(spawn(bin, [], { cpus, pipes: true, logFile }), hello);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("load generator did not start")), 30_000);
+    });
+    try {
+      await Promise.race([
+        ready,
+        timeout,
+        gen.child.exited.then((c) => {
+          throw new Error(`load generator exited (${c}) while starting`);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return gen;
+  }
+
+  async #read(hello: () => void): Promise<void> {
     const decoder = new TextDecoder();
     let partial = "";
     for await (const chunk of this.child.process.stdout) {
@@ -51,7 +76,7 @@ class Worker {
         } catch {
           continue;
         }
-        if (msg.hello) helloed();
+        if (msg.hello) hello();
         const p = this.#pending.get(msg.id);
         if (!p) continue;
         if ("ready" in msg) p.ready(msg.ready);
@@ -62,11 +87,13 @@ class Worker {
     }
   }
 
-  send(msg: unknown): void {
+  #send(msg: unknown): void {
     this.#writer.write(new TextEncoder().encode(JSON.stringify(msg) + "\n")).catch(() => {});
   }
 
-  run<T>(id: number, job: string, params: unknown): Job<T> {
+  /** Starts `job` with `params` (see bench/loadgen/*.go for each job's parameters). */
+  run<T = any>(job: string, params: unknown): Job<T> {
+    const id = this.#nextId++;
     const pending = {} as Pending;
     let readyFail!: (e: Error) => void;
     const ready = new Promise((resolve, reject) => {
@@ -83,61 +110,23 @@ class Worker {
     ready.catch(() => {});
     done.catch(() => {});
     this.#pending.set(id, pending);
-    this.send({ id, job, params });
-    return { ready, done, stop: (data) => this.send({ id, stop: data ?? true }) };
+    this.#send({ id, job, params });
+    return { ready, done, stop: (data) => this.#send({ id, stop: data ?? true }) };
   }
 
+  /** Runs `job` to its end and returns its result. */
+  call<T = any>(job: string, params: unknown): Promise<T> {
+    return this.run<T>(job, params).done;
+  }
+
+  /** CPU seconds the generator has used so far (all its threads). */
+  cpuSeconds(): number {
+    return cpuSeconds(this.child.pid);
+  }
+
+  /** Closes its stdin (it exits by itself) and waits, killing it after 2 s. */
   close(): Promise<void> {
     this.#writer.close().catch(() => {});
     return this.child.stop(2000);
-  }
-}
-
-/** K load generator worker processes, optionally pinned. */
-export class LoadGen {
-  #nextId = 1;
-
-  private constructor(readonly workers: Worker[]) {}
-
-  /** Spawns `k` workers (on `cpus` if set) and waits until each is ready. */
-  static async start(k: number, cpus: string | undefined, logFile: string): Promise<LoadGen> {
-    const script = new URL("./worker.ts", import.meta.url).pathname;
-    const config = new URL("../deno.json", import.meta.url).pathname;
-    const workers = Array.from({ length: k }, () =>
-      new Worker(
-        spawn(Deno.execPath(), ["run", "-A", "--config", config, script], {
-          cpus,
-          pipes: true,
-          logFile,
-        }),
-      ));
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error("load generator workers did not start")), 60_000)
-    );
-    await Promise.race([Promise.all(workers.map((w) => w.hello)), timeout]);
-    return new LoadGen(workers);
-  }
-
-  get size(): number {
-    return this.workers.length;
-  }
-
-  /** Starts `job` on worker `i`. */
-  run<T = any>(i: number, job: string, params: unknown): Job<T> {
-    return this.workers[i % this.workers.length].run<T>(this.#nextId++, job, params);
-  }
-
-  /** Runs `job` on every worker with `params(i)` and returns the results in order. */
-  all<T = any>(job: string, params: (i: number) => unknown): Promise<T[]> {
-    return Promise.all(this.workers.map((_, i) => this.run<T>(i, job, params(i)).done));
-  }
-
-  /** CPU seconds used so far by all workers together. */
-  cpuSeconds(): number {
-    return this.workers.reduce((sum, w) => sum + cpuSeconds(w.child.pid), 0);
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
   }
 }

@@ -1,37 +1,52 @@
 /**
- * `deno task bench`: real etcd and our daemon under the same workloads, in
- * alternating rounds, pinned (server on core 0, load on core 1) and unpinned.
- * Prints one markdown table and writes it to bench/results/<date>-<label>.md.
+ * `deno task bench`: real etcd and our daemon on each chosen backend under the
+ * same workloads, driven by a Go load generator on etcd's own client, in
+ * alternating rounds, pinned (server stack on core 0, load on core 1) and
+ * unpinned. Prints one markdown table and writes it to
+ * bench/results/<date>-<label>.md.
  *
  * @module
  */
+import { type Database, type Engine, startDatabase, Unavailable } from "./databases.ts";
+import { requirePackages } from "./gobuild.ts";
 import { KINE_MAIN } from "./kine.ts";
 import { LoadGen } from "./loadgen.ts";
 import { capture, killAll, pinSelf } from "./process.ts";
 import { initClockTicks } from "./procfs.ts";
-import { HEADER, type Result, type Skip, table } from "./report.ts";
+import { HEADER, type Result, SATURATED, type Skip, table } from "./report.ts";
 import { StartError } from "./server.ts";
 import {
   type Backend,
   bigStore,
+  engineOf,
   FULL,
   idleWatchers,
+  KINE_BACKENDS,
+  type KineBackend,
   kubeMix,
   leasePuts,
   putSweep,
   QUICK,
   type RunContext,
   type Sample,
+  scale,
+  severalServers,
+  sharesStore,
+  type Sizes,
   type Store,
-  warmUp,
 } from "./workloads.ts";
 
+const WORKLOADS = ["kube", "lease", "sweep", "list", "watch", "scale", "ha"];
+
 const USAGE = `usage: deno task bench [flags]
-  --mode pinned|unpinned|both   pinned: servers on core 0, load generator on core 1 (default both)
-  --backends sqlite,memory      which of our backends to run next to etcd (default both)
-  --only kube,lease,sweep,list,watch   run only these workloads (default all)
+  --mode pinned|unpinned|both   pinned: server stack on core 0, load generator on core 1 (default both)
+  --backends LIST               our backends to run next to etcd, from ${KINE_BACKENDS.join(",")}
+                                (default sqlite,memory); postgres, mysql and nats run on private
+                                servers the bench starts (initdb, mariadbd, nats-server -js)
+  --only LIST                   workloads, from ${WORKLOADS.join(",")} (default all)
+  --scale-objects N             objects of the scale workload (default ${FULL.scale.objects})
+  --ha-servers N                kine processes on one store in the ha workload (default ${FULL.ha.servers})
   --quick                       short smoke run
-  --workers K                   load generator processes (default 4)
   --label NAME                  results file bench/results/<date>-NAME.md
   --kine PATH                   daemon entry point (default this checkout's main.ts)
 env BENCH_KINE_DENO_FLAGS="--cpu-prof --cpu-prof-dir=DIR" passes extra deno flags to the daemon`;
@@ -42,9 +57,17 @@ export interface Options {
   backends: Backend[];
   only: string[];
   quick: boolean;
-  workers: number;
+  sizes: Sizes;
   label: string;
   kineMain: string;
+}
+
+function positive(flags: Map<string, string>, name: string, fallback: number): number {
+  const raw = flags.get(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
+  return n;
 }
 
 /** Parses the flags above; throws with a message on bad input. */
@@ -57,27 +80,45 @@ export function parseOptions(args: string[]): Options {
     else throw new Error(`unexpected argument ${args[i]}`);
   }
   if (flags.has("--help") || flags.has("-h")) throw new Error(USAGE);
-  const known = ["--mode", "--backends", "--only", "--quick", "--workers", "--label", "--kine"];
+  const known = [
+    "--mode",
+    "--backends",
+    "--only",
+    "--quick",
+    "--label",
+    "--kine",
+    "--scale-objects",
+    "--ha-servers",
+  ];
   for (const f of flags.keys()) {
     if (!known.includes(f)) throw new Error(`unknown flag ${f}\n${USAGE}`);
   }
   const mode = flags.get("--mode") ?? "both";
   if (!["pinned", "unpinned", "both"].includes(mode)) throw new Error(`bad --mode ${mode}`);
   const kinds = (flags.get("--backends") ?? "sqlite,memory").split(",").filter(Boolean);
-  for (const k of kinds) if (k !== "sqlite" && k !== "memory") throw new Error(`bad backend ${k}`);
-  const only = (flags.get("--only") ?? "kube,lease,sweep,list,watch").split(",");
-  const workers = Number(flags.get("--workers") ?? 4);
-  if (!(workers >= 1 && workers <= 16)) throw new Error("--workers must be 1..16");
+  for (const k of kinds) {
+    if (!(KINE_BACKENDS as readonly string[]).includes(k)) {
+      throw new Error(`bad backend ${k}: choose from ${KINE_BACKENDS.join(",")}`);
+    }
+  }
+  const only = (flags.get("--only") ?? WORKLOADS.join(",")).split(",").filter(Boolean);
+  for (const w of only) if (!WORKLOADS.includes(w)) throw new Error(`bad workload ${w}`);
   const quick = flags.has("--quick");
+  const base = quick ? QUICK : FULL;
+  const sizes: Sizes = {
+    ...base,
+    scale: { ...base.scale, objects: positive(flags, "--scale-objects", base.scale.objects) },
+    ha: { ...base.ha, servers: positive(flags, "--ha-servers", base.ha.servers) },
+  };
   return {
     modes: mode === "both" ? ["pinned", "unpinned"] : [mode as "pinned" | "unpinned"],
     backends: [
       { name: "etcd", kind: "etcd" },
-      ...kinds.map((k) => ({ name: `kine-${k}`, kind: k as "sqlite" | "memory" })),
+      ...[...new Set(kinds)].map((k) => ({ name: `kine-${k}`, kind: k as KineBackend })),
     ],
     only,
     quick,
-    workers,
+    sizes,
     label: flags.get("--label") ?? `${kinds.join("-")}${quick ? "-quick" : ""}`,
     kineMain: flags.get("--kine") ?? KINE_MAIN,
   };
@@ -85,7 +126,11 @@ export function parseOptions(args: string[]): Options {
 
 type Workload = (ctx: RunContext) => Promise<Sample[]>;
 
-/** Workloads in run order, with rounds per mode. */
+/**
+ * Workloads in run order, with rounds per mode. The scale workload runs
+ * unpinned only (as it was first measured); the pinned headline rows get two
+ * rounds in a full run.
+ */
 function plan(o: Options, mode: string): { name: string; run: Workload; rounds: number }[] {
   const headline = mode === "pinned" && !o.quick;
   const all = [
@@ -94,6 +139,8 @@ function plan(o: Options, mode: string): { name: string; run: Workload; rounds: 
     { name: "sweep", run: putSweep, rounds: mode === "pinned" ? 1 : 0 },
     { name: "list", run: bigStore, rounds: headline ? 2 : 1 },
     { name: "watch", run: idleWatchers, rounds: 1 },
+    { name: "ha", run: severalServers, rounds: 1 },
+    { name: "scale", run: scale, rounds: mode === "unpinned" || o.quick ? 1 : 0 },
   ];
   return all.filter((w) => o.only.includes(w.name) && w.rounds > 0);
 }
@@ -104,6 +151,7 @@ async function machine(): Promise<string> {
   const mem = (await Deno.readTextFile("/proc/meminfo").catch(() => ""))
     .match(/^MemTotal:\s*(\d+)/m)?.[1];
   const etcd = (await capture("etcd", ["--version"])).split("\n")[0];
+  const go = await capture("go", ["version"]);
   const git = await capture("git", [
     "-C",
     new URL("..", import.meta.url).pathname,
@@ -120,7 +168,35 @@ async function machine(): Promise<string> {
       ["-r"],
     )}`,
     `- deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${etcd}, kine checkout ${git || "?"}`,
+    `- load generator: bench/loadgen (etcd clientv3 3.4, ${go || "go"})`,
+    `- load average at the end: ${await capture("cat", ["/proc/loadavg"])}`,
   ].join("\n");
+}
+
+/** Starts each network backend's private database server for one mode; records the ones that cannot run. */
+async function startDatabases(
+  o: Options,
+  tmp: string,
+  cpus: string | undefined,
+  skipped: Map<string, string>,
+): Promise<Map<Engine, Database>> {
+  const dbs = new Map<Engine, Database>();
+  for (const b of o.backends) {
+    const engine = engineOf(b.kind);
+    if (!engine || skipped.has(b.name)) continue;
+    console.error(`starting a private ${engine} server ...`);
+    try {
+      dbs.set(
+        engine,
+        await startDatabase(engine, `${tmp}/db-${engine}`, cpus, `${tmp}/${engine}.log`),
+      );
+    } catch (err) {
+      if (!(err instanceof Unavailable)) throw err;
+      console.error(`${b.name}: ${err.message}`);
+      skipped.set(b.name, err.message);
+    }
+  }
+  return dbs;
 }
 
 async function main(): Promise<number> {
@@ -131,12 +207,20 @@ async function main(): Promise<number> {
     console.error((err as Error).message);
     return 2;
   }
+  const etcdMissing = !(await capture("sh", ["-c", "command -v etcd"]));
+  await requirePackages(etcdMissing ? [{ what: "etcd", pkg: "etcd-server" }] : []);
   const started = performance.now();
   const tmp = await Deno.makeTempDir({ prefix: "kine-bench-" });
   const cores = navigator.hardwareConcurrency;
   let loadgen: LoadGen | undefined;
+  let dbs = new Map<Engine, Database>();
+  const stopDatabases = async () => {
+    await Promise.all([...dbs.values()].map((d) => d.stop().catch(() => {})));
+    dbs = new Map();
+  };
   const cleanup = async () => {
     await loadgen?.close().catch(() => {});
+    await stopDatabases();
     await killAll();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   };
@@ -144,13 +228,13 @@ async function main(): Promise<number> {
   const onSignal = () => {
     if (interrupted) return;
     interrupted = true;
-    console.error("\ninterrupted: stopping servers and workers");
+    console.error("\ninterrupted: stopping servers and the load generator");
     cleanup().finally(() => Deno.exit(130));
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   // A hard bound on the whole run, whatever hangs.
-  const limitMs = o.quick ? 5 * 60_000 : 25 * 60_000;
+  const limitMs = o.quick ? 10 * 60_000 : 75 * 60_000;
   const watchdog = setTimeout(() => {
     console.error(`bench exceeded ${limitMs / 60_000} min: giving up`);
     cleanup().finally(() => Deno.exit(1));
@@ -169,22 +253,24 @@ async function main(): Promise<number> {
       }
       await pinSelf(mode === "pinned" ? "1" : `0-${cores - 1}`);
       const loadCpus = mode === "pinned" ? "1" : undefined;
-      loadgen = await LoadGen.start(o.workers, loadCpus, `${tmp}/loadgen.log`);
+      const serverCpus = mode === "pinned" ? "0" : undefined;
+      loadgen = await LoadGen.start(loadCpus, `${tmp}/loadgen.log`);
+      dbs = await startDatabases(o, tmp, serverCpus, skipped);
       const ctxFor = (backend: Backend): RunContext => ({
         backend,
-        serverCpus: mode === "pinned" ? "0" : undefined,
+        serverCpus,
         loadgen: loadgen!,
-        sizes: o.quick ? QUICK : FULL,
+        sizes: o.sizes,
         tmp,
         kineMain: o.kineMain,
+        db: dbs.get(engineOf(backend.kind)!),
         bigStores,
       });
-      console.error(`[${mode}] warming up the load generator against etcd ...`);
-      await warmUp(ctxFor(o.backends[0]));
       for (const w of plan(o, mode)) {
         for (let round = 1; round <= w.rounds; round++) {
           for (const backend of o.backends) {
             if (skipped.has(backend.name)) continue;
+            if (w.name === "ha" && !sharesStore(backend.kind)) continue;
             const label = `[${mode}] ${w.name} round ${round}/${w.rounds} ${backend.name}`;
             console.error(`${label} ...`);
             try {
@@ -193,20 +279,23 @@ async function main(): Promise<number> {
               if (interrupted) return 130;
               const why = (err as Error).message;
               console.error(`${label} failed: ${why}`);
-              if (err instanceof StartError) {
+              // A daemon that cannot start on its backend (a scheme not built yet, say)
+              // is left out from then on; several processes on one store may fail alone.
+              if (err instanceof StartError && w.name !== "ha") {
                 skipped.set(backend.name, `daemon failed to start (${why})`);
                 continue;
               }
-              // Jobs of the failed run may linger in the workers: start afresh.
               results.push({ mode, sample: failed(w.name, backend.name, why) });
+              // Jobs of the failed run may linger in the generator: start afresh.
               await loadgen.close();
-              loadgen = await LoadGen.start(o.workers, loadCpus, `${tmp}/loadgen.log`);
+              loadgen = await LoadGen.start(loadCpus, `${tmp}/loadgen.log`);
             }
           }
         }
       }
       await loadgen.close();
       loadgen = undefined;
+      await stopDatabases();
     }
   } catch (err) {
     if (interrupted) return 130;
@@ -221,11 +310,15 @@ async function main(): Promise<number> {
   const md = [
     `# kine bench: ${o.label}`,
     "",
-    `- command: \`deno run -A bench/main.ts ${Deno.args.join(" ")}\``,
+    `- command: \`deno task bench ${Deno.args.join(" ")}\``,
     `- date: ${new Date().toISOString()}, run time ${minutes.toFixed(1)} min`,
     await machine(),
-    `- load generator: ${o.workers} worker processes (grpc-js), CPU from /proc (utime+stime); ` +
-    "pinned = each server on core 0, load generator and coordinator on core 1; unpinned = no affinity",
+    "- pinned = etcd, or kine together with its database server, on core 0; the load generator " +
+    "and the coordinator on core 1. unpinned = no affinity. Server CPU and memory are those of " +
+    "the whole stack (kine processes plus the database server's process tree); CPU from /proc " +
+    "(utime+stime)",
+    `- a row whose load generator used ≥ ${Math.round(SATURATED * 100)}% of a core is marked ` +
+    "invalid and gets no ratio (it measured the generator), nor do rows compared with such an etcd row",
     "- ratios in parentheses are ours ÷ etcd: above 1 is better for ops/s, worse for latency, RSS and CPU",
     `- latency of listings and cold start is the time of one whole listing / start; ` +
     `"${HEADER[10]}" is a grpc health Check every 50 ms on its own connection during the load ` +
@@ -235,7 +328,8 @@ async function main(): Promise<number> {
     "bound of the bucket holding the 99th percentile of the delta (buckets 0.5, 1, 2, 3, 4, 5, " +
     "7.5, 10, 25, 50 ms…); for cold " +
     "start, everything from daemon start to the first Range. " +
-    '"mean commit batch" in the notes is Δkine_txn_batch_size_sum ÷ Δ_count (txns per group commit)',
+    '"mean commit batch" in the notes is Δkine_txn_batch_size_sum ÷ Δ_count (txns per group commit); ' +
+    '"gap fills" is Δkine_gap_fill_total by result over all kine processes',
     "",
     table(results, skips),
     "",

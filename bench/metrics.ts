@@ -17,10 +17,25 @@ export interface PromHistogram {
 export interface DaemonMetrics {
   loopDelay?: PromHistogram;
   batchSize?: PromHistogram;
+  /** `kine_gap_fill_total` by `result` (filled, failed, skipped). */
+  gapFills: Record<string, number>;
 }
 
 const LOOP = "kine_event_loop_delay_seconds";
 const BATCH = "kine_txn_batch_size";
+const GAP_FILLS = "kine_gap_fill_total";
+
+/** Sums the counter `name` out of Prometheus text format by the value of its label `label`. */
+export function parseCounter(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    const m = /^(\S+?)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const key = new RegExp(`${label}="([^"]*)"`).exec(m[2] ?? "")?.[1] ?? "";
+    out[key] = (out[key] ?? 0) + Number(m[3]);
+  }
+  return out;
+}
 
 /** Parses the unlabelled histogram `name` out of Prometheus text format. */
 export function parseHistogram(text: string, name: string): PromHistogram | undefined {
@@ -53,7 +68,11 @@ export async function scrape(url: string | undefined): Promise<DaemonMetrics | u
       return undefined;
     }
     const text = await res.text();
-    return { loopDelay: parseHistogram(text, LOOP), batchSize: parseHistogram(text, BATCH) };
+    return {
+      loopDelay: parseHistogram(text, LOOP),
+      batchSize: parseHistogram(text, BATCH),
+      gapFills: parseCounter(text, GAP_FILLS, "result"),
+    };
   } catch {
     return undefined;
   }
@@ -73,6 +92,15 @@ export function delta(
     sum: after.sum - before.sum,
     count: after.count - before.count,
   };
+}
+
+/** `after - before` for each label value; undefined when either scrape failed. */
+export function counterDelta(
+  after: Record<string, number> | undefined,
+  before: Record<string, number> | undefined,
+): Record<string, number> | undefined {
+  if (!after || !before) return undefined;
+  return Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)]));
 }
 
 /** Adds `b` into `a` (same buckets), returning `a`, or a copy of `b` when `a` is undefined. */

@@ -1,50 +1,31 @@
 /**
- * Health RPC latency: a grpc health Check on its own connection every 50 ms.
- * The daemon answers Check straight from its event loop, so under load the
- * latency tracks its event-loop delay; the daemon's own measure of that is
- * `kine_event_loop_delay_seconds` (bench/metrics.ts). etcd rows give the
- * baseline of the probe itself.
+ * Health RPC latency: a grpc health Check on its own connection every 50 ms,
+ * sent by the load generator. The daemon answers Check straight from its
+ * event loop, so under load the latency tracks its event-loop delay; the
+ * daemon's own measure of that is `kine_event_loop_delay_seconds`
+ * (bench/metrics.ts). etcd rows give the baseline of the probe itself.
  */
-import { Conn } from "./rpc.ts";
-import { Histogram } from "./stats.ts";
+import type { Job, LoadGen } from "./loadgen.ts";
+import type { HistogramData } from "./stats.ts";
 
 /** Samples health Check latency every `intervalMs` until stopped. */
 export class HealthProbe {
-  readonly latency = new Histogram();
-  failures = 0;
-  readonly #conn: Conn;
-  #running = true;
-  readonly #loop: Promise<void>;
+  readonly #job: Job<{ latency: HistogramData; failures: number }>;
 
-  constructor(target: string, readonly intervalMs = 50) {
-    this.#conn = new Conn(target);
-    this.#loop = this.#run();
+  private constructor(loadgen: LoadGen, target: string, intervalMs: number) {
+    this.#job = loadgen.run("health", { target, intervalMs });
   }
 
-  async #run(): Promise<void> {
-    // One warm-up call, so the connection setup is not sampled.
-    await this.#conn.health(5000).catch(() => {});
-    let next = performance.now();
-    while (this.#running) {
-      const t0 = performance.now();
-      try {
-        await this.#conn.health(10_000);
-        this.latency.add(performance.now() - t0);
-      } catch {
-        this.failures++;
-      }
-      next += this.intervalMs;
-      const wait = next - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      else next = performance.now();
-    }
+  /** Starts the probe and waits until its connection is up. */
+  static async start(loadgen: LoadGen, target: string, intervalMs = 50): Promise<HealthProbe> {
+    const probe = new HealthProbe(loadgen, target, intervalMs);
+    await probe.#job.ready;
+    return probe;
   }
 
-  /** Stops sampling and closes the connection. */
-  async stop(): Promise<Histogram> {
-    this.#running = false;
-    await this.#loop;
-    this.#conn.close();
-    return this.latency;
+  /** Stops sampling; returns the latencies and the number of failed checks. */
+  stop(): Promise<{ latency: HistogramData; failures: number }> {
+    this.#job.stop();
+    return this.#job.done;
   }
 }

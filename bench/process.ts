@@ -10,7 +10,7 @@ export interface Child {
   process: Deno.ChildProcess;
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number>;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+  /** Its stop signal, then SIGKILL after `graceMs`; resolves once it has exited. */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -29,6 +29,8 @@ export interface SpawnOptions {
   /** Called with each stderr line, before it is written to the log. */
   onStderrLine?: (line: string) => void;
   env?: Record<string, string>;
+  /** Signal that asks the process to stop (default SIGTERM; PostgreSQL's fast shutdown is SIGINT). */
+  stopSignal?: Deno.Signal;
 }
 
 /** Spawns `cmd args...`; `taskset` execs the command, so the pid is the command's own. */
@@ -61,7 +63,7 @@ export function spawn(cmd: string, args: string[], o: SpawnOptions = {}): Child 
     exited,
     async stop(graceMs = 5000) {
       if (!live.has(child)) return;
-      signal(process, "SIGTERM");
+      signal(process, o.stopSignal ?? "SIGTERM");
       const timer = setTimeout(() => signal(process, "SIGKILL"), graceMs);
       await exited;
       clearTimeout(timer);

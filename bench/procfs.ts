@@ -69,3 +69,48 @@ export class RssSampler {
     clearInterval(this.#timer);
   }
 }
+
+/** Pids of `root` and all its descendants, from /proc. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const e of Deno.readDirSync("/proc")) {
+    const pid = Number(e.name);
+    if (!(pid > 0)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    } catch {
+      continue;
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(pid);
+    children.set(ppid, list);
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]) ?? []));
+  return tree;
+}
+
+/**
+ * CPU seconds of a process tree: each live process's own time plus what its
+ * reaped children used, so a worker that exits between two readings still
+ * counts (in its parent). 0 if the root is gone.
+ */
+export function treeCpuSeconds(root: number): number {
+  return processTree(root).reduce((n, pid) => n + (cpuSeconds(pid) || 0), 0);
+}
+
+/** Proportional set size of a process tree (shared memory split between sharers), bytes. */
+export function treeMemory(root: number): number {
+  let total = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+      total += Number(/^Pss:\s+(\d+) kB/m.exec(text)?.[1] ?? 0) * 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}

@@ -36,6 +36,9 @@ interface Group {
   /** Our daemon's event-loop delay and commit batch sizes, summed over rounds. */
   loopDelay?: PromHistogram;
   batchSize?: PromHistogram;
+  gapFills?: Record<string, number>;
+  databaseRss: number;
+  disk?: { loaded: number; compacted?: number };
   delivery: Histogram;
   deliverySent: Histogram;
   errors: Record<string, number>;
@@ -65,6 +68,7 @@ function group(results: Result[]): Group[] {
         loadgenCpuS: 0,
         peakRss: 0,
         sampledRss: 0,
+        databaseRss: 0,
         health: new Histogram(),
         delivery: new Histogram(),
         deliverySent: new Histogram(),
@@ -86,6 +90,12 @@ function group(results: Result[]): Group[] {
     if (s.health) g.health.merge(s.health);
     if (s.loopDelay) g.loopDelay = addInto(g.loopDelay, s.loopDelay);
     if (s.batchSize) g.batchSize = addInto(g.batchSize, s.batchSize);
+    if (s.gapFills) {
+      const sum = g.gapFills ??= {};
+      for (const [k, n] of Object.entries(s.gapFills)) sum[k] = (sum[k] ?? 0) + n;
+    }
+    g.databaseRss = Math.max(g.databaseRss, s.databaseRss ?? 0);
+    if (s.disk) g.disk = s.disk;
     if (s.delivery) g.delivery.merge(s.delivery);
     if (s.deliverySent) g.deliverySent.merge(s.deliverySent);
     for (const [m, n] of Object.entries(s.errors)) g.errors[m] = (g.errors[m] ?? 0) + n;
@@ -99,7 +109,31 @@ function group(results: Result[]): Group[] {
   return [...groups.values()];
 }
 
-const SERVER_ORDER = ["etcd", "kine-sqlite", "kine-memory"];
+const SERVER_ORDER = [
+  "etcd",
+  "kine-sqlite",
+  "kine-memory",
+  "kine-postgres",
+  "kine-mysql",
+  "kine-nats",
+];
+
+/** Table order: etcd first, then our backends; `3× kine-x` sorts with `kine-x`. */
+function serverRank(name: string): number {
+  const i = SERVER_ORDER.indexOf(name.replace(/^\d+× /, ""));
+  return i < 0 ? SERVER_ORDER.length : i;
+}
+
+/**
+ * Share of a core the load generator may use before a row is invalid: beyond
+ * it the generator, not the server, may have set the pace.
+ */
+export const SATURATED = 0.9;
+
+/** True if the load generator had headroom during the run. */
+function valid(g: Group): boolean {
+  return !(g.loadgenCpuS / g.wallS >= SATURATED);
+}
 
 /** `1,234` / `12.3` / `0.123`: about three significant digits. */
 export function num(x: number): string {
@@ -131,11 +165,11 @@ function errorsNote(errors: Record<string, number>): string {
 function bound(g: Group): string {
   const server = g.serverCpuS / g.wallS;
   const load = g.loadgenCpuS / g.wallS;
+  if (!valid(g)) return "**invalid: the load generator saturated its core**";
   if (g.mode !== "pinned") {
     return server + load > 1.8 ? "both cores busy" : "";
   }
-  if (server >= 0.9) return "server CPU-bound";
-  if (load >= 0.9) return "**load generator CPU-bound**";
+  if (server >= 0.9) return "server stack CPU-bound";
   return "neither core saturated";
 }
 
@@ -161,10 +195,14 @@ export const HEADER = [
 /** The one markdown table: a row per workload × server (plus one per op type when several). */
 export function table(results: Result[], skips: Skip[]): string {
   const groups = group(results);
-  const etcdOf = (g: Group) =>
-    g.server === "etcd"
-      ? undefined
-      : groups.find((e) => e.server === "etcd" && e.mode === g.mode && e.workload === g.workload);
+  // No ratio where either side measured the load generator rather than the server.
+  const etcdOf = (g: Group) => {
+    if (g.server === "etcd" || !valid(g)) return undefined;
+    const e = groups.find((e) =>
+      e.server === "etcd" && e.mode === g.mode && e.workload === g.workload
+    );
+    return e && valid(e) ? e : undefined;
+  };
   const modes = [...new Set(groups.map((g) => g.mode))];
   const workloads = [...new Set(groups.map((g) => g.workload))];
   const lines = [
@@ -175,7 +213,7 @@ export function table(results: Result[], skips: Skip[]): string {
   for (const mode of modes) {
     for (const workload of workloads) {
       const gs = groups.filter((g) => g.mode === mode && g.workload === workload)
-        .sort((a, b) => SERVER_ORDER.indexOf(a.server) - SERVER_ORDER.indexOf(b.server));
+        .sort((a, b) => serverRank(a.server) - serverRank(b.server));
       for (const g of gs) {
         const e = etcdOf(g);
         const ops = [...g.ops.byOp.keys()];
@@ -217,12 +255,39 @@ export function table(results: Result[], skips: Skip[]): string {
         const batch = g.batchSize && g.batchSize.count > 0
           ? `mean commit batch ${num(g.batchSize.sum / g.batchSize.count)} txns`
           : "";
+        const gaps = g.gapFills && Object.entries(g.gapFills).filter(([, n]) => n > 0);
+        const gapNote = gaps === undefined
+          ? ""
+          : `gap fills: ${
+            gaps.length ? gaps.map(([k, n]) => `${k} ${num(n)}`).join(", ") : "none"
+          }`;
+        const disk = g.disk
+          ? `disk: ${num(mib(g.disk.loaded))} MiB loaded and updated${
+            ratio(g.disk.loaded, e?.disk?.loaded)
+          }${
+            g.disk.compacted !== undefined
+              ? `, ${num(mib(g.disk.compacted))} MiB after compaction${
+                ratio(g.disk.compacted, e?.disk?.compacted)
+              }`
+              : ""
+          }`
+          : "";
+        const etcdRow = groups.find((x) =>
+          x.server === "etcd" && x.mode === g.mode && x.workload === g.workload
+        );
+        const noRatio = g.server !== "etcd" && valid(g) && etcdRow && !valid(etcdRow)
+          ? "no ratios: etcd's row is invalid"
+          : "";
         const check = g.watchCheck;
         const notes = [
           g.rounds > 1 ? `${g.rounds} rounds` : "",
           g.rate && g.writes ? `${num(g.writes / g.wallS)} writes/s` : "",
-          g.rate ? bound(g) : "",
+          g.rate || !valid(g) ? bound(g) : "",
+          noRatio,
           batch,
+          gapNote,
+          g.databaseRss ? `database server PSS ${num(mib(g.databaseRss))} MiB` : "",
+          disk,
           errorsNote(g.errors),
           check &&
           (check.problems.length

@@ -1,13 +1,15 @@
-/** What the bench needs from a server process, whichever it is. */
+/** What the bench needs from a server process, whichever it is, and from a whole stack. */
+import type { Database } from "./databases.ts";
+import type { LoadGen } from "./loadgen.ts";
 import type { Child } from "./process.ts";
-import { Conn, errorText } from "./rpc.ts";
+import { cpuSeconds, memory, treeCpuSeconds, treeMemory } from "./procfs.ts";
 
-/** A running etcd-compatible server. */
+/** A running etcd-compatible server process. */
 export interface Server {
   /** Column label: `etcd`, `kine-sqlite`, ... */
   name: string;
   pid: number;
-  /** grpc-js target, `127.0.0.1:<port>`. */
+  /** gRPC target, `127.0.0.1:<port>`. */
   target: string;
   child: Child;
   /** Its log: warnings and errors, last lines. */
@@ -15,6 +17,35 @@ export interface Server {
   /** Prometheus `/metrics` URL, for servers that expose the bench's metrics (our daemon). */
   metricsUrl?: string;
   stop(): Promise<void>;
+}
+
+/**
+ * What a workload measures: one server, or several kine processes on one
+ * store, plus the private database server they use. Its CPU and memory are
+ * those of every process in it, so kine on PostgreSQL is compared with etcd
+ * as a whole.
+ */
+export interface Stack {
+  /** Column label: `etcd`, `kine-postgres`, `3× kine-postgres`. */
+  name: string;
+  servers: Server[];
+  db?: Database;
+}
+
+/** CPU seconds used so far by every process of the stack (the database's whole process tree). */
+export function stackCpuSeconds(s: Stack): number {
+  const own = s.servers.reduce((n, x) => n + cpuSeconds(x.pid), 0);
+  return own + (s.db ? treeCpuSeconds(s.db.pid) : 0);
+}
+
+/** Peak RSS (VmHWM) of the servers, summed, in bytes. */
+export function stackPeakRss(s: Stack): number {
+  return s.servers.reduce((n, x) => n + memory(x.pid).hwm, 0);
+}
+
+/** Proportional set size of the database server's process tree, bytes (0 without one). */
+export function databaseMemory(s: Stack): number {
+  return s.db ? treeMemory(s.db.pid) : 0;
 }
 
 /** Thrown when a server exits or never answers while starting. */
@@ -39,32 +70,25 @@ export class LogScan {
 }
 
 /**
- * Polls a Range of one key on a fresh connection every 10 ms until one
- * succeeds; returns the ms since `spawnedAt` (the cold start time).
+ * Waits until the server answers a Range of one key on a fresh connection
+ * (tried every 10 ms by the load generator); returns the ms since
+ * `spawnedAt` (the cold start time).
  */
 export async function waitForRange(
   server: Server,
+  loadgen: LoadGen,
   spawnedAt: number,
   timeoutMs = 60_000,
 ): Promise<number> {
-  let exited = false;
-  server.child.exited.then(() => exited = true);
-  let last = "";
-  while (performance.now() - spawnedAt < timeoutMs) {
-    if (exited) {
-      const why = server.log.tail.filter((l) => l.trim()).pop() ?? "no output";
-      throw new StartError(`${server.name} exited while starting: ${why}`);
-    }
-    const conn = new Conn(server.target);
-    try {
-      await conn.range({ key: new Uint8Array([0x2f]) }, 1000);
-      return performance.now() - spawnedAt;
-    } catch (err) {
-      last = errorText(err);
-    } finally {
-      conn.close();
-    }
-    await new Promise((r) => setTimeout(r, 10));
+  const exited = server.child.exited.then(() => {
+    const why = server.log.tail.filter((l) => l.trim()).pop() ?? "no output";
+    throw new StartError(`${server.name} exited while starting: ${why}`);
+  });
+  try {
+    await Promise.race([loadgen.call("waitRange", { target: server.target, timeoutMs }), exited]);
+  } catch (err) {
+    if (err instanceof StartError) throw err;
+    throw new StartError(`${server.name}: ${(err as Error).message}`);
   }
-  throw new StartError(`${server.name} did not answer within ${timeoutMs} ms (${last})`);
+  return performance.now() - spawnedAt;
 }

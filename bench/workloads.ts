@@ -1,26 +1,51 @@
 /**
- * The workloads, coordinator side: each starts a server, drives the load
- * generator's jobs against it, measures the server from outside and returns
- * {@link Sample}s for the table.
+ * The workloads, coordinator side: each starts a server stack, drives the
+ * Go load generator's jobs against it, measures the stack from outside and
+ * returns {@link Sample}s for the table.
  */
+import { type Database, databaseName, type Engine } from "./databases.ts";
 import { type EtcdStore, etcdStore, spawnEtcd } from "./etcd.ts";
 import { spawnKine } from "./kine.ts";
 import type { LoadGen } from "./loadgen.ts";
-import { type DaemonMetrics, delta, type PromHistogram, scrape } from "./metrics.ts";
+import {
+  addInto,
+  counterDelta,
+  type DaemonMetrics,
+  delta,
+  type PromHistogram,
+  scrape,
+} from "./metrics.ts";
 import { HealthProbe } from "./probe.ts";
+import { capture } from "./process.ts";
 import { cpuSeconds, memory, RssSampler } from "./procfs.ts";
-import { Conn } from "./rpc.ts";
-import { type Server, waitForRange } from "./server.ts";
+import {
+  databaseMemory,
+  type Server,
+  type Stack,
+  stackCpuSeconds,
+  stackPeakRss,
+  waitForRange,
+} from "./server.ts";
 import { Histogram, type HistogramData, Histograms } from "./stats.ts";
+
+/** Our backends the bench can run, in table order. */
+export const KINE_BACKENDS = ["sqlite", "memory", "postgres", "mysql", "nats"] as const;
+/** One of {@link KINE_BACKENDS}. */
+export type KineBackend = (typeof KINE_BACKENDS)[number];
 
 /** A server under test. */
 export interface Backend {
-  /** `etcd`, `kine-sqlite`, `kine-memory`. */
+  /** `etcd`, `kine-sqlite`, `kine-postgres`, ... */
   name: string;
-  kind: "etcd" | "sqlite" | "memory";
+  kind: "etcd" | KineBackend;
 }
 
-/** One measured run of one workload against one server. */
+/** The private database server a backend needs, if any. */
+export function engineOf(kind: Backend["kind"]): Engine | undefined {
+  return kind === "postgres" || kind === "mysql" || kind === "nats" ? kind : undefined;
+}
+
+/** One measured run of one workload against one server stack. */
 export interface Sample {
   workload: string;
   server: string;
@@ -31,21 +56,28 @@ export interface Sample {
   /** False when op counts are not a throughput (listings, cold start). */
   rate: boolean;
   writes: number;
+  /** CPU of the whole stack: servers plus their database server. */
   serverCpuS: number;
   loadgenCpuS: number;
-  /** VmHWM of the server at the end, bytes. */
+  /** VmHWM of the server processes at the end, summed, bytes. */
   peakRss: number;
-  /** VmRSS sampled every 100 ms during the measured phase, bytes. */
+  /** VmRSS of the server processes sampled every 100 ms during the measured phase, bytes. */
   rss: { peak: number; last: number };
+  /** PSS of the database server's processes at the end of the phase, bytes. */
+  databaseRss?: number;
   health?: HistogramData;
   /** Our daemon only: its `kine_event_loop_delay_seconds` observed during the measured phase. */
   loopDelay?: PromHistogram;
   /** Our daemon only: its `kine_txn_batch_size` observed during the measured phase. */
   batchSize?: PromHistogram;
+  /** Our daemon only: `kine_gap_fill_total` by result during the measured phase. */
+  gapFills?: Record<string, number>;
   /** Watch delivery latency: put acknowledged → event received (0 if the event came first). */
   delivery?: HistogramData;
   /** Watch delivery latency: put sent → event received. */
   deliverySent?: HistogramData;
+  /** Bytes on disk the store grew by (data, indexes, WAL): after the load and after compaction. */
+  disk?: { loaded: number; compacted?: number };
   errors: Record<string, number>;
   notes: string[];
   /** What the prefix watchers of the kube mix saw, against the acknowledged writes. */
@@ -59,6 +91,8 @@ export interface Sizes {
   sweep: { ms: number; levels: number[] };
   list: { total: number; small: number; valueSize: number };
   idle: { ms: number; watchers: number; perStream: number; rate: number };
+  scale: { objects: number; callers: number; statusCalls: number };
+  ha: { servers: number; ms: number; writers: number; rate: number };
 }
 
 /** Sizes of a full run. */
@@ -68,6 +102,8 @@ export const FULL: Sizes = {
   sweep: { ms: 3000, levels: [8, 32, 128, 512] },
   list: { total: 100_000, small: 10_000, valueSize: 512 },
   idle: { ms: 10_000, watchers: 1000, perStream: 25, rate: 1000 },
+  scale: { objects: 200_000, callers: 16, statusCalls: 200 },
+  ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
 };
 
 /** Sizes of a smoke run. */
@@ -77,18 +113,22 @@ export const QUICK: Sizes = {
   sweep: { ms: 500, levels: [128] },
   list: { total: 10_000, small: 1000, valueSize: 512 },
   idle: { ms: 1000, watchers: 100, perStream: 25, rate: 200 },
+  scale: { objects: 2000, callers: 16, statusCalls: 20 },
+  ha: { servers: 3, ms: 1000, writers: 16, rate: 200 },
 };
 
 /** What a workload run needs. */
 export interface RunContext {
   backend: Backend;
-  /** CPU list for servers (`taskset -c`), unset when unpinned. */
+  /** CPU list for servers and their databases (`taskset -c`), unset when unpinned. */
   serverCpus?: string;
   loadgen: LoadGen;
   sizes: Sizes;
   /** Directory for stores and logs of this run. */
   tmp: string;
   kineMain: string;
+  /** The private database server of this backend, running in this mode. */
+  db?: Database;
   /** The large store of each backend, kept between rounds and modes. */
   bigStores: Map<string, Store>;
 }
@@ -96,7 +136,11 @@ export interface RunContext {
 /** Where a server keeps its data. */
 export interface Store {
   dir: string;
+  /** Kine's endpoint (unset for etcd). */
+  endpoint?: string;
   etcd?: EtcdStore;
+  /** The database (or bucket) on the private database server. */
+  dbName?: string;
 }
 
 let serial = 0;
@@ -104,97 +148,178 @@ let serial = 0;
 async function newStore(ctx: RunContext): Promise<Store> {
   const dir = `${ctx.tmp}/${ctx.backend.name}-${++serial}`;
   await Deno.mkdir(dir, { recursive: true });
-  return { dir, etcd: ctx.backend.kind === "etcd" ? etcdStore(`${dir}/data`) : undefined };
+  switch (ctx.backend.kind) {
+    case "etcd":
+      return { dir, etcd: etcdStore(`${dir}/data`) };
+    case "sqlite":
+      return { dir, endpoint: `sqlite://${dir}/state.db` };
+    case "memory":
+      return { dir, endpoint: "memory://" };
+  }
+  if (!ctx.db) throw new Error(`no ${ctx.backend.kind} server is running`);
+  const dbName = databaseName(`bench_${ctx.backend.kind}_${serial}`);
+  return { dir, endpoint: ctx.db.endpoint(dbName), dbName };
 }
 
-/** Spawns the backend's server on `store` and waits for a Range; returns it and the ms taken. */
-async function start(ctx: RunContext, store: Store): Promise<{ server: Server; coldMs: number }> {
-  const log = `${store.dir}/server.log`;
+async function removeStore(ctx: RunContext, store: Store): Promise<void> {
+  await Deno.remove(store.dir, { recursive: true }).catch(() => {});
+  if (store.dbName) await ctx.db?.drop(store.dbName);
+}
+
+/**
+ * Spawns `replicas` servers on `store` (several kine processes share it;
+ * etcd is always one) and waits for each to answer a Range; returns the stack
+ * and the ms the first took.
+ */
+async function start(
+  ctx: RunContext,
+  store: Store,
+  o: { replicas?: number; kineArgs?: string[] } = {},
+): Promise<{ stack: Stack; coldMs: number }> {
+  const servers: Server[] = [];
+  const replicas = store.etcd ? 1 : o.replicas ?? 1;
   const t0 = performance.now();
-  const server = store.etcd ? spawnEtcd(store.etcd, ctx.serverCpus, log) : spawnKine(
-    `kine-${ctx.backend.kind}`,
-    ctx.backend.kind === "sqlite" ? `sqlite://${store.dir}/state.db` : "memory://",
-    ctx.serverCpus,
-    log,
-    ctx.kineMain,
-  );
   try {
-    return { server, coldMs: await waitForRange(server, t0) };
+    for (let i = 0; i < replicas; i++) {
+      const log = `${store.dir}/server-${i}.log`;
+      servers.push(
+        store.etcd ? spawnEtcd(store.etcd, ctx.serverCpus, log) : spawnKine(
+          ctx.backend.name,
+          store.endpoint!,
+          ctx.serverCpus,
+          log,
+          ctx.kineMain,
+          o.kineArgs,
+        ),
+      );
+    }
+    let coldMs = 0;
+    for (const [i, s] of servers.entries()) {
+      const ms = await waitForRange(s, ctx.loadgen, t0);
+      if (i === 0) coldMs = ms;
+    }
+    const name = replicas > 1 ? `${replicas}× ${ctx.backend.name}` : ctx.backend.name;
+    return { stack: { name, servers, db: ctx.db }, coldMs };
   } catch (err) {
-    await server.stop();
+    await stopStack({ name: "", servers });
     throw err;
   }
 }
 
-/** A fresh store and server for one run; stopped and removed after `fn`. */
-async function withFreshServer(
+async function stopStack(stack: Stack): Promise<void> {
+  await Promise.all(stack.servers.map((s) => s.stop()));
+}
+
+/** A fresh store and server stack for one run; stopped and removed after `fn`. */
+async function withFreshStack(
   ctx: RunContext,
-  fn: (server: Server) => Promise<Sample[]>,
+  fn: (stack: Stack, store: Store) => Promise<Sample[]>,
+  o: { replicas?: number; kineArgs?: string[] } = {},
 ): Promise<Sample[]> {
   const store = await newStore(ctx);
-  const { server } = await start(ctx, store);
   try {
-    return await fn(server);
+    const { stack } = await start(ctx, store, o);
+    try {
+      return await fn(stack, store);
+    } finally {
+      await stopStack(stack);
+    }
   } finally {
-    await server.stop();
-    await Deno.remove(store.dir, { recursive: true }).catch(() => {});
+    await removeStore(ctx, store);
   }
 }
 
-/** Runs `load` while measuring the server from outside; returns a partial sample. */
+const target = (stack: Stack) => stack.servers[0].target;
+
+/** Every server's metrics, merged; undefined if any scrape failed or none exposes them. */
+async function scrapeAll(stack: Stack): Promise<DaemonMetrics | undefined> {
+  const all = await Promise.all(stack.servers.map((s) => scrape(s.metricsUrl)));
+  if (all.some((m) => !m)) return undefined;
+  const merged: DaemonMetrics = { gapFills: {} };
+  for (const m of all as DaemonMetrics[]) {
+    if (m.loopDelay) merged.loopDelay = addInto(merged.loopDelay, m.loopDelay);
+    if (m.batchSize) merged.batchSize = addInto(merged.batchSize, m.batchSize);
+    for (const [k, n] of Object.entries(m.gapFills)) {
+      merged.gapFills[k] = (merged.gapFills[k] ?? 0) + n;
+    }
+  }
+  return merged;
+}
+
+/** Samples the summed VmRSS of several processes. */
+class StackRss {
+  readonly #samplers: RssSampler[];
+  constructor(stack: Stack) {
+    this.#samplers = stack.servers.map((s) => new RssSampler(s.pid));
+  }
+  stop(): { peak: number; last: number } {
+    for (const s of this.#samplers) s.stop();
+    // Peaks of different processes need not coincide: their sum bounds the stack's peak.
+    return {
+      peak: this.#samplers.reduce((n, s) => n + s.peak, 0),
+      last: this.#samplers.reduce((n, s) => n + s.last, 0),
+    };
+  }
+}
+
+/** Runs `load` while measuring the stack from outside; returns a partial sample. */
 async function measure<T>(
   ctx: RunContext,
-  server: Server,
+  stack: Stack,
   load: () => Promise<T>,
 ): Promise<{ result: T; sample: Sample }> {
-  const probe = new HealthProbe(server.target);
-  const rss = new RssSampler(server.pid);
-  const cpu0 = cpuSeconds(server.pid);
+  const probe = await HealthProbe.start(ctx.loadgen, target(stack));
+  const rss = new StackRss(stack);
+  const cpu0 = stackCpuSeconds(stack);
   const lg0 = ctx.loadgen.cpuSeconds();
-  const issues0 = new Map(server.log.issues);
-  const metrics0 = await scrape(server.metricsUrl);
+  const issues0 = stack.servers.map((s) => new Map(s.log.issues));
+  const metrics0 = await scrapeAll(stack);
   const t0 = performance.now();
   let result: T;
   let metrics1: DaemonMetrics | undefined;
   // The scrape after the load is not counted in the wall time.
   let scrapeMs = 0;
+  let rssSeen = { peak: 0, last: 0 };
+  let health;
   try {
     result = await load();
     const s0 = performance.now();
-    metrics1 = metrics0 && await scrape(server.metricsUrl);
+    metrics1 = metrics0 && await scrapeAll(stack);
     scrapeMs = performance.now() - s0;
   } finally {
-    rss.stop();
-    await probe.stop();
+    rssSeen = rss.stop();
+    health = await probe.stop().catch(() => undefined);
   }
+  const wallS = (performance.now() - t0 - scrapeMs) / 1000;
   const sample: Sample = {
     workload: "",
-    server: server.name,
-    wallS: (performance.now() - t0 - scrapeMs) / 1000,
+    server: stack.name,
+    wallS,
     ops: {},
     rate: true,
     writes: 0,
-    serverCpuS: cpuSeconds(server.pid) - cpu0,
+    serverCpuS: stackCpuSeconds(stack) - cpu0,
     loadgenCpuS: ctx.loadgen.cpuSeconds() - lg0,
-    peakRss: memory(server.pid).hwm,
-    rss: { peak: rss.peak, last: rss.last },
-    health: probe.latency.toJSON(),
+    peakRss: stackPeakRss(stack),
+    rss: rssSeen,
+    databaseRss: stack.db ? databaseMemory(stack) : undefined,
+    health: health?.latency,
     loopDelay: delta(metrics1?.loopDelay, metrics0?.loopDelay),
     batchSize: delta(metrics1?.batchSize, metrics0?.batchSize),
+    gapFills: counterDelta(metrics1?.gapFills, metrics0?.gapFills),
     errors: {},
     notes: [],
   };
-  for (const [issue, n] of server.log.issues) {
-    const delta = n - (issues0.get(issue) ?? 0);
-    if (delta > 0) sample.errors[`server log: ${issue}`] = delta;
-  }
-  if (probe.failures) sample.errors["health probe failed"] = probe.failures;
+  stack.servers.forEach((s, i) => {
+    for (const [issue, n] of s.log.issues) {
+      const d = n - (issues0[i].get(issue) ?? 0);
+      const key = `server log: ${issue}`;
+      if (d > 0) sample.errors[key] = (sample.errors[key] ?? 0) + d;
+    }
+  });
+  if (health?.failures) sample.errors["health probe failed"] = health.failures;
   return { result, sample };
 }
-
-/** Splits `total` into `k` near-equal parts; part `i`. */
-const share = (total: number, k: number, i: number) =>
-  Math.floor(total / k) + (i < total % k ? 1 : 0);
 
 /** Merges job results (histograms, errors, writes) into a sample. */
 function absorb(sample: Sample, results: { hist?: any; errors?: any; writes?: number }[]): void {
@@ -209,95 +334,66 @@ function absorb(sample: Sample, results: { hist?: any; errors?: any; writes?: nu
   sample.ops = h.toJSON();
 }
 
-/** Preloads keys `0..count-1` of `set`, split over the workers. */
+/** Preloads keys `0..count-1` of `set` in txns of 100 puts, 16 txns in flight. */
 function preload(
   ctx: RunContext,
-  server: Server,
-  set: "kube" | "list",
+  stack: Stack,
+  set: "kube" | "list" | "scale",
   count: number,
   valueSize: number,
-): Promise<{ writes: number; hist: any }[]> {
-  const k = ctx.loadgen.size;
-  return ctx.loadgen.all("preload", (i) => {
-    const from = Math.floor((count * i) / k);
-    return {
-      target: server.target,
-      set,
-      from,
-      to: Math.floor((count * (i + 1)) / k),
-      small: ctx.sizes.list.small,
-      valueSize,
-      batch: 100,
-      concurrency: 4,
-    };
-  });
-}
-
-/** Runs the kube mix and puts briefly against `ctx.backend` so every worker's JIT is warm. */
-export async function warmUp(ctx: RunContext): Promise<void> {
-  const k = ctx.loadgen.size;
-  await withFreshServer(ctx, async (server) => {
-    await ctx.loadgen.all("kube", (i) => ({
-      target: server.target,
-      worker: i,
-      conns: 1,
-      loops: 8,
-      durationMs: 1500,
-      namespaces: 50,
-      valueSize: 2048,
-    }));
-    await ctx.loadgen.all("puts", (i) => ({
-      target: server.target,
-      conns: 2,
-      concurrency: share(128, k, i),
-      durationMs: 1000,
-      lease: 0,
-      valueSize: 256,
-      prefix: "/warm/",
-    }));
-    return [];
+): Promise<{ writes: number; hist: any }> {
+  return ctx.loadgen.call("preload", {
+    target: target(stack),
+    set,
+    from: 0,
+    to: count,
+    small: ctx.sizes.list.small,
+    valueSize,
+    batch: 100,
+    concurrency: 16,
   });
 }
 
 /**
- * (1) kube-apiserver-like mix with 4 prefix watchers on /registry/ that must
- * see every acknowledged write exactly once.
+ * (1) kube-apiserver-like mix with 4 prefix watchers on /registry/ (each on
+ * its own connection, with prev_kv) that must see every acknowledged write
+ * exactly once.
  */
 export function kubeMix(ctx: RunContext): Promise<Sample[]> {
   const z = ctx.sizes.kube;
-  const k = ctx.loadgen.size;
-  return withFreshServer(ctx, async (server) => {
-    await preload(ctx, server, "kube", z.preload, 2048);
-    const watchJobs = Array.from({ length: k }, (_, i) =>
-      ctx.loadgen.run(i, "watchers", {
-        target: server.target,
-        prefix: "/registry/",
-        count: share(z.watchers, k, i),
-      }));
-    await Promise.all(watchJobs.map((j) => j.ready));
-    const { result, sample } = await measure(ctx, server, () =>
-      ctx.loadgen.all("kube", (i) => ({
-        target: server.target,
-        worker: i,
-        conns: Math.max(1, share(z.conns, k, i)),
-        loops: share(z.loops, k, i),
+  return withFreshStack(ctx, async (stack) => {
+    await preload(ctx, stack, "kube", z.preload, 2048);
+    const watch = ctx.loadgen.run("watchers", {
+      target: target(stack),
+      prefix: "/registry/",
+      count: z.watchers,
+    });
+    await watch.ready;
+    const { result, sample } = await measure(ctx, stack, () =>
+      ctx.loadgen.call("kube", {
+        target: target(stack),
+        conns: z.conns,
+        loops: z.loops,
         durationMs: z.ms,
         namespaces: 50,
         valueSize: 2048,
-      })));
-    const expected = new Set<number>(result.flatMap((r) => r.revisions));
-    const untilRevision = Math.max(0, ...expected);
-    for (const j of watchJobs) j.stop({ untilRevision });
-    const watched = await Promise.all(watchJobs.map((j) => j.done));
-    sample.workload = `kube mix (${z.loops} workers, 2 KiB, ${z.preload} preloaded)`;
-    absorb(sample, [...result, ...watched]);
-    const conflicts = result.reduce((n, r) => n + r.conflicts, 0);
-    if (conflicts) sample.errors["txn compare failed (unexpected conflict)"] = conflicts;
-    const watchers = watched.flatMap((w) => w.watchers);
+      }));
+    const expected = new Set<number>(result.revisions);
+    let untilRevision = 0;
+    for (const r of expected) untilRevision = Math.max(untilRevision, r);
+    watch.stop({ untilRevision });
+    const watched = await watch.done;
+    sample.workload = `kube mix (${z.loops} workers on ${z.conns} connections, 2 KiB, ${
+      count(z.preload)
+    } preloaded)`;
+    absorb(sample, [result, watched]);
+    if (result.conflicts) {
+      sample.errors["txn compare failed (unexpected conflict)"] = result.conflicts;
+    }
     sample.watchCheck = {
-      watchers: watchers.length,
+      watchers: watched.watchers.length,
       writes: expected.size,
-      problems: verifyWatchers(expected, watchers),
+      problems: verifyWatchers(expected, watched.watchers),
     };
     return [sample];
   });
@@ -328,23 +424,19 @@ function verifyWatchers(
 /** (2) Puts of random keys with one shared lease from many clients (`etcdctl check perf`-like). */
 export function leasePuts(ctx: RunContext): Promise<Sample[]> {
   const z = ctx.sizes.lease;
-  const k = ctx.loadgen.size;
-  return withFreshServer(ctx, async (server) => {
-    const conn = new Conn(server.target);
-    const id = 1 + Math.floor(Math.random() * 2 ** 31);
-    const lease = (await conn.leaseGrant(3600, id).finally(() => conn.close())).ID;
-    const { result, sample } = await measure(ctx, server, () =>
-      ctx.loadgen.all("puts", (i) => ({
-        target: server.target,
-        conns: share(z.clients, k, i),
-        concurrency: share(z.clients, k, i),
+  return withFreshStack(ctx, async (stack) => {
+    const { result, sample } = await measure(ctx, stack, () =>
+      ctx.loadgen.call("puts", {
+        target: target(stack),
+        conns: z.clients,
+        concurrency: z.clients,
         durationMs: z.ms,
-        lease,
+        leaseTTL: 3600,
         valueSize: 256,
         prefix: "/perf/",
-      })));
+      }));
     sample.workload = `lease puts (${z.clients} clients, 256 B)`;
-    absorb(sample, result);
+    absorb(sample, [result]);
     return [sample];
   });
 }
@@ -352,22 +444,21 @@ export function leasePuts(ctx: RunContext): Promise<Sample[]> {
 /** Put throughput as in-flight requests rise: shows where the server, not the load, limits. */
 export function putSweep(ctx: RunContext): Promise<Sample[]> {
   const z = ctx.sizes.sweep;
-  const k = ctx.loadgen.size;
-  return withFreshServer(ctx, async (server) => {
+  return withFreshStack(ctx, async (stack) => {
     const samples = [];
     for (const c of z.levels) {
-      const { result, sample } = await measure(ctx, server, () =>
-        ctx.loadgen.all("puts", (i) => ({
-          target: server.target,
-          conns: Math.min(2, Math.max(1, share(c, k, i))),
-          concurrency: share(c, k, i),
+      const { result, sample } = await measure(ctx, stack, () =>
+        ctx.loadgen.call("puts", {
+          target: target(stack),
+          conns: Math.min(8, c),
+          concurrency: c,
           durationMs: z.ms,
-          lease: 0,
+          leaseTTL: 0,
           valueSize: 256,
           prefix: "/sweep/",
-        })));
+        }));
       sample.workload = `put sweep: ${c} in flight`;
-      absorb(sample, result);
+      absorb(sample, [result]);
       samples.push(sample);
     }
     return samples;
@@ -378,64 +469,43 @@ const count = (n: number) => n >= 1000 ? `${n / 1000}k` : String(n);
 
 /**
  * (3) Full listings of a large store and (5) cold start on it. The store is
- * loaded once per backend (kept across rounds; memory:// is reloaded each time).
+ * loaded once per backend (kept across rounds and modes; memory:// is
+ * reloaded each time).
  */
 export async function bigStore(ctx: RunContext): Promise<Sample[]> {
   const z = ctx.sizes.list;
   const samples: Sample[] = [];
   const persistent = ctx.backend.kind !== "memory";
   let store = persistent ? ctx.bigStores.get(ctx.backend.name) : undefined;
-  let running: Server | undefined;
+  let running: Stack | undefined;
   try {
     if (!store) {
       store = await newStore(ctx);
-      running = (await start(ctx, store)).server;
-      const server = running;
+      running = (await start(ctx, store)).stack;
+      const stack = running;
       const { result, sample } = await measure(
         ctx,
-        server,
-        () => preload(ctx, server, "list", z.total, z.valueSize),
+        stack,
+        () => preload(ctx, stack, "list", z.total, z.valueSize),
       );
       sample.workload = `bulk load ${count(z.total)} keys (txns of 100 puts, 512 B)`;
-      absorb(sample, result);
+      absorb(sample, [result]);
       samples.push(sample);
       if (persistent) {
         ctx.bigStores.set(ctx.backend.name, store);
-        await running.stop();
+        await stopStack(running);
         running = undefined;
       }
     }
     let coldMs: number | undefined;
-    if (!running) ({ server: running, coldMs } = await start(ctx, store));
-    const server = running;
-    if (coldMs !== undefined) {
-      const coldCpuS = cpuSeconds(server.pid);
-      const coldHwm = memory(server.pid).hwm;
-      // Everything the daemon observed from its start to the first Range answered.
-      const startup = await scrape(server.metricsUrl);
-      const h = new Histogram();
-      h.add(coldMs);
-      samples.push({
-        workload: `cold start on ${count(z.total)} keys (spawn → first Range)`,
-        server: server.name,
-        wallS: coldMs / 1000,
-        ops: { "start": h.toJSON() },
-        rate: false,
-        writes: 0,
-        serverCpuS: coldCpuS,
-        loadgenCpuS: 0,
-        peakRss: coldHwm,
-        rss: { peak: 0, last: 0 },
-        loopDelay: startup?.loopDelay,
-        errors: {},
-        notes: startup?.loopDelay ? ["event-loop delay: daemon start → first Range"] : [],
-      });
-    }
+    if (!running) ({ stack: running, coldMs } = await start(ctx, store));
+    const stack = running;
+    if (coldMs !== undefined) samples.push(await coldStart(stack, coldMs, z.total));
     const small = count(z.small);
     const all = count(z.total);
-    const { result, sample } = await measure(ctx, server, () =>
-      ctx.loadgen.run(0, "listings", {
-        target: server.target,
+    const { result, sample } = await measure(ctx, stack, () =>
+      ctx.loadgen.call("listings", {
+        target: target(stack),
         reps: 1,
         listings: [
           { name: `list ${small} paged`, prefix: "/list/small/", mode: "paged", expect: z.small },
@@ -449,69 +519,218 @@ export async function bigStore(ctx: RunContext): Promise<Sample[]> {
           { name: `list ${all} unpaged`, prefix: "/list/", mode: "unpaged", expect: z.total },
           { name: `count ${all}`, prefix: "/list/", mode: "count", expect: z.total },
         ],
-      }).done);
+      }));
     sample.workload = `list ${small} / ${all} keys (limit 500 and unpaged, 512 B)`;
     sample.rate = false;
     absorb(sample, [result]);
     samples.push(sample);
   } finally {
-    await running?.stop();
-    if (store && !persistent) await Deno.remove(store.dir, { recursive: true }).catch(() => {});
+    if (running) await stopStack(running);
+    if (store && !persistent) await removeStore(ctx, store);
   }
   return samples;
 }
 
+/** The cold start sample: spawn → first Range, with what the daemon used meanwhile. */
+async function coldStart(stack: Stack, coldMs: number, keys: number): Promise<Sample> {
+  const server = stack.servers[0];
+  // Everything the daemon observed from its start to the first Range answered.
+  const startup = await scrape(server.metricsUrl);
+  const h = new Histogram();
+  h.add(coldMs);
+  return {
+    workload: `cold start on ${count(keys)} keys (spawn → first Range)`,
+    server: stack.name,
+    wallS: coldMs / 1000,
+    ops: { "start": h.toJSON() },
+    rate: false,
+    writes: 0,
+    serverCpuS: cpuSeconds(server.pid),
+    loadgenCpuS: 0,
+    peakRss: memory(server.pid).hwm,
+    rss: { peak: 0, last: 0 },
+    loopDelay: startup?.loopDelay,
+    errors: {},
+    notes: startup?.loopDelay ? ["event-loop delay: daemon start → first Range"] : [],
+  };
+}
+
 /**
- * (4) Idle single-key watchers plus a steady write rate on a few watched
- * prefixes: watch delivery latency and server memory.
+ * (4) Idle single-key watchers plus a steady write rate on a watched prefix:
+ * watch delivery latency and server memory.
  */
 export function idleWatchers(ctx: RunContext): Promise<Sample[]> {
   const z = ctx.sizes.idle;
-  const k = ctx.loadgen.size;
-  return withFreshServer(ctx, async (server) => {
+  return withFreshStack(ctx, async (stack) => {
     const streams = Math.ceil(z.watchers / z.perStream);
-    const idle = Array.from({ length: k }, (_, i) =>
-      ctx.loadgen.run(i, "idleWatchers", {
-        target: server.target,
-        worker: i,
-        streams: share(streams, k, i),
-        perStream: z.perStream,
+    const idle = ctx.loadgen.run("idleWatchers", {
+      target: target(stack),
+      conns: Math.min(8, streams),
+      streams,
+      perStream: z.perStream,
+    });
+    await idle.ready;
+    const { result, sample } = await measure(ctx, stack, () =>
+      ctx.loadgen.call("delivery", {
+        targets: [target(stack)],
+        rate: z.rate,
+        concurrency: 0,
+        durationMs: z.ms,
+        valueSize: 256,
+        prefix: "/hot/",
+        crossOnly: false,
       }));
-    await Promise.all(idle.map((j) => j.ready));
-    const { result, sample } = await measure(
-      ctx,
-      server,
-      () =>
-        ctx.loadgen.all("hotWrites", (i) => ({
-          target: server.target,
-          worker: i,
-          rate: z.rate / k,
-          durationMs: z.ms,
-          valueSize: 256,
-        })),
-    );
-    for (const j of idle) j.stop();
-    const idleResults = await Promise.all(idle.map((j) => j.done));
+    idle.stop();
+    const idleResult = await idle.done;
     sample.workload = `${streams * z.perStream} idle watchers + ${z.rate} puts/s`;
-    absorb(sample, [...result, ...idleResults]);
-    const delivery = new Histogram();
-    const deliverySent = new Histogram();
-    for (const r of result) {
-      delivery.merge(r.delivery);
-      deliverySent.merge(r.deliverySent);
-    }
-    sample.delivery = delivery.toJSON();
-    sample.deliverySent = deliverySent.toJSON();
-    const missed = result.reduce((n, r) => n + r.missedEvents, 0);
-    const stray = idleResults.reduce((n, r) => n + r.events, 0);
-    if (missed) sample.errors["hot watcher: events never delivered"] = missed;
-    if (stray) sample.errors["idle watcher: unexpected events"] = stray;
-    const early = result.reduce((n, r) => n + r.eventsBeforeAck, 0);
+    absorb(sample, [result, idleResult]);
+    addDelivery(sample, result);
+    if (idleResult.events) sample.errors["idle watcher: unexpected events"] = idleResult.events;
     sample.notes.push(`RSS at end ${(sample.rss.last / 2 ** 20).toFixed(0)} MiB`);
-    if (early) {
-      const pct = Math.round((early / sample.writes) * 100);
-      sample.notes.push(`${pct}% of events arrived before their put's response (counted as 0)`);
-    }
     return [sample];
   });
+}
+
+/**
+ * Copies a delivery job's latencies and check results into a sample. Rates
+ * count the writing phase only, not the wait for the last events after it.
+ */
+function addDelivery(sample: Sample, r: any): void {
+  sample.wallS = Math.min(sample.wallS, r.writeMs / 1000);
+  sample.delivery = r.delivery;
+  sample.deliverySent = r.deliverySent;
+  if (r.missedEvents) sample.errors["watcher: events never delivered"] = r.missedEvents;
+  if (r.duplicates) sample.errors["watcher: duplicate or unknown events"] = r.duplicates;
+  if (r.eventsBeforeAck && sample.writes) {
+    const pct = Math.round((r.eventsBeforeAck / (sample.delivery?.count || 1)) * 100);
+    sample.notes.push(`${pct}% of events arrived before their put's response (counted as 0)`);
+  }
+}
+
+/** Bytes a directory holds (`du -sb`), 0 if it cannot be read. */
+async function diskBytes(dir: string): Promise<number> {
+  return Number((await capture("du", ["-sb", dir])).split(/\s/)[0]) || 0;
+}
+
+/**
+ * (6) Scale: `objects` objects of 1 KiB loaded in txns of 100 puts, half of
+ * them updated once by single Puts from 16 callers, then a count-only range
+ * over all of them, a physical compaction of the whole history (with a write
+ * every 10 ms timing how long compaction holds writes up), Status latency, and
+ * the store's disk footprint (data, indexes and WAL) after load and after
+ * compaction. Kine runs with `--compact-interval 0` so the Compact call does
+ * the work, as etcd's does.
+ */
+export function scale(ctx: RunContext): Promise<Sample[]> {
+  const z = ctx.sizes.scale;
+  const n = count(z.objects);
+  return withFreshStack(ctx, async (stack, store) => {
+    // A network database's directory holds other stores: count what this run adds.
+    const diskDir = ctx.db?.dir ?? store.dir;
+    const disk0 = await diskBytes(diskDir);
+    const samples: Sample[] = [];
+    const step = async (name: string, load: () => Promise<any>, rate = true) => {
+      const { result, sample } = await measure(ctx, stack, load);
+      sample.workload = `scale ${n}: ${name}`;
+      sample.rate = rate;
+      absorb(sample, [result]);
+      samples.push(sample);
+      return sample;
+    };
+    await step(
+      `bulk load (txns of 100 puts, 1 KiB)`,
+      () => preload(ctx, stack, "scale", z.objects, 1024),
+    );
+    const updates = await step(
+      `update half once (${z.callers} callers, single puts)`,
+      () =>
+        ctx.loadgen.call("updates", {
+          target: target(stack),
+          conns: 4,
+          concurrency: z.callers,
+          set: "scale",
+          from: 0,
+          to: Math.floor(z.objects / 2),
+          valueSize: 1024,
+        }),
+    );
+    const loaded = await diskBytes(diskDir) - disk0;
+    await step(
+      "count-only range over all",
+      () =>
+        ctx.loadgen.call("listings", {
+          target: target(stack),
+          reps: 5,
+          listings: [{
+            name: "count only",
+            prefix: "/registry/scale/",
+            mode: "count",
+            expect: z.objects,
+          }],
+        }),
+      false,
+    );
+    const compaction = await step(
+      "compact the whole history (a put every 10 ms meanwhile)",
+      () => ctx.loadgen.call("compact", { target: target(stack), probeIntervalMs: 10 }),
+      false,
+    );
+    const compacted = await diskBytes(diskDir) - disk0;
+    await step(
+      `Status, ${z.statusCalls} calls one after another`,
+      () => ctx.loadgen.call("status", { target: target(stack), count: z.statusCalls }),
+      false,
+    );
+    if (ctx.backend.kind !== "memory") {
+      updates.disk = { loaded, compacted };
+      compaction.disk = { loaded, compacted };
+    }
+    return samples;
+  }, { kineArgs: ["--compact-interval", "0"] });
+}
+
+/**
+ * (7) Several kine processes on one store (issue 15's HA shape): writes spread
+ * over all of them, one watcher on each, and the delivery time of each write
+ * to the watchers of the *other* processes (write acknowledged on A → event
+ * on B). A closed loop finds the highest rate the group sustains; a paced
+ * run shows delivery at a fixed rate. etcd's row is one etcd with the same
+ * connections, as a baseline.
+ */
+export function severalServers(ctx: RunContext): Promise<Sample[]> {
+  const z = ctx.sizes.ha;
+  return withFreshStack(ctx, async (stack) => {
+    const targets = Array.from({ length: z.servers }, (_, i) => {
+      const s = stack.servers[i % stack.servers.length];
+      return s.target;
+    });
+    const samples: Sample[] = [];
+    for (const paced of [false, true]) {
+      const { result, sample } = await measure(ctx, stack, () =>
+        ctx.loadgen.call("delivery", {
+          targets,
+          rate: paced ? z.rate : 0,
+          concurrency: paced ? 0 : z.writers,
+          durationMs: z.ms,
+          valueSize: 256,
+          prefix: paced ? "/ha-paced/" : "/ha/",
+          crossOnly: true,
+        }));
+      sample.workload = `${z.servers} servers on one store, ${
+        paced ? `${z.rate} puts/s` : `${z.writers} writers, closed loop`
+      }: delivery to the other servers' watchers`;
+      absorb(sample, [result]);
+      addDelivery(sample, result);
+      if (stack.servers.length === 1) {
+        sample.notes.push(`baseline: one server, ${z.servers} connections`);
+      }
+      samples.push(sample);
+    }
+    return samples;
+  }, { replicas: z.servers });
+}
+
+/** Backends that can share one store between several kine processes. */
+export function sharesStore(kind: Backend["kind"]): boolean {
+  return kind !== "memory";
 }
