@@ -18,6 +18,14 @@ need() {
 need etcdctl etcd-client
 need systemd-analyze systemd
 need git git
+# Kerberos and RDS tests: a private MIT KDC, kinit, TLS certificates, private mount namespaces,
+# and the npm:kerberos addon built from source.
+need krb5kdc krb5-kdc
+need kadmin.local krb5-admin-server
+need kinit krb5-user
+need openssl openssl
+need unshare util-linux
+bash scripts/kerberos-addon.sh >&2 || echo "npm:kerberos is not built: the Kerberos tests will fail" >&2
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
