@@ -11,11 +11,16 @@
  *
  * @module
  */
-import { openBackend } from "./backend/endpoint.ts";
+import { type BackendOptions, openBackend } from "./backend/endpoint.ts";
 import type { Backend } from "./backend/types.ts";
 import { defaultConfig, type KineConfig, validateConfig } from "./config/mod.ts";
 import { createLogger, type Logger } from "./log/mod.ts";
-import { createKineMetrics, monitorEventLoop, serveMetrics } from "./metrics/mod.ts";
+import {
+  createKineMetrics,
+  type KineMetrics,
+  monitorEventLoop,
+  serveMetrics,
+} from "./metrics/mod.ts";
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
 import { startGrpcServer } from "./server/mod.ts";
@@ -48,15 +53,7 @@ export async function startKine(
   if (invalid) throw new Error(invalid);
   const log = logger ?? createLogger({ format: cfg.logFormat, debug: cfg.debug });
   const metrics = createKineMetrics();
-  const { backend, leaderElect } = openBackend({
-    endpoint: cfg.endpoint,
-    pollBatchSize: cfg.pollBatchSize,
-    compactBatchSize: cfg.compactBatchSize,
-    compactMinRetain: cfg.compactMinRetain,
-    compactTimeout: cfg.compactTimeout,
-    logger: log,
-    metrics,
-  });
+  const { backend, leaderElect } = await openBackend(backendOptions(cfg, log, metrics));
   await backend.start();
   // Everything started so far, stopped in reverse order on failure or close().
   const stops: (() => Promise<void>)[] = [() => backend.close()];
@@ -109,4 +106,37 @@ export async function startKine(
     await stopAll();
     throw err;
   }
+}
+
+/** The backend settings of a configuration. */
+export function backendOptions(
+  cfg: KineConfig,
+  logger: Logger,
+  metrics?: KineMetrics,
+): BackendOptions {
+  return {
+    endpoint: cfg.endpoint,
+    tls: {
+      caFile: cfg.caFile,
+      certFile: cfg.certFile,
+      keyFile: cfg.keyFile,
+      skipVerify: cfg.skipVerify,
+    },
+    pool: {
+      maxIdle: cfg.datastoreMaxIdleConnections,
+      maxOpen: cfg.datastoreMaxOpenConnections,
+      maxLifetime: cfg.datastoreConnectionMaxLifetime,
+      maxIdleTime: cfg.datastoreConnectionMaxIdleTime,
+    },
+    slowSqlThreshold: cfg.slowSqlThreshold,
+    slowSqlWarningThreshold: cfg.slowSqlWarningThreshold,
+    tableName: cfg.tableName,
+    retryTimeout: cfg.datastoreRetryTimeout,
+    pollBatchSize: cfg.pollBatchSize,
+    compactBatchSize: cfg.compactBatchSize,
+    compactMinRetain: cfg.compactMinRetain,
+    compactTimeout: cfg.compactTimeout,
+    logger,
+    metrics,
+  };
 }

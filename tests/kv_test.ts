@@ -4,9 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { b, s } from "./helpers/client.ts";
-import { BACKENDS } from "./helpers/backends.ts";
-import { type TestKine, withKine as withServer } from "./helpers/kine.ts";
-import type { KineConfig } from "../lib/mod.ts";
+import { conformance } from "./helpers/conformance.ts";
 
 const OUT_OF_RANGE = 11;
 const INVALID_ARGUMENT = 3;
@@ -24,17 +22,6 @@ const mod = (key: string, rev: number, result = "EQUAL") => ({
   result,
   mod_revision: rev,
 });
-
-/** Registers the file's tests once per backend. */
-function conformance(
-  name: string,
-  fn: (k: TestKine) => Promise<void>,
-  config: Partial<KineConfig> = {},
-) {
-  for (const backend of BACKENDS) {
-    Deno.test(`[${backend.name}] ${name}`, () => withServer(fn, config, backend));
-  }
-}
 
 async function rejects(p: Promise<unknown>, code: number, message: string) {
   await assert.rejects(p, (err: any) => {

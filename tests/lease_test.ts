@@ -9,7 +9,8 @@ import { DatabaseSync } from "node:sqlite";
 import { loadProtos } from "../lib/server/proto.ts";
 import { b, s } from "./helpers/client.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
-import { startTestKine, type TestKine, withKine } from "./helpers/kine.ts";
+import { startTestKine, type TestKine } from "./helpers/kine.ts";
+import { conformance } from "./helpers/conformance.ts";
 import { key, WatchClient } from "./helpers/watch.ts";
 
 const NOT_FOUND = 5;
@@ -102,8 +103,9 @@ class KeepAlive {
   }
 }
 
-Deno.test("LeaseGrant, TimeToLive, Leases, Revoke: etcd-style IDs, attached keys, revoke deletes at once", () =>
-  withKine(async (k) => {
+conformance(
+  "LeaseGrant, TimeToLive, Leases, Revoke: etcd-style IDs, attached keys, revoke deletes at once",
+  async (k) => {
     const lease = k.client.lease;
     const ids = await Promise.all(Array.from({ length: 20 }, () => grant(k, 10)));
     assert.equal(new Set(ids).size, 20, "duplicate lease IDs");
@@ -152,10 +154,12 @@ Deno.test("LeaseGrant, TimeToLive, Leases, Revoke: etcd-style IDs, attached keys
     assert.ok(!(await lease.leaseLeases({})).leases.some((l: any) => l.ID === id));
     await rejects(lease.leaseRevoke({ ID: id }), NOT_FOUND, LEASE_NOT_FOUND);
     await rejects(lease.leaseRevoke({ ID: 12345 }), NOT_FOUND, LEASE_NOT_FOUND);
-  }));
+  },
+);
 
-Deno.test("LeaseGrant errors carry etcd's codes: duplicate ID FailedPrecondition, huge TTL OutOfRange", () =>
-  withKine(async (k) => {
+conformance(
+  "LeaseGrant errors carry etcd's codes: duplicate ID FailedPrecondition, huge TTL OutOfRange",
+  async (k) => {
     const id = 2 ** 36;
     await grant(k, 10, id);
     await rejects(
@@ -168,40 +172,41 @@ Deno.test("LeaseGrant errors carry etcd's codes: duplicate ID FailedPrecondition
       OUT_OF_RANGE,
       "etcdserver: too large lease TTL",
     );
-  }));
+  },
+);
 
-Deno.test("a Put or Txn naming an unknown lease is NOT_FOUND and writes nothing", () =>
-  withKine(async (k) => {
-    await rejects(
-      k.client.kv.put({ key: b("/u/a"), value: b("1"), lease: 2 ** 40 }),
-      NOT_FOUND,
-      LEASE_NOT_FOUND,
-    );
-    // a small number is no TTL for new writes: this port has real leases
-    await rejects(
-      k.client.kv.put({ key: b("/u/a"), value: b("1"), lease: 30 }),
-      NOT_FOUND,
-      LEASE_NOT_FOUND,
-    );
-    await rejects(
-      k.client.kv.txn({
-        compare: [],
-        success: [
-          { request_put: { key: b("/u/b"), value: b("1") } },
-          { request_put: { key: b("/u/c"), value: b("1"), lease: 2 ** 41 } },
-        ],
-        failure: [],
-      }),
-      NOT_FOUND,
-      LEASE_NOT_FOUND,
-    );
-    const r = await k.client.kv.range({ key: b("/u/"), range_end: b("/u0") });
-    assert.equal(r.kvs.length, 0);
-    assert.equal(r.header.revision, 2);
-  }));
+conformance("a Put or Txn naming an unknown lease is NOT_FOUND and writes nothing", async (k) => {
+  await rejects(
+    k.client.kv.put({ key: b("/u/a"), value: b("1"), lease: 2 ** 40 }),
+    NOT_FOUND,
+    LEASE_NOT_FOUND,
+  );
+  // a small number is no TTL for new writes: this port has real leases
+  await rejects(
+    k.client.kv.put({ key: b("/u/a"), value: b("1"), lease: 30 }),
+    NOT_FOUND,
+    LEASE_NOT_FOUND,
+  );
+  await rejects(
+    k.client.kv.txn({
+      compare: [],
+      success: [
+        { request_put: { key: b("/u/b"), value: b("1") } },
+        { request_put: { key: b("/u/c"), value: b("1"), lease: 2 ** 41 } },
+      ],
+      failure: [],
+    }),
+    NOT_FOUND,
+    LEASE_NOT_FOUND,
+  );
+  const r = await k.client.kv.range({ key: b("/u/"), range_end: b("/u0") });
+  assert.equal(r.kvs.length, 0);
+  assert.equal(r.header.revision, 2);
+});
 
-Deno.test("§38 expiry: keys go within TTL+1 s and never before TTL, as DELETE events with prev_kv", () =>
-  withKine(async (k) => {
+conformance(
+  "§38 expiry: keys go within TTL+1 s and never before TTL, as DELETE events with prev_kv",
+  async (k) => {
     const w = new WatchClient(k.endpoint);
     try {
       const wid = (await w.watch({ key: "/ttl/", rangeEnd: "/ttl0", prevKv: true })).watch_id;
@@ -243,10 +248,12 @@ Deno.test("§38 expiry: keys go within TTL+1 s and never before TTL, as DELETE e
     } finally {
       await w.close();
     }
-  }));
+  },
+);
 
-Deno.test("keep-alive over LeaseKeepAlive extends a lease past its TTL; it expires once they stop", () =>
-  withKine(async (k) => {
+conformance(
+  "keep-alive over LeaseKeepAlive extends a lease past its TTL; it expires once they stop",
+  async (k) => {
     const id = await grant(k, 1);
     await put(k, "/ka/a", "1", id);
     const ka = new KeepAlive(k.endpoint);
@@ -275,10 +282,12 @@ Deno.test("keep-alive over LeaseKeepAlive extends a lease past its TTL; it expir
     } finally {
       await ka.close();
     }
-  }));
+  },
+);
 
-Deno.test("§37 rewrite without lease detaches, with another lease re-arms, ignore_lease keeps, delete first is harmless", () =>
-  withKine(async (k) => {
+conformance(
+  "§37 rewrite without lease detaches, with another lease re-arms, ignore_lease keeps, delete first is harmless",
+  async (k) => {
     const w = new WatchClient(k.endpoint);
     try {
       const wid = (await w.watch({ key: "/r/", rangeEnd: "/r0" })).watch_id;
@@ -310,10 +319,12 @@ Deno.test("§37 rewrite without lease detaches, with another lease re-arms, igno
     } finally {
       await w.close();
     }
-  }));
+  },
+);
 
-Deno.test("revoke right after a leased put deletes the key before it answers (20 rounds)", () =>
-  withKine(async (k) => {
+conformance(
+  "revoke right after a leased put deletes the key before it answers (20 rounds)",
+  async (k) => {
     const late: number[] = [];
     const missing: number[] = [];
     for (let i = 0; i < 20; i++) {
@@ -326,7 +337,8 @@ Deno.test("revoke right after a leased put deletes the key before it answers (20
     }
     assert.deepEqual(late, [], "keys still present after their lease's revoke returned");
     assert.deepEqual(missing, [], "TimeToLive right after the put did not list the key");
-  }));
+  },
+);
 
 Deno.test("restart keeps lease deadlines (wall clock), expires what ran out meanwhile, keeps the rest", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kine-lease-restart-" });
@@ -412,34 +424,34 @@ Deno.test("upstream rows with a small lease value expire that many seconds after
   }
 });
 
-Deno.test("etcdctl lease grant/list/timetolive/revoke print etcd's lines", () =>
-  withKine(async (k) => {
-    const run = async (...args: string[]) => {
-      const r = await etcdctl(k.endpoint, args);
-      return { ...r, out: r.stdout };
-    };
-    const g = await run("lease", "grant", "10");
-    assert.equal(g.code, 0, g.stderr);
-    const m = g.out.match(/^lease ([0-9a-f]{16}) granted with TTL\(10s\)\n$/);
-    assert.ok(m, g.out);
-    const hex = m[1];
-    assert.ok(parseInt(hex, 16) >= TWO_32);
-    assert.equal((await run("put", "--lease", hex, "/ek/a", "v")).out, "OK\n");
-    assert.equal((await run("lease", "list")).out, `found 1 leases\n${hex}\n`);
-    assert.equal(
-      (await run("lease", "timetolive", hex, "--keys")).out,
-      `lease ${hex} granted with TTL(10s), remaining(10s), attached keys([/ek/a])\n`,
-    );
-    assert.equal((await run("lease", "revoke", hex)).out, `lease ${hex} revoked\n`);
-    assert.equal((await run("get", "/ek/a")).out, "");
-    assert.equal((await run("lease", "timetolive", hex)).out, `lease ${hex} already expired\n`);
-    const again = await run("lease", "revoke", hex);
-    assert.notEqual(again.code, 0);
-    assert.match(again.stderr, /requested lease not found/);
-  }));
+conformance("etcdctl lease grant/list/timetolive/revoke print etcd's lines", async (k) => {
+  const run = async (...args: string[]) => {
+    const r = await etcdctl(k.endpoint, args);
+    return { ...r, out: r.stdout };
+  };
+  const g = await run("lease", "grant", "10");
+  assert.equal(g.code, 0, g.stderr);
+  const m = g.out.match(/^lease ([0-9a-f]{16}) granted with TTL\(10s\)\n$/);
+  assert.ok(m, g.out);
+  const hex = m[1];
+  assert.ok(parseInt(hex, 16) >= TWO_32);
+  assert.equal((await run("put", "--lease", hex, "/ek/a", "v")).out, "OK\n");
+  assert.equal((await run("lease", "list")).out, `found 1 leases\n${hex}\n`);
+  assert.equal(
+    (await run("lease", "timetolive", hex, "--keys")).out,
+    `lease ${hex} granted with TTL(10s), remaining(10s), attached keys([/ek/a])\n`,
+  );
+  assert.equal((await run("lease", "revoke", hex)).out, `lease ${hex} revoked\n`);
+  assert.equal((await run("get", "/ek/a")).out, "");
+  assert.equal((await run("lease", "timetolive", hex)).out, `lease ${hex} already expired\n`);
+  const again = await run("lease", "revoke", hex);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /requested lease not found/);
+});
 
-Deno.test("etcdctl lease keep-alive keeps a key past its TTL; it expires after the process ends", () =>
-  withKine(async (k) => {
+conformance(
+  "etcdctl lease keep-alive keeps a key past its TTL; it expires after the process ends",
+  async (k) => {
     const g = await etcdctl(k.endpoint, ["lease", "grant", "1"]);
     const hex = g.stdout.split(" ")[1];
     const id = parseInt(hex, 16);
@@ -472,4 +484,5 @@ Deno.test("etcdctl lease keep-alive keeps a key past its TTL; it expires after t
     assert.match(out, new RegExp(`^(lease ${hex} keepalived with TTL\\(1\\)\n)+$`));
     assert.ok(out.split("\n").length > 3, `only ${out}`);
     await goneAt(k, "/ekk/a", stopped, 0, 1600);
-  }));
+  },
+);

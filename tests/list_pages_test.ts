@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { openBackend } from "../lib/backend/endpoint.ts";
+import { backendOptions, defaultConfig } from "../lib/mod.ts";
 import type { Backend, RangeRequest } from "../lib/backend/types.ts";
 import { createLogger } from "../lib/log/mod.ts";
 import { loadProtos } from "../lib/server/proto.ts";
@@ -33,14 +34,10 @@ const put = (key: string, value: string) => ({
 });
 
 Deno.test("a list whose pinned revision is compacted between pages is read again whole", async () => {
-  const { backend } = openBackend({
-    endpoint: "memory://",
-    pollBatchSize: 500,
-    compactBatchSize: 1000,
-    compactMinRetain: 0,
-    compactTimeout: 5000,
-    logger: createLogger({ stderr: { writeSync: (b: Uint8Array) => b.length } }),
-  });
+  const { backend } = await openBackend(backendOptions(
+    { ...defaultConfig(), endpoint: "memory://", compactMinRetain: 0 },
+    createLogger({ stderr: { writeSync: (b: Uint8Array) => b.length } }),
+  ));
   await backend.start();
   try {
     const keys = Array.from({ length: 2500 }, (_, i) => `/p/${String(i).padStart(5, "0")}`);

@@ -27,6 +27,9 @@ need openssl openssl
 need unshare util-linux
 bash scripts/kerberos-addon.sh >&2 || echo "npm:kerberos is not built: the Kerberos tests will fail" >&2
 
+# The SQL backends' conformance runs: PostgreSQL and MariaDB on loopback.
+bash tests/services.sh postgres mariadb || exit 1
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 deno test --allow-all --no-prompt "$@" tests/ 2>&1 | tee "$log"

@@ -1,9 +1,13 @@
 /** Endpoint (DSN) parsing and driver selection, spec §1.3. */
 import { LogBackend, type LogBackendOptions } from "./logstructured/backend.ts";
 import { MemoryStore } from "./memory/store.ts";
-import { SqlStore } from "./sql/store.ts";
-import { parseSqliteDsn, sqliteDialect, SqliteDriver } from "./sql/sqlite.ts";
+import { openSqlStore } from "./sql/store.ts";
+import { type SqlEngine, type SqlOptions, TABLE_NAME } from "./sql/dialect.ts";
+import { mysqlEngine } from "./sql/mysql.ts";
+import { postgresEngine } from "./sql/postgres.ts";
+import { sqliteEngine } from "./sql/sqlite.ts";
 import type { Backend } from "./types.ts";
+import { EndpointError } from "./errors.ts";
 
 /** A `<scheme>://<rest>` endpoint split at the first `://`. */
 export interface Endpoint {
@@ -11,8 +15,7 @@ export interface Endpoint {
   dsn: string;
 }
 
-/** An endpoint error whose text may be shown as is (it never echoes credentials). */
-export class EndpointError extends Error {}
+export { EndpointError };
 
 export function parseEndpoint(endpoint: string): Endpoint {
   if (endpoint === "") return { scheme: "sqlite", dsn: "" };
@@ -25,35 +28,53 @@ export function parseEndpoint(endpoint: string): Endpoint {
   return { scheme: endpoint.slice(0, i), dsn: endpoint.slice(i + 3) };
 }
 
-export interface BackendOptions extends LogBackendOptions {
+export interface BackendOptions extends LogBackendOptions, Omit<SqlOptions, "logger" | "metrics"> {
   endpoint: string;
 }
 
-/** Backends that belong to later releases of this project. */
-const PLANNED = new Set(["postgres", "postgresql", "mysql", "nats", "jetstream"]);
+/** An opened backend; `leaderElect` is what k3s-style embedders expect. */
+export interface OpenedBackend {
+  backend: Backend;
+  leaderElect: boolean;
+}
 
-/** Opens the backend an endpoint names; `leaderElect` is what k3s-style embedders expect. */
-export function openBackend(o: BackendOptions): { backend: Backend; leaderElect: boolean } {
-  const { scheme, dsn } = parseEndpoint(o.endpoint);
-  switch (scheme) {
-    case "sqlite":
-    case "litestream": {
-      let options;
-      try {
-        options = parseSqliteDsn(dsn, scheme === "litestream");
-      } catch (err) {
-        throw new EndpointError(`failed to create driver for endpoint: ${(err as Error).message}`);
-      }
-      const driver = new SqliteDriver(options, o.logger, o.metrics);
-      const store = new SqlStore(sqliteDialect, driver);
-      return { backend: new LogBackend(store, o), leaderElect: false };
+type Factory = (dsn: string, o: BackendOptions) => Promise<OpenedBackend>;
+
+/** A SQL engine on the shared log: one line per scheme below. */
+function sql(engine: SqlEngine, leaderElect: boolean): Factory {
+  return async (dsn, o) => {
+    if (!TABLE_NAME.test(o.tableName)) {
+      throw new EndpointError(
+        `invalid table name "${o.tableName}": use lower-case letters, digits and _ (at most 48)`,
+      );
     }
-    case "memory":
-      return { backend: new LogBackend(new MemoryStore(), o), leaderElect: false };
-    default:
-      if (PLANNED.has(scheme)) {
-        throw new EndpointError(`driver ${scheme} is not available in this version of kine`);
-      }
-      throw new EndpointError(`unknown driver: ${scheme}`);
+    const store = await openSqlStore(engine, dsn, o);
+    return { backend: new LogBackend(store, o), leaderElect };
+  };
+}
+
+const FACTORIES: Record<string, Factory> = {
+  sqlite: sql(sqliteEngine(false), false),
+  litestream: sql(sqliteEngine(true), false),
+  postgres: sql(postgresEngine, true),
+  postgresql: sql(postgresEngine, true),
+  mysql: sql(mysqlEngine, true),
+  memory: (_dsn, o) =>
+    Promise.resolve({ backend: new LogBackend(new MemoryStore(), o), leaderElect: false }),
+};
+
+/** Backends that belong to later releases of this project. */
+const PLANNED = new Set(["nats", "jetstream"]);
+
+/** Opens (connects to, and readies) the backend an endpoint names. */
+export async function openBackend(o: BackendOptions): Promise<OpenedBackend> {
+  const { scheme, dsn } = parseEndpoint(o.endpoint);
+  const factory = FACTORIES[scheme];
+  if (!factory) {
+    if (PLANNED.has(scheme)) {
+      throw new EndpointError(`driver ${scheme} is not available in this version of kine`);
+    }
+    throw new EndpointError(`unknown driver: ${scheme}`);
   }
+  return await factory(dsn, o);
 }

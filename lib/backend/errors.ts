@@ -24,3 +24,10 @@ export const ERR_DUPLICATE_KEY = "etcdserver: duplicate key given in txn request
 
 export const compacted = () => new BackendError("compacted", ERR_COMPACTED);
 export const futureRevision = () => new BackendError("future_revision", ERR_FUTURE_REV);
+
+/** An endpoint error whose text may be shown as is (it never echoes credentials). */
+export class EndpointError extends Error {}
+
+/** A DSN the engine cannot use, worded as upstream words it. */
+export const dsnError = (reason: string) =>
+  new EndpointError(`failed to create driver for endpoint: ${reason}`);

@@ -274,6 +274,22 @@ export const FLAGS: readonly FlagSpec[] = [
     usage: "Maximum rows fetched per watch poll query",
   },
   {
+    name: "table-name",
+    env: "KINE_TABLE_NAME",
+    key: "tableName",
+    kind: "string",
+    default: "kine",
+    usage: "Name of the revision table in SQL databases (several clusters can share one database)",
+  },
+  {
+    name: "datastore-retry-timeout",
+    env: "KINE_DATASTORE_RETRY_TIMEOUT",
+    key: "datastoreRetryTimeout",
+    kind: "duration",
+    default: "5m",
+    usage: "How long to keep trying to reach an unreachable database at start-up",
+  },
+  {
     name: "identity-provider",
     env: "KINE_IDENTITY_PROVIDER",
     key: "identityProvider",

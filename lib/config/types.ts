@@ -35,6 +35,10 @@ export interface KineConfig {
   compactMinRetain: number;
   compactBatchSize: number;
   pollBatchSize: number;
+  /** Revision table name (SQL engines). */
+  tableName: string;
+  /** How long start-up keeps retrying an unreachable database. */
+  datastoreRetryTimeout: Millis;
   identityProvider: string;
   debug: boolean;
 }

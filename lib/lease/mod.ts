@@ -145,15 +145,24 @@ export class LeaseManager {
     return lease.ttl;
   }
 
-  timeToLive(id: number): { ttl: number; grantedTtl: number; keys: string[] } | undefined {
+  /**
+   * A lease's TTL and keys. The key index follows the log through the watch
+   * poll, so it first catches up with every write acknowledged so far.
+   */
+  async timeToLive(
+    id: number,
+  ): Promise<{ ttl: number; grantedTtl: number; keys: string[] } | undefined> {
+    await this.#caughtUp();
     const lease = this.#leases.get(id);
     if (!lease) return undefined;
     const left = Math.max(0, Math.ceil((lease.expiresAt - this.now()) / 1000));
     return { ttl: left, grantedTtl: lease.ttl, keys: [...(this.#byLease.get(id) ?? [])].sort() };
   }
 
+  /** Live leases: one past its deadline is gone, even before the expiry tick deletes it. */
   list(): number[] {
-    return [...this.#leases.keys()];
+    const now = this.now();
+    return [...this.#leases.values()].filter((l) => l.expiresAt > now).map((l) => l.id);
   }
 
   /** Deletes a lease and, in one txn, every key still attached to it; returns the revision. */
@@ -162,7 +171,13 @@ export class LeaseManager {
     return await this.#drop(id);
   }
 
+  /** Waits until the key index has seen every write acknowledged so far. */
+  #caughtUp(): Promise<void> {
+    return this.backend.waitForSyncTo(this.backend.currentRevision());
+  }
+
   async #drop(id: number): Promise<number> {
+    await this.#caughtUp();
     const keys = [...(this.#byLease.get(id) ?? [])];
     const ops: Op[] = keys.map((key) => ({
       type: "txn",

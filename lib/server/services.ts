@@ -93,15 +93,15 @@ export function leaseService(ctx: ServiceContext) {
       });
       call.on("error", () => ended = true);
     },
-    LeaseTimeToLive: unary((r: { ID: number; keys: boolean }) => {
-      const t = leases.timeToLive(r.ID);
-      return Promise.resolve({
+    LeaseTimeToLive: unary(async (r: { ID: number; keys: boolean }) => {
+      const t = await leases.timeToLive(r.ID);
+      return {
         header: header(),
         ID: r.ID,
         TTL: t ? t.ttl : -1,
         grantedTTL: t?.grantedTtl ?? 0,
         keys: t && r.keys ? t.keys.map((k) => encoder.encode(k)) : [],
-      });
+      };
     }, ctx.logger),
     LeaseLeases: unary(
       () => Promise.resolve({ header: header(), leases: leases.list().map((ID) => ({ ID })) }),

@@ -1,4 +1,4 @@
-/** Starts an in-process kine on a fresh SQLite file and a free loopback port. */
+/** Starts an in-process kine on a fresh store (SQLite by default) and a free loopback port. */
 import { type Kine, type KineConfig, startKine } from "../../lib/mod.ts";
 import { silentLogger } from "../../lib/log/mod.ts";
 import { BACKENDS, type TestBackend } from "./backends.ts";
@@ -35,6 +35,7 @@ export async function startTestKine(
     async close() {
       client.close();
       await kine.close();
+      await backend.cleanup?.(dir);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };

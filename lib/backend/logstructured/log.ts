@@ -118,6 +118,20 @@ export interface LogWriteTx extends LogTx {
   deleteLease(id: number): MaybePromise<void>;
 }
 
+/**
+ * What a store error means, decided in one place per engine:
+ * - `conflict`: a unique-constraint violation on (name, prev_revision) — a concurrent writer won;
+ * - `gap_race`: the insert lost its id to the poll loop's gap fill — run it again;
+ * - `retry`: serialization failure or deadlock — the transaction may be run again as is;
+ * - `connection`: the database cannot be reached (or went away mid-statement);
+ * - `other`: anything else.
+ * `code` is the engine's own code (SQLSTATE, errno, SQLite code) for logs and metrics.
+ */
+export interface StoreFailure {
+  kind: "conflict" | "gap_race" | "retry" | "connection" | "other";
+  code: string;
+}
+
 /** Where a log lives: SQL tables, or memory. Everything above it is shared. */
 export interface LogStore {
   /** Autocommit reads, committed data only. */
@@ -126,8 +140,8 @@ export interface LogStore {
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T>;
   /** How long the poll loop waits for a missing id to commit before filling it (ms). */
   readonly fillRetryDelayMs: number;
-  /** True if `err` is a unique-constraint violation (a concurrent writer won). */
-  isConflict(err: unknown): boolean;
+  /** What a failed store call means for the caller (see {@link StoreFailure}). */
+  classify(err: unknown): StoreFailure;
   size(): Promise<number>;
   /** Run after a compaction (SQLite: WAL checkpoint). */
   afterCompact(): Promise<void>;

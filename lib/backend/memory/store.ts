@@ -13,6 +13,7 @@ import type {
   LogWriteTx,
   NewRow,
   Revisions,
+  StoreFailure,
 } from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
 
@@ -293,8 +294,8 @@ export class MemoryStore implements LogStore {
     }
   }
 
-  isConflict(): boolean {
-    return false;
+  classify(): StoreFailure {
+    return { kind: "other", code: "" };
   }
 
   size(): Promise<number> {

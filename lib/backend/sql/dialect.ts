@@ -1,8 +1,11 @@
 /**
  * What differs between SQL engines behind kine's one revision table. A new
- * engine is a Dialect plus a {@link SqlDriver}; the statements are shared.
+ * engine is a {@link Dialect} plus a {@link SqlEngine} that connects; the
+ * statements, the schema set-up and the log logic are shared.
  */
-import type { MaybePromise } from "../logstructured/log.ts";
+import type { Logger } from "../../log/mod.ts";
+import type { KineMetrics } from "../../metrics/mod.ts";
+import type { MaybePromise, StoreFailure } from "../logstructured/log.ts";
 
 export type SqlParam = string | number | null | Uint8Array | boolean;
 /** A result row: its columns in the order the statement selects them. */
@@ -26,7 +29,45 @@ export interface SqlDriver {
   readonly reader: SqlConn;
   /** Runs `fn` in one write transaction (immediate/serializable); commits if it resolves. */
   transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T>;
+  /**
+   * Runs schema set-up on one connection, the way the engine wants DDL run
+   * (SQLite: one immediate transaction, waiting out other processes' locks;
+   * PostgreSQL: without the pool's lock_timeout).
+   */
+  setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** Backend TLS, pool and logging settings every engine receives. */
+export interface SqlOptions {
+  tls: { caFile: string; certFile: string; keyFile: string; skipVerify: boolean };
+  pool: {
+    /** Idle connections kept; 0 = none kept. */
+    maxIdle: number;
+    /** Open connections at most; 0 = unlimited. */
+    maxOpen: number;
+    /** ms; 0 = unlimited. */
+    maxLifetime: number;
+    /** ms; 0 = unlimited. */
+    maxIdleTime: number;
+  };
+  /** Statements slower than this (ms) are logged; 0 disables. */
+  slowSqlThreshold: number;
+  /** Slow statements at or above this (ms) are logged as warnings. */
+  slowSqlWarningThreshold: number;
+  /** The revision table's name (`kine`). */
+  tableName: string;
+  /** How long to keep trying to reach the database at start-up (ms). */
+  retryTimeout: number;
+  logger: Logger;
+  metrics?: KineMetrics;
+}
+
+/** A SQL engine: what differs in its statements, and how to reach it. */
+export interface SqlEngine {
+  readonly dialect: Dialect;
+  /** Parses the DSN, creates the database if missing, and opens a pool. */
+  connect(dsn: string, options: SqlOptions): Promise<SqlDriver>;
 }
 
 export interface Dialect {
@@ -35,10 +76,20 @@ export interface Dialect {
   param(n: number): string;
   /** `RETURNING id` where the engine does not report a last insert id. */
   readonly insertSuffix: string;
-  /** Rewrites a start key the engine cannot store (a trailing NUL). */
-  startKey(key: string): string;
-  /** True if `err` is a unique-constraint violation. */
-  isUniqueViolation(err: unknown): boolean;
+  /**
+   * Insert with `VALUES(…)` rather than `SELECT …`: PostgreSQL types
+   * parameters from the columns only there; MySQL cannot read the table it
+   * inserts into from a subquery in `VALUES`.
+   */
+  readonly insertWithValues: boolean;
+  /** The highest UTF-16 code unit a stored key may hold (MySQL's ascii column: 0x7f). */
+  readonly maxKeyChar: number;
+  /** Why the engine cannot store `key`, or undefined if it can. */
+  keyError(key: string): string | undefined;
+  /** What an engine error means for the log (see {@link StoreFailure}). */
+  classify(err: unknown, table: string): StoreFailure;
+  /** True for a schema error that means "already there" (an index or column that exists). */
+  isAlreadyThere(err: unknown): boolean;
   /**
    * A join that keeps the left side's order (SQLite: `CROSS JOIN`), so a list
    * streams in key order from the index and stops at its limit; empty where
@@ -50,12 +101,12 @@ export interface Dialect {
   /** Schema statements, idempotent: upstream kine's tables and indexes. */
   readonly schema: string[];
   /**
-   * The one column kine-for-Deno adds to upstream's table, `version INTEGER`
-   * (nullable: upstream's rows leave it empty): a query whose one row and
-   * column is 1 if the table has it (0 if not), and the statement that adds it.
+   * Changes kine-for-Deno makes to upstream's table, in order, each a query
+   * whose one value is true (non-zero) while the change is needed and the
+   * statement that makes it: the nullable `version` column (upstream's rows
+   * leave it empty; upstream ignores it), and where needed a 64-bit `lease`.
    */
-  readonly hasVersionColumnSql: string;
-  readonly addVersionColumnSql: string;
+  readonly migrations: { needed: string; apply: string }[];
   /** DELETE of superseded rows and tombstones up to `?` (given twice). */
   readonly compactSql: string;
   /** Bytes used by the table, one row with column `size`. */
@@ -65,6 +116,24 @@ export interface Dialect {
   /** Run after a successful compaction, or empty. */
   readonly postCompactSql: string;
 }
+
+/** The engine's code of an error, for metrics and logs: `code`, `errno` or "". */
+export function errorCode(err: unknown): string {
+  const e = err as { code?: unknown; errno?: unknown };
+  return String(e?.code ?? e?.errno ?? "");
+}
+
+/**
+ * Renames upstream's table in a statement: every identifier that starts with
+ * `kine` (the table, `kine.col`, `kine_lease`, index names) takes `table`
+ * instead, so several clusters can share one database.
+ */
+export function renameTable(sql: string, table: string): string {
+  return table === "kine" ? sql : sql.replace(/\bkine(?=\b|_)/g, table);
+}
+
+/** A table name kine accepts: an unquoted identifier every engine takes as it is written. */
+export const TABLE_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
 
 /** Rewrites `?` placeholders into the dialect's own, in order. */
 export function bind(dialect: Dialect, sql: string): string {
@@ -92,17 +161,29 @@ function cols(keysOnly: boolean): string {
 /** Which keys an events query covers: all, one, `[start, end)` or open-ended. */
 export type EventRange = "all" | "exact" | "range" | "from";
 
+/**
+ * How a key range's bounds compare. No engine stores a NUL in a key, so a
+ * bound holding one is cut there: a start of `k\0…` is "after k" (`>`), an
+ * end of `k\0…` is "up to k" (`<=`), which select the same keys and never
+ * hand a NUL to the database.
+ */
+export interface Bounds {
+  lo: ">=" | ">";
+  /** "" when the range has no upper bound. */
+  hi: "<" | "<=" | "";
+}
+
 const LIVE = "kine.deleted = 0 AND kine.name != 'compact_rev_key'";
 
 /** Statement texts, built once per dialect and shape. */
 export class Statements {
   readonly #cache = new Map<string, string>();
-  constructor(readonly dialect: Dialect) {}
+  constructor(readonly dialect: Dialect, readonly table: string) {}
 
   #get(key: string, build: () => string): string {
     let sql = this.#cache.get(key);
     if (sql === undefined) {
-      sql = bind(this.dialect, build());
+      sql = renameTable(bind(this.dialect, build()), this.table);
       this.#cache.set(key, sql);
     }
     return sql;
@@ -127,22 +208,22 @@ export class Statements {
       `(SELECT MAX(id) FROM kine WHERE name = ? AND id <= ?) AND ${LIVE}`);
   }
 
-  #latestIds(bounded: boolean): string {
-    return `SELECT MAX(id) AS id FROM kine WHERE name >= ? ${bounded ? "AND name < ? " : ""}` +
-      "AND id <= ? GROUP BY name";
+  #latestIds(b: Bounds): string {
+    return `SELECT MAX(id) AS id FROM kine WHERE name ${b.lo} ? ` +
+      `${b.hi ? `AND name ${b.hi} ? ` : ""}AND id <= ? GROUP BY name`;
   }
 
   /** Params: start, [end], rev, [limit]. */
-  list(bounded: boolean, keysOnly: boolean, limited: boolean): string {
+  list(b: Bounds, keysOnly: boolean, limited: boolean): string {
     return this.#get(
-      `list${bounded}${keysOnly}${limited}`,
+      `list${b.lo}${b.hi}${keysOnly}${limited}`,
       () =>
         this.dialect.orderedListJoin
           // Rows come out in name order from the index walk: a limit stops it early.
-          ? `SELECT ${cols(keysOnly)} FROM (${this.#latestIds(bounded)}) AS mkv ` +
+          ? `SELECT ${cols(keysOnly)} FROM (${this.#latestIds(b)}) AS mkv ` +
             `${this.dialect.orderedListJoin} kine ON kine.id = mkv.id WHERE ${LIVE}` +
             (limited ? " LIMIT ?" : "")
-          : `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (${this.#latestIds(bounded)}) ` +
+          : `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (${this.#latestIds(b)}) ` +
             `AS mkv USING (id) WHERE ${LIVE} ORDER BY kine.name ASC${limited ? " LIMIT ?" : ""}`,
     );
   }
@@ -159,11 +240,11 @@ export class Statements {
   }
 
   /** Params: start, [end], rev. */
-  count(bounded: boolean): string {
+  count(b: Bounds): string {
     return this.#get(
-      `count${bounded}`,
+      `count${b.lo}${b.hi}`,
       () =>
-        `SELECT COUNT(*) AS n FROM kine INNER JOIN (${this.#latestIds(bounded)}) AS mkv ` +
+        `SELECT COUNT(*) AS n FROM kine INNER JOIN (${this.#latestIds(b)}) AS mkv ` +
         `USING (id) WHERE ${LIVE}`,
     );
   }
@@ -179,13 +260,13 @@ export class Statements {
    * Rows after a revision with what events need of the previous row.
    * Params: after, [upTo], [key | start[, end]], limit.
    */
-  events(range: EventRange, bounded: boolean): string {
-    return this.#get(`events${range}${bounded}`, () => {
+  events(range: EventRange, bounded: boolean, b: Bounds): string {
+    return this.#get(`events${range}${bounded}${b.lo}${b.hi}`, () => {
       const where = ["kine.id > ?"];
       if (bounded) where.push("kine.id <= ?");
       if (range === "exact") where.push("kine.name = ?");
-      if (range === "from" || range === "range") where.push("kine.name >= ?");
-      if (range === "range") where.push("kine.name < ?");
+      if (range === "from" || range === "range") where.push(`kine.name ${b.lo} ?`);
+      if (range === "range") where.push(`kine.name ${b.hi} ?`);
       return `SELECT ${COLS}, kine.value, ` +
         "COALESCE(kine.version, CASE WHEN kine.created = 1 THEN 1 ELSE " +
         "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
@@ -208,14 +289,13 @@ export class Statements {
   }
 
   insert(): string {
-    return this.#get(
-      "insert",
-      () =>
-        "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, " +
-        "old_value, version) SELECT ?, ?, ?, ?, ?, ?, ?, " +
-        "(SELECT value FROM kine WHERE id = ?) AS old_value, ?" +
-        this.dialect.insertSuffix,
-    );
+    return this.#get("insert", () => {
+      const row = "?, ?, ?, ?, ?, ?, ?, (SELECT value FROM kine WHERE id = ?), ?";
+      return "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, " +
+        "value, old_value, version) " +
+        (this.dialect.insertWithValues ? `VALUES(${row})` : `SELECT ${row}`) +
+        this.dialect.insertSuffix;
+    });
   }
 
   rowsNamed(): string {

@@ -4,17 +4,32 @@
  * uncommitted rows and WAL readers never wait for the writer.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { Logger } from "../../log/mod.ts";
-import type { KineMetrics } from "../../metrics/mod.ts";
-import type { Dialect, SqlConn, SqlDriver, SqlParam, SqlRow } from "./dialect.ts";
+import { dsnError } from "../errors.ts";
+import type {
+  Dialect,
+  SqlConn,
+  SqlDriver,
+  SqlEngine,
+  SqlOptions,
+  SqlParam,
+  SqlRow,
+} from "./dialect.ts";
 
 export const sqliteDialect: Dialect = {
   name: "sqlite",
   param: () => "?",
   insertSuffix: "",
-  startKey: (key) => key,
-  isUniqueViolation: (err) =>
-    /UNIQUE constraint failed/.test(String((err as Error)?.message ?? err)),
+  maxKeyChar: 0xffff,
+  insertWithValues: false,
+  keyError: () => undefined,
+  // A busy database has already been waited for (busy_timeout): it is not retried on top.
+  classify: (err) => {
+    const text = String((err as Error)?.message ?? err);
+    const code = String((err as { errstr?: string })?.errstr ?? (err as Error)?.name ?? "");
+    if (/UNIQUE constraint failed/.test(text)) return { kind: "conflict", code };
+    return { kind: "other", code };
+  },
+  isAlreadyThere: (err) => /duplicate column name|already exists/.test(String(err)),
   schema: [
     `CREATE TABLE IF NOT EXISTS kine (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,8 +53,10 @@ export const sqliteDialect: Dialect = {
     "CREATE TABLE IF NOT EXISTS kine_lease (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL, " +
     "expires_at INTEGER NOT NULL)",
   ],
-  hasVersionColumnSql: "SELECT COUNT(*) FROM pragma_table_info('kine') WHERE name = 'version'",
-  addVersionColumnSql: "ALTER TABLE kine ADD COLUMN version INTEGER",
+  migrations: [{
+    needed: "SELECT COUNT(*) = 0 FROM pragma_table_info('kine') WHERE name = 'version'",
+    apply: "ALTER TABLE kine ADD COLUMN version INTEGER",
+  }],
   leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
     "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
   compactSql: "DELETE FROM kine AS kv WHERE kv.id IN (" +
@@ -104,10 +121,7 @@ const VACUUM_FREE_FRACTION = 10;
 
 class SqliteConn implements SqlConn {
   readonly #stmts = new Map<string, StatementSync>();
-  readonly #ok;
-  constructor(readonly db: DatabaseSync, metrics?: KineMetrics) {
-    this.#ok = metrics ? (name: string) => metrics.sqlTotal.labels(name, "").inc() : () => {};
-  }
+  constructor(readonly db: DatabaseSync) {}
 
   #prepare(sql: string): StatementSync {
     let st = this.#stmts.get(sql);
@@ -119,15 +133,12 @@ class SqliteConn implements SqlConn {
     return st;
   }
 
-  all(name: string, sql: string, params: SqlParam[]): SqlRow[] {
-    const rows = this.#prepare(sql).all(...(params as never[])) as unknown as SqlRow[];
-    this.#ok(name);
-    return rows;
+  all(_name: string, sql: string, params: SqlParam[]): SqlRow[] {
+    return this.#prepare(sql).all(...(params as never[])) as unknown as SqlRow[];
   }
 
-  run(name: string, sql: string, params: SqlParam[]): { changes: number; lastId: number } {
+  run(_name: string, sql: string, params: SqlParam[]): { changes: number; lastId: number } {
     const r = this.#prepare(sql).run(...(params as never[]));
-    this.#ok(name);
     return { changes: Number(r.changes), lastId: Number(r.lastInsertRowid) };
   }
 }
@@ -172,38 +183,35 @@ function open(o: SqliteOptions): DatabaseSync {
   }
 }
 
-/** Adds the `version` column once; the check and the change are one transaction. */
-function addVersionColumn(db: DatabaseSync): void {
-  db.exec("BEGIN IMMEDIATE");
-  try {
-    const has = db.prepare(sqliteDialect.hasVersionColumnSql);
-    has.setReturnArrays(true);
-    const [[n]] = has.all() as unknown as [[number]];
-    if (!n) db.exec(sqliteDialect.addVersionColumnSql);
-    db.exec("COMMIT");
-  } catch (err) {
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw err;
-  }
+/** `sqlite://` (and, with Litestream-safe options, `litestream://`) endpoints. */
+export function sqliteEngine(litestream: boolean): SqlEngine {
+  return {
+    dialect: sqliteDialect,
+    connect: (dsn, options) => {
+      let parsed: SqliteOptions;
+      try {
+        parsed = parseSqliteDsn(dsn, litestream);
+      } catch (err) {
+        throw dsnError((err as Error).message);
+      }
+      return Promise.resolve(new SqliteDriver(parsed, options));
+    },
+  };
 }
 
-/** The SQLite driver: schema, start-up maintenance, and the two connections. */
+/** The SQLite driver: start-up maintenance, and the two connections. */
 export class SqliteDriver implements SqlDriver {
   readonly reader: SqliteConn;
   readonly #writer: SqliteConn;
   readonly #begin: string;
   #checkpointer?: Worker;
 
-  constructor(readonly options: SqliteOptions, logger: Logger, metrics?: KineMetrics) {
+  constructor(readonly options: SqliteOptions, { logger }: Pick<SqlOptions, "logger">) {
     const dir = options.path.includes("/")
       ? options.path.slice(0, options.path.lastIndexOf("/"))
       : "";
     if (dir && options.path !== ":memory:") Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const writer = open(options);
-    whileBusy(options.busyTimeout, () => {
-      for (const stmt of sqliteDialect.schema) writer.exec(stmt);
-      addVersionColumn(writer);
-    });
     if (!options.disableCompactWalCheckpoint) writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");
     else if (options.journalMode === "WAL") {
@@ -225,10 +233,31 @@ export class SqliteDriver implements SqlDriver {
         logger.warn("startup VACUUM failed", { error: String(err) });
       }
     }
-    migrateKeyValue(writer, logger);
-    this.#writer = new SqliteConn(writer, metrics);
-    this.reader = new SqliteConn(open(options), metrics);
+    this.#writer = new SqliteConn(writer);
+    this.reader = new SqliteConn(open(options));
     this.#begin = `BEGIN ${options.txLock.toUpperCase()}`;
+  }
+
+  /** One immediate transaction, run again while another process holds the lock. */
+  setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T> {
+    const db = this.#writer.db;
+    const deadline = Date.now() + this.options.busyTimeout;
+    const attempt = async (): Promise<T> => {
+      try {
+        db.exec("BEGIN IMMEDIATE");
+        const result = await fn(this.#writer);
+        db.exec("COMMIT");
+        return result;
+      } catch (err) {
+        if (db.isTransaction) db.exec("ROLLBACK");
+        if (!/database is locked|SQLITE_BUSY/.test(String(err)) || Date.now() > deadline) {
+          throw err;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+        return attempt();
+      }
+    };
+    return attempt();
   }
 
   async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
@@ -267,23 +296,4 @@ function worthVacuuming(db: DatabaseSync): boolean {
       "(SELECT freelist_count FROM pragma_freelist_count()) AS free",
   ).get() as { pages: number; free: number };
   return free > 0 && free * VACUUM_FREE_FRACTION >= pages;
-}
-
-/** Copies the newest row per key from a pre-2019 `key_value` table into an empty `kine`. */
-function migrateKeyValue(db: DatabaseSync, logger: Logger): void {
-  try {
-    const legacy = db.prepare("SELECT COUNT(*) AS n FROM key_value").get() as { n: number };
-    const kine = db.prepare("SELECT COUNT(*) AS n FROM kine").get() as { n: number };
-    if (legacy.n === 0 || kine.n !== 0) return;
-    db.exec(
-      "INSERT INTO kine(deleted, create_revision, prev_revision, name, value, created, lease) " +
-        "SELECT 0, 0, 0, kv.name, kv.value, 1, CASE WHEN kv.ttl > 0 THEN 15 ELSE 0 END " +
-        "FROM key_value kv WHERE kv.id IN (SELECT MAX(kvd.id) FROM key_value kvd GROUP BY kvd.name)",
-    );
-    logger.info("migrated legacy key_value table", { rows: legacy.n });
-  } catch (err) {
-    if (!/no such table/.test(String(err))) {
-      logger.error("legacy key_value migration failed", { error: String(err) });
-    }
-  }
 }

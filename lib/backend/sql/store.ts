@@ -1,30 +1,61 @@
-import type { LogStore, LogWriteTx } from "../logstructured/log.ts";
+import type { LogStore, LogWriteTx, StoreFailure } from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
-import { type Dialect, type SqlDriver, Statements } from "./dialect.ts";
+import {
+  type Dialect,
+  type SqlConn,
+  type SqlDriver,
+  type SqlEngine,
+  type SqlOptions,
+  Statements,
+} from "./dialect.ts";
+import { instrument } from "./instrument.ts";
+import { setUpSchema } from "./schema.ts";
 import { SqlLogTx } from "./tx.ts";
+
+/**
+ * Connects to an engine and readies its tables: the one start-up path every
+ * SQL engine shares (connect and create the database, schema, migrations).
+ */
+export async function openSqlStore(
+  engine: SqlEngine,
+  dsn: string,
+  options: SqlOptions,
+): Promise<SqlStore> {
+  const driver = await engine.connect(dsn, options);
+  try {
+    await setUpSchema(driver, engine.dialect, options.tableName, options.logger);
+  } catch (err) {
+    await driver.close();
+    throw err;
+  }
+  return new SqlStore(engine.dialect, driver, options);
+}
 
 /** kine's revision log in SQL tables: shared statements over a dialect and a driver. */
 export class SqlStore implements LogStore {
   readonly #sql: Statements;
+  readonly #wrap: (conn: SqlConn) => SqlConn;
   readonly reader: SqlLogTx;
   readonly fillRetryDelayMs: number;
 
-  constructor(readonly dialect: Dialect, private readonly driver: SqlDriver) {
-    this.#sql = new Statements(dialect);
-    this.reader = this.#tx(driver.reader);
+  constructor(
+    readonly dialect: Dialect,
+    private readonly driver: SqlDriver,
+    private readonly options: SqlOptions,
+  ) {
+    this.#sql = new Statements(dialect, options.tableName);
+    this.#wrap = (conn) =>
+      instrument(conn, options, (err) => dialect.classify(err, options.tableName).code);
+    this.reader = new SqlLogTx(this.#wrap(driver.reader), this.#sql);
     this.fillRetryDelayMs = dialect.fillRetryDelayMs;
   }
 
-  #tx(conn: SqlDriver["reader"]): SqlLogTx {
-    return new SqlLogTx(conn, this.#sql, (k) => this.dialect.startKey(k));
-  }
-
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
-    return this.driver.transaction((conn) => fn(this.#tx(conn)));
+    return this.driver.transaction((conn) => fn(new SqlLogTx(this.#wrap(conn), this.#sql)));
   }
 
-  isConflict(err: unknown): boolean {
-    return this.dialect.isUniqueViolation(err);
+  classify(err: unknown): StoreFailure {
+    return this.dialect.classify(err, this.options.tableName);
   }
 
   async size(): Promise<number> {

@@ -7,7 +7,8 @@ import type {
   Revisions,
 } from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
-import type { EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
+import { BackendError } from "../errors.ts";
+import type { Bounds, EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -46,6 +47,66 @@ function toEventRow(r: SqlRow): EventRow {
 }
 
 /**
+ * A range's bounds as the engine can compare them (see {@link Bounds}): cut
+ * at a NUL, and, where the key column holds only characters up to
+ * `maxChar` (MySQL's ascii), cut before the first character above it and
+ * rounded up to the next storable prefix. `end` null = no upper bound.
+ * Returns null for a range no storable key can be in.
+ */
+function bounds(
+  start: string,
+  end: string | null,
+  maxChar: number,
+): { b: Bounds; params: string[] } | null {
+  const b: Bounds = { lo: ">=", hi: "" };
+  const params: string[] = [];
+  const lo = cut(start, maxChar);
+  if (lo.at === "nul") b.lo = ">";
+  if (lo.at === "wide") {
+    const next = successor(lo.key, maxChar);
+    if (next === null) return null;
+    params.push(next);
+  } else params.push(lo.key);
+  if (end !== null) {
+    const hi = cut(end, maxChar);
+    if (hi.at === "wide") {
+      const next = successor(hi.key, maxChar);
+      if (next !== null) {
+        b.hi = "<";
+        params.push(next);
+      }
+    } else {
+      b.hi = hi.at === "nul" ? "<=" : "<";
+      params.push(hi.key);
+    }
+  }
+  return { b, params };
+}
+
+/** `key` up to its first NUL or character above `maxChar`, and which one stopped it. */
+function cut(key: string, maxChar: number): { key: string; at: "nul" | "wide" | "" } {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c === 0) return { key: key.slice(0, i), at: "nul" };
+    if (c > maxChar) return { key: key.slice(0, i), at: "wide" };
+  }
+  return { key, at: "" };
+}
+
+/** The smallest storable key above every key starting with `prefix`, or null if none. */
+function successor(prefix: string, maxChar: number): string | null {
+  let p = prefix;
+  while (p.length > 0 && p.charCodeAt(p.length - 1) >= maxChar) p = p.slice(0, -1);
+  if (p === "") return null;
+  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1);
+}
+
+/** True if the engine cannot hold `key`, so no row can carry it. */
+function unstorable(key: string, maxChar: number): boolean {
+  return cut(key, maxChar).at !== "";
+}
+
+/**
  * The log over one SQL connection: autocommit reads, or (for the write
  * methods) an open write transaction.
  */
@@ -53,8 +114,11 @@ export class SqlLogTx implements LogWriteTx, EventReader {
   constructor(
     private readonly conn: SqlConn,
     private readonly sql: Statements,
-    private readonly startKey: (key: string) => string,
-  ) {}
+  ) {
+    this.#maxChar = sql.dialect.maxKeyChar;
+  }
+
+  readonly #maxChar: number;
 
   async revisions(): Promise<Revisions> {
     const [r] = await this.conn.all("revisions", this.sql.revisions(), []);
@@ -72,13 +136,15 @@ export class SqlLogTx implements LogWriteTx, EventReader {
   ): Promise<LogRow[]> {
     let rows: SqlRow[];
     if (end === "") {
+      if (unstorable(start, this.#maxChar)) return [];
       rows = await this.conn.all("get", this.sql.getAt(keysOnly), [start, revision]);
     } else {
-      const params: SqlParam[] = [this.startKey(start)];
-      if (end !== null) params.push(end);
-      params.push(revision);
-      if (limit > 0) params.push(limit);
-      rows = await this.conn.all("list", this.sql.list(end !== null, keysOnly, limit > 0), params);
+      const cut = bounds(start, end, this.#maxChar);
+      if (!cut) return [];
+      const { b, params } = cut;
+      const all: SqlParam[] = [...params, revision];
+      if (limit > 0) all.push(limit);
+      rows = await this.conn.all("list", this.sql.list(b, keysOnly, limit > 0), all);
     }
     return rows.map((r) => toRow(r, keysOnly));
   }
@@ -86,12 +152,13 @@ export class SqlLogTx implements LogWriteTx, EventReader {
   async count(start: string, end: string | null, revision: number): Promise<number> {
     let rows: SqlRow[];
     if (end === "") {
+      if (unstorable(start, this.#maxChar)) return 0;
       rows = await this.conn.all("count", this.sql.countOne(), [start, revision]);
     } else {
-      const params: SqlParam[] = [this.startKey(start)];
-      if (end !== null) params.push(end);
-      params.push(revision);
-      rows = await this.conn.all("count", this.sql.count(end !== null), params);
+      const cut = bounds(start, end, this.#maxChar);
+      if (!cut) return 0;
+      const { b, params } = cut;
+      rows = await this.conn.all("count", this.sql.count(b), [...params, revision]);
     }
     return Number(rows[0]?.[0] ?? 0);
   }
@@ -102,11 +169,14 @@ export class SqlLogTx implements LogWriteTx, EventReader {
   }
 
   async latest(key: string): Promise<LogRow | null> {
+    if (unstorable(key, this.#maxChar)) return null;
     const [r] = await this.conn.all("latest", this.sql.latest(), [key]);
     return r ? toRow(r) : null;
   }
 
   async append(row: NewRow): Promise<number> {
+    const unfit = this.sql.dialect.keyError(row.name);
+    if (unfit) throw new BackendError("invalid", unfit);
     const params: SqlParam[] = [
       row.name,
       row.created ? 1 : 0,
@@ -140,13 +210,21 @@ export class SqlLogTx implements LogWriteTx, EventReader {
     const params: SqlParam[] = [after];
     if (upTo > 0) params.push(upTo);
     let range: EventRange = "all";
+    let b: Bounds = { lo: ">=", hi: "" };
     if (key !== undefined) {
       range = end === "" ? "exact" : end === null ? "from" : "range";
-      params.push(key);
-      if (end) params.push(end);
+      if (range === "exact") {
+        if (unstorable(key, this.#maxChar)) return [];
+        params.push(key);
+      } else {
+        const cut = bounds(key, end ?? null, this.#maxChar);
+        if (!cut) return [];
+        b = cut.b;
+        params.push(...cut.params);
+      }
     }
     params.push(limit);
-    const rows = await this.conn.all("events", this.sql.events(range, upTo > 0), params);
+    const rows = await this.conn.all("events", this.sql.events(range, upTo > 0, b), params);
     return rows.map(toEventRow);
   }
 

@@ -1,0 +1,53 @@
+import type { SqlConn, SqlOptions, SqlParam } from "./dialect.ts";
+
+type Call<T> = (name: string, sql: string, params: SqlParam[]) => T;
+
+/**
+ * Wraps a connection so that every statement is counted and timed by name in
+ * `kine_sql_total`/`kine_sql_time_seconds` (with the engine's error code on
+ * failure) and statements over the slow-SQL thresholds are logged by name —
+ * never with their parameters, which may hold values or secrets. Synchronous
+ * engines stay synchronous.
+ */
+export function instrument(
+  conn: SqlConn,
+  o: Pick<SqlOptions, "metrics" | "logger" | "slowSqlThreshold" | "slowSqlWarningThreshold">,
+  code: (err: unknown) => string,
+): SqlConn {
+  const done = (name: string, started: number, error: string) => {
+    const ms = performance.now() - started;
+    o.metrics?.sqlTotal.labels(name, error).inc();
+    o.metrics?.sqlTime.labels(name, error).observe(ms / 1000);
+    if (o.slowSqlThreshold > 0 && ms >= o.slowSqlThreshold) {
+      const fields = { name, duration: `${Math.round(ms)}ms` };
+      if (o.slowSqlWarningThreshold > 0 && ms >= o.slowSqlWarningThreshold) {
+        o.logger.warn("Slow SQL", fields);
+      } else o.logger.info("Slow SQL", fields);
+    }
+  };
+  const wrap = <T>(call: Call<T>): Call<T> => (name, sql, params) => {
+    const started = performance.now();
+    let result: T;
+    try {
+      result = call(name, sql, params);
+    } catch (err) {
+      done(name, started, code(err) || "error");
+      throw err;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (v) => {
+          done(name, started, "");
+          return v;
+        },
+        (err) => {
+          done(name, started, code(err) || "error");
+          throw err;
+        },
+      ) as T;
+    }
+    done(name, started, "");
+    return result;
+  };
+  return { all: wrap(conn.all.bind(conn)), run: wrap(conn.run.bind(conn)) };
+}

@@ -1,0 +1,307 @@
+/**
+ * MySQL and MariaDB through mysql2, with Go's go-sql-driver DSN form
+ * (`user:pass@tcp(host:port)/db?params`, `user@unix(/path)/db`) as upstream
+ * kine takes it, and upstream's schema (an ascii `VARCHAR(630)` key column).
+ */
+import { Buffer } from "node:buffer";
+import mysql from "mysql2/promise";
+import { dsnError } from "../errors.ts";
+import type { StoreFailure } from "../logstructured/log.ts";
+import { connectWithRetry, tlsFiles } from "./connect.ts";
+import {
+  type Dialect,
+  errorCode,
+  type SqlConn,
+  type SqlDriver,
+  type SqlEngine,
+  type SqlOptions,
+  type SqlParam,
+  type SqlRow,
+} from "./dialect.ts";
+
+/** The key column's width in bytes (upstream's `VARCHAR(630) CHARACTER SET ascii`). */
+const MAX_KEY = 630;
+/** Client codes and server errnos that mean the server cannot be reached or went away. */
+const CONNECTION_LOST = new Set([
+  "PROTOCOL_CONNECTION_LOST",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_SERVER_SHUTDOWN",
+  "ER_CON_COUNT_ERROR",
+  "ER_CONNECTION_KILLED",
+  "ER_CLIENT_INTERACTION_TIMEOUT",
+]);
+
+function unreachable(err: unknown): boolean {
+  const e = err as { code?: string; fatal?: boolean };
+  return CONNECTION_LOST.has(e?.code ?? "") || e?.fatal === true;
+}
+
+export const mysqlDialect: Dialect = {
+  name: "mysql",
+  param: () => "?",
+  insertSuffix: "",
+  maxKeyChar: 0x7f,
+  insertWithValues: false,
+  keyError(key) {
+    // deno-lint-ignore no-control-regex
+    if (/[^\x01-\x7f]/.test(key)) {
+      return "etcdserver: key must be ASCII without NUL on MySQL (its key column is ascii)";
+    }
+    if (key.length > MAX_KEY) return `etcdserver: key is longer than ${MAX_KEY} bytes (MySQL)`;
+    return undefined;
+  },
+  classify(err): StoreFailure {
+    const e = err as { errno?: number; code?: string; message?: string };
+    const code = errorCode(err);
+    if (e?.errno === 1062) {
+      return {
+        kind: /for key '(\w+\.)?PRIMARY'/.test(e.message ?? "") ? "gap_race" : "conflict",
+        code,
+      };
+    }
+    if (e?.errno === 1213 || e?.errno === 1205) return { kind: "retry", code };
+    if (unreachable(err)) return { kind: "connection", code };
+    return { kind: "other", code };
+  },
+  // Table exists, duplicate column, duplicate index name.
+  isAlreadyThere: (err) => [1050, 1060, 1061].includes((err as { errno?: number })?.errno ?? 0),
+  orderedListJoin: "",
+  leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
+    "ON DUPLICATE KEY UPDATE ttl = VALUES(ttl), expires_at = VALUES(expires_at)",
+  schema: [
+    `CREATE TABLE IF NOT EXISTS kine (
+      id BIGINT UNSIGNED AUTO_INCREMENT,
+      name VARCHAR(630) CHARACTER SET ascii,
+      created INTEGER,
+      deleted INTEGER,
+      create_revision BIGINT UNSIGNED,
+      prev_revision BIGINT UNSIGNED,
+      lease BIGINT,
+      value MEDIUMBLOB,
+      old_value MEDIUMBLOB,
+      PRIMARY KEY (id)
+    )`,
+    "CREATE INDEX kine_name_index ON kine (name)",
+    "CREATE INDEX kine_name_id_index ON kine (name,id)",
+    "CREATE INDEX kine_id_deleted_index ON kine (id,deleted)",
+    "CREATE INDEX kine_prev_revision_index ON kine (prev_revision)",
+    "CREATE UNIQUE INDEX kine_name_prev_revision_uindex ON kine (name, prev_revision)",
+    "CREATE TABLE IF NOT EXISTS kine_lease (id BIGINT PRIMARY KEY, ttl BIGINT NOT NULL, " +
+    "expires_at BIGINT NOT NULL)",
+  ],
+  migrations: [
+    {
+      needed: "SELECT COUNT(*) = 0 FROM information_schema.COLUMNS WHERE " +
+        "table_schema = DATABASE() AND table_name = 'kine' AND column_name = 'version'",
+      apply: "ALTER TABLE kine ADD COLUMN version BIGINT",
+    },
+    {
+      // etcd lease IDs are 64-bit; upstream's INTEGER column holds TTLs only.
+      needed: "SELECT COUNT(*) > 0 FROM information_schema.COLUMNS WHERE " +
+        "table_schema = DATABASE() AND table_name = 'kine' AND column_name = 'lease' " +
+        "AND data_type = 'int'",
+      apply: "ALTER TABLE kine MODIFY COLUMN lease BIGINT",
+    },
+  ],
+  compactSql: "DELETE kv FROM kine AS kv INNER JOIN (" +
+    "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
+    "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +
+    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id <= ?) AS ks " +
+    "ON kv.id = ks.id",
+  sizeSql: "SELECT SUM(data_length + index_length) FROM information_schema.TABLES " +
+    "WHERE table_schema = DATABASE() AND table_name = 'kine'",
+  fillRetryDelayMs: 0,
+  postCompactSql: "",
+};
+
+/** What a go-sql-driver DSN says, ready for mysql2. */
+export interface MysqlSettings {
+  user: string;
+  password: string;
+  host?: string;
+  port?: number;
+  socketPath?: string;
+  database: string;
+  ssl?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean };
+  connectTimeout: number;
+  /** The DSN with its password masked, for messages. */
+  display: string;
+}
+
+/**
+ * Parses go-sql-driver's DSN: `[user[:password]@][net[(addr)]]/dbname[?params]`.
+ * Empty means `root@unix(/var/run/mysqld/mysqld.sock)/` (`root@tcp(127.0.0.1)/`
+ * with backend TLS); the database defaults to `kubernetes`. `tls=true`,
+ * `skip-verify` and `preferred` are understood; backend TLS files select a
+ * verified TLS connection as upstream's registered `kine` config does.
+ */
+export function parseMysqlDsn(dsn: string, tls: SqlOptions["tls"]): MysqlSettings {
+  const useTls = Boolean(tls.caFile || tls.certFile || tls.keyFile);
+  if (dsn === "") dsn = useTls ? "root@tcp(127.0.0.1)/" : "root@unix(/var/run/mysqld/mysqld.sock)/";
+  const q = dsn.indexOf("?");
+  const params = new URLSearchParams(q < 0 ? "" : dsn.slice(q + 1));
+  const main = q < 0 ? dsn : dsn.slice(0, q);
+  const slash = main.lastIndexOf("/");
+  if (slash < 0) throw dsnError("invalid DSN: missing the slash separating the database name");
+  const database = main.slice(slash + 1) || "kubernetes";
+  const before = main.slice(0, slash);
+  const at = before.lastIndexOf("@");
+  const userinfo = at < 0 ? "" : before.slice(0, at);
+  const address = at < 0 ? before : before.slice(at + 1);
+  const colon = userinfo.indexOf(":");
+  const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+  const password = colon < 0 ? "" : userinfo.slice(colon + 1);
+  const m = /^(\w*)(?:\((.*)\))?$/.exec(address);
+  if (!m) throw dsnError(`invalid DSN: network address not terminated (missing closing brace)`);
+  const net = m[1] || "tcp";
+  const addr = m[2] ?? "";
+  const s: MysqlSettings = {
+    user: user || "root",
+    password,
+    database,
+    connectTimeout: 10_000,
+    display: `${user || "root"}${password ? ":***" : ""}@${net}(${addr})/${database}`,
+  };
+  if (net === "unix") s.socketPath = addr || "/var/run/mysqld/mysqld.sock";
+  else if (net === "tcp" || net === "tcp6") {
+    const hp = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(addr) ?? [];
+    s.host = hp[1] || "127.0.0.1";
+    s.port = Number(hp[2] ?? 3306);
+  } else throw dsnError(`invalid DSN: unknown network ${net}`);
+  const timeout = params.get("timeout");
+  if (timeout) s.connectTimeout = (Number.parseFloat(timeout) || 10) * 1000;
+  const mode = params.get("tls") ?? (useTls ? "kine" : "false");
+  if (mode !== "false") {
+    s.ssl = {
+      ...tlsFiles(tls.caFile, tls.certFile, tls.keyFile),
+      rejectUnauthorized: mode !== "skip-verify" && mode !== "preferred" && !tls.skipVerify,
+    };
+  }
+  return s;
+}
+
+/** mysql2 escapes a Buffer as bytes but a bare Uint8Array as an object. */
+function bytes(params: SqlParam[]): unknown[] {
+  return params.map((p) =>
+    p instanceof Uint8Array && !Buffer.isBuffer(p)
+      ? Buffer.from(p.buffer, p.byteOffset, p.length)
+      : p
+  );
+}
+
+type Queryable = Pick<mysql.Pool, "query">;
+
+class MysqlConn implements SqlConn {
+  constructor(private readonly db: Queryable) {}
+
+  async all(_name: string, sql: string, params: SqlParam[]): Promise<SqlRow[]> {
+    const [rows] = await this.db.query({ sql, values: bytes(params), rowsAsArray: true });
+    return rows as SqlRow[];
+  }
+
+  async run(
+    _name: string,
+    sql: string,
+    params: SqlParam[],
+  ): Promise<{ changes: number; lastId: number }> {
+    const [r] = await this.db.query({ sql, values: bytes(params) });
+    const header = r as mysql.ResultSetHeader;
+    return { changes: header.affectedRows, lastId: Number(header.insertId) };
+  }
+}
+
+class MysqlDriver implements SqlDriver {
+  readonly reader: MysqlConn;
+  constructor(private readonly pool: mysql.Pool) {
+    this.reader = new MysqlConn(pool);
+  }
+
+  async #on<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    try {
+      return await fn(conn);
+    } finally {
+      conn.release();
+    }
+  }
+
+  transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
+    return this.#on(async (conn) => {
+      await conn.query("START TRANSACTION");
+      try {
+        const result = await fn(new MysqlConn(conn));
+        await conn.query("COMMIT");
+        return result;
+      } catch (err) {
+        await conn.query("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T> {
+    return this.#on((conn) => fn(new MysqlConn(conn)));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function poolOptions(s: MysqlSettings, o: SqlOptions, database?: string): mysql.PoolOptions {
+  return {
+    user: s.user,
+    password: s.password,
+    host: s.host,
+    port: s.port,
+    socketPath: s.socketPath,
+    database,
+    ssl: s.ssl,
+    connectTimeout: s.connectTimeout,
+    supportBigNumbers: true,
+    connectionLimit: o.pool.maxOpen > 0 ? o.pool.maxOpen : 10,
+    maxIdle: o.pool.maxIdle,
+    idleTimeout: o.pool.maxIdleTime > 0 ? o.pool.maxIdleTime : 2 ** 31 - 1,
+    enableKeepAlive: true,
+  };
+}
+
+/** Creates the database when it is missing (connecting without one). */
+async function ensureDatabase(s: MysqlSettings, o: SqlOptions): Promise<void> {
+  const conn = await mysql.createConnection(poolOptions(s, o));
+  try {
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${s.database.replaceAll("`", "``")}\``);
+  } finally {
+    await conn.end().catch(() => {});
+  }
+}
+
+export const mysqlEngine: SqlEngine = {
+  dialect: mysqlDialect,
+  async connect(dsn, o) {
+    const s = parseMysqlDsn(dsn, o.tls);
+    return await connectWithRetry(s.display, o, async () => {
+      await ensureDatabase(s, o);
+      const pool = mysql.createPool(poolOptions(s, o, s.database));
+      // Every connection: the fork's bounded lock wait, and reads of committed rows only.
+      pool.on("connection", (conn) => {
+        conn.query("SET SESSION innodb_lock_wait_timeout = 10");
+        conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      });
+      try {
+        await pool.query("SELECT 1");
+      } catch (err) {
+        await pool.end().catch(() => {});
+        throw err;
+      }
+      return new MysqlDriver(pool);
+    }, unreachable);
+  },
+};

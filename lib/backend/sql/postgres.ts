@@ -1,0 +1,293 @@
+/**
+ * PostgreSQL (and `postgresql://`) through postgres.js: upstream kine's
+ * schema and DSN conventions, the fork's lock_timeout, and a mode without
+ * server-side prepared statements for PgBouncer's transaction pooling.
+ */
+import postgres from "postgres";
+import { dsnError } from "../errors.ts";
+import type { StoreFailure } from "../logstructured/log.ts";
+import { connectWithRetry, tlsFiles } from "./connect.ts";
+import {
+  type Dialect,
+  errorCode,
+  type SqlConn,
+  type SqlDriver,
+  type SqlEngine,
+  type SqlOptions,
+  type SqlParam,
+  type SqlRow,
+} from "./dialect.ts";
+
+/** SQLSTATEs and client codes that mean the server cannot be reached or went away. */
+const CONNECTION_LOST =
+  /^(08|57P0[1-3]|53300)|^(CONNECTION_|CONNECT_TIMEOUT|ECONN|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH)/;
+
+export const postgresDialect: Dialect = {
+  name: "postgres",
+  param: (n) => `$${n}`,
+  insertSuffix: " RETURNING id",
+  maxKeyChar: 0xffff,
+  insertWithValues: true,
+  keyError: (key) =>
+    key.includes("\0")
+      ? "etcdserver: key contains a NUL byte, which PostgreSQL cannot store"
+      : undefined,
+  classify(err, table): StoreFailure {
+    const code = errorCode(err);
+    if (code === "23505") {
+      const constraint = (err as { constraint_name?: string }).constraint_name;
+      return { kind: constraint === `${table}_pkey` ? "gap_race" : "conflict", code };
+    }
+    if (code === "40001" || code === "40P01") return { kind: "retry", code };
+    if (CONNECTION_LOST.test(code)) return { kind: "connection", code };
+    return { kind: "other", code };
+  },
+  // 23505 here is two processes creating the same table or index at once.
+  isAlreadyThere: (err) => ["42P07", "42701", "42710", "23505"].includes(errorCode(err)),
+  orderedListJoin: "",
+  leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
+    "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
+  schema: [
+    `CREATE TABLE IF NOT EXISTS kine (
+      id BIGSERIAL PRIMARY KEY,
+      name text COLLATE "C",
+      created INTEGER,
+      deleted INTEGER,
+      create_revision BIGINT,
+      prev_revision BIGINT,
+      lease BIGINT,
+      value bytea,
+      old_value bytea
+    )`,
+    "CREATE INDEX IF NOT EXISTS kine_name_index ON kine (name)",
+    "CREATE INDEX IF NOT EXISTS kine_name_id_index ON kine (name,id)",
+    "CREATE INDEX IF NOT EXISTS kine_id_deleted_index ON kine (id,deleted)",
+    "CREATE INDEX IF NOT EXISTS kine_prev_revision_index ON kine (prev_revision)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision)",
+    "CREATE INDEX IF NOT EXISTS kine_list_query_index on kine(name, id DESC, deleted)",
+    "CREATE TABLE IF NOT EXISTS kine_lease (id BIGINT PRIMARY KEY, ttl BIGINT NOT NULL, " +
+    "expires_at BIGINT NOT NULL)",
+  ],
+  migrations: [
+    {
+      needed: "SELECT COUNT(*) = 0 FROM information_schema.columns WHERE " +
+        "table_schema = current_schema() AND table_name = 'kine' AND column_name = 'version'",
+      apply: "ALTER TABLE kine ADD COLUMN IF NOT EXISTS version BIGINT",
+    },
+    {
+      // etcd lease IDs are 64-bit; upstream's INTEGER column holds TTLs only.
+      needed: "SELECT COUNT(*) > 0 FROM information_schema.columns WHERE " +
+        "table_schema = current_schema() AND table_name = 'kine' AND column_name = 'lease' " +
+        "AND data_type = 'integer'",
+      apply: "ALTER TABLE kine ALTER COLUMN lease SET DATA TYPE BIGINT",
+    },
+  ],
+  compactSql: "DELETE FROM kine AS kv USING (" +
+    "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
+    "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +
+    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id <= ?) AS ks " +
+    "WHERE kv.id = ks.id",
+  sizeSql: "SELECT pg_total_relation_size('kine')",
+  fillRetryDelayMs: 1,
+  postCompactSql: "",
+};
+
+/** What a `postgres://` DSN says, ready for postgres.js. */
+export interface PostgresSettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  ssl: postgres.Options<never>["ssl"];
+  /** Server-side prepared statements; off for PgBouncer's transaction pooling. */
+  prepare: boolean;
+  /** Startup parameters (lock_timeout, application_name, …). */
+  connection: Record<string, string>;
+  connectTimeout: number;
+  /** The DSN with its password masked, for messages. */
+  display: string;
+}
+
+/** DSN parameters that select the simple protocol (pgx's names), kept out of the startup packet. */
+const NO_PREPARE: Record<string, (v: string) => boolean> = {
+  default_query_exec_mode: (v) => v !== "cache_statement",
+  statement_cache_capacity: (v) => Number(v) === 0,
+  prefer_simple_protocol: (v) => v === "true",
+};
+
+/**
+ * Parses the part after `postgres://` as upstream does: empty means
+ * `postgres:postgres@localhost`, the database defaults to `kubernetes` and is
+ * lower-cased, backend TLS files fold into `sslcert`/`sslkey`/`sslrootcert`
+ * (with `sslmode=verify-full`) unless the DSN sets them, and the fork's
+ * `lock_timeout=10000` applies unless the DSN sets one.
+ */
+export function parsePostgresDsn(dsn: string, tls: SqlOptions["tls"]): PostgresSettings {
+  let url: URL;
+  try {
+    url = new URL(`postgres://${dsn || "postgres:postgres@localhost/"}`);
+  } catch {
+    throw dsnError(
+      "failed to parse datastore DSN URL; ensure that parameters containing special characters use percent-encoding",
+    );
+  }
+  const q = url.searchParams;
+  const folded: [string, string][] = [
+    ["sslcert", tls.certFile],
+    ["sslkey", tls.keyFile],
+    ["sslrootcert", tls.caFile],
+  ];
+  let added = false;
+  for (const [name, file] of folded) {
+    if (file && !q.has(name)) {
+      q.set(name, file);
+      added = true;
+    }
+  }
+  if (added && !q.has("sslmode")) q.set("sslmode", "verify-full");
+  let prepare = true;
+  const connection: Record<string, string> = { application_name: "kine" };
+  let connectTimeout = 30;
+  for (const [name, value] of q) {
+    if (name in NO_PREPARE) prepare &&= !NO_PREPARE[name](value);
+    else if (name === "connect_timeout") connectTimeout = Number(value) || connectTimeout;
+    else if (!name.startsWith("ssl")) connection[name] = value;
+  }
+  connection.lock_timeout ??= "10000";
+  const database = decodeURIComponent(url.pathname.replace(/^\//, "")).toLowerCase() ||
+    "kubernetes";
+  const user = decodeURIComponent(url.username) || "postgres";
+  const display = `postgres://${
+    url.username ? `${url.username}${url.password ? ":***" : ""}@` : ""
+  }${url.host}/${database}`;
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, "") || "localhost",
+    port: Number(url.port) || 5432,
+    user,
+    password: decodeURIComponent(url.password),
+    database,
+    ssl: sslOption(q, tls.skipVerify),
+    prepare,
+    connection,
+    connectTimeout,
+    display,
+  };
+}
+
+/** libpq's sslmode (and files) as postgres.js's `ssl` option. */
+function sslOption(q: URLSearchParams, skipVerify: boolean): PostgresSettings["ssl"] {
+  const mode = q.get("sslmode") ?? "prefer";
+  if (mode === "disable") return false;
+  const files = tlsFiles(q.get("sslrootcert"), q.get("sslcert"), q.get("sslkey"));
+  if (mode === "verify-full" || mode === "verify-ca") {
+    return { ...files, rejectUnauthorized: !skipVerify };
+  }
+  if (Object.keys(files).length > 0) return { ...files, rejectUnauthorized: false };
+  return mode === "require" ? "require" : mode === "allow" ? "allow" : "prefer";
+}
+
+type Sql = postgres.Sql<Record<string, never>>;
+
+class PgConn implements SqlConn {
+  constructor(private readonly sql: Sql, private readonly prepare: boolean) {}
+
+  async all(_name: string, query: string, params: SqlParam[]): Promise<SqlRow[]> {
+    return await this.sql.unsafe(query, params as never[], { prepare: this.prepare }).values();
+  }
+
+  async run(
+    _name: string,
+    query: string,
+    params: SqlParam[],
+  ): Promise<{ changes: number; lastId: number }> {
+    const r = await this.sql.unsafe(query, params as never[], { prepare: this.prepare });
+    return { changes: r.count, lastId: 0 };
+  }
+}
+
+class PgDriver implements SqlDriver {
+  readonly reader: PgConn;
+  constructor(private readonly sql: Sql, private readonly settings: PostgresSettings) {
+    this.reader = new PgConn(sql, settings.prepare);
+  }
+
+  async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
+    const run = (tx: unknown) => fn(new PgConn(tx as Sql, this.settings.prepare));
+    return await this.sql.begin(run) as T;
+  }
+
+  /** DDL runs on one connection without the pool's lock_timeout, so it is never cut short. */
+  async setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T> {
+    const reserved = await this.sql.reserve();
+    try {
+      await reserved.unsafe("SET lock_timeout = 0");
+      const result = await fn(new PgConn(reserved as unknown as Sql, false));
+      await reserved.unsafe("RESET lock_timeout");
+      return result;
+    } finally {
+      reserved.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.sql.end({ timeout: 5 });
+  }
+}
+
+/** postgres.js options for one database of the DSN's server. */
+function clientOptions(s: PostgresSettings, o: SqlOptions, database: string) {
+  return {
+    host: s.host,
+    port: s.port,
+    user: s.user,
+    pass: s.password,
+    database,
+    ssl: s.ssl,
+    prepare: s.prepare,
+    connection: s.connection,
+    connect_timeout: s.connectTimeout,
+    max: o.pool.maxOpen > 0 ? o.pool.maxOpen : 10,
+    idle_timeout: o.pool.maxIdleTime > 0 ? Math.max(1, Math.round(o.pool.maxIdleTime / 1000)) : 0,
+    max_lifetime: o.pool.maxLifetime > 0
+      ? Math.max(1, Math.round(o.pool.maxLifetime / 1000))
+      : null,
+    fetch_types: false,
+    onnotice: () => {},
+  };
+}
+
+/** Creates the database when it is missing, through the server's `postgres` database. */
+async function ensureDatabase(s: PostgresSettings, o: SqlOptions): Promise<void> {
+  const admin = postgres({ ...clientOptions(s, o, "postgres"), max: 1 });
+  try {
+    const found = await admin.unsafe("SELECT 1 FROM pg_database WHERE datname = $1", [s.database]);
+    if (found.length === 0) {
+      await admin.unsafe(`CREATE DATABASE "${s.database.replaceAll('"', '""')}"`);
+      o.logger.info("created database", { database: s.database });
+    }
+  } catch (err) {
+    if (CONNECTION_LOST.test(errorCode(err))) throw err;
+    o.logger.warn("failed to create database", { database: s.database, error: String(err) });
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+}
+
+export const postgresEngine: SqlEngine = {
+  dialect: postgresDialect,
+  async connect(dsn, o) {
+    const s = parsePostgresDsn(dsn, o.tls);
+    return await connectWithRetry(s.display, o, async () => {
+      await ensureDatabase(s, o);
+      const sql = postgres(clientOptions(s, o, s.database)) as unknown as Sql;
+      try {
+        await sql.unsafe("SELECT 1");
+      } catch (err) {
+        await sql.end({ timeout: 1 });
+        throw err;
+      }
+      return new PgDriver(sql, s);
+    }, (err) => CONNECTION_LOST.test(errorCode(err)));
+  },
+};
