@@ -52,6 +52,7 @@ export class LogBackend implements Backend {
       { reader: store.reader, fill: (id) => this.#writes.write(async (tx) => await tx.fill(id)) },
       { ...options, fillRetryDelayMs: store.fillRetryDelayMs },
       (revision) => this.#advance(revision),
+      () => this.#current,
     );
     this.#compactor = new Compactor(store, this.#writes, this.#hub, options);
   }

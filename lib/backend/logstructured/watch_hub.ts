@@ -55,6 +55,8 @@ export class WatchHub {
     private readonly options: WatchHubOptions,
     /** Told of every position the loop publishes. */
     private readonly onPublished: (revision: number) => void,
+    /** The highest revision acknowledged to a client: where "from now" starts. */
+    private readonly current: () => number,
   ) {}
 
   /** Starts polling after `position` (the store's current revision). */
@@ -178,7 +180,8 @@ export class WatchHub {
 
   /**
    * Delivers every change of `[key, end)` from `startRevision` (0 = after the
-   * published position): history first, then the live batches.
+   * current revision, which may be ahead of what the loop has published):
+   * history first, then the live batches.
    */
   async watch(
     key: string,
@@ -194,7 +197,7 @@ export class WatchHub {
     }
     // Read the position and subscribe in one synchronous step, so no batch slips between.
     const position = this.#polled;
-    const from = startRevision > 0 ? startRevision : position + 1;
+    const from = startRevision > 0 ? startRevision : Math.max(this.current(), position) + 1;
     const sub = this.#fanout.add(name, end, Math.max(from, position + 1), present);
     const cancel = () => this.#fanout.remove(sub);
     try {
