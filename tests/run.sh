@@ -27,6 +27,8 @@ need openssl openssl
 need unshare util-linux
 bash scripts/kerberos-addon.sh >&2 || echo "npm:kerberos is not built: the Kerberos tests will fail" >&2
 
+# PgBouncer in transaction pooling, in front of the shared PostgreSQL.
+need pgbouncer pgbouncer
 # The SQL backends' conformance runs: PostgreSQL and MariaDB on loopback.
 bash tests/services.sh postgres mariadb || exit 1
 

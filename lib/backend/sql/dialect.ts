@@ -21,6 +21,12 @@ export interface SqlConn {
     sql: string,
     params: SqlParam[],
   ): MaybePromise<{ changes: number; lastId: number }>;
+  /**
+   * Sends a statement without waiting for its answer, where the engine
+   * pipelines (PostgreSQL): it costs no round trip of its own, and an error
+   * surfaces at the next statement that is waited for.
+   */
+  send?(name: string, sql: string): void;
 }
 
 /** A pool of connections to one database. */

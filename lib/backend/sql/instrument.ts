@@ -49,5 +49,13 @@ export function instrument(
     done(name, started, "");
     return result;
   };
-  return { all: wrap(conn.all.bind(conn)), run: wrap(conn.run.bind(conn)) };
+  const wrapped: SqlConn = { all: wrap(conn.all.bind(conn)), run: wrap(conn.run.bind(conn)) };
+  if (conn.send) {
+    const send = conn.send.bind(conn);
+    wrapped.send = (name, sql) => {
+      send(name, sql);
+      o.metrics?.sqlTotal.labels(name, "").inc();
+    };
+  }
+  return wrapped;
 }

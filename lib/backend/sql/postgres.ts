@@ -104,6 +104,13 @@ export interface PostgresSettings {
   prepare: boolean;
   /** Startup parameters (lock_timeout, application_name, …). */
   connection: Record<string, string>;
+  /**
+   * `SET LOCAL` statements run at the start of every write transaction: with
+   * the simple protocol (PgBouncer's transaction pooling, which refuses other
+   * startup parameters and may hand each transaction another server
+   * connection) the session settings travel this way instead.
+   */
+  perTransaction: string[];
   connectTimeout: number;
   /** The DSN with its password masked, for messages. */
   display: string;
@@ -155,6 +162,15 @@ export function parsePostgresDsn(dsn: string, tls: SqlOptions["tls"]): PostgresS
     else if (!name.startsWith("ssl")) connection[name] = value;
   }
   connection.lock_timeout ??= "10000";
+  const perTransaction: string[] = [];
+  if (!prepare) {
+    for (const [name, value] of Object.entries(connection)) {
+      if (name === "application_name") continue;
+      if (!/^[a-z_][a-z0-9_.]*$/.test(name)) throw dsnError(`invalid parameter name ${name}`);
+      perTransaction.push(`SET LOCAL ${name} = '${value.replaceAll("'", "''")}'`);
+      delete connection[name];
+    }
+  }
   const database = decodeURIComponent(url.pathname.replace(/^\//, "")).toLowerCase() ||
     "kubernetes";
   const user = decodeURIComponent(url.username) || "postgres";
@@ -170,6 +186,7 @@ export function parsePostgresDsn(dsn: string, tls: SqlOptions["tls"]): PostgresS
     ssl: sslOption(q, tls.skipVerify),
     prepare,
     connection,
+    perTransaction,
     connectTimeout,
     display,
   };
@@ -190,6 +207,8 @@ function sslOption(q: URLSearchParams, skipVerify: boolean): PostgresSettings["s
 type Sql = postgres.Sql<Record<string, never>>;
 
 class PgConn implements SqlConn {
+  /** Statements sent without waiting; the next awaited one, or the commit, settles them. */
+  readonly sent: Promise<unknown>[] = [];
   constructor(private readonly sql: Sql, private readonly prepare: boolean) {}
 
   async all(_name: string, query: string, params: SqlParam[]): Promise<SqlRow[]> {
@@ -204,17 +223,43 @@ class PgConn implements SqlConn {
     const r = await this.sql.unsafe(query, params as never[], { prepare: this.prepare });
     return { changes: r.count, lastId: 0 };
   }
+
+  send(_name: string, query: string): void {
+    const q = this.sql.unsafe(query);
+    q.execute();
+    q.catch(() => {}); // its error is the aborted transaction's, reported by what follows
+    this.sent.push(q);
+  }
 }
 
 class PgDriver implements SqlDriver {
   readonly reader: PgConn;
+  readonly #begin: string[];
   constructor(private readonly sql: Sql, private readonly settings: PostgresSettings) {
     this.reader = new PgConn(sql, settings.prepare);
+    this.#begin = ["BEGIN", ...settings.perTransaction];
   }
 
+  /**
+   * One write transaction on a reserved connection. BEGIN (and, through
+   * PgBouncer, the session settings as SET LOCAL) go out with the first
+   * statement instead of costing round trips of their own.
+   */
   async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
-    const run = (tx: unknown) => fn(new PgConn(tx as Sql, this.settings.prepare));
-    return await this.sql.begin(run) as T;
+    const reserved = await this.sql.reserve();
+    const conn = new PgConn(reserved as unknown as Sql, this.settings.prepare);
+    try {
+      for (const statement of this.#begin) conn.send("begin", statement);
+      const result = await fn(conn);
+      await Promise.all(conn.sent);
+      await reserved.unsafe("COMMIT");
+      return result;
+    } catch (err) {
+      await reserved.unsafe("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      reserved.release();
+    }
   }
 
   /** DDL runs on one connection without the pool's lock_timeout, so it is never cut short. */

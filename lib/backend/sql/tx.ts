@@ -229,11 +229,17 @@ export class SqlLogTx implements LogWriteTx, EventReader {
   }
 
   async savepoint(): Promise<void> {
-    await this.conn.run("savepoint", "SAVEPOINT kine_txn", []);
+    await this.#pipelined("savepoint", "SAVEPOINT kine_txn");
   }
 
   async releaseSavepoint(): Promise<void> {
-    await this.conn.run("release", "RELEASE SAVEPOINT kine_txn", []);
+    await this.#pipelined("release", "RELEASE SAVEPOINT kine_txn");
+  }
+
+  /** Bookkeeping whose answer nothing waits for: sent ahead of the next statement where possible. */
+  async #pipelined(name: string, sql: string): Promise<void> {
+    if (this.conn.send) this.conn.send(name, sql);
+    else await this.conn.run(name, sql, []);
   }
 
   async rollbackToSavepoint(): Promise<void> {
