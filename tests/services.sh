@@ -19,7 +19,7 @@ wait_for() { # name, probe command...
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.5
   done
-  echo "cannot reach $name on loopback: start it (see README, Tests) and run again" >&2
+  echo "cannot reach $name on loopback: start it (README, Quick start) and run again" >&2
   return 1
 }
 
