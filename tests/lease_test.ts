@@ -10,7 +10,7 @@ import { loadProtos } from "../lib/server/proto.ts";
 import { b, s } from "./helpers/client.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
 import { startTestKine, type TestKine } from "./helpers/kine.ts";
-import { conformance } from "./helpers/conformance.ts";
+import { conformance, restartable } from "./helpers/conformance.ts";
 import { key, WatchClient } from "./helpers/watch.ts";
 
 const NOT_FOUND = 5;
@@ -340,10 +340,9 @@ conformance(
   },
 );
 
-Deno.test("restart keeps lease deadlines (wall clock), expires what ran out meanwhile, keeps the rest", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kine-lease-restart-" });
-  const endpoint = `sqlite://${dir}/kine.db`;
-  try {
+restartable(
+  "restart keeps lease deadlines (wall clock), expires what ran out meanwhile, keeps the rest",
+  async (endpoint) => {
     let k = await startTestKine({ endpoint });
     const t0 = performance.now();
     let short = 0, gone = 0, long = 0;
@@ -380,10 +379,8 @@ Deno.test("restart keeps lease deadlines (wall clock), expires what ran out mean
     } finally {
       await k.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
 Deno.test("upstream rows with a small lease value expire that many seconds after start-up", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kine-legacy-lease-" });

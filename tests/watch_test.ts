@@ -8,7 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { b, s } from "./helpers/client.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
 import { startTestKine, type TestKine, withKine } from "./helpers/kine.ts";
-import { conformance } from "./helpers/conformance.ts";
+import { conformance, restartable } from "./helpers/conformance.ts";
 import { brief, key, value, WatchClient, type WatchResponse } from "./helpers/watch.ts";
 
 const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
@@ -813,10 +813,9 @@ conformance(
   (b) => b.name === "sqlite", // reads the SQLite file itself
 );
 
-Deno.test("§3.7 compacting a trailing tombstone (min-retain 0) does not move the revision back after a restart", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kine-compact-tail-" });
-  const endpoint = `sqlite://${dir}/kine.db`;
-  try {
+restartable(
+  "§3.7 compacting a trailing tombstone (min-retain 0) does not move the revision back after a restart",
+  async (endpoint) => {
     let k = await startTestKine({ endpoint, compactMinRetain: 0 });
     let last = 0;
     try {
@@ -841,10 +840,8 @@ Deno.test("§3.7 compacting a trailing tombstone (min-retain 0) does not move th
     } finally {
       await k.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  },
+);
 
 conformance(
   "etcdctl compaction N, then get --rev and watch --rev below N fail as compacted",
@@ -874,10 +871,10 @@ conformance(
   { compactMinRetain: 0 },
 );
 
-Deno.test("automatic compactor: compacts to the revision seen one tick earlier; KV.Compact only validates", async () => {
-  const k = await startTestKine({ compactInterval: 1000, compactMinRetain: 0 });
-  const started = performance.now();
-  try {
+conformance(
+  "automatic compactor: compacts to the revision seen one tick earlier; KV.Compact only validates",
+  async (k) => {
+    const started = performance.now();
     const compactedAt = async (rev: number) => {
       try {
         await k.client.kv.range({ key: b("/ac/a"), revision: rev });
@@ -908,10 +905,9 @@ Deno.test("automatic compactor: compacts to the revision seen one tick earlier; 
     assert.equal(await compactedAt(r4), false, "KV.Compact compacted");
     await rejects(k.client.kv.compact({ revision: r4 }), OUT_OF_RANGE, COMPACTED);
     await rejects(k.client.kv.compact({ revision: r5 + 1 }), OUT_OF_RANGE, FUTURE);
-  } finally {
-    await k.close();
-  }
-});
+  },
+  { compactInterval: 1000, compactMinRetain: 0 },
+);
 
 Deno.test("§22 watch prev_kv comes from old_value when the previous row is gone", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kine-oldvalue-" });

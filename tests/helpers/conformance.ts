@@ -17,3 +17,24 @@ export function conformance(
     Deno.test(`[${backend.name}] ${name}`, () => withKine((k) => fn(k, backend), config, backend));
   }
 }
+
+/**
+ * A test per backend whose store outlives the process: `fn` gets an endpoint
+ * it may start kine on several times; the store is dropped afterwards.
+ */
+export function restartable(
+  name: string,
+  fn: (endpoint: string, backend: TestBackend) => Promise<void>,
+): void {
+  for (const backend of BACKENDS.filter((b) => b.persistent)) {
+    Deno.test(`[${backend.name}] ${name}`, async () => {
+      const dir = await Deno.makeTempDir({ prefix: "kine-restart-" });
+      try {
+        await fn(backend.endpoint(dir), backend);
+      } finally {
+        await backend.cleanup?.(dir);
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  }
+}
