@@ -466,3 +466,22 @@ perEngine(
     }
   },
 );
+
+perEngine(
+  "an insert that loses its id to a gap fill (kine_pkey) is retried with the next id",
+  async (k, admin) => {
+    await put(k, "/race/before", "v");
+    // A fill that got to the next id first, as another process's poll loop may.
+    const [{ n }] = await admin.rows("SELECT last_value + 1 AS n FROM kine_id_seq");
+    await admin.exec(
+      "INSERT INTO kine(id, name, created, deleted, create_revision, prev_revision, lease) " +
+        "VALUES(?, ?, 0, 1, 0, 0, 0)",
+      [Number(n), `gap-${n}`],
+    );
+    const rev = await put(k, "/race/after", "v");
+    assert.equal(rev, Number(n) + 1);
+    const got = await k.client.kv.range({ key: b("/race/after") });
+    assert.equal(Number(got.kvs[0].mod_revision), rev);
+  },
+  [POSTGRES],
+);
