@@ -114,3 +114,22 @@ export function treeMemory(root: number): number {
   }
   return total;
 }
+
+/**
+ * CPU seconds each core has spent busy (user, nice, system, irq, softirq)
+ * since boot, from /proc/stat; empty if it cannot be read.
+ */
+export function coreBusySeconds(): number[] {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync("/proc/stat");
+  } catch {
+    return [];
+  }
+  const cores: number[] = [];
+  for (const m of text.matchAll(/^cpu(\d+) (.*)$/gm)) {
+    const [user, nice, system, , , irq, softirq] = m[2].trim().split(/\s+/).map(Number);
+    cores[Number(m[1])] = (user + nice + system + irq + softirq) / ticksPerSecond;
+  }
+  return cores;
+}

@@ -30,6 +30,7 @@ interface Group {
   writes: number;
   serverCpuS: number;
   loadgenCpuS: number;
+  otherCpuS?: number;
   peakRss: number;
   sampledRss: number;
   health: Histogram;
@@ -85,6 +86,7 @@ function group(results: Result[]): Group[] {
     g.writes += s.writes;
     g.serverCpuS += s.serverCpuS;
     g.loadgenCpuS += s.loadgenCpuS;
+    if (s.otherCpuS !== undefined) g.otherCpuS = (g.otherCpuS ?? 0) + s.otherCpuS;
     g.peakRss = Math.max(g.peakRss, s.peakRss);
     g.sampledRss = Math.max(g.sampledRss, s.rss.peak);
     if (s.health) g.health.merge(s.health);
@@ -170,6 +172,7 @@ function bound(g: Group): string {
     return server + load > 1.8 ? "both cores busy" : "";
   }
   if (server >= 0.9) return "server stack CPU-bound";
+  if (server + (g.otherCpuS ?? 0) / g.wallS >= 0.9) return "server's core full, shared with others";
   return "neither core saturated";
 }
 
@@ -278,12 +281,19 @@ export function table(results: Result[], skips: Skip[]): string {
         const noRatio = g.server !== "etcd" && valid(g) && etcdRow && !valid(etcdRow)
           ? "no ratios: etcd's row is invalid"
           : "";
+        const other = g.otherCpuS === undefined ? undefined : g.otherCpuS / g.wallS;
+        const otherNote = other === undefined || other < 0.05
+          ? ""
+          : `${other >= 0.2 ? "**" : ""}other processes used ${Math.round(other * 100)}% of ${
+            g.mode === "pinned" ? "the server's core" : "a core"
+          }${other >= 0.2 ? "**" : ""}`;
         const check = g.watchCheck;
         const notes = [
           g.rounds > 1 ? `${g.rounds} rounds` : "",
           g.rate && g.writes ? `${num(g.writes / g.wallS)} writes/s` : "",
           g.rate || !valid(g) ? bound(g) : "",
           noRatio,
+          otherNote,
           batch,
           gapNote,
           g.databaseRss ? `database server PSS ${num(mib(g.databaseRss))} MiB` : "",

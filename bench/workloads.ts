@@ -17,7 +17,7 @@ import {
 } from "./metrics.ts";
 import { HealthProbe } from "./probe.ts";
 import { capture } from "./process.ts";
-import { cpuSeconds, memory, RssSampler } from "./procfs.ts";
+import { coreBusySeconds, cpuSeconds, memory, RssSampler } from "./procfs.ts";
 import {
   databaseMemory,
   type Server,
@@ -59,6 +59,11 @@ export interface Sample {
   /** CPU of the whole stack: servers plus their database server. */
   serverCpuS: number;
   loadgenCpuS: number;
+  /**
+   * CPU that processes outside the bench used meanwhile: on the server's core
+   * when pinned, anywhere when not (the machine may be shared).
+   */
+  otherCpuS?: number;
   /** VmHWM of the server processes at the end, summed, bytes. */
   peakRss: number;
   /** VmRSS of the server processes sampled every 100 ms during the measured phase, bytes. */
@@ -272,6 +277,8 @@ async function measure<T>(
   const rss = new StackRss(stack);
   const cpu0 = stackCpuSeconds(stack);
   const lg0 = ctx.loadgen.cpuSeconds();
+  const self0 = cpuSeconds(Deno.pid);
+  const busy0 = coreBusySeconds();
   const issues0 = stack.servers.map((s) => new Map(s.log.issues));
   const metrics0 = await scrapeAll(stack);
   const t0 = performance.now();
@@ -291,6 +298,15 @@ async function measure<T>(
     health = await probe.stop().catch(() => undefined);
   }
   const wallS = (performance.now() - t0 - scrapeMs) / 1000;
+  const serverCpuS = stackCpuSeconds(stack) - cpu0;
+  const loadgenCpuS = ctx.loadgen.cpuSeconds() - lg0;
+  const busy = coreBusySeconds().map((b, i) => b - busy0[i]);
+  // Pinned: whatever else ran on the server's core. Unpinned: all the machine
+  // did besides the servers, the generator and this coordinator.
+  const otherCpuS = ctx.serverCpus === undefined
+    ? busy.reduce((n, b) => n + b, 0) - serverCpuS - loadgenCpuS -
+      (cpuSeconds(Deno.pid) - self0)
+    : ctx.serverCpus.split(",").reduce((n, c) => n + (busy[Number(c)] ?? 0), 0) - serverCpuS;
   const sample: Sample = {
     workload: "",
     server: stack.name,
@@ -298,15 +314,16 @@ async function measure<T>(
     ops: {},
     rate: true,
     writes: 0,
-    serverCpuS: stackCpuSeconds(stack) - cpu0,
-    loadgenCpuS: ctx.loadgen.cpuSeconds() - lg0,
+    serverCpuS,
+    loadgenCpuS,
+    otherCpuS: busy.length ? Math.max(0, otherCpuS) : undefined,
     peakRss: stackPeakRss(stack),
     rss: rssSeen,
     databaseRss: stack.db ? databaseMemory(stack) : undefined,
     health: health?.latency,
     loopDelay: delta(metrics1?.loopDelay, metrics0?.loopDelay),
     batchSize: delta(metrics1?.batchSize, metrics0?.batchSize),
-    gapFills: counterDelta(metrics1?.gapFills, metrics0?.gapFills),
+    gapFills: gapFillsWorthNoting(stack, counterDelta(metrics1?.gapFills, metrics0?.gapFills)),
     errors: {},
     notes: [],
   };
@@ -319,6 +336,16 @@ async function measure<T>(
   });
   if (health?.failures) sample.errors["health probe failed"] = health.failures;
   return { result, sample };
+}
+
+/** Gap fills matter where several processes write, or wherever there were some. */
+function gapFillsWorthNoting(
+  stack: Stack,
+  fills: Record<string, number> | undefined,
+): Record<string, number> | undefined {
+  if (!fills) return undefined;
+  const any = Object.values(fills).some((n) => n > 0);
+  return stack.servers.length > 1 || any ? fills : undefined;
 }
 
 /** Merges job results (histograms, errors, writes) into a sample. */
