@@ -234,32 +234,24 @@ class PgConn implements SqlConn {
 
 class PgDriver implements SqlDriver {
   readonly reader: PgConn;
-  readonly #begin: string[];
   constructor(private readonly sql: Sql, private readonly settings: PostgresSettings) {
     this.reader = new PgConn(sql, settings.prepare);
-    this.#begin = ["BEGIN", ...settings.perTransaction];
   }
 
   /**
-   * One write transaction on a reserved connection. BEGIN (and, through
-   * PgBouncer, the session settings as SET LOCAL) go out with the first
-   * statement instead of costing round trips of their own.
+   * One write transaction. postgres.js's own BEGIN settles it if the
+   * connection dies mid-way (a reserved connection would be handed back to
+   * the pool dead); through PgBouncer the session settings follow as
+   * SET LOCAL, sent with the first statement rather than waited for.
    */
   async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
-    const reserved = await this.sql.reserve();
-    const conn = new PgConn(reserved as unknown as Sql, this.settings.prepare);
-    try {
-      for (const statement of this.#begin) conn.send("begin", statement);
+    return await this.sql.begin(async (tx) => {
+      const conn = new PgConn(tx as unknown as Sql, this.settings.prepare);
+      for (const statement of this.settings.perTransaction) conn.send("begin", statement);
       const result = await fn(conn);
       await Promise.all(conn.sent);
-      await reserved.unsafe("COMMIT");
       return result;
-    } catch (err) {
-      await reserved.unsafe("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      reserved.release();
-    }
+    }) as T;
   }
 
   /** DDL runs on one connection without the pool's lock_timeout, so it is never cut short. */
@@ -319,9 +311,32 @@ async function ensureDatabase(s: PostgresSettings, o: SqlOptions): Promise<void>
   }
 }
 
+let guarded = false;
+
+/**
+ * postgres.js 3.4 runs a transaction's ROLLBACK on its connection even when
+ * that connection has just closed (the server went away mid-transaction); the
+ * write is flushed from a timer onto the dropped socket and throws a
+ * TypeError no caller can catch, which would end the process. The
+ * transaction itself has already failed with CONNECTION_CLOSED, so exactly
+ * that error is swallowed.
+ */
+function guardDroppedSocketWrites(): void {
+  if (guarded) return;
+  guarded = true;
+  globalThis.addEventListener("error", (e) => {
+    const err = e.error;
+    if (
+      err instanceof TypeError && err.message.includes("reading 'write'") &&
+      /postgres[@/].*connection\.js/.test(err.stack ?? "")
+    ) e.preventDefault();
+  });
+}
+
 export const postgresEngine: SqlEngine = {
   dialect: postgresDialect,
   async connect(dsn, o) {
+    guardDroppedSocketWrites();
     const s = parsePostgresDsn(dsn, o.tls);
     return await connectWithRetry(s.display, o, async () => {
       await ensureDatabase(s, o);
