@@ -24,6 +24,8 @@ interface Group {
   rounds: number;
   rate: boolean;
   wallS: number;
+  /** Seconds over which ops count as throughput (the load itself, without draining after it). */
+  rateS: number;
   ops: Histograms;
   /** Throughput of each round, for the spread. */
   roundRates: number[];
@@ -62,6 +64,7 @@ function group(results: Result[]): Group[] {
         rounds: 0,
         rate: s.rate,
         wallS: 0,
+        rateS: 0,
         ops: new Histograms(),
         roundRates: [],
         writes: 0,
@@ -81,8 +84,9 @@ function group(results: Result[]): Group[] {
     const ops = new Histograms().merge(s.ops);
     g.rounds++;
     g.wallS += s.wallS;
+    g.rateS += s.rateS ?? s.wallS;
     g.ops.merge(ops);
-    g.roundRates.push(totalOps(ops) / s.wallS);
+    g.roundRates.push(totalOps(ops) / (s.rateS ?? s.wallS));
     g.writes += s.writes;
     g.serverCpuS += s.serverCpuS;
     g.loadgenCpuS += s.loadgenCpuS;
@@ -221,7 +225,7 @@ export function table(results: Result[], skips: Skip[]): string {
         const e = etcdOf(g);
         const ops = [...g.ops.byOp.keys()];
         const single = ops.length === 1;
-        const rate = totalOps(g.ops) / g.wallS;
+        const rate = totalOps(g.ops) / g.rateS;
         const spread = g.roundRates.length > 1
           ? ` ±${
             Math.round(
@@ -262,7 +266,7 @@ export function table(results: Result[], skips: Skip[]): string {
         const gapNote = gaps === undefined
           ? ""
           : `gap fills: ${
-            gaps.length ? gaps.map(([k, n]) => `${k} ${num(n)}`).join(", ") : "none"
+            gaps.length ? gaps.map(([k, n]) => `${k} ${Math.round(n)}`).join(", ") : "none"
           }`;
         const disk = g.disk
           ? `disk: ${num(mib(g.disk.loaded))} MiB loaded and updated${
@@ -290,7 +294,7 @@ export function table(results: Result[], skips: Skip[]): string {
         const check = g.watchCheck;
         const notes = [
           g.rounds > 1 ? `${g.rounds} rounds` : "",
-          g.rate && g.writes ? `${num(g.writes / g.wallS)} writes/s` : "",
+          g.rate && g.writes ? `${num(g.writes / g.rateS)} writes/s` : "",
           g.rate || !valid(g) ? bound(g) : "",
           noRatio,
           otherNote,
@@ -310,7 +314,7 @@ export function table(results: Result[], skips: Skip[]): string {
           const eh = e?.ops.byOp.get(op);
           return [
             g.rate
-              ? num(h.count / g.wallS) + ratio(h.count / g.wallS, eh && eh.count / e!.wallS)
+              ? num(h.count / g.rateS) + ratio(h.count / g.rateS, eh && eh.count / e!.rateS)
               : "—",
             num(h.quantile(0.5)),
             num(h.quantile(0.99)) + ratio(h.quantile(0.99), eh?.quantile(0.99)),
@@ -331,7 +335,7 @@ export function table(results: Result[], skips: Skip[]): string {
           row([mode, workload, g.server, ops[0], ...latency(ops[0]), ...serverCells]);
           continue;
         }
-        const eRate = e && totalOps(e.ops) / e.wallS;
+        const eRate = e && totalOps(e.ops) / e.rateS;
         row([
           mode,
           workload,

@@ -43,9 +43,13 @@ type preloadParams struct {
 	ValueSize   int    `json:"valueSize"`
 	Batch       int    `json:"batch"`
 	Concurrency int    `json:"concurrency"`
+	// MaxMs stops handing out batches after this long (0: no limit); the
+	// result's "loaded" says how far it got.
+	MaxMs int `json:"maxMs"`
 }
 
-// preload writes keys From..To-1 in txns of Batch puts, Concurrency txns at a time.
+// preload writes keys From..To-1 in txns of Batch puts, Concurrency txns at
+// a time; the keys written are always From..From+loaded-1.
 func preload(p *preloadParams, _ control) (interface{}, error) {
 	c, err := dial(p.Target)
 	if err != nil {
@@ -62,8 +66,12 @@ func preload(p *preloadParams, _ control) (interface{}, error) {
 	var revision int64
 	var mu sync.Mutex
 	var firstErr error
+	running := func() bool { return true }
+	if p.MaxMs > 0 {
+		running = deadline(time.Duration(p.MaxMs) * time.Millisecond)
+	}
 	parallel(p.Concurrency, func(int) {
-		for {
+		for running() {
 			start := int(atomic.AddInt64(&next, int64(p.Batch))) - p.Batch
 			if start >= p.To {
 				return
@@ -110,7 +118,12 @@ func preload(p *preloadParams, _ control) (interface{}, error) {
 	if firstErr != nil {
 		return nil, fmt.Errorf("preload: %s", errorText(firstErr))
 	}
-	return map[string]interface{}{"writes": p.To - p.From, "revision": revision, "hist": h}, nil
+	// Batches are handed out in order and every one handed out was written.
+	loaded := int(next) - p.From
+	if loaded > p.To-p.From {
+		loaded = p.To - p.From
+	}
+	return map[string]interface{}{"writes": loaded, "loaded": loaded, "revision": revision, "hist": h}, nil
 }
 
 type kubeParams struct {
@@ -293,10 +306,11 @@ type updatesParams struct {
 	From        int    `json:"from"`
 	To          int    `json:"to"`
 	ValueSize   int    `json:"valueSize"`
+	MaxMs       int    `json:"maxMs"`
 }
 
 // updates overwrites each preloaded key From..To-1 once with a plain Put,
-// from Concurrency callers.
+// from Concurrency callers, stopping after MaxMs if that is set.
 func updates(p *updatesParams, _ control) (interface{}, error) {
 	s, err := open(p.Target, p.Conns)
 	if err != nil {
@@ -307,9 +321,13 @@ func updates(p *updatesParams, _ control) (interface{}, error) {
 	v := value(p.ValueSize, 'u')
 	next := int64(p.From)
 	var writes int64
+	running := func() bool { return true }
+	if p.MaxMs > 0 {
+		running = deadline(time.Duration(p.MaxMs) * time.Millisecond)
+	}
 	parallel(p.Concurrency, func(l int) {
 		c := s.conn(l)
-		for {
+		for running() {
 			i := int(atomic.AddInt64(&next, 1)) - 1
 			if i >= p.To {
 				return
