@@ -15,6 +15,7 @@ import { capture, killAll, pinSelf } from "./process.ts";
 import { initClockTicks } from "./procfs.ts";
 import { HEADER, type Result, SATURATED, type Skip, table } from "./report.ts";
 import { StartError } from "./server.ts";
+import { summary } from "./summary.ts";
 import {
   type Backend,
   bigStore,
@@ -330,6 +331,12 @@ async function main(): Promise<number> {
     "start, everything from daemon start to the first Range. " +
     '"mean commit batch" in the notes is Δkine_txn_batch_size_sum ÷ Δ_count (txns per group commit); ' +
     '"gap fills" is Δkine_gap_fill_total by result over all kine processes',
+    "",
+    "## Summary: ours ÷ etcd (more writes/s is better; less of everything else)",
+    "",
+    summary(results),
+    "",
+    "## All measurements",
     "",
     table(results, skips),
     "",

@@ -17,7 +17,7 @@ export interface Skip {
 }
 
 /** All rounds of one workload on one server in one mode. */
-interface Group {
+export interface Group {
   mode: string;
   workload: string;
   server: string;
@@ -49,9 +49,11 @@ interface Group {
   watchCheck?: { watchers: number; writes: number; problems: string[] };
 }
 
-const totalOps = (h: Histograms) => [...h.byOp.values()].reduce((n, x) => n + x.count, 0);
+/** Operations of every type together. */
+export const totalOps = (h: Histograms) => [...h.byOp.values()].reduce((n, x) => n + x.count, 0);
 
-function group(results: Result[]): Group[] {
+/** Folds the rounds of each workload × server × mode into one group. */
+export function group(results: Result[]): Group[] {
   const groups = new Map<string, Group>();
   for (const { mode, sample: s } of results) {
     const id = `${mode}\0${s.workload}\0${s.server}`;
@@ -125,7 +127,7 @@ const SERVER_ORDER = [
 ];
 
 /** Table order: etcd first, then our backends; `3× kine-x` sorts with `kine-x`. */
-function serverRank(name: string): number {
+export function serverRank(name: string): number {
   const i = SERVER_ORDER.indexOf(name.replace(/^\d+× /, ""));
   return i < 0 ? SERVER_ORDER.length : i;
 }
@@ -137,7 +139,7 @@ function serverRank(name: string): number {
 export const SATURATED = 0.9;
 
 /** True if the load generator had headroom during the run. */
-function valid(g: Group): boolean {
+export function valid(g: Group): boolean {
   return !(g.loadgenCpuS / g.wallS >= SATURATED);
 }
 

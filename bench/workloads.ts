@@ -708,7 +708,7 @@ export function scale(ctx: RunContext): Promise<Sample[]> {
       return r;
     });
     load.notes.push(...bulkNotes(ctx, loaded, z.objects, z.maxMs));
-    const updates = await step(
+    await step(
       `update half once (${z.callers} callers, single puts)`,
       () =>
         ctx.loadgen.call("updates", {
@@ -750,7 +750,6 @@ export function scale(ctx: RunContext): Promise<Sample[]> {
       false,
     );
     if (ctx.backend.kind !== "memory") {
-      updates.disk = { loaded: diskLoaded, compacted };
       compaction.disk = { loaded: diskLoaded, compacted };
     }
     return samples;

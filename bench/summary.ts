@@ -1,0 +1,109 @@
+/**
+ * The short table at the top of a results file: one line per workload and
+ * measure, one column per server, ratios to etcd. The full table below it
+ * has the latencies, CPU and notes behind each cell.
+ */
+import { type Group, group, num, type Result, serverRank, valid } from "./report.ts";
+import { Histogram } from "./stats.ts";
+
+/** Every operation's latencies in one histogram. */
+function allOps(g: Group): Histogram {
+  const all = new Histogram();
+  for (const h of g.ops.byOp.values()) all.merge(h);
+  return all;
+}
+
+/** One line of the summary: what it shows of a group. */
+interface Measure {
+  label: string;
+  value: (g: Group) => number | undefined;
+}
+
+/** The measures worth a line for a workload, judged from what its groups hold. */
+function measures(gs: Group[]): Measure[] {
+  const g = gs[0];
+  const out: Measure[] = [];
+  if (g.rate) {
+    // Writes are what the targets are stated in (objects/s for bulk loads).
+    out.push({ label: "writes/s", value: (x) => x.writes / x.rateS });
+    if (g.workload.startsWith("kube mix")) {
+      out.push({
+        label: "p99 ms, all operations",
+        value: (x) => allOps(x).quantile(0.99),
+      });
+      out.push({ label: "peak RSS MiB", value: (x) => x.peakRss / 2 ** 20 });
+    }
+  } else {
+    for (const op of g.ops.byOp.keys()) {
+      // A compaction's cost to writers is its longest stall, not a percentile.
+      const stall = op.startsWith("put during");
+      const once = gs.every((x) => (x.ops.byOp.get(op)?.count ?? 0) <= 1);
+      out.push({
+        label: `${op} ${stall ? "longest " : once ? "" : "p99 "}ms`,
+        value: (x) => {
+          const h = x.ops.byOp.get(op);
+          return h?.count ? (stall ? h.max : h.quantile(0.99)) : undefined;
+        },
+      });
+    }
+  }
+  if (gs.some((x) => x.delivery.count > 0)) {
+    out.push({
+      label: "watch delivery p99 ms (put response → event)",
+      value: (x) => x.delivery.count ? x.delivery.quantile(0.99) : undefined,
+    });
+  }
+  if (gs.some((x) => x.disk)) {
+    out.push({
+      label: "disk MiB after load and updates",
+      value: (x) => x.disk ? x.disk.loaded / 2 ** 20 : undefined,
+    });
+  }
+  if (gs.some((x) => x.disk?.compacted !== undefined)) {
+    out.push({
+      label: "disk MiB after compaction",
+      value: (x) => x.disk?.compacted !== undefined ? x.disk.compacted / 2 ** 20 : undefined,
+    });
+  }
+  return out;
+}
+
+const base = (server: string) => server.replace(/^\d+× /, "");
+
+/**
+ * Markdown: per mode, a line per workload × measure; a cell is the value and
+ * its ratio to etcd's, or says "invalid" where the load generator saturated
+ * its core on either side.
+ */
+export function summary(results: Result[]): string {
+  const groups = group(results).filter((g) => !g.workload.endsWith("(failed)"));
+  const servers = [...new Set(groups.map((g) => base(g.server)))]
+    .sort((a, b) => serverRank(a) - serverRank(b));
+  const lines = [
+    `| mode | workload | measure | ${servers.join(" | ")} |`,
+    `|---|---|---|${servers.map(() => "---").join("|")}|`,
+  ];
+  for (const mode of new Set(groups.map((g) => g.mode))) {
+    for (const workload of new Set(groups.map((g) => g.workload))) {
+      const gs = groups.filter((g) => g.mode === mode && g.workload === workload);
+      if (!gs.length) continue;
+      const etcd = gs.find((g) => g.server === "etcd");
+      for (const m of measures(gs)) {
+        const cells = servers.map((server) => {
+          const g = gs.find((x) => base(x.server) === server);
+          const v = g && m.value(g);
+          if (!g || v === undefined || !Number.isFinite(v)) return "";
+          const shown = num(v);
+          if (!valid(g)) return `${shown} (invalid)`;
+          if (g === etcd || !etcd) return shown;
+          const e = m.value(etcd);
+          if (!valid(etcd)) return `${shown} (etcd invalid)`;
+          return e && e > 0 ? `${shown} (${(v / e).toFixed(2)}×)` : shown;
+        });
+        const name = workload.replaceAll("|", "\\|");
+        lines.push(`| ${mode} | ${name} | ${m.label} | ${cells.join(" | ")} |`);
+      }
+    }
+  }
+  return lines.join("\n");
+}
