@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { b, s } from "./helpers/client.ts";
 import { databaseName, POSTGRES, SQLITE } from "./helpers/backends.ts";
 import { startTestKine } from "./helpers/kine.ts";
-import { freePort } from "./helpers/private_db.ts";
+import { freePort } from "./helpers/proc.ts";
 import { WatchClient } from "./helpers/watch.ts";
 
 async function pgbouncer(dir: string, port: number): Promise<Deno.ChildProcess> {

@@ -10,6 +10,10 @@ export interface PgCluster {
   dir: string;
   /** Runs SQL as the superuser `postgres` over the cluster's unix socket. */
   psql(sql: string, db?: string): Promise<string>;
+  /** Stops the server the hard way (no shutdown checkpoint), keeping its files. */
+  crash(): Promise<void>;
+  /** Starts it again after {@link crash}. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -67,7 +71,8 @@ export async function startPgCluster(o: PgClusterOptions): Promise<PgCluster> {
   );
   const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const ctl = (args: string[]) => asServer("env", [...env, pgCtl, "-D", data, ...args]);
-  await ctl(["-l", `${dir}/server.log`, "-w", "start"]);
+  const start = () => ctl(["-l", `${dir}/server.log`, "-w", "start"]).then(() => {});
+  await start();
   return {
     port,
     dir,
@@ -90,6 +95,8 @@ export async function startPgCluster(o: PgClusterOptions): Promise<PgCluster> {
         "-c",
         sql,
       ]),
+    crash: () => ctl(["-m", "immediate", "-w", "stop"]).then(() => {}),
+    start,
     stop: async () => {
       await ctl(["-m", "immediate", "-w", "stop"]).catch(() => {});
       await Deno.remove(dir, { recursive: true });

@@ -3,6 +3,8 @@
  * directory, for tests that stop and restart the database under kine. The
  * machine's shared servers are never touched.
  */
+import { startPgCluster } from "./pg_cluster.ts";
+import { freePort, run, waitForPort } from "./proc.ts";
 
 /** A database server the test owns. */
 export interface PrivateDb {
@@ -15,75 +17,14 @@ export interface PrivateDb {
   destroy(): Promise<void>;
 }
 
-async function run(cmd: string, args: string[], opts: Deno.CommandOptions = {}): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", ...opts })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed: ${text}`);
-  return text;
-}
-
-/** A free loopback TCP port. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function waitTcp(port: number, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** The newest installed PostgreSQL's binaries (Debian keeps them off PATH). */
-function pgBin(tool: string): string {
-  const versions = [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name)
-    .sort((a, b) => Number(b) - Number(a));
-  return `/usr/lib/postgresql/${versions[0]}/bin/${tool}`;
-}
-
-/** `initdb` into a temp dir owned by `postgres` (it refuses root), trust auth on loopback. */
+/** A private PostgreSQL cluster (see {@link startPgCluster}). */
 export async function privatePostgres(): Promise<PrivateDb> {
-  const dir = await Deno.makeTempDir({ prefix: "kine-pg-" });
-  const port = freePort();
-  await run("chown", ["postgres:postgres", dir]);
-  const asPostgres = (tool: string, args: string[]) =>
-    run("runuser", ["-u", "postgres", "--", pgBin(tool), ...args]);
-  await asPostgres("initdb", ["-D", `${dir}/data`, "-U", "postgres", "--auth=trust", "-N"]);
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
-  const start = async () => {
-    await asPostgres("pg_ctl", [
-      "-D",
-      `${dir}/data`,
-      "-o",
-      opts,
-      "-l",
-      `${dir}/log`,
-      "-w",
-      "start",
-    ]);
-    await waitTcp(port);
-  };
-  await start();
+  const pg = await startPgCluster({ hba: [] });
   return {
-    endpoint: `postgres://postgres@127.0.0.1:${port}/kine?sslmode=disable`,
-    crash: () =>
-      asPostgres("pg_ctl", ["-D", `${dir}/data`, "-m", "immediate", "-w", "stop"]).then(),
-    start,
-    async destroy() {
-      await asPostgres("pg_ctl", ["-D", `${dir}/data`, "-m", "immediate", "-w", "stop"])
-        .catch(() => {});
-      await Deno.remove(dir, { recursive: true });
-    },
+    endpoint: `postgres://postgres@127.0.0.1:${pg.port}/kine?sslmode=disable`,
+    crash: pg.crash,
+    start: pg.start,
+    destroy: pg.stop,
   };
 }
 
@@ -117,7 +58,7 @@ export async function privateMariadb(): Promise<PrivateDb> {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    await waitTcp(port);
+    await waitForPort(port, 30_000);
   };
   const crash = async () => {
     server?.kill("SIGKILL");
