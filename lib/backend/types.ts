@@ -128,12 +128,24 @@ export interface Status {
   dbSize: number;
 }
 
+/** What a backend can do beyond the core contract; a backend without them can do everything. */
+export interface BackendCapabilities {
+  /**
+   * False where a writing txn may compare and write only one key (NATS: its
+   * write is one conditional publish); {@link isSingleKeyTxn} tells which are.
+   */
+  multiKeyTxn: boolean;
+  /** The backend's name, for refusals. */
+  name: string;
+}
+
 /**
  * The storage contract the front end relies on. Every call takes and returns
  * plain data. `txn` is atomic: its compares and ops see one consistent state
  * and its writes commit together or not at all.
  */
 export interface Backend {
+  readonly capabilities?: BackendCapabilities;
   start(): Promise<void>;
   close(): Promise<void>;
   range(request: RangeRequest): Promise<RangeResult>;

@@ -15,6 +15,7 @@ import {
   FROM_KEY,
   type LeaseRecord,
   type Op,
+  type Txn,
   type WatchResult,
 } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
@@ -179,20 +180,25 @@ export class LeaseManager {
   async #drop(id: number): Promise<number> {
     await this.#caughtUp();
     const keys = [...(this.#byLease.get(id) ?? [])];
-    const ops: Op[] = keys.map((key) => ({
-      type: "txn",
-      txn: {
-        compare: [{ key, end: "", target: "lease", result: "equal", operand: id }],
-        success: [{ type: "delete", key, end: "", prevKv: false }],
-        failure: [],
-      },
+    const txns: Txn[] = keys.map((key) => ({
+      compare: [{ key, end: "", target: "lease", result: "equal", operand: id }],
+      success: [{ type: "delete", key, end: "", prevKv: false }],
+      failure: [],
     }));
-    const result = await this.backend.txn({ compare: [], success: ops, failure: [] });
+    let revision: number;
+    if (this.backend.capabilities?.multiKeyTxn === false) {
+      // One txn per key where a txn may write one key only (NATS).
+      revision = this.backend.currentRevision();
+      for (const txn of txns) revision = (await this.backend.txn(txn)).revision;
+    } else {
+      const ops: Op[] = txns.map((txn) => ({ type: "txn", txn }));
+      revision = (await this.backend.txn({ compare: [], success: ops, failure: [] })).revision;
+    }
     await this.backend.deleteLease(id);
     this.#leases.delete(id);
     this.#byLease.delete(id);
     for (const key of keys) this.#byKey.delete(key);
-    return result.revision;
+    return revision;
   }
 
   #expire(): void {

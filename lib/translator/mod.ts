@@ -18,7 +18,8 @@ import type {
   TxnResult,
 } from "../backend/types.ts";
 import { BackendError, compacted, futureRevision } from "../backend/errors.ts";
-import { Code, emptyKey, emptyOp, EtcdError, tooManyOps } from "./errors.ts";
+import { isSingleKeyTxn, multiKeyUnsupported } from "../backend/logstructured/txn.ts";
+import { Code, emptyKey, emptyOp, EtcdError, toEtcdError, tooManyOps } from "./errors.ts";
 import { endText, keyText, startText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import type * as W from "./wire.ts";
@@ -249,6 +250,10 @@ export class Translator {
   }
 
   #txn(txn: Txn): Promise<TxnResult> {
+    const caps = this.backend.capabilities;
+    if (caps && !caps.multiKeyTxn && !isSingleKeyTxn(txn)) {
+      throw toEtcdError(multiKeyUnsupported(caps.name));
+    }
     this.#checkLeases(txn.success);
     this.#checkLeases(txn.failure);
     return this.backend.txn(txn);

@@ -62,6 +62,40 @@ function checkBranch(ops: Op[]): { puts: Set<string>; deletes: DeleteOp[] } {
   return { puts, deletes };
 }
 
+/**
+ * True if a txn writes nothing, or compares and writes one key only (no range
+ * compare or range delete): what a backend without multi-key txns can run.
+ */
+export function isSingleKeyTxn(txn: Txn): boolean {
+  const keys = new Set<string>();
+  let writes = false;
+  let ranged = false;
+  const visit = (t: Txn) => {
+    for (const c of t.compare) {
+      if (c.end !== "") ranged = true;
+      keys.add(redirectKey(c.key));
+    }
+    for (const op of [...t.success, ...t.failure]) {
+      if (op.type === "txn") visit(op.txn);
+      else if (op.type === "put" || op.type === "delete") {
+        writes = true;
+        if (op.type === "delete" && op.end !== "") ranged = true;
+        keys.add(redirectKey(op.key));
+      }
+    }
+  };
+  visit(txn);
+  return !writes || (!ranged && keys.size <= 1);
+}
+
+/** The refusal of a txn {@link isSingleKeyTxn} rejects, on a backend named `name`. */
+export function multiKeyUnsupported(name: string): BackendError {
+  return new BackendError(
+    "failed_precondition",
+    `multi-key transactions are not supported on the ${name} backend`,
+  );
+}
+
 function compareNumbers(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
