@@ -1,6 +1,7 @@
 /** Endpoint (DSN) parsing and driver selection, spec §1.3. */
 import { LogBackend, type LogBackendOptions } from "./logstructured/backend.ts";
 import { MemoryStore } from "./memory/store.ts";
+import { openNats } from "./nats/backend.ts";
 import { openSqlStore } from "./sql/store.ts";
 import { type SqlEngine, type SqlOptions, TABLE_NAME } from "./sql/dialect.ts";
 import { mysqlEngine } from "./sql/mysql.ts";
@@ -61,20 +62,14 @@ const FACTORIES: Record<string, Factory> = {
   mysql: sql(mysqlEngine, true),
   memory: (_dsn, o) =>
     Promise.resolve({ backend: new LogBackend(new MemoryStore(), o), leaderElect: false }),
+  nats: openNats,
+  jetstream: openNats,
 };
-
-/** Backends that belong to later releases of this project. */
-const PLANNED = new Set(["nats", "jetstream"]);
 
 /** Opens (connects to, and readies) the backend an endpoint names. */
 export async function openBackend(o: BackendOptions): Promise<OpenedBackend> {
   const { scheme, dsn } = parseEndpoint(o.endpoint);
   const factory = FACTORIES[scheme];
-  if (!factory) {
-    if (PLANNED.has(scheme)) {
-      throw new EndpointError(`driver ${scheme} is not available in this version of kine`);
-    }
-    throw new EndpointError(`unknown driver: ${scheme}`);
-  }
+  if (!factory) throw new EndpointError(`unknown driver: ${scheme}`);
   return await factory(dsn, o);
 }

@@ -58,6 +58,12 @@ class Tables {
     ids.splice(bisect(ids, row.id, byNumber), 0, row.id);
   }
 
+  /** Inserts a new row under `id`; its old value is the value of the row it follows. */
+  add(id: number, r: NewRow): void {
+    const prev = r.prevRevision ? this.rows.get(r.prevRevision) : undefined;
+    this.insert({ id, ...r, oldValue: prev?.value ?? null });
+  }
+
   remove(id: number): Row | undefined {
     const row = this.rows.get(id);
     if (!row) return undefined;
@@ -167,8 +173,7 @@ class MemoryTx implements LogWriteTx, EventReader {
 
   append(r: NewRow): number {
     const id = ++this.t.lastId;
-    const prev = r.prevRevision ? this.t.rows.get(r.prevRevision) : undefined;
-    this.t.insert({ id, ...r, oldValue: prev?.value ?? null });
+    this.t.add(id, r);
     this.#undo.push(() => {
       this.t.remove(id);
       this.t.lastId = id - 1;
@@ -292,6 +297,25 @@ export class MemoryStore implements LogStore {
       tx.rollback();
       throw err;
     }
+  }
+
+  /**
+   * For a copy of a log kept elsewhere (the NATS backend's index): inserts a
+   * row under the id its source gave it. Ids must grow; the row is visible at once.
+   */
+  insertAt(id: number, row: NewRow): void {
+    this.#t.add(id, row);
+    this.#t.lastId = this.#t.committed = id;
+  }
+
+  /** For a copy: drops a row its source no longer holds. */
+  removeRow(id: number): void {
+    this.#t.remove(id);
+  }
+
+  /** For a copy: {@link LogWriteTx.compactTo} outside a transaction. */
+  compactTo(target: number): void {
+    new MemoryTx(this.#t, false).compactTo(target);
   }
 
   classify(): StoreFailure {

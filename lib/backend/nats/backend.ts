@@ -1,0 +1,404 @@
+/**
+ * The NATS JetStream backend (spec §7): kine's revision log is the stream
+ * behind a JetStream KV bucket. Each write is one conditional publish
+ * (expected last sequence of its key), so a revision is a stream sequence and
+ * a txn may compare and write one key only (capability `multiKeyTxn: false`).
+ * Every process follows the whole stream with an ordered consumer into an
+ * in-memory copy ({@link Replica}) that serves reads, compares and watches.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { Logger } from "../../log/mod.ts";
+import { BackendError, compacted, dsnError, futureRevision } from "../errors.ts";
+import { COMPACT_KEY, presentKv } from "../logstructured/compact_key.ts";
+import { CountCache } from "../logstructured/count_cache.ts";
+import { presentEvents } from "../logstructured/events.ts";
+import { Fanout } from "../logstructured/fanout.ts";
+import { rowToKv } from "../logstructured/log.ts";
+import { rangeLog } from "../logstructured/range.ts";
+import { subscribe } from "../logstructured/subscribe.ts";
+import { checkTxn, isSingleKeyTxn, multiKeyUnsupported, TxnRunner } from "../logstructured/txn.ts";
+import type {
+  Backend,
+  EventSink,
+  LeasedKeys,
+  LeaseRecord,
+  RangeRequest,
+  RangeResult,
+  Status,
+  Txn,
+  TxnResult,
+  WatchResult,
+} from "../types.ts";
+import { decodeRecord, encodeRecord, RecordError } from "./codec.ts";
+import { connectNats } from "./connect.ts";
+import { decodeKey, encodeKey } from "./keys.ts";
+import { type NatsOptions, type NatsTls, parseNatsEndpoint } from "./options.ts";
+import type { BackendOptions, OpenedBackend } from "../endpoint.ts";
+import { type Operation, Replica } from "./replica.ts";
+import { Conflict, NatsTx, type Publish } from "./tx.ts";
+
+const HEALTH_KEY = "/registry/health";
+const HEALTH_VALUE = new TextEncoder().encode('{"health":"true"}');
+/** How long a writer waits for its own write to reach the index (read-your-writes). */
+const SYNC_TIMEOUT_MS = 5000;
+/** How long start-up waits for the index to replay the stream. */
+const REPLAY_TIMEOUT_MS = 60_000;
+/** JetStream request timeout: a write during an outage fails after this, never hangs. */
+const REQUEST_TIMEOUT_MS = 5000;
+const CONFLICT_RETRIES = 20;
+const CATCH_UP_BATCH = 1000;
+
+export interface NatsBackendOptions {
+  nats: NatsOptions;
+  tls: Partial<NatsTls>;
+  compactMinRetain: number;
+  logger: Logger;
+}
+
+/** Retries bucket creation while the JetStream cluster is not ready (spec §7.2). */
+async function retryUnready<T>(fn: () => Promise<T>, logger: Logger): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = err instanceof JetStreamApiError ? err.code : 0;
+      const unready = code === 10008 || code === 10005 || (err as Error)?.name === "TimeoutError";
+      if (!unready || attempt >= 60) throw err;
+      logger.warn("JetStream not ready; retrying", { error: String(err) });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+export class NatsBackend implements Backend {
+  readonly capabilities = { multiKeyTxn: false, name: "NATS" };
+  readonly #replica: Replica;
+  readonly #fanout = new Fanout();
+  readonly #counts = new CountCache();
+  readonly #prefix: string;
+  #nc?: NatsConnection;
+  #js?: JetStreamClient;
+  #kv?: KV;
+  #leases?: KV;
+  #messages?: ConsumerMessages;
+  #unreadable = 0;
+  #closed = false;
+
+  constructor(private readonly o: NatsBackendOptions) {
+    this.#replica = new Replica(o.nats.revHistory);
+    this.#prefix = `$KV.${o.nats.bucket}.`;
+  }
+
+  get #stream(): string {
+    return `KV_${this.o.nats.bucket}`;
+  }
+
+  async start(): Promise<void> {
+    const { nats, logger } = this.o;
+    for (const p of nats.ignored) {
+      logger.warn(
+        `endpoint parameter ${p} has no effect: this kine is a NATS client, never a server`,
+      );
+    }
+    this.#nc = await connectNats(nats, this.o.tls, logger);
+    this.#js = jetstream(this.#nc, { timeout: REQUEST_TIMEOUT_MS });
+    const kvm = new Kvm(this.#js);
+    this.#kv = await retryUnready(() =>
+      kvm.create(nats.bucket, {
+        history: nats.revHistory,
+        replicas: nats.replicas,
+        description: "Holds kine key/values",
+      }), logger);
+    this.#leases = await retryUnready(() =>
+      kvm.create(leaseBucket(nats.bucket), {
+        history: 1,
+        replicas: nats.replicas,
+        description: "Holds kine leases",
+      }), logger);
+    const jsm = await this.#js.jetstreamManager();
+    const last = (await jsm.streams.info(this.#stream)).state.last_seq;
+    const consumer = await this.#js.consumers.get(this.#stream, {
+      deliver_policy: DeliverPolicy.All,
+    });
+    this.#messages = await consumer.consume({ callback: (m) => this.#apply(m) });
+    (async () => {
+      for await (const s of this.#messages!.status()) {
+        if (s.type === "heartbeats_missed" || s.type === "reset") {
+          logger.debug("NATS stream consumer", { status: s.type });
+        }
+      }
+    })().catch(() => {});
+    if (!(await this.#replica.waitFor(last, REPLAY_TIMEOUT_MS))) {
+      throw new Error(`timed out reading bucket ${nats.bucket} up to revision ${last}`);
+    }
+    if (this.#unreadable > 0) {
+      logger.warn(`${this.#unreadable} records of bucket ${nats.bucket} are not readable`, {
+        hint: "records written by upstream kine (S2-compressed JSON) are skipped",
+      });
+    }
+    // Upstream's start-up: the health key exists, then one update (a fresh bucket is at 2).
+    const health = {
+      type: "put" as const,
+      key: HEALTH_KEY,
+      value: HEALTH_VALUE,
+      lease: 0,
+      prevKv: false,
+      ignoreValue: false,
+      ignoreLease: false,
+    };
+    if (!this.#replica.reader.latest(HEALTH_KEY)) {
+      await this.txn({ compare: [], success: [health], failure: [] });
+    }
+    await this.txn({ compare: [], success: [health], failure: [] });
+  }
+
+  /** Applies one stream message to the index and hands its event to watchers. */
+  #apply(m: JsMsg): void {
+    let key: string | null = null;
+    if (m.subject.startsWith(this.#prefix)) {
+      try {
+        key = decodeKey(m.subject.slice(this.#prefix.length));
+      } catch {
+        // not a key kine writes
+      }
+    }
+    const kvOp = m.headers?.get("KV-Operation");
+    let op: Operation;
+    if (kvOp === "DEL") op = { type: "delete" };
+    else if (kvOp === "PURGE") op = { type: "purge" };
+    else {
+      try {
+        op = { type: "put", record: decodeRecord(m.data) };
+      } catch (err) {
+        if (!(err instanceof RecordError)) throw err;
+        this.#unreadable++;
+        op = { type: "unreadable" };
+      }
+    }
+    const event = this.#replica.apply(m.seq, key, op);
+    if (event) this.#fanout.publish(presentEvents([event]));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#fanout.clear();
+    this.#replica.release();
+    await this.#messages?.close().catch(() => {});
+    await this.#nc?.close().catch(() => {});
+  }
+
+  /** Times a call; slower than `slowMethod` is logged. */
+  async #timed<T>(method: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await fn();
+    } finally {
+      const took = performance.now() - started;
+      if (took > this.o.nats.slowMethodMs) {
+        this.o.logger.warn(`Slow method ${method}`, { duration: `${Math.round(took)}ms` });
+      }
+    }
+  }
+
+  range(request: RangeRequest): Promise<RangeResult> {
+    return this.#timed("range", async () => {
+      const result = await rangeLog(this.#replica.reader, request, this.#counts.take(request));
+      this.#counts.remember(request, result);
+      return result;
+    });
+  }
+
+  txn(txn: Txn): Promise<TxnResult> {
+    checkTxn(txn);
+    if (!isSingleKeyTxn(txn)) return Promise.reject(multiKeyUnsupported(this.capabilities.name));
+    return this.#timed("txn", async () => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await new TxnRunner(new NatsTx(this.#replica, this.#publish)).run(txn);
+        } catch (err) {
+          if (!(err instanceof Conflict)) throw this.#classify(err);
+          if (attempt >= CONFLICT_RETRIES) {
+            throw new BackendError(
+              "unavailable",
+              "etcdserver: request timed out, possibly due to conflict",
+            );
+          }
+          // Another writer got there first: run again once the index has its write.
+          await this.#replica.waitFor(err.actual, SYNC_TIMEOUT_MS);
+        }
+      }
+    });
+  }
+
+  /** Publishes one row of `key` if the key's last message is still `expected`. */
+  readonly #publish: Publish = async (key, data, expected) => {
+    if (!this.#kv) throw new BackendError("unavailable", "etcdserver: NATS backend not started");
+    let seq: number;
+    try {
+      seq = await this.#kv.put(key, data, { previousSeq: expected });
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10071) {
+        const actual = Number(/(\d+)\s*$/.exec(err.message)?.[1] ?? 0);
+        throw new Conflict(actual || this.#replica.applied + 1);
+      }
+      throw err;
+    }
+    if (!(await this.#replica.waitFor(seq, SYNC_TIMEOUT_MS)) && !this.#closed) {
+      this.o.logger.warn("write not yet seen by this process's index", { revision: seq });
+    }
+    return seq;
+  };
+
+  #classify(err: unknown): BackendError {
+    if (err instanceof BackendError) return err;
+    return new BackendError("unavailable", `etcdserver: ${(err as Error)?.message ?? err}`);
+  }
+
+  currentRevision(): number {
+    return this.#replica.applied;
+  }
+
+  syncedRevision(): number {
+    return this.#replica.applied;
+  }
+
+  async waitForSyncTo(revision: number): Promise<void> {
+    while (!this.#closed && !(await this.#replica.waitFor(revision, 60_000)));
+  }
+
+  async watch(
+    key: string,
+    end: string,
+    startRevision: number,
+    sink: EventSink,
+  ): Promise<WatchResult> {
+    return await subscribe(
+      {
+        compact: this.#replica.revisions().compact,
+        fanout: this.#fanout,
+        reader: this.#replica.reader,
+        position: this.#replica.applied,
+        batchSize: CATCH_UP_BATCH,
+      },
+      key,
+      end,
+      startRevision,
+      sink,
+    );
+  }
+
+  /**
+   * Records the compact revision in kine's `compact_rev_key` record (one
+   * revision, invisible to watchers); every index then drops the history
+   * below it. JetStream itself bounds each key's history by `revHistory`.
+   */
+  compact(revision: number): Promise<number> {
+    return this.#timed("compact", async () => {
+      for (let attempt = 1;; attempt++) {
+        const { current, compact } = this.#replica.revisions();
+        if (revision > current) throw futureRevision();
+        if (revision <= compact) throw compacted();
+        const target = Math.min(revision, current - this.o.compactMinRetain);
+        if (target <= compact) return current;
+        const expected = this.#replica.lastSeq(COMPACT_KEY);
+        try {
+          await this.#publish(
+            encodeKey(COMPACT_KEY),
+            encodeRecord({
+              created: true,
+              deleted: false,
+              createRevision: 0,
+              prevRevision: target,
+              lease: 0,
+              value: new Uint8Array(0),
+              version: 0,
+            }),
+            expected,
+          );
+          this.o.logger.info(`COMPACT compacted to ${target}`);
+          return this.#replica.applied;
+        } catch (err) {
+          if (!(err instanceof Conflict) || attempt >= CONFLICT_RETRIES) throw this.#classify(err);
+          await this.#replica.waitFor(err.actual, SYNC_TIMEOUT_MS);
+        }
+      }
+    });
+  }
+
+  async status(): Promise<Status> {
+    const { current, compact } = this.#replica.revisions();
+    let dbSize = 0;
+    try {
+      const jsm = await this.#js!.jetstreamManager();
+      dbSize = (await jsm.streams.info(this.#stream)).state.bytes;
+    } catch (err) {
+      throw this.#classify(err);
+    }
+    return { revision: current, compactRevision: compact, dbSize };
+  }
+
+  leasedKeys(): Promise<LeasedKeys> {
+    const revision = this.#replica.applied;
+    const keys = this.#replica.reader.leased(revision).map((row) => {
+      const kv = presentKv(rowToKv(row, true));
+      return { key: kv.key, lease: kv.lease, modRevision: kv.modRevision };
+    });
+    return Promise.resolve({ revision, keys });
+  }
+
+  async leaseRecords(): Promise<LeaseRecord[]> {
+    const out: LeaseRecord[] = [];
+    for await (const k of await this.#leases!.keys()) {
+      const e = await this.#leases!.get(k);
+      if (e && e.operation === "PUT") out.push(e.json<LeaseRecord>());
+    }
+    return out;
+  }
+
+  async saveLease(lease: LeaseRecord): Promise<void> {
+    try {
+      await this.#leases!.put(String(lease.id), JSON.stringify(lease));
+    } catch (err) {
+      throw this.#classify(err);
+    }
+  }
+
+  async deleteLease(id: number): Promise<void> {
+    try {
+      await this.#leases!.purge(String(id));
+    } catch (err) {
+      throw this.#classify(err);
+    }
+  }
+}
+
+/** The bucket that holds kine's lease records beside the key-value bucket `bucket`. */
+export function leaseBucket(bucket: string): string {
+  return `${bucket}-leases`;
+}
+
+/** The factory `lib/backend/endpoint.ts` registers for `nats://` and `jetstream://`. */
+export function openNats(_dsn: string, o: BackendOptions): Promise<OpenedBackend> {
+  let nats: NatsOptions;
+  try {
+    nats = parseNatsEndpoint(o.endpoint);
+  } catch (err) {
+    throw dsnError((err as Error).message);
+  }
+  const { tls, compactMinRetain, logger } = o;
+  const backend = new NatsBackend({ nats, tls, compactMinRetain, logger });
+  // Several kine processes may share a bucket.
+  return Promise.resolve({ backend, leaderElect: true });
+}

@@ -1,0 +1,109 @@
+/**
+ * The NATS backend's own pieces: upstream's key encoding (spec §7.3), the
+ * versioned record codec, and `nats://` endpoint parsing (spec §7.1).
+ */
+import assert from "node:assert/strict";
+import { decodeRecord, encodeRecord, RecordError } from "../lib/backend/nats/codec.ts";
+import { parseNatsEndpoint } from "../lib/backend/nats/options.ts";
+import { startKine } from "../lib/mod.ts";
+import { silentLogger } from "../lib/log/mod.ts";
+import { base58, decodeKey, encodeKey, unbase58 } from "../lib/backend/nats/keys.ts";
+
+Deno.test("keys: upstream's examples, and back", () => {
+  const cases: [string, string][] = [
+    ["a", "meta.2g"],
+    ["/a/a", "2g.2g"],
+    ["a/*/a", "meta.2g.j.2g"],
+    ["/a/*/a/", "2g.j.2g.p"],
+  ];
+  for (const [key, subject] of cases) {
+    assert.equal(encodeKey(key), subject);
+    assert.equal(decodeKey(subject), key);
+  }
+  for (const key of ["/registry/pods/default/ü-🙂", "compact_rev_key", "//x", "/a b/\u0000c"]) {
+    assert.equal(decodeKey(encodeKey(key)), key);
+    assert.match(encodeKey(key), /^[1-9A-HJ-NP-Za-km-z.]+$/, "subject tokens only");
+  }
+  assert.throws(() => encodeKey(""), /not valid on NATS/);
+  assert.throws(() => encodeKey("/"), /not valid on NATS/);
+  assert.throws(() => decodeKey("0OIl"), /invalid base58/);
+});
+
+Deno.test("keys: base58 keeps leading zero bytes", () => {
+  const bytes = new Uint8Array([0, 0, 1, 255, 0]);
+  assert.equal(base58(bytes).slice(0, 2), "11");
+  assert.deepEqual(unbase58(base58(bytes)), bytes);
+  assert.equal(base58(new TextEncoder().encode("hello world")), "StV1DL6CwTryKyV");
+});
+
+Deno.test("records: version 1 round trip; upstream's S2 records are told apart", () => {
+  const r = {
+    created: false,
+    deleted: true,
+    createRevision: 7,
+    prevRevision: 2 ** 40,
+    lease: 2 ** 52 + 1,
+    version: 3,
+    value: new TextEncoder().encode("v"),
+  };
+  const data = encodeRecord(r);
+  assert.equal(data[0], 1, "codec version byte");
+  assert.deepEqual(decodeRecord(data), r);
+  const s2 = new Uint8Array([0xff, 0x06, 0, 0, ...new TextEncoder().encode("S2sTwO")]);
+  assert.throws(
+    () => decodeRecord(s2),
+    (e) => e instanceof RecordError && /upstream/.test(e.message),
+  );
+  assert.throws(() => decodeRecord(new Uint8Array([9, 0])), /unknown record codec version 9/);
+});
+
+Deno.test("endpoint: defaults, servers, credentials and parameters", () => {
+  const d = parseNatsEndpoint("nats://");
+  assert.deepEqual(
+    [d.servers, d.bucket, d.replicas, d.revHistory, d.slowMethodMs],
+    [["127.0.0.1:4222"], "kine", 1, 10, 500],
+  );
+  const o = parseNatsEndpoint(
+    "nats://u:p%40ss@h1,nats://h2:4333?bucket=b1&replicas=3&revHistory=64&slowMethod=2s&credsFile=/c",
+  );
+  assert.deepEqual(o.servers, ["h1:4222", "h2:4333"]);
+  assert.deepEqual([o.user, o.pass, o.token], ["u", "p@ss", undefined]);
+  assert.deepEqual([o.bucket, o.replicas, o.revHistory, o.slowMethodMs], ["b1", 3, 64, 2000]);
+  assert.equal(o.credsFile, "/c");
+  assert.equal(parseNatsEndpoint("jetstream://tok@h:1").token, "tok");
+  assert.equal(parseNatsEndpoint("nats://h?replicas=x").replicas, 1, "unparsable: default");
+  assert.deepEqual(parseNatsEndpoint("nats://h?noEmbed&dataDir=/d").ignored, [
+    "noEmbed",
+    "dataDir",
+  ]);
+  const bad: [string, RegExp][] = [
+    ["nats://h?replicas=6", /: invalid replicas, must be >= 1 and <= 5$/],
+    ["nats://h?revHistory=1", /: invalid revHistory, must be >= 2 and <= 64$/],
+    ["nats://h?slowMethod=fast", /: invalid slowMethod duration fast$/],
+    ["nats://h,http://secret:pw@h2", /: invalid connection string=h2$/],
+    ["nats://h?contextFile=/ctx.json", /: when using context endpoint no host should be provided$/],
+  ];
+  for (const [endpoint, message] of bad) assert.throws(() => parseNatsEndpoint(endpoint), message);
+  assert.doesNotMatch(
+    (() => {
+      try {
+        parseNatsEndpoint("nats://h,http://user:hunter2@h2");
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })(),
+    /hunter2/,
+  );
+  assert.equal(parseNatsEndpoint("nats://?contextFile=/ctx.json").contextFile, "/ctx.json");
+});
+
+Deno.test("endpoint: a bad nats:// endpoint stops start-up and says why", async () => {
+  await assert.rejects(
+    startKine(
+      { endpoint: "jetstream://h?revHistory=99", listenAddress: "127.0.0.1:0" },
+      silentLogger,
+    ),
+    /^Error: failed to create driver for endpoint: invalid revHistory, must be >= 2 and <= 64$/,
+  );
+});
