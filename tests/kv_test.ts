@@ -7,6 +7,8 @@ import { b, s } from "./helpers/client.ts";
 import { conformance } from "./helpers/conformance.ts";
 
 const OUT_OF_RANGE = 11;
+const FAILED_PRECONDITION = 9;
+const MULTI_KEY = "multi-key transactions are not supported on the NATS backend";
 const INVALID_ARGUMENT = 3;
 const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
 const FUTURE = "etcdserver: mvcc: required revision is a future revision";
@@ -222,7 +224,7 @@ conformance(
 
 conformance(
   "general txns: value/version/create/lease compares, NOT_EQUAL, ranged, nested",
-  async ({ client }) => {
+  async ({ client }, backend) => {
     await client.kv.put({ key: b("/g/a"), value: b("x"), lease: 0 });
     await client.kv.put({ key: b("/g/b"), value: b("y") });
     const cmp = (c: object) =>
@@ -280,7 +282,7 @@ conformance(
       }),
       false,
     );
-    const nested = await client.kv.txn({
+    const nested = client.kv.txn({
       compare: [],
       success: [{
         request_txn: {
@@ -291,7 +293,13 @@ conformance(
       }],
       failure: [],
     });
-    assert.equal(nested.responses[0].response_txn.succeeded, true);
+    if (backend.multiKeyTxn === false) {
+      // Compares /g/b, writes /g/c: refused whole, nothing written.
+      await rejects(nested, FAILED_PRECONDITION, MULTI_KEY);
+      assert.equal((await client.kv.range({ key: b("/g/c") })).kvs.length, 0);
+      return;
+    }
+    assert.equal((await nested).responses[0].response_txn.succeeded, true);
     assert.equal(s((await client.kv.range({ key: b("/g/c") })).kvs[0].value), "z");
   },
 );
@@ -510,10 +518,14 @@ conformance(
 
 conformance(
   "unlimited lists longer than a read page: whole, once each, at their revision",
-  async ({ client }) => {
+  async ({ client }, backend) => {
+    const single = backend.multiKeyTxn === false;
     const many = async (keys: string[]) => {
       for (let i = 0; i < keys.length; i += 100) {
-        await client.kv.txn({ success: keys.slice(i, i + 100).map((k) => put(k, `v${k}`)) });
+        const chunk = keys.slice(i, i + 100);
+        if (single) {
+          await Promise.all(chunk.map((k) => client.kv.txn({ success: [put(k, `v${k}`)] })));
+        } else await client.kv.txn({ success: chunk.map((k) => put(k, `v${k}`)) });
       }
     };
     // The apiserver's compaction row is stored as compact_rev_key_apiserver: the
@@ -546,7 +558,8 @@ conformance(
     });
     assert.deepEqual([resumed.kvs.length, resumed.more, Number(resumed.count)], [500, true, 501]);
 
-    await client.kv.deleteRange({ key: b(z[0]), range_end: b(z[600]) });
+    if (single) { for (const k of z.slice(0, 600)) await client.kv.deleteRange({ key: b(k) }); }
+    else await client.kv.deleteRange({ key: b(z[0]), range_end: b(z[600]) });
     await client.kv.put({ key: b(z[1500]), value: b("new") });
     const then = await client.kv.range({ ...range, revision: rev });
     assert.equal(Number(then.header.revision), rev + 601, "600 deletes and a put later");
@@ -569,7 +582,7 @@ conformance(
 
 conformance(
   "DeleteRange: single key, range and prefix with deleted count and prev_kvs",
-  async ({ client }) => {
+  async ({ client }, backend) => {
     for (const k of ["/x/1", "/x/2", "/x/3", "/y/1"]) {
       await client.kv.put({ key: b(k), value: b(k) });
     }
@@ -578,6 +591,17 @@ conformance(
     assert.equal(s(one.prev_kvs[0].value), "/x/1");
     const none = await client.kv.deleteRange({ key: b("/x/1") });
     assert.equal(none.deleted, 0);
+    if (backend.multiKeyTxn === false) {
+      // A range delete writes several keys: refused whole, every key still there.
+      await rejects(
+        client.kv.deleteRange({ key: b("/x/"), range_end: b("/x0") }),
+        FAILED_PRECONDITION,
+        MULTI_KEY,
+      );
+      const left = await client.kv.range({ key: b("/x/"), range_end: b("/x0") });
+      assert.deepEqual(left.kvs.map((kv: any) => s(kv.key)), ["/x/2", "/x/3"]);
+      return;
+    }
     const range = await client.kv.deleteRange({ key: b("/x/"), range_end: b("/x0") });
     assert.equal(range.deleted, 2);
     assert.deepEqual(range.prev_kvs, []);

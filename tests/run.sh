@@ -26,6 +26,20 @@ need kinit krb5-user
 need openssl openssl
 need unshare util-linux
 bash scripts/kerberos-addon.sh >&2 || echo "npm:kerberos is not built: the Kerberos tests will fail" >&2
+need nats-server nats-server
+
+# The NATS backend's tests use a nats-server with JetStream on 127.0.0.1:4222, as the machine
+# starts it; start one the same way if none listens there.
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+if ! nats_up; then
+  echo "starting nats-server -js on 127.0.0.1:4222 ..." >&2
+  store=/var/lib/nats-server
+  [ -w /var/lib ] || store="${TMPDIR:-/tmp}/kine-nats-server"
+  mkdir -p "$store"
+  nohup nats-server -a 127.0.0.1 -p 4222 -js -sd "$store" >"${TMPDIR:-/tmp}/kine-nats-server.log" 2>&1 &
+  for _ in $(seq 50); do nats_up && break; sleep 0.1; done
+  nats_up || { echo "nats-server did not start on 127.0.0.1:4222" >&2; exit 1; }
+fi
 
 # PgBouncer in transaction pooling, in front of the shared PostgreSQL.
 need pgbouncer pgbouncer

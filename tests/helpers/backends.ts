@@ -5,6 +5,7 @@
  */
 import postgres from "postgres";
 import mysql from "mysql2/promise";
+import { bucketFor, deleteBucket, SHARED_NATS } from "./nats.ts";
 
 export interface TestBackend {
   name: string;
@@ -13,6 +14,11 @@ export interface TestBackend {
   cleanup?(dir: string): Promise<void>;
   /** A store that outlives the kine process (a restart keeps the data). */
   persistent: boolean;
+  /**
+   * False where a txn may compare and write one key only (NATS); such a
+   * backend also skips revisions (a delete marker, a compaction record).
+   */
+  multiKeyTxn?: boolean;
 }
 
 /** A database name unique to the test's temporary directory. */
@@ -57,9 +63,20 @@ export const SQLITE: TestBackend = {
   persistent: true,
 };
 
+export const NATS: TestBackend = {
+  name: "nats",
+  // 64 messages per key (the most), so the suite's update bursts stay readable;
+  // tests/nats_test.ts covers what a smaller history means.
+  endpoint: (dir) => `nats://${SHARED_NATS}?bucket=${bucketFor(dir)}&revHistory=64`,
+  cleanup: (dir) => deleteBucket(bucketFor(dir)),
+  persistent: true,
+  multiKeyTxn: false,
+};
+
 export const BACKENDS: TestBackend[] = [
   SQLITE,
   { name: "memory", endpoint: () => "memory://", persistent: false },
   POSTGRES,
   MYSQL,
+  NATS,
 ];
