@@ -57,6 +57,8 @@ const REPLAY_TIMEOUT_MS = 60_000;
 /** JetStream request timeout: a write during an outage fails after this, never hangs. */
 const REQUEST_TIMEOUT_MS = 5000;
 const CONFLICT_RETRIES = 20;
+/** How long one pull of the stream consumer waits; it heartbeats every half of it. */
+const CONSUMER_EXPIRES_MS = 2000;
 const CATCH_UP_BATCH = 1000;
 
 export interface NatsBackendOptions {
@@ -105,6 +107,15 @@ export class NatsBackend implements Backend {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const { nats, logger } = this.o;
     for (const p of nats.ignored) {
       logger.warn(
@@ -131,7 +142,12 @@ export class NatsBackend implements Backend {
     const consumer = await this.#js.consumers.get(this.#stream, {
       deliver_policy: DeliverPolicy.All,
     });
-    this.#messages = await consumer.consume({ callback: (m) => this.#apply(m) });
+    // Short pulls: two missed heartbeats (2 s) after a server restart re-create the consumer
+    // at the last delivered sequence, so watches and read-your-writes resume within seconds.
+    this.#messages = await consumer.consume({
+      callback: (m) => this.#apply(m),
+      expires: CONSUMER_EXPIRES_MS,
+    });
     (async () => {
       for await (const s of this.#messages!.status()) {
         if (s.type === "heartbeats_missed" || s.type === "reset") {
