@@ -1,0 +1,204 @@
+/**
+ * The NATS backend with more than one party: a private nats-server killed and
+ * restarted under a bounded write load, and two kine processes on one bucket.
+ */
+import assert from "node:assert/strict";
+import { b, connect, s } from "./helpers/client.ts";
+import { spawnKine } from "./helpers/daemon.ts";
+import { startTestKine } from "./helpers/kine.ts";
+import { bucketFor, deleteBucket, SHARED_NATS } from "./helpers/nats.ts";
+import { WatchClient } from "./helpers/watch.ts";
+
+const UNAVAILABLE = 14;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A free loopback port (bound once to find it, then released). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function listening(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A private `nats-server -js` on `port` with its store in `dir`. */
+async function startNats(port: number, dir: string): Promise<Deno.ChildProcess> {
+  let server: Deno.ChildProcess;
+  try {
+    server = new Deno.Command("nats-server", {
+      args: ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (err) {
+    throw new Error(`cannot run nats-server (Debian package nats-server): ${err}`);
+  }
+  const deadline = Date.now() + 10_000;
+  while (!(await listening(port))) {
+    if (Date.now() > deadline) throw new Error("nats-server did not start");
+    await sleep(50);
+  }
+  return server;
+}
+
+/** Events of one watch in arrival order: mod revision and key. */
+function seen(w: WatchClient, id: number): { rev: number; key: string }[] {
+  return w.events(id).map((e: any) => ({ rev: Number(e.kv.mod_revision), key: s(e.kv.key) }));
+}
+
+function assertOnceInOrder(events: { rev: number }[], what: string): void {
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(
+      events[i].rev > events[i - 1].rev,
+      `${what}: ${events[i].rev} after ${events[i - 1].rev}`,
+    );
+  }
+}
+
+Deno.test("NATS restart under write load: no acknowledged write lost, each event seen once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-nats-restart-" });
+  const port = freePort();
+  let server = await startNats(port, dir);
+  const k = await startTestKine({ endpoint: `nats://127.0.0.1:${port}?bucket=restart` });
+  const watcher = new WatchClient(k.endpoint, true);
+  try {
+    const id = (await watcher.watch({ key: "/load/", rangeEnd: "/load0" })).watch_id;
+    const acked = new Map<number, string>();
+    let unavailable = 0;
+    let slowest = 0;
+    let ackedAfterRestart = 0;
+    let restarted = false;
+    const started = Date.now();
+    const writer = (async () => {
+      // Bounded: 400 writes or 40 s, whichever comes first.
+      for (let i = 0; i < 400 && Date.now() - started < 40_000; i++) {
+        const key = `/load/${i % 50}`;
+        const t0 = performance.now();
+        try {
+          const r = await k.client.kv.put({ key: b(key), value: b(String(i)) });
+          acked.set(Number(r.header.revision), key);
+          if (restarted) ackedAfterRestart++;
+        } catch (err: any) {
+          slowest = Math.max(slowest, performance.now() - t0);
+          assert.equal(err.code, UNAVAILABLE, String(err));
+          unavailable++;
+          await sleep(200);
+        }
+      }
+    })();
+    await until("100 acknowledged writes", () => acked.size >= 100);
+    server.kill("SIGKILL");
+    await server.status;
+    await sleep(1500);
+    server = await startNats(port, dir);
+    restarted = true;
+    await writer;
+    assert.ok(unavailable > 0, "writes during the outage failed");
+    assert.ok(slowest < 15_000, `a failing write took ${Math.round(slowest)} ms`);
+    assert.ok(ackedAfterRestart > 0, "writes succeed again after the restart");
+    const last = Math.max(...acked.keys());
+    await until("the watcher to reach the last write", () => {
+      const events = seen(watcher, id);
+      return events.length > 0 && events[events.length - 1].rev >= last;
+    });
+    const events = seen(watcher, id);
+    assertOnceInOrder(events, "watch after a server restart");
+    const byRev = new Map(events.map((e) => [e.rev, e.key]));
+    for (const [rev, key] of acked) assert.equal(byRev.get(rev), key, `event of revision ${rev}`);
+    // Every acknowledged write is stored: each key is at least as new as its last ack.
+    const all = await k.client.kv.range({ key: b("/load/"), range_end: b("/load0") });
+    const stored = new Map<string, number>(
+      all.kvs.map((kv: any) => [s(kv.key), Number(kv.mod_revision)]),
+    );
+    for (const [rev, key] of acked) assert.ok((stored.get(key) ?? 0) >= rev, `${key}@${rev} lost`);
+  } finally {
+    await watcher.close();
+    await k.close();
+    server.kill("SIGTERM");
+    await server.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("two kine processes on one bucket: every watcher sees every write once, in order", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-nats-two-" });
+  const bucket = bucketFor(dir);
+  const args = [
+    "--endpoint",
+    `nats://${SHARED_NATS}?bucket=${bucket}`,
+    "--listen-address",
+    "127.0.0.1:0",
+    "--metrics-bind-address",
+    "0",
+  ];
+  const kines = [await spawnKine(dir, args), await spawnKine(dir, args)];
+  const clients = kines.map((c) => connect(c.target));
+  const watchers = kines.map((c) => new WatchClient(c.target, true));
+  try {
+    const ids = await Promise.all(
+      watchers.map(async (w) => (await w.watch({ key: "/two/", rangeEnd: "/two0" })).watch_id),
+    );
+    const acked = new Set<number>();
+    // Each process: 100 puts of its own keys, and 20 compare-and-swap increments of one counter.
+    const increment = async (c: ReturnType<typeof connect>) => {
+      for (;;) {
+        const cur = (await c.kv.range({ key: b("/two/counter") })).kvs[0];
+        const n = cur ? Number(s(cur.value)) : 0;
+        const r = await c.kv.txn({
+          compare: [{
+            key: b("/two/counter"),
+            target: "MOD",
+            result: "EQUAL",
+            mod_revision: cur ? cur.mod_revision : 0,
+          }],
+          success: [{ request_put: { key: b("/two/counter"), value: b(String(n + 1)) } }],
+          failure: [],
+        });
+        if (r.succeeded) return acked.add(Number(r.header.revision));
+      }
+    };
+    await Promise.all(clients.map(async (c, p) => {
+      for (let i = 0; i < 100; i++) {
+        const r = await c.kv.put({ key: b(`/two/${p}/${i % 10}`), value: b(String(i)) });
+        acked.add(Number(r.header.revision));
+        if (i % 5 === 0) await increment(c);
+      }
+    }));
+    const counter = (await clients[1].kv.range({ key: b("/two/counter") })).kvs[0];
+    assert.equal(s(counter.value), "40", "no increment lost between the processes");
+    const last = Math.max(...acked);
+    for (const [i, w] of watchers.entries()) {
+      await until(
+        `watcher ${i} to reach ${last}`,
+        () => seen(w, ids[i]).some((e) => e.rev >= last),
+      );
+    }
+    const [a, z] = watchers.map((w, i) => seen(w, ids[i]));
+    assertOnceInOrder(a, "watcher on process 1");
+    assert.deepEqual(z, a, "both processes deliver the same events in the same order");
+    assert.equal(a.length, acked.size);
+    assert.deepEqual(new Set(a.map((e) => e.rev)), acked);
+  } finally {
+    for (const w of watchers) await w.close();
+    for (const c of clients) c.close();
+    for (const k of kines) await k.stop();
+    await deleteBucket(bucket);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
