@@ -62,29 +62,33 @@ function checkBranch(ops: Op[]): { puts: Set<string>; deletes: DeleteOp[] } {
   return { puts, deletes };
 }
 
+/** The keys a txn compares and writes (as stored), and whether it writes or spans a range. */
+export function txnKeys(txn: Txn): { keys: Set<string>; writes: boolean; ranged: boolean } {
+  const out = { keys: new Set<string>(), writes: false, ranged: false };
+  const visit = (t: Txn) => {
+    for (const c of t.compare) {
+      if (c.end !== "") out.ranged = true;
+      out.keys.add(redirectKey(c.key));
+    }
+    for (const op of [...t.success, ...t.failure]) {
+      if (op.type === "txn") visit(op.txn);
+      else if (op.type === "put" || op.type === "delete") {
+        out.writes = true;
+        if (op.type === "delete" && op.end !== "") out.ranged = true;
+        out.keys.add(redirectKey(op.key));
+      }
+    }
+  };
+  visit(txn);
+  return out;
+}
+
 /**
  * True if a txn writes nothing, or compares and writes one key only (no range
  * compare or range delete): what a backend without multi-key txns can run.
  */
 export function isSingleKeyTxn(txn: Txn): boolean {
-  const keys = new Set<string>();
-  let writes = false;
-  let ranged = false;
-  const visit = (t: Txn) => {
-    for (const c of t.compare) {
-      if (c.end !== "") ranged = true;
-      keys.add(redirectKey(c.key));
-    }
-    for (const op of [...t.success, ...t.failure]) {
-      if (op.type === "txn") visit(op.txn);
-      else if (op.type === "put" || op.type === "delete") {
-        writes = true;
-        if (op.type === "delete" && op.end !== "") ranged = true;
-        keys.add(redirectKey(op.key));
-      }
-    }
-  };
-  visit(txn);
+  const { keys, writes, ranged } = txnKeys(txn);
   return !writes || (!ranged && keys.size <= 1);
 }
 

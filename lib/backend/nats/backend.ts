@@ -27,7 +27,7 @@ import { Fanout } from "../logstructured/fanout.ts";
 import { rowToKv } from "../logstructured/log.ts";
 import { rangeLog } from "../logstructured/range.ts";
 import { subscribe } from "../logstructured/subscribe.ts";
-import { checkTxn, isSingleKeyTxn, multiKeyUnsupported, TxnRunner } from "../logstructured/txn.ts";
+import { checkTxn, multiKeyUnsupported, txnKeys, TxnRunner } from "../logstructured/txn.ts";
 import type {
   Backend,
   EventSink,
@@ -95,6 +95,8 @@ export class NatsBackend implements Backend {
   #leases?: KV;
   #messages?: ConsumerMessages;
   #unreadable = 0;
+  /** The last queued write of each key this process is writing. */
+  readonly #writers = new Map<string, Promise<unknown>>();
   #closed = false;
 
   constructor(private readonly o: NatsBackendOptions) {
@@ -238,24 +240,41 @@ export class NatsBackend implements Backend {
 
   txn(txn: Txn): Promise<TxnResult> {
     checkTxn(txn);
-    if (!isSingleKeyTxn(txn)) return Promise.reject(multiKeyUnsupported(this.capabilities.name));
-    return this.#timed("txn", async () => {
-      for (let attempt = 1;; attempt++) {
-        try {
-          return await new TxnRunner(new NatsTx(this.#replica, this.#publish)).run(txn);
-        } catch (err) {
-          if (!(err instanceof Conflict)) throw this.#classify(err);
-          if (attempt >= CONFLICT_RETRIES) {
-            throw new BackendError(
-              "unavailable",
-              "etcdserver: request timed out, possibly due to conflict",
-            );
-          }
-          // Another writer got there first: run again once the index has its write.
-          await this.#replica.waitFor(err.actual, SYNC_TIMEOUT_MS);
-        }
-      }
+    const { keys, writes, ranged } = txnKeys(txn);
+    if (writes && (ranged || keys.size > 1)) {
+      return Promise.reject(multiKeyUnsupported(this.capabilities.name));
+    }
+    if (!writes) return this.#timed("txn", () => this.#run(txn));
+    // This process's writers of one key take turns, so only other processes can conflict.
+    const key = [...keys][0];
+    const turn = (this.#writers.get(key) ?? Promise.resolve()).then(() =>
+      this.#timed("txn", () => this.#run(txn))
+    );
+    const tail = turn.catch(() => {});
+    this.#writers.set(key, tail);
+    tail.then(() => {
+      if (this.#writers.get(key) === tail) this.#writers.delete(key);
     });
+    return turn;
+  }
+
+  /** Runs a single-key txn, again while another writer of the key gets there first. */
+  async #run(txn: Txn): Promise<TxnResult> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await new TxnRunner(new NatsTx(this.#replica, this.#publish)).run(txn);
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw this.#classify(err);
+        if (attempt >= CONFLICT_RETRIES) {
+          throw new BackendError(
+            "unavailable",
+            "etcdserver: request timed out, possibly due to conflict",
+          );
+        }
+        // Another writer got there first: run again once the index has its write.
+        await this.#replica.waitFor(err.actual, SYNC_TIMEOUT_MS);
+      }
+    }
   }
 
   /** Publishes one row of `key` if the key's last message is still `expected`. */
