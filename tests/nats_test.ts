@@ -6,6 +6,12 @@ import assert from "node:assert/strict";
 import { decodeRecord, encodeRecord, RecordError } from "../lib/backend/nats/codec.ts";
 import { parseNatsEndpoint } from "../lib/backend/nats/options.ts";
 import { startKine } from "../lib/mod.ts";
+import { b, s } from "./helpers/client.ts";
+import { startTestKine } from "./helpers/kine.ts";
+import { bucketFor, deleteBucket, SHARED_NATS } from "./helpers/nats.ts";
+import { WatchClient } from "./helpers/watch.ts";
+
+const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
 import { silentLogger } from "../lib/log/mod.ts";
 import { base58, decodeKey, encodeKey, unbase58 } from "../lib/backend/nats/keys.ts";
 
@@ -106,4 +112,41 @@ Deno.test("endpoint: a bad nats:// endpoint stops start-up and says why", async 
     ),
     /^Error: failed to create driver for endpoint: invalid revHistory, must be >= 2 and <= 64$/,
   );
+});
+
+Deno.test("revHistory: reads and watches that need a discarded message are compacted, never wrong", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-nats-history-" });
+  const bucket = bucketFor(dir);
+  const k = await startTestKine({
+    endpoint: `nats://${SHARED_NATS}?bucket=${bucket}&revHistory=3`,
+  });
+  const w = new WatchClient(k.endpoint);
+  try {
+    const put = async (key: string, v: string) =>
+      Number((await k.client.kv.put({ key: b(key), value: b(v) })).header.revision);
+    const first = await put("/h/hot", "0");
+    const cold = await put("/h/cold", "c");
+    let last = first;
+    for (let i = 1; i <= 5; i++) last = await put("/h/hot", String(i));
+    // JetStream keeps the last 3 messages of /h/hot: revisions last-2..last.
+    const at = (revision: number) =>
+      k.client.kv.range({ key: b("/h/"), range_end: b("/h0"), revision });
+    const oldest = last - 2;
+    assert.deepEqual(
+      (await at(oldest)).kvs.map((kv: any) => [s(kv.key), s(kv.value)]),
+      [["/h/cold", "c"], ["/h/hot", "3"]],
+    );
+    await assert.rejects(at(cold), (e: any) => e.code === 11 && e.details === COMPACTED);
+    const late = await w.watch({ key: "/h/", rangeEnd: "/h0", startRevision: first });
+    assert.ok(late.canceled || (await w.waitFor((r) => r.canceled, 3000)).canceled);
+    const ok = (await w.watch({ key: "/h/", rangeEnd: "/h0", startRevision: oldest + 1 }))
+      .watch_id;
+    const events = await w.waitEvents(ok, 2);
+    assert.deepEqual(events.map((e: any) => s(e.kv.value)), ["4", "5"]);
+  } finally {
+    await w.close();
+    await k.close();
+    await deleteBucket(bucket);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
