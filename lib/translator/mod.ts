@@ -250,12 +250,12 @@ export class Translator {
   }
 
   #txn(txn: Txn): Promise<TxnResult> {
+    this.#checkLeases(txn.success);
+    this.#checkLeases(txn.failure);
     const caps = this.backend.capabilities;
     if (caps && !caps.multiKeyTxn && !isSingleKeyTxn(txn)) {
       throw toEtcdError(multiKeyUnsupported(caps.name));
     }
-    this.#checkLeases(txn.success);
-    this.#checkLeases(txn.failure);
     return this.backend.txn(txn);
   }
 
