@@ -48,8 +48,8 @@ export class LeaseManager {
   /** Key → the lease its live row carries. */
   readonly #byKey = new Map<string, Attached>();
   readonly #legacy = new Map<string, LegacyExpiry>();
-  /** Keys written with a lease that was revoked meanwhile: key → mod revision. */
-  readonly #orphans = new Map<string, number>();
+  /** Keys written with a lease this process does not know (revoked, or granted elsewhere). */
+  readonly #orphans = new Map<string, Attached>();
   #timer?: ReturnType<typeof setInterval>;
   #watch?: WatchResult;
   #expiring?: Promise<void>;
@@ -104,7 +104,7 @@ export class LeaseManager {
     if (!this.#leases.has(lease)) {
       if (lease < LEGACY_LEASE_LIMIT) {
         this.#legacy.set(key, { modRevision, deadline: this.now() + lease * 1000 });
-      } else this.#orphans.set(key, modRevision);
+      } else this.#orphans.set(key, { lease, modRevision });
       return;
     }
     this.#byKey.set(key, { lease, modRevision });
@@ -208,11 +208,17 @@ export class LeaseManager {
 
   async #expirePass(): Promise<void> {
     try {
-      const now = this.now();
+      let now = this.now();
+      if (this.#orphans.size > 0 || [...this.#leases.values()].some((l) => l.expiresAt <= now)) {
+        // Before deleting anything: another kine process on the store may have granted,
+        // renewed or revoked these leases.
+        await this.#reload();
+        now = this.now();
+      }
       for (const lease of [...this.#leases.values()]) {
         if (lease.expiresAt <= now) await this.#drop(lease.id);
       }
-      for (const [key, modRevision] of [...this.#orphans]) {
+      for (const [key, { modRevision }] of [...this.#orphans]) {
         await this.#deleteIfUnchanged(key, modRevision);
       }
       for (const [key, legacy] of [...this.#legacy]) {
@@ -223,6 +229,34 @@ export class LeaseManager {
     }
   }
 
+  /**
+   * Takes the stored lease records as the truth, since processes sharing a
+   * store grant, renew and revoke leases each: the later deadline wins, a
+   * lease gone from the store is gone here (its keys become orphans), and the
+   * keys of a lease granted elsewhere are attached to it.
+   */
+  async #reload(): Promise<void> {
+    const stored = new Map((await this.backend.leaseRecords()).map((l) => [l.id, l]));
+    for (const [id, local] of [...this.#leases]) {
+      const record = stored.get(id);
+      if (record) {
+        if (record.expiresAt > local.expiresAt) this.#leases.set(id, record);
+        continue;
+      }
+      this.#leases.delete(id);
+      for (const key of this.#byLease.get(id) ?? []) {
+        const attached = this.#byKey.get(key)!;
+        this.#byKey.delete(key);
+        this.#orphans.set(key, attached);
+      }
+      this.#byLease.delete(id);
+    }
+    for (const [id, record] of stored) if (!this.#leases.has(id)) this.#leases.set(id, record);
+    for (const [key, { lease, modRevision }] of [...this.#orphans]) {
+      if (this.#leases.has(lease)) this.#track(key, lease, modRevision);
+    }
+  }
+
   async #deleteIfUnchanged(key: string, modRevision: number): Promise<void> {
     await this.backend.txn({
       compare: [{ key, end: "", target: "mod", result: "equal", operand: modRevision }],
@@ -230,7 +264,7 @@ export class LeaseManager {
       failure: [],
     });
     const tracked = this.#byKey.get(key)?.modRevision ?? this.#legacy.get(key)?.modRevision ??
-      this.#orphans.get(key);
+      this.#orphans.get(key)?.modRevision;
     if (tracked === modRevision) this.#untrack(key);
   }
 }
