@@ -202,3 +202,55 @@ Deno.test("two kine processes on one bucket: every watcher sees every write once
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("two kine processes on one bucket: a lease granted and kept alive on one holds on both", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-nats-lease-" });
+  const bucket = bucketFor(dir);
+  const args = [
+    "--endpoint",
+    `nats://${SHARED_NATS}?bucket=${bucket}`,
+    "--listen-address",
+    "127.0.0.1:0",
+    "--metrics-bind-address",
+    "0",
+  ];
+  // B starts first, so the lease A grants later is one B never loaded.
+  const [b_, a] = [await spawnKine(dir, args), await spawnKine(dir, args)];
+  const [ca, cb] = [connect(a.target), connect(b_.target)];
+  let keepAlive: Deno.ChildProcess | undefined;
+  try {
+    const id = (await ca.lease.leaseGrant({ TTL: 2 })).ID;
+    await ca.kv.put({ key: b("/ls/k"), value: b("v"), lease: id });
+    keepAlive = new Deno.Command("etcdctl", {
+      args: [`--endpoints=${a.target}`, "lease", "keep-alive", BigInt(id).toString(16)],
+      env: { ETCDCTL_API: "3" },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const exists = async () => (await cb.kv.range({ key: b("/ls/k") })).kvs.length === 1;
+    // Kept alive on A for twice its TTL: B neither deletes it as unknown nor expires it early.
+    const until4s = Date.now() + 4000;
+    while (Date.now() < until4s) {
+      assert.ok(await exists(), "the key of a live lease was deleted");
+      await sleep(200);
+    }
+    keepAlive.kill("SIGTERM");
+    await keepAlive.status;
+    keepAlive = undefined;
+    const stopped = Date.now();
+    while (await exists()) {
+      assert.ok(Date.now() - stopped < 5000, "the key outlived its lease");
+      await sleep(100);
+    }
+  } finally {
+    if (keepAlive) {
+      keepAlive.kill("SIGTERM");
+      await keepAlive.status;
+    }
+    ca.close();
+    cb.close();
+    for (const k of [a, b_]) await k.stop();
+    await deleteBucket(bucket);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
