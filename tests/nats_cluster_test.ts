@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { b, connect, s } from "./helpers/client.ts";
-import { spawnKine } from "./helpers/daemon.ts";
+import { type Child, spawnKine } from "./helpers/daemon.ts";
 import { startTestKine } from "./helpers/kine.ts";
 import { bucketFor, deleteBucket, SHARED_NATS } from "./helpers/nats.ts";
 import { WatchClient } from "./helpers/watch.ts";
@@ -136,7 +136,8 @@ Deno.test("NATS restart under write load: no acknowledged write lost, each event
   }
 });
 
-Deno.test("two kine processes on one bucket: every watcher sees every write once, in order", async () => {
+/** Two kine processes (`main.ts`) on a fresh bucket of the shared server, one after the other. */
+async function twoOnOneBucket(): Promise<{ kines: Child[]; close(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "kine-nats-two-" });
   const bucket = bucketFor(dir);
   const args = [
@@ -147,7 +148,23 @@ Deno.test("two kine processes on one bucket: every watcher sees every write once
     "--metrics-bind-address",
     "0",
   ];
-  const kines = [await spawnKine(dir, args), await spawnKine(dir, args)];
+  const kines: Child[] = [];
+  const close = async () => {
+    for (const k of kines) await k.stop();
+    await deleteBucket(bucket);
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    for (let i = 0; i < 2; i++) kines.push(await spawnKine(dir, args));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { kines, close };
+}
+
+Deno.test("two kine processes on one bucket: every watcher sees every write once, in order", async () => {
+  const { kines, close } = await twoOnOneBucket();
   const clients = kines.map((c) => connect(c.target));
   const watchers = kines.map((c) => new WatchClient(c.target, true));
   try {
@@ -197,25 +214,13 @@ Deno.test("two kine processes on one bucket: every watcher sees every write once
   } finally {
     for (const w of watchers) await w.close();
     for (const c of clients) c.close();
-    for (const k of kines) await k.stop();
-    await deleteBucket(bucket);
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });
 
 Deno.test("two kine processes on one bucket: a lease granted and kept alive on one holds on both", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kine-nats-lease-" });
-  const bucket = bucketFor(dir);
-  const args = [
-    "--endpoint",
-    `nats://${SHARED_NATS}?bucket=${bucket}`,
-    "--listen-address",
-    "127.0.0.1:0",
-    "--metrics-bind-address",
-    "0",
-  ];
   // B starts first, so the lease A grants later is one B never loaded.
-  const [b_, a] = [await spawnKine(dir, args), await spawnKine(dir, args)];
+  const { kines: [b_, a], close } = await twoOnOneBucket();
   const [ca, cb] = [connect(a.target), connect(b_.target)];
   let keepAlive: Deno.ChildProcess | undefined;
   try {
@@ -249,8 +254,6 @@ Deno.test("two kine processes on one bucket: a lease granted and kept alive on o
     }
     ca.close();
     cb.close();
-    for (const k of [a, b_]) await k.stop();
-    await deleteBucket(bucket);
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });
