@@ -345,7 +345,13 @@ export class NatsBackend implements Backend {
         const { current, compact } = this.#replica.revisions();
         if (revision > current) throw futureRevision();
         if (revision <= compact) throw compacted();
-        const target = Math.min(revision, current - this.o.compactMinRetain);
+        // Compaction records are invisible: compacting past the last other revision changes
+        // nothing, and stopping there keeps an idle store from growing a record per run.
+        const target = Math.min(
+          revision,
+          current - this.o.compactMinRetain,
+          this.#replica.lastDataRevision,
+        );
         if (target <= compact) return current;
         const expected = this.#replica.lastSeq(COMPACT_KEY);
         try {
