@@ -368,7 +368,7 @@ conformance(
 
 conformance(
   "etcdctl compaction: older revisions become compacted, later ones stay readable",
-  async (k) => {
+  async (k, backend) => {
     await ok(k, ["put", "/c", "1"]); // 3
     await ok(k, ["put", "/c", "2"]); // 4
     await ok(k, ["put", "/c", "3"]); // 5
@@ -384,12 +384,14 @@ conformance(
     assert.equal(await ok(k, ["get", "/c", "--rev=4"]), lines("/c", "2"));
     assert.equal(await ok(k, ["get", "/c", "--rev=5"]), lines("/c", "3"));
     assert.equal(await ok(k, ["get", "/c"]), lines("/c", "3"));
-    // compaction creates no revision
-    assert.equal((await json(k, ["get", "/c"])).header.revision, 5);
+    // compaction creates no revision (NATS: its record takes one that no watcher sees)
+    const current = (await json(k, ["get", "/c"])).header.revision;
+    assert.equal(current, backend.compactionWrites ? 6 : 5);
     // compacting again at or below the compact revision, or into the future, fails
     assert.ok((await fails(k, ["compaction", "4"])).stderr.includes(COMPACTED));
     assert.ok((await fails(k, ["compaction", "3"])).stderr.includes(COMPACTED));
-    assert.ok((await fails(k, ["compaction", "6"])).stderr.includes(FUTURE));
+    const future = String(current + 1);
+    assert.ok((await fails(k, ["compaction", future])).stderr.includes(FUTURE));
     assert.equal(await ok(k, ["compaction", "5"]), lines("compacted revision 5"));
     assert.ok((await fails(k, ["get", "/c", "--rev=4"])).stderr.includes(COMPACTED));
   },

@@ -14,11 +14,13 @@ export interface TestBackend {
   cleanup?(dir: string): Promise<void>;
   /** A store that outlives the kine process (a restart keeps the data). */
   persistent: boolean;
-  /**
-   * False where a txn may compare and write one key only (NATS); such a
-   * backend also skips revisions (a delete marker, a compaction record).
-   */
+  /** False where a txn may compare and write one key only (NATS). */
   multiKeyTxn?: boolean;
+  /**
+   * True where `KV.Compact` records the compact revision as a write of its
+   * own, which takes a revision no watcher sees (NATS).
+   */
+  compactionWrites?: boolean;
 }
 
 /** A database name unique to the test's temporary directory. */
@@ -71,6 +73,7 @@ export const NATS: TestBackend = {
   cleanup: (dir) => deleteBucket(bucketFor(dir)),
   persistent: true,
   multiKeyTxn: false,
+  compactionWrites: true,
 };
 
 export const BACKENDS: TestBackend[] = [
