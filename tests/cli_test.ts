@@ -380,6 +380,11 @@ Deno.test("--help exits 0 and lists the flags with their environment variables",
     ["metrics-enable-profiling", "KINE_METRICS_ENABLE_PROFILING"],
     ["metrics-ignore-tls-config", "KINE_METRICS_IGNORE_TLS_CONFIG"],
     ["watch-progress-notify-interval", "KINE_WATCH_PROGRESS_NOTIFY_INTERVAL"],
+    ["grpc-keepalive-min-time", "KINE_GRPC_KEEPALIVE_MIN_TIME"],
+    ["grpc-keepalive-interval", "KINE_GRPC_KEEPALIVE_INTERVAL"],
+    ["grpc-keepalive-timeout", "KINE_GRPC_KEEPALIVE_TIMEOUT"],
+    ["max-concurrent-streams", "KINE_MAX_CONCURRENT_STREAMS"],
+    ["max-unread-bytes", "KINE_MAX_UNREAD_BYTES"],
     ["emulated-etcd-version", "KINE_EMULATED_ETCD_VERSION"],
     ["compact-interval", "KINE_COMPACT_INTERVAL"],
     ["compact-interval-jitter", "KINE_COMPACT_INTERVAL_JITTER"],
@@ -737,15 +742,11 @@ Deno.test("unix socket listener (absolute path): 0600, advertised unix://<path>,
     }
   }));
 
-// KNOWN BUG (reported): Go etcd clients send the socket address as the HTTP/2 `:authority`:
-// "/tmp/…/kine.sock" for an absolute path, and "unix://kine.sock" for `etcdctl endpoint
-// status|health` even with a relative one. Deno's HTTP/2 server rejects such a header (GOAWAY
-// PROTOCOL_ERROR) before grpc-js sees the call, so etcdctl — and kube-apiserver with
-// --etcd-servers=unix:///abs/path — cannot talk to kine over those. Relative names work for
-// KV calls (previous tests).
-// Ignored until Deno's HTTP/2 server accepts such an authority; README "Known limitations".
-Deno.test.ignore(
-  "Deno limitation: etcdctl over unix://<absolute path>, and endpoint status over unix://",
+// Go etcd clients send the socket address as the HTTP/2 `:authority`: "/tmp/…/kine.sock" for an
+// absolute path, and "unix://kine.sock" for `etcdctl endpoint status|health` even with a relative
+// one (kube-apiserver with --etcd-servers=unix:///abs/path does the same). Any authority is served.
+Deno.test(
+  "etcdctl over unix://<absolute path>, and endpoint status over unix://",
   () =>
     inTempDir(async (dir) => {
       const sock = `${dir}/kine.sock`;

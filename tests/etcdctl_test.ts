@@ -495,12 +495,10 @@ conformance("MemberList spells client URLs from the :authority the client used",
   }
 });
 
-// KNOWN BUG (reported): etcd client v3.5.0 sends `:authority: #initially=[a;b]` (spec §2.9, §13
-// item 39). Deno's HTTP/2 server rejects that header with PROTOCOL_ERROR before grpc-js sees the
-// call, so the RPC fails with "Received RST_STREAM with code 1" instead of listing a and b.
-// Ignored until Deno's HTTP/2 server accepts such an authority; README "Known limitations".
-Deno.test.ignore(
-  "Deno limitation: MemberList with the etcd 3.5.0 `#initially=[a;b]` authority",
+// etcd client v3.5.0 sends `:authority: #initially=[a;b]` (spec §2.9, §13 item 39); MemberList
+// answers with those URLs.
+Deno.test(
+  "MemberList with the etcd 3.5.0 `#initially=[a;b]` authority",
   () =>
     withKine(async (k) => {
       const c = connect(k.endpoint, grpc.credentials.createInsecure(), {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite and ends with one plain line "N passed, N failed".
-# Installs etcdctl (Debian's etcd-client) when it is missing and we may.
+# Installs etcdctl (Debian's etcd-client), nghttp/h2load (nghttp2-client) and the other tools
+# below when they are missing and we may.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,7 @@ if ! nats_up; then
   for _ in $(seq 50); do nats_up && break; sleep 0.1; done
   nats_up || { echo "nats-server did not start on 127.0.0.1:4222" >&2; exit 1; }
 fi
+need h2load nghttp2-client
 
 # PgBouncer in transaction pooling, in front of the shared PostgreSQL.
 need pgbouncer pgbouncer

@@ -218,6 +218,48 @@ export const FLAGS: readonly FlagSpec[] = [
     usage: "Interval between watch progress notifications (must be at least 10ns)",
   },
   {
+    name: "grpc-keepalive-min-time",
+    env: "KINE_GRPC_KEEPALIVE_MIN_TIME",
+    key: "grpcKeepaliveMinTime",
+    kind: "duration",
+    default: "5s",
+    usage:
+      "Minimum interval a client should wait between pings (more often: GOAWAY too_many_pings)",
+  },
+  {
+    name: "grpc-keepalive-interval",
+    env: "KINE_GRPC_KEEPALIVE_INTERVAL",
+    key: "grpcKeepaliveInterval",
+    kind: "duration",
+    default: "2h",
+    usage: "Ping a client after this long without a frame from it; 0 disables",
+  },
+  {
+    name: "grpc-keepalive-timeout",
+    env: "KINE_GRPC_KEEPALIVE_TIMEOUT",
+    key: "grpcKeepaliveTimeout",
+    kind: "duration",
+    default: "20s",
+    usage: "Close a connection whose client has not answered a keepalive ping for this long",
+  },
+  {
+    name: "max-concurrent-streams",
+    env: "KINE_MAX_CONCURRENT_STREAMS",
+    key: "maxConcurrentStreams",
+    kind: "int",
+    default: "4294967295",
+    usage: "Maximum concurrent gRPC streams per client connection",
+  },
+  {
+    name: "max-unread-bytes",
+    env: "KINE_MAX_UNREAD_BYTES",
+    key: "maxUnreadBytes",
+    kind: "int",
+    default: "67108864",
+    usage:
+      "Response bytes a connection may hold unread before its slowest watch stream is cancelled",
+  },
+  {
     name: "emulated-etcd-version",
     env: "KINE_EMULATED_ETCD_VERSION",
     key: "emulatedEtcdVersion",

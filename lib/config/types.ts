@@ -27,6 +27,14 @@ export interface KineConfig {
   metricsEnableProfiling: boolean;
   metricsIgnoreTlsConfig: boolean;
   watchProgressNotifyInterval: Millis;
+  /** etcd's server keepalive policy (`--grpc-keepalive-*`). */
+  grpcKeepaliveMinTime: Millis;
+  grpcKeepaliveInterval: Millis;
+  grpcKeepaliveTimeout: Millis;
+  /** Per connection, as etcd's `--max-concurrent-streams`. */
+  maxConcurrentStreams: number;
+  /** Unread response bytes per connection before its slowest watch stream is cancelled. */
+  maxUnreadBytes: number;
   emulatedEtcdVersion: string;
   compactInterval: Millis;
   /** Percent, 0..100. */

@@ -1,8 +1,10 @@
 /** Parsing of `--listen-address` and the URL kine advertises for it. */
 
 export interface Listener {
-  /** Address in grpc-js syntax: `host:port` or `unix:/path`. */
-  bind: string;
+  /** TCP host (IPv6 without brackets); empty for unix sockets. */
+  host: string;
+  /** TCP port; 0 picks a free one. */
+  port: number;
   /** Set for unix sockets. */
   socketPath?: string;
 }
@@ -13,12 +15,12 @@ export function parseListenAddress(address: string): Listener {
   if (address.startsWith("unix://")) {
     const path = address.slice("unix://".length);
     if (!path) throw new Error(`invalid listen address: ${address}`);
-    return { bind: `unix:${path}`, socketPath: path };
+    return { host: "", port: 0, socketPath: path };
   }
   const hostPort = address.replace(/^(tcp|https?):\/\//, "");
   const m = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(hostPort);
   if (!m || Number(m[2]) > 65535) throw new Error(`invalid listen address: ${address}`);
-  return { bind: `${m[1] || "0.0.0.0"}:${m[2]}` };
+  return { host: m[1].replace(/^\[(.*)\]$/, "$1") || "0.0.0.0", port: Number(m[2]) };
 }
 
 /** `http(s)://127.0.0.1:<port>` for TCP, `unix(s)://path` for sockets. */

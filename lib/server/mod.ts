@@ -5,14 +5,13 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import { grpc } from "./grpc.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { type EncodedMessage, Translator } from "../translator/mod.ts";
+import { Translator } from "../translator/mod.ts";
+import { GrpcServer as H2Server, type MethodDefinition, type TlsOptions } from "./h2/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
-import { loadProtos } from "./proto.ts";
+import { loadServiceDefinitions } from "./proto.ts";
 import {
   clusterService,
   healthService,
@@ -34,6 +33,13 @@ export interface GrpcServerOptions {
   autoCompaction: boolean;
   /** Periodic watch progress notification interval, ms. */
   watchProgressNotifyInterval: number;
+  /** etcd's keepalive policy, ms: client ping floor, server ping interval and timeout. */
+  keepaliveMinTime: number;
+  keepaliveInterval: number;
+  keepaliveTimeout: number;
+  maxConcurrentStreams: number;
+  /** Unread response bytes per connection before its slowest watch stream is cancelled. */
+  maxUnreadBytes: number;
   backend: Backend;
   leases: LeaseManager;
   logger: Logger;
@@ -49,53 +55,31 @@ export interface GrpcServer {
 /** etcd's request limit (1.5 MiB) plus gRPC overhead. */
 const MAX_RECV = 2 * 1024 * 1024;
 
-const SERVER_OPTIONS: grpc.ServerOptions = {
-  "grpc.max_receive_message_length": MAX_RECV,
-  "grpc.max_send_message_length": 2 ** 31 - 1,
-  "grpc.max_concurrent_streams": 2 ** 31 - 1,
-  "grpc.keepalive_time_ms": 2 * 60 * 60 * 1000,
-  "grpc.keepalive_timeout_ms": 20_000,
-  "grpc.http2.min_ping_interval_without_data_ms": 5_000,
-  "grpc.keepalive_permit_without_calls": 0,
-};
-
-function credentials(o: GrpcServerOptions): grpc.ServerCredentials {
-  if (!o.serverCertFile || !o.serverKeyFile) return grpc.ServerCredentials.createInsecure();
-  const ca = o.trustedCaFile ? Deno.readFileSync(o.trustedCaFile) : null;
-  return grpc.ServerCredentials.createSsl(
-    ca ? Buffer.from(ca) : null,
-    [{
-      private_key: Buffer.from(Deno.readFileSync(o.serverKeyFile)),
-      cert_chain: Buffer.from(Deno.readFileSync(o.serverCertFile)),
-    }],
-    ca !== null,
-  );
+function tlsOptions(o: GrpcServerOptions): TlsOptions | undefined {
+  if (!o.serverCertFile || !o.serverKeyFile) return undefined;
+  return {
+    cert: Deno.readFileSync(o.serverCertFile),
+    key: Deno.readFileSync(o.serverKeyFile),
+    ca: o.trustedCaFile ? Deno.readFileSync(o.trustedCaFile) : undefined,
+  };
 }
 
 /**
- * KV with Range answers that arrive already encoded (lib/translator/range_codec.ts).
- * The message goes to grpc-js as it is: the server reads a serialized
- * message's `byteLength` and `copy()`s it once behind the frame header, the
- * two members {@link EncodedMessage} has, so a large list's pages are copied
- * straight into the frame instead of being joined first.
+ * KV with Range answers that arrive already encoded (lib/translator/range_codec.ts):
+ * an EncodedMessage has `byteLength` and `copy()`, which is all the server
+ * needs to copy a large list's pages straight into the message frame.
  */
-function withEncodedRange(kv: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  const range = kv.Range;
-  return {
-    ...kv,
-    Range: {
-      ...range,
-      responseSerialize: (encoded: EncodedMessage) => encoded as unknown as Buffer,
-    },
-  };
+function withEncodedRange(
+  kv: Record<string, MethodDefinition>,
+): Record<string, MethodDefinition> {
+  return { ...kv, Range: { ...kv.Range, responseSerialize: (encoded: any) => encoded } };
 }
 
 /** Binds the listener and serves until `close()`. */
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
   const listener = parseListenAddress(o.listenAddress);
-  const tls = Boolean(o.serverCertFile && o.serverKeyFile);
-  const creds = credentials(o);
-  const { etcd, health } = loadProtos();
+  const tls = tlsOptions(o);
+  const defs = loadServiceDefinitions();
   const ctx: ServiceContext = {
     translator: new Translator(o.backend, {
       autoCompaction: o.autoCompaction,
@@ -107,18 +91,25 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     emulatedVersion: o.emulatedEtcdVersion,
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),
   };
-  const server = new grpc.Server(SERVER_OPTIONS);
-  server.addService(withEncodedRange(etcd.KV.service), kvService(ctx));
+  const server = new H2Server({
+    maxReceiveMessageLength: MAX_RECV,
+    keepaliveMinTime: o.keepaliveMinTime,
+    keepaliveInterval: o.keepaliveInterval,
+    keepaliveTimeout: o.keepaliveTimeout,
+    maxConcurrentStreams: o.maxConcurrentStreams,
+    maxQueuedBytes: o.maxUnreadBytes,
+  });
+  server.addService(withEncodedRange(defs["etcdserverpb.KV"]), kvService(ctx));
   const watch = watchService({
     backend: o.backend,
     logger: o.logger,
     progressInterval: o.watchProgressNotifyInterval,
   });
-  server.addService(etcd.Watch.service, watch.handlers);
-  server.addService(etcd.Lease.service, leaseService(ctx));
-  server.addService(etcd.Cluster.service, clusterService(ctx));
-  server.addService(etcd.Maintenance.service, maintenanceService(ctx));
-  server.addService(health.Health.service, healthService());
+  server.addService(defs["etcdserverpb.Watch"], watch.handlers);
+  server.addService(defs["etcdserverpb.Lease"], leaseService(ctx));
+  server.addService(defs["etcdserverpb.Cluster"], clusterService(ctx));
+  server.addService(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
+  server.addService(defs["grpc.health.v1.Health"], healthService());
 
   if (listener.socketPath) {
     try {
@@ -132,21 +123,19 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
       }
     }
   }
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listener.bind, creds, (err, p) => (err ? reject(err) : resolve(p)))
+  const port = await server.listen(
+    listener.socketPath
+      ? { path: listener.socketPath }
+      : { host: listener.host, port: listener.port },
+    tls,
   );
   if (listener.socketPath) Deno.chmodSync(listener.socketPath, 0o600);
 
   return {
-    url: advertisedUrl(listener, port, tls),
-    close: () =>
-      new Promise<void>((resolve) => {
-        watch.closeAll();
-        const timer = setTimeout(() => server.forceShutdown(), 2000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
+    url: advertisedUrl(listener, port, Boolean(tls)),
+    close: () => {
+      watch.closeAll();
+      return server.shutdown(2000);
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { grpc } from "./grpc.ts";
+import * as grpc from "@grpc/grpc-js";
 import * as loader from "@grpc/proto-loader";
 
 const PROTO_DIR = new URL("../../proto/", import.meta.url);
@@ -12,12 +12,18 @@ export const LOADER_OPTIONS: loader.Options = {
   oneofs: true,
 };
 
-/** Service definitions and constructors of the etcd API subset and gRPC health. */
+function loadFile(file: string): loader.PackageDefinition {
+  return loader.loadSync(new URL(file, PROTO_DIR).pathname, LOADER_OPTIONS);
+}
+
+/** The server's view: method definitions (path, streaming, (de)serializers) per service. */
+export function loadServiceDefinitions(): Record<string, any> {
+  return { ...loadFile("etcd.proto"), ...loadFile("health.proto") };
+}
+
+/** Client stubs (grpc-js) of the etcd API subset and gRPC health, for tests and the bench. */
 export function loadProtos(): { etcd: any; health: any } {
-  const load = (file: string) =>
-    grpc.loadPackageDefinition(
-      loader.loadSync(new URL(file, PROTO_DIR).pathname, LOADER_OPTIONS),
-    );
+  const load = (file: string) => grpc.loadPackageDefinition(loadFile(file));
   return {
     etcd: load("etcd.proto").etcdserverpb,
     health: (load("health.proto").grpc as any).health.v1,

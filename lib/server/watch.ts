@@ -3,17 +3,23 @@
  * are queued per watch and written in batches (everything queued goes out in
  * one response, split at revision boundaries below the message limit);
  * header revisions never go backwards on a stream.
+ *
+ * Live events are written as they come; what the client has not read waits,
+ * encoded, in the HTTP/2 layer, which counts it per connection. When a
+ * connection holds more than its budget, the stream holding most is told
+ * ("overBudget") and cancels its watches: a client that stops reading costs
+ * bounded memory and never slows anyone else. Catch-ups from history are
+ * paced by the stream's back-pressure instead, so a slow reader of a long
+ * history is not cut off.
  */
-import type * as grpc from "@grpc/grpc-js";
 import { ERR_COMPACTED } from "../backend/errors.ts";
 import type { Backend, Event } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
+import type { ServerCall } from "./h2/mod.ts";
 import { endText, keyText, startText, wireKv } from "../translator/mod.ts";
 
 /** Responses stay below this many bytes (the limit is 2 MiB), unless one event is larger. */
 const MAX_RESPONSE_BYTES = 1536 * 1024;
-/** Events a watch may have waiting while its client does not read, before it is cancelled. */
-export const MAX_PENDING_EVENTS = 20_000;
 
 const ERR_UNHEALTHY = "etcdserver: unhealthy cluster";
 /** A catch-up from history waits while a watch has this many events queued. */
@@ -67,7 +73,7 @@ class WatchStream {
   readonly #timer: ReturnType<typeof setInterval>;
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<any, any>,
+    private readonly call: ServerCall,
     private readonly o: WatchOptions,
     private readonly onClose: () => void,
   ) {
@@ -79,6 +85,7 @@ class WatchStream {
       this.#paused = false;
       this.#flush();
     });
+    call.on("overBudget", () => this.#cutOff());
     const interval = o.progressInterval * (1 + Math.random() * 0.1);
     this.#timer = setInterval(() => this.#periodicProgress(), interval);
   }
@@ -206,14 +213,6 @@ class WatchStream {
     for (const e of events) {
       if (e.type === "put" ? !w.noPut : !w.noDelete) w.queue.push(e);
     }
-    if (w.queue.length > MAX_PENDING_EVENTS) {
-      this.o.logger.warn("cancelling a watch whose client stopped reading", {
-        watch_id: w.id,
-        pending: w.queue.length,
-      });
-      this.#end(w, { cancel_reason: ERR_SLOW });
-      return;
-    }
     this.#scheduleFlush();
     if (!w.ready && w.queue.length >= CATCH_UP_HIGH_WATER) {
       return new Promise((resolve) => w.drained = resolve);
@@ -229,9 +228,21 @@ class WatchStream {
     });
   }
 
+  /** The client stopped reading and its connection's budget is spent: every watch ends. */
+  #cutOff(): void {
+    if (this.#closed || this.#watches.size === 0) return;
+    this.o.logger.warn("cancelling the watches of a client that stopped reading", {
+      watches: this.#watches.size,
+      queued_bytes: this.call.queuedBytes,
+    });
+    for (const w of [...this.#watches.values()]) this.#end(w, { cancel_reason: ERR_SLOW });
+  }
+
   #flush(): void {
     for (const w of this.#watches.values()) {
-      while (w.queue.length > 0 && !this.#paused && !this.#closed) {
+      // Live events go out whatever the back-pressure (the HTTP/2 layer
+      // accounts for them); a catch-up waits for the stream to drain.
+      while (w.queue.length > 0 && (w.ready || !this.#paused) && !this.#closed) {
         let bytes = 0;
         let n = 0;
         while (
@@ -298,7 +309,7 @@ export function watchService(o: WatchOptions) {
   const streams = new Set<WatchStream>();
   return {
     handlers: {
-      Watch: (call: grpc.ServerDuplexStream<any, any>) => {
+      Watch: (call: ServerCall) => {
         const stream = new WatchStream(call, o, () => streams.delete(stream));
         streams.add(stream);
       },

@@ -428,18 +428,20 @@ export class Http2Connection {
    * The connection holds more than its budget. The cut-off-able stream
    * holding most, among those whose client has taken less than
    * {@link PROGRESS_BYTES} of them within `stallTimeout`, is told; a client
-   * that reads, however far behind, is not.
+   * that reads, however far behind, is not, until the connection holds twice
+   * its budget, when the stream holding most is told whatever its progress.
    * If none has stalled long enough yet, this looks again when one would have.
    */
   #overBudget(): void {
     const now = Date.now();
     const stall = this.settings.stallTimeout;
+    const hard = this.#totalQueued > 2 * this.settings.maxQueuedBytes;
     let worst: H2Stream | undefined;
     let soonest = Infinity;
     for (const s of this.#streams.values()) {
       if (!s.onOverBudget || s.pendingBytes === 0) continue;
       const idle = now - s.lastProgressAt;
-      if (idle < stall) soonest = Math.min(soonest, stall - idle);
+      if (idle < stall && !hard) soonest = Math.min(soonest, stall - idle);
       else if (!worst || s.queuedBytes > worst.queuedBytes) worst = s;
     }
     if (worst) {
