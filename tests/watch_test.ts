@@ -675,7 +675,10 @@ async function etcdctlWatch(endpoint: string, prefix: string) {
     stderr: "null",
   }).spawn();
   file.close();
+  let exited = "running";
+  child.status.then((s) => exited = `exited with ${s.code}`);
   return {
+    state: () => exited,
     async puts(): Promise<number> {
       const text = await Deno.readTextFile(out);
       return text.split("\n").filter((l) => l === "PUT").length;
@@ -697,8 +700,10 @@ conformance(
   async (k, backend) => {
     // The stuck client never sends WINDOW_UPDATE, so the server can send it
     // 64 KiB and must hold the rest. Past the connection's budget
-    // (--max-unread-bytes, 8 MiB here; ~33 MB are written) its watch is
-    // canceled once it has taken nothing for 2 s, or at twice the budget. A reading watcher (etcdctl, its own process) gets every
+    // (--max-unread-bytes, 12 MiB here; ~33 MB are written) its watch is
+    // canceled once it has taken nothing for 2 s, or at twice the budget.
+    // The cut-off is the front end's, the same on every backend: it runs on
+    // the two fast ones. A reading watcher (etcdctl, its own process) gets every
     // event without waiting for it, and once the stuck client opens its
     // window it gets what was held, gap-free, then the cancel, last.
     const N = 32_000;
@@ -722,7 +727,7 @@ conformance(
         `${N} events written in ${Math.round(written - t0)} ms; ` +
           `the reading watcher had them all ${Math.round(lag)} ms after the last ack`,
       );
-      assert.equal(seen, N, "events the reading watcher printed");
+      assert.equal(seen, N, `events the reading watcher printed (etcdctl ${fast.state()})`);
       assert.ok(lag < 5000, `reading watcher lagged ${lag} ms`);
       assert.ok(last > 0);
 
@@ -745,14 +750,15 @@ conformance(
       for (let i = 1; i < r.length; i++) assert.equal(r[i], r[i - 1] + 1, "gap in the slow watch");
       assert.ok(ev.length < N, `all ${N} events were held: nothing was cut off`);
       // What was held for it stayed below twice the budget (+ one response): ~1 KiB per event.
-      assert.ok(ev.length * 1024 < 18 * 1024 * 1024, `${ev.length} events were held`);
+      assert.ok(ev.length * 1024 < 26 * 1024 * 1024, `${ev.length} events were held`);
       console.log(`the stuck watcher was canceled after ${ev.length} events`);
     } finally {
       stuck.close();
       await fast.stop();
     }
   },
-  { maxUnreadBytes: 8 << 20 },
+  { maxUnreadBytes: 12 << 20 },
+  (backend) => backend.name === "sqlite" || backend.name === "memory",
 );
 
 conformance(
