@@ -84,6 +84,9 @@ export class HpackError extends Error {}
 export class HeaderListTooLarge extends Error {}
 
 const latin1 = new TextDecoder("latin1");
+/** Decoded Huffman strings by their encoded bytes (as latin1), shared by all connections. */
+const huffmanCache = new Map<string, string>();
+const HUFFMAN_CACHE_SIZE = 1024;
 const utf8 = new TextEncoder();
 
 /** Decodes header blocks of one connection (the dynamic table is per connection). */
@@ -135,11 +138,19 @@ export class HpackDecoder {
       const raw = block.subarray(p, p + len);
       p += len;
       if (!huffman) return latin1.decode(raw);
+      // Clients that do not index a field send the same Huffman bytes on every request.
+      const key = latin1.decode(raw);
+      const known = huffmanCache.get(key);
+      if (known !== undefined) return known;
+      let value: string;
       try {
-        return latin1.decode(huffmanDecode(raw));
+        value = latin1.decode(huffmanDecode(raw));
       } catch (err) {
         throw new HpackError((err as Error).message);
       }
+      if (huffmanCache.size >= HUFFMAN_CACHE_SIZE) huffmanCache.clear();
+      huffmanCache.set(key, value);
+      return value;
     };
     const emit = (name: string, value: string) => {
       sawField = true;
