@@ -206,25 +206,34 @@ export class RawH2 {
     return undefined;
   }
 
-  /** The gRPC messages received on `streamId`, decoded as responses of `name`. */
+  /** The gRPC messages received on `streamId`, decoded as responses of `name` (parsed once). */
   messages(streamId: number, name: string): any[] {
     const parts = this.data.get(streamId) ?? [];
-    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
+    const state = this.#parsed.get(streamId) ?? { parts: 0, tail: new Uint8Array(0), out: [] };
+    this.#parsed.set(streamId, state);
+    if (state.parts === parts.length) return state.out;
+    const fresh = parts.slice(state.parts);
+    state.parts = parts.length;
+    const all = new Uint8Array(state.tail.length + fresh.reduce((n, p) => n + p.length, 0));
+    all.set(state.tail);
+    let at = state.tail.length;
+    for (const p of fresh) {
       all.set(p, at);
       at += p.length;
     }
-    const out = [];
     const m = method(name);
-    for (let p = 0; p + 5 <= all.length;) {
-      const len = new DataView(all.buffer).getUint32(p + 1);
+    let p = 0;
+    while (p + 5 <= all.length) {
+      const len = new DataView(all.buffer, all.byteOffset).getUint32(p + 1);
       if (p + 5 + len > all.length) break;
-      out.push(m.responseDeserialize(Buffer.from(all.subarray(p + 5, p + 5 + len))));
+      state.out.push(m.responseDeserialize(Buffer.from(all.subarray(p + 5, p + 5 + len))));
       p += 5 + len;
     }
-    return out;
+    state.tail = all.slice(p);
+    return state.out;
   }
+
+  readonly #parsed = new Map<number, { parts: number; tail: Uint8Array; out: any[] }>();
 
   close(): void {
     try {

@@ -100,6 +100,8 @@ const SOCKET_HIGH_WATER = 1 << 20;
  * trickle through (a paused reader's library may) still counts as stalled.
  */
 const PROGRESS_BYTES = 256 << 10;
+/** A connection holding this many times its budget cuts off even a stream that progresses. */
+const HARD_BUDGET_FACTOR = 4;
 /** A stream's `write()` reports back-pressure above this many queued bytes. */
 export const STREAM_HIGH_WATER = 1 << 20;
 
@@ -428,14 +430,15 @@ export class Http2Connection {
    * The connection holds more than its budget. The cut-off-able stream
    * holding most, among those whose client has taken less than
    * {@link PROGRESS_BYTES} of them within `stallTimeout`, is told; a client
-   * that reads, however far behind, is not, until the connection holds twice
-   * its budget, when the stream holding most is told whatever its progress.
+   * that reads, however far behind, is not, until the connection holds
+   * {@link HARD_BUDGET_FACTOR} times its budget, when the stream holding most
+   * is told whatever its progress.
    * If none has stalled long enough yet, this looks again when one would have.
    */
   #overBudget(): void {
     const now = Date.now();
     const stall = this.settings.stallTimeout;
-    const hard = this.#totalQueued > 2 * this.settings.maxQueuedBytes;
+    const hard = this.#totalQueued > HARD_BUDGET_FACTOR * this.settings.maxQueuedBytes;
     let worst: H2Stream | undefined;
     let soonest = Infinity;
     for (const s of this.#streams.values()) {
