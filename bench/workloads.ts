@@ -668,6 +668,23 @@ function addDelivery(sample: Sample, r: any): void {
   }
 }
 
+/**
+ * What our daemon logged about its last compaction: how many transactions
+ * (batches) it took and their mean time, since no metric says so.
+ */
+async function compactionBatches(store: Store): Promise<string[]> {
+  const log = await Deno.readTextFile(`${store.dir}/server-0.log`).catch(() => "");
+  const runs = [
+    ...log.matchAll(/COMPACT compacted from \d+ to \d+ in (\d+) transactions.*duration=(\d+)ms/g),
+  ];
+  const last = runs.at(-1);
+  if (!last) return [];
+  const [batches, ms] = [Number(last[1]), Number(last[2])];
+  return [
+    `kine logged ${batches} compaction batches, ${Math.round(ms / batches)} ms each on average`,
+  ];
+}
+
 /** Bytes a directory holds (`du -sb`), 0 if it cannot be read. */
 async function diskBytes(dir: string): Promise<number> {
   return Number((await capture("du", ["-sb", dir])).split(/\s/)[0]) || 0;
@@ -744,6 +761,7 @@ export function scale(ctx: RunContext): Promise<Sample[]> {
       false,
     );
     const compacted = await diskBytes(diskDir) - disk0;
+    compaction.notes.push(...await compactionBatches(store));
     await step(
       `Status, ${z.statusCalls} calls one after another`,
       () => ctx.loadgen.call("status", { target: target(stack), count: z.statusCalls }),
