@@ -217,9 +217,13 @@ async function startMariadb(dir: string, cpus: string | undefined, logFile: stri
     ], "mariadb-install-db");
   }
   const port = freePort();
+  // Temporary tables in a directory of its own: a shared /tmp is cleaned by others.
+  await Deno.mkdir(`${dir}/tmp`, { recursive: true });
+  await chownTo("mysql", `${dir}/tmp`);
   const child = spawn(server, [
     "--no-defaults",
     `--datadir=${data}`,
+    `--tmpdir=${dir}/tmp`,
     ...user,
     `--port=${port}`,
     "--bind-address=127.0.0.1",
