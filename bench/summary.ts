@@ -70,6 +70,9 @@ function measures(gs: Group[]): Measure[] {
 
 const base = (server: string) => server.replace(/^\d+× /, "");
 
+/** Words of the notes of rows measured on fewer objects than asked (bench/workloads.ts). */
+export const PARTIAL = "objects loaded";
+
 /**
  * Markdown: per mode, a line per workload × measure; a cell is the value and
  * its ratio to etcd's, or says "invalid" where the load generator saturated
@@ -93,7 +96,7 @@ export function summary(results: Result[]): string {
           const g = gs.find((x) => base(x.server) === server);
           const v = g && m.value(g);
           if (!g || v === undefined || !Number.isFinite(v)) return "";
-          const shown = num(v);
+          const shown = num(v) + (g.notes.some((n) => n.includes(PARTIAL)) ? " †" : "");
           if (!valid(g)) return `${shown} (invalid)`;
           if (g === etcd || !etcd) return shown;
           const e = m.value(etcd);
@@ -104,6 +107,9 @@ export function summary(results: Result[]): string {
         lines.push(`| ${mode} | ${name} | ${m.label} | ${cells.join(" | ")} |`);
       }
     }
+  }
+  if (lines.some((l) => l.includes(" †"))) {
+    lines.push("", "† fewer objects than asked (a bulk load ran out of time): see the notes below");
   }
   return lines.join("\n");
 }

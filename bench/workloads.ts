@@ -16,6 +16,7 @@ import {
   scrape,
 } from "./metrics.ts";
 import { HealthProbe } from "./probe.ts";
+import { PARTIAL } from "./summary.ts";
 import { capture } from "./process.ts";
 import { coreBusySeconds, cpuSeconds, memory, RssSampler } from "./procfs.ts";
 import {
@@ -99,7 +100,10 @@ export interface Sizes {
   /** `maxMs` bounds the bulk load (a slow backend gets fewer keys). */
   list: { total: number; small: number; valueSize: number; maxMs: number };
   idle: { ms: number; watchers: number; perStream: number; rate: number };
-  /** `maxMs` bounds the bulk load and the updates each (a slow backend gets fewer objects). */
+  /**
+   * `maxMs` bounds the bulk load, the updates and the wait for compaction each
+   * (a slow backend gets fewer objects).
+   */
   scale: { objects: number; callers: number; statusCalls: number; maxMs: number };
   ha: { servers: number; ms: number; writers: number; rate: number };
 }
@@ -109,9 +113,9 @@ export const FULL: Sizes = {
   kube: { ms: 8000, preload: 5000, loops: 64, conns: 4, watchers: 4 },
   lease: { ms: 5000, clients: 100 },
   sweep: { ms: 3000, levels: [8, 32, 128, 512] },
-  list: { total: 100_000, small: 10_000, valueSize: 512, maxMs: 150_000 },
+  list: { total: 100_000, small: 10_000, valueSize: 512, maxMs: 120_000 },
   idle: { ms: 10_000, watchers: 1000, perStream: 25, rate: 1000 },
-  scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 150_000 },
+  scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 90_000 },
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
 };
 
@@ -406,7 +410,7 @@ function bulkNotes(ctx: RunContext, loaded: number, asked: number, maxMs: number
     loaded < asked
       ? `**stopped after ${maxMs / 1000} s: ${loaded.toLocaleString("en-US")} of ${
         asked.toLocaleString("en-US")
-      } loaded; later rows use those**`
+      } ${PARTIAL}; later rows use those**`
       : "",
   ].filter(Boolean);
 }
@@ -708,12 +712,13 @@ export function scale(ctx: RunContext): Promise<Sample[]> {
     const disk0 = await diskBytes(diskDir);
     const samples: Sample[] = [];
     let loaded = z.objects;
+    let compactionFinished = true;
     const step = async (name: string, load: () => Promise<any>, rate = true) => {
       const { result, sample } = await measure(ctx, stack, load);
       sample.workload = `scale ${n}: ${name}`;
       sample.rate = rate;
       if (samples.length > 0 && loaded < z.objects) {
-        sample.notes.push(`**on the ${loaded.toLocaleString("en-US")} objects loaded**`);
+        sample.notes.push(`**on the ${loaded.toLocaleString("en-US")} ${PARTIAL}**`);
       }
       absorb(sample, [result]);
       samples.push(sample);
@@ -757,9 +762,23 @@ export function scale(ctx: RunContext): Promise<Sample[]> {
     );
     const compaction = await step(
       "compact the whole history (a put every 10 ms meanwhile)",
-      () => ctx.loadgen.call("compact", { target: target(stack), probeIntervalMs: 10 }),
+      async () => {
+        const r = await ctx.loadgen.call("compact", {
+          target: target(stack),
+          probeIntervalMs: 10,
+          maxMs: z.maxMs,
+        });
+        compactionFinished = r.finished;
+        return r;
+      },
       false,
     );
+    if (!compactionFinished) {
+      compaction.notes.push(
+        `**compaction unfinished after ${z.maxMs / 1000} s; the server went on with it ` +
+          "during the Status calls**",
+      );
+    }
     const compacted = await diskBytes(diskDir) - disk0;
     compaction.notes.push(...await compactionBatches(store));
     await step(
