@@ -149,7 +149,7 @@ export interface RunContext {
 /** Where a server keeps its data. */
 export interface Store {
   dir: string;
-  /** Kine's endpoint (unset for etcd). */
+  /** Kine's endpoint for SQLite and memory (unset for etcd and network databases). */
   endpoint?: string;
   etcd?: EtcdStore;
   /** The database (or bucket) on the private database server. */
@@ -173,7 +173,7 @@ async function newStore(ctx: RunContext): Promise<Store> {
   }
   if (!ctx.db) throw new Error(`no ${ctx.backend.kind} server is running`);
   const dbName = databaseName(`bench_${ctx.backend.kind}_${serial}`);
-  return { dir, endpoint: ctx.db.endpoint(dbName), dbName };
+  return { dir, dbName };
 }
 
 async function removeStore(ctx: RunContext, store: Store): Promise<void> {
@@ -193,11 +193,13 @@ async function start(
 ): Promise<{ stack: Stack; coldMs: number }> {
   const servers: Server[] = [];
   const replicas = store.etcd ? 1 : o.replicas ?? 1;
+  // A database server restarted for another mode listens on another port: ask it now.
+  const endpoint = store.dbName ? ctx.db!.endpoint(store.dbName) : store.endpoint!;
   const spawnOne = () => {
     const log = `${store.dir}/server-${servers.length}.log`;
     const server = store.etcd
       ? spawnEtcd(store.etcd, ctx.serverCpus, log)
-      : spawnKine(ctx.backend.name, store.endpoint!, ctx.serverCpus, log, ctx.kineMain, o.kineArgs);
+      : spawnKine(ctx.backend.name, endpoint, ctx.serverCpus, log, ctx.kineMain, o.kineArgs);
     servers.push(server);
     return server;
   };
