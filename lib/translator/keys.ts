@@ -14,6 +14,16 @@ const encoder = new TextEncoder();
 export const invalidKey = () =>
   new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key is not valid UTF-8");
 
+/**
+ * Keys below this one (those starting with byte 0x00 or 0x01) are kine's own
+ * (lib/auth keeps its state there). Being the bottom of the key space, they
+ * are hidden from every client range by raising its start, never by filtering.
+ */
+export const CLIENT_KEYS_START = "\x02";
+
+export const reservedKey = () =>
+  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: keys starting with 0x00 or 0x01 are reserved");
+
 /** Length of the valid UTF-8 prefix of `b`. */
 function validPrefix(b: Uint8Array): number {
   let i = 0;
@@ -71,6 +81,7 @@ export function ceilUtf8(b: Uint8Array): string | undefined {
 /** A key that names one key: it must be valid UTF-8. */
 export function keyText(b: Uint8Array | undefined): string {
   if (!b || b.length === 0) return "";
+  if (b[0] < 2) throw reservedKey();
   try {
     return strict.decode(b);
   } catch {
@@ -78,8 +89,9 @@ export function keyText(b: Uint8Array | undefined): string {
   }
 }
 
-/** The lower bound of a range. */
+/** The lower bound of a range, never below {@link CLIENT_KEYS_START}. */
 export function startText(b: Uint8Array): string {
+  if (b.length === 0 || b[0] < 2) return CLIENT_KEYS_START;
   const s = ceilUtf8(b);
   if (s === undefined) throw invalidKey();
   return s;
