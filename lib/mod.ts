@@ -23,6 +23,7 @@ import {
 } from "./metrics/mod.ts";
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
+import { startAuth } from "./auth/mod.ts";
 import { startGrpcServer } from "./server/mod.ts";
 
 export { defaultConfig, type KineConfig, parseArgs } from "./config/mod.ts";
@@ -64,6 +65,21 @@ export async function startKine(
     const leases = new LeaseManager(backend, log);
     await leases.start();
     stops.push(() => leases.stop());
+    if (cfg.clientCertAuth && !cfg.trustedCaFile) {
+      log.warn(
+        "--client-cert-auth has no effect without --trusted-ca-file: no certificate is verified",
+      );
+    }
+    const auth = await startAuth({
+      backend,
+      leaseKeys: async (id) => (await leases.timeToLive(id))?.keys ?? [],
+      authToken: cfg.authToken,
+      authTokenTtl: cfg.authTokenTtl,
+      clientCertAuth: cfg.clientCertAuth,
+      bcryptCost: cfg.bcryptCost,
+      logger: log,
+    });
+    stops.push(() => Promise.resolve(auth.close()));
     const grpc = await startGrpcServer({
       listenAddress: cfg.listenAddress,
       serverCertFile: cfg.serverCertFile,
@@ -79,6 +95,7 @@ export async function startKine(
       maxUnreadBytes: cfg.maxUnreadBytes,
       backend,
       leases,
+      auth,
       logger: log,
     });
     stops.push(() => grpc.close());

@@ -341,6 +341,40 @@ export const FLAGS: readonly FlagSpec[] = [
       "Database identity provider; aws = RDS IAM auth tokens as the password (postgres, mysql)",
   },
   {
+    name: "auth-token",
+    env: "KINE_AUTH_TOKEN",
+    key: "authToken",
+    kind: "string",
+    default: "simple",
+    usage:
+      "Auth token type, as etcd: simple, or jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]",
+  },
+  {
+    name: "auth-token-ttl",
+    env: "KINE_AUTH_TOKEN_TTL",
+    key: "authTokenTtl",
+    kind: "int",
+    default: "300",
+    usage: "Seconds a simple auth token stays valid after its last use",
+  },
+  {
+    name: "client-cert-auth",
+    env: "KINE_CLIENT_CERT_AUTH",
+    key: "clientCertAuth",
+    kind: "bool",
+    default: "false",
+    usage:
+      "With auth enabled, a verified client certificate's common name is the user when no token is sent",
+  },
+  {
+    name: "bcrypt-cost",
+    env: "KINE_BCRYPT_COST",
+    key: "bcryptCost",
+    kind: "int",
+    default: "10",
+    usage: "bcrypt cost of stored password hashes (4-31; others fall back to 10, as in etcd)",
+  },
+  {
     name: "debug",
     env: "KINE_DEBUG",
     key: "debug",
@@ -453,6 +487,9 @@ export function validateConfig(cfg: KineConfig): string | undefined {
   }
   if (!(cfg.compactBatchSize >= 100)) {
     return `compact-batch-size ${cfg.compactBatchSize} too small: must be at least 100`;
+  }
+  if (!(cfg.authTokenTtl >= 1)) {
+    return invalidValue(String(cfg.authTokenTtl), "auth-token-ttl", "must be at least 1");
   }
   if (!Number.isInteger(cfg.pollBatchSize) || cfg.pollBatchSize < 1) {
     return invalidValue(String(cfg.pollBatchSize), "poll-batch-size", "must be at least 1");

@@ -48,5 +48,12 @@ export interface KineConfig {
   /** How long start-up keeps retrying an unreachable database. */
   datastoreRetryTimeout: Millis;
   identityProvider: string;
+  /** etcd's `--auth-token`: `simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…[,ttl=…]`. */
+  authToken: string;
+  /** Seconds a simple token stays valid after its last use. */
+  authTokenTtl: number;
+  /** Authenticate a client certificate's common name as a user (needs --trusted-ca-file). */
+  clientCertAuth: boolean;
+  bcryptCost: number;
   debug: boolean;
 }

@@ -1,14 +1,16 @@
 /**
- * The gRPC front end: etcd's KV, Lease, Cluster and Maintenance services and
+ * The gRPC front end: etcd's KV, Lease, Cluster, Maintenance and Auth services and
  * gRPC health on a TCP or unix listener, optionally with TLS and client
  * certificate verification.
  *
  * @module
  */
+import type { Auth } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { Translator } from "../translator/mod.ts";
+import { authService } from "./auth_service.ts";
 import { GrpcServer as H2Server, type MethodDefinition, type TlsOptions } from "./h2/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
 import { loadServiceDefinitions } from "./proto.ts";
@@ -42,6 +44,8 @@ export interface GrpcServerOptions {
   maxUnreadBytes: number;
   backend: Backend;
   leases: LeaseManager;
+  /** Users, roles and the checks they imply (lib/auth). */
+  auth: Auth;
   logger: Logger;
 }
 
@@ -90,6 +94,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     logger: o.logger,
     emulatedVersion: o.emulatedEtcdVersion,
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),
+    guard: o.auth.guard,
   };
   const server = new H2Server({
     maxReceiveMessageLength: MAX_RECV,
@@ -104,11 +109,13 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     backend: o.backend,
     logger: o.logger,
     progressInterval: o.watchProgressNotifyInterval,
+    guard: o.auth.guard,
   });
   server.addService(defs["etcdserverpb.Watch"], watch.handlers);
   server.addService(defs["etcdserverpb.Lease"], leaseService(ctx));
   server.addService(defs["etcdserverpb.Cluster"], clusterService(ctx));
   server.addService(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
+  server.addService(defs["etcdserverpb.Auth"], authService(o.auth.api, o.logger));
   server.addService(defs["grpc.health.v1.Health"], healthService());
 
   if (listener.socketPath) {

@@ -1,7 +1,9 @@
 import type * as grpc from "@grpc/grpc-js";
+import type { AccessGuard, Check } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { callerOf } from "./caller.ts";
 import {
   Code,
   type EtcdError,
@@ -12,10 +14,19 @@ import {
 
 type Handler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
 
-/** Adapts an async handler to grpc-js, answering errors with etcd's code and message. */
-function unary<Req, Res>(fn: Handler<Req, Res>, logger: Logger): grpc.handleUnaryCall<Req, Res> {
+/**
+ * Adapts an async handler to grpc-js, answering errors with etcd's code and
+ * message. `check` (auth) runs first; while auth is off it returns nothing and
+ * costs no extra turn.
+ */
+export function unary<Req, Res>(
+  fn: Handler<Req, Res>,
+  logger: Logger,
+  check?: Check<Req>,
+): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call.request, call).then(
+    const checked = check?.(() => callerOf(call), call.request);
+    (checked ? checked.then(() => fn(call.request, call)) : fn(call.request, call)).then(
       (res) => callback(null, res),
       (err) => {
         const e: EtcdError = toEtcdError(err);
@@ -28,20 +39,36 @@ function unary<Req, Res>(fn: Handler<Req, Res>, logger: Logger): grpc.handleUnar
   };
 }
 
-function unsupported(what: string): grpc.handleUnaryCall<unknown, unknown> {
-  return (_call, callback) => {
-    const e = notSupported(what);
-    callback({ code: e.code, details: e.message } as grpc.ServiceError);
-  };
+/**
+ * Answers a call kine does not serve; with auth on, etcd checks for `root`
+ * first, so a non-root caller hears "permission denied" instead.
+ */
+function refuse(
+  call: Parameters<typeof callerOf>[0],
+  what: string,
+  ctx: ServiceContext,
+  send: (e: EtcdError) => void,
+): void {
+  const fail = (err: unknown) => send(toEtcdError(err));
+  const checked = ctx.guard.admin(() => callerOf(call), undefined);
+  if (checked) checked.then(() => fail(notSupported(what)), fail);
+  else fail(notSupported(what));
 }
 
-function unsupportedStream(what: string) {
+function unsupported(what: string, ctx: ServiceContext): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) =>
+    refuse(
+      call,
+      what,
+      ctx,
+      (e) => callback({ code: e.code, details: e.message } as grpc.ServiceError),
+    );
+}
+
+function unsupportedStream(what: string, ctx: ServiceContext) {
   return (
     call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
-  ) => {
-    const e = notSupported(what);
-    call.emit("error", { code: e.code, details: e.message });
-  };
+  ) => refuse(call, what, ctx, (e) => call.emit("error", { code: e.code, details: e.message }));
 }
 
 const encoder = new TextEncoder();
@@ -54,16 +81,19 @@ export interface ServiceContext {
   emulatedVersion: string;
   /** `http`, `https`, `unix` or `unixs`: how MemberList spells client URLs. */
   scheme: string;
+  /** Auth checks (lib/auth); each passes at once while auth is off. */
+  guard: AccessGuard;
 }
 
 export function kvService(ctx: ServiceContext) {
   const t = ctx.translator;
+  const g = ctx.guard;
   return {
-    Range: unary((r: any) => t.range(r), ctx.logger),
-    Put: unary((r: any) => t.put(r), ctx.logger),
-    DeleteRange: unary((r: any) => t.deleteRange(r), ctx.logger),
-    Txn: unary((r: any) => t.txn(r), ctx.logger),
-    Compact: unary((r: any) => t.compact(r), ctx.logger),
+    Range: unary((r: any) => t.range(r), ctx.logger, g.range),
+    Put: unary((r: any) => t.put(r), ctx.logger, g.put),
+    DeleteRange: unary((r: any) => t.deleteRange(r), ctx.logger, g.deleteRange),
+    Txn: unary((r: any) => t.txn(r), ctx.logger, g.txn),
+    Compact: unary((r: any) => t.compact(r), ctx.logger, g.authenticated),
   };
 }
 
@@ -71,14 +101,22 @@ export function leaseService(ctx: ServiceContext) {
   const leases = ctx.leases;
   const header = () => ({ revision: ctx.backend.currentRevision() });
   return {
-    LeaseGrant: unary(async (r: { TTL: number; ID: number }) => {
-      const lease = await leases.grant(r.ID, r.TTL);
-      return { header: header(), ID: lease.id, TTL: lease.ttl };
-    }, ctx.logger),
-    LeaseRevoke: unary(async (r: { ID: number }) => {
-      await leases.revoke(r.ID);
-      return { header: header() };
-    }, ctx.logger),
+    LeaseGrant: unary(
+      async (r: { TTL: number; ID: number }) => {
+        const lease = await leases.grant(r.ID, r.TTL);
+        return { header: header(), ID: lease.id, TTL: lease.ttl };
+      },
+      ctx.logger,
+      ctx.guard.authenticated,
+    ),
+    LeaseRevoke: unary(
+      async (r: { ID: number }) => {
+        await leases.revoke(r.ID);
+        return { header: header() };
+      },
+      ctx.logger,
+      ctx.guard.leaseRevoke,
+    ),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: number }, unknown>) => {
       let ended = false;
       call.on("data", (r: { ID: number }) => {
@@ -93,16 +131,20 @@ export function leaseService(ctx: ServiceContext) {
       });
       call.on("error", () => ended = true);
     },
-    LeaseTimeToLive: unary(async (r: { ID: number; keys: boolean }) => {
-      const t = await leases.timeToLive(r.ID);
-      return {
-        header: header(),
-        ID: r.ID,
-        TTL: t ? t.ttl : -1,
-        grantedTTL: t?.grantedTtl ?? 0,
-        keys: t && r.keys ? t.keys.map((k) => encoder.encode(k)) : [],
-      };
-    }, ctx.logger),
+    LeaseTimeToLive: unary(
+      async (r: { ID: number; keys: boolean }) => {
+        const t = await leases.timeToLive(r.ID);
+        return {
+          header: header(),
+          ID: r.ID,
+          TTL: t ? t.ttl : -1,
+          grantedTTL: t?.grantedTtl ?? 0,
+          keys: t && r.keys ? t.keys.map((k) => encoder.encode(k)) : [],
+        };
+      },
+      ctx.logger,
+      ctx.guard.leaseTimeToLive,
+    ),
     LeaseLeases: unary(
       () => Promise.resolve({ header: header(), leases: leases.list().map((ID) => ({ ID })) }),
       ctx.logger,
@@ -128,10 +170,10 @@ export function clusterService(ctx: ServiceContext) {
         members: [{ ID: 0, name: "kine", peerURLs: urls, clientURLs: urls, isLearner: false }],
       });
     }, ctx.logger),
-    MemberAdd: unsupported("member add"),
-    MemberRemove: unsupported("member remove"),
-    MemberUpdate: unsupported("member update"),
-    MemberPromote: unsupported("member promote"),
+    MemberAdd: unsupported("member add", ctx),
+    MemberRemove: unsupported("member remove", ctx),
+    MemberUpdate: unsupported("member update", ctx),
+    MemberPromote: unsupported("member promote", ctx),
   };
 }
 
@@ -145,13 +187,13 @@ export function maintenanceService(ctx: ServiceContext) {
         dbSize: s.dbSize,
       };
     }, ctx.logger),
-    Alarm: unsupported("alarm"),
-    Defragment: unsupported("defragment"),
-    Hash: unsupported("hash"),
-    HashKV: unsupported("hash kv"),
-    Snapshot: unsupportedStream("snapshot"),
-    MoveLeader: unsupported("move leader"),
-    Downgrade: unsupported("downgrade"),
+    Alarm: unsupported("alarm", ctx),
+    Defragment: unsupported("defragment", ctx),
+    Hash: unsupported("hash", ctx),
+    HashKV: unsupported("hash kv", ctx),
+    Snapshot: unsupportedStream("snapshot", ctx),
+    MoveLeader: unsupported("move leader", ctx),
+    Downgrade: unsupported("downgrade", ctx),
   };
 }
 

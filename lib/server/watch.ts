@@ -12,11 +12,13 @@
  * paced by the stream's back-pressure instead, so a slow reader of a long
  * history is not cut off.
  */
+import { type AccessGuard, REVOKED_REASON } from "../auth/mod.ts";
 import { ERR_COMPACTED } from "../backend/errors.ts";
 import type { Backend, Event } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { ServerCall } from "./h2/mod.ts";
 import { endText, keyText, startText, wireKv } from "../translator/mod.ts";
+import { callerOf } from "./caller.ts";
 
 /** Responses stay below this many bytes (the limit is 2 MiB), unless one event is larger. */
 const MAX_RESPONSE_BYTES = 1536 * 1024;
@@ -32,6 +34,8 @@ export interface WatchOptions {
   logger: Logger;
   /** Periodic progress notification interval, ms. */
   progressInterval: number;
+  /** Auth: who may watch what (lib/auth). */
+  guard?: AccessGuard;
 }
 
 interface StreamWatch {
@@ -48,6 +52,8 @@ interface StreamWatch {
   /** Resolves a catch-up waiting for this watch's queue to drain. */
   drained?: () => void;
   cancel?: () => void;
+  /** With auth on: the user it runs as and what it covers, checked again on every auth change. */
+  access?: { user: string; key: Uint8Array; end: Uint8Array | undefined };
 }
 
 function wireEvent(e: Event, prevKv: boolean) {
@@ -71,6 +77,9 @@ class WatchStream {
   #progressRequested = false;
   #closed = false;
   readonly #timer: ReturnType<typeof setInterval>;
+  /** With auth on, requests wait here in order while their caller is checked. */
+  #gate?: Promise<void>;
+  readonly #stopFollowingAuth?: () => void;
 
   constructor(
     private readonly call: ServerCall,
@@ -88,6 +97,7 @@ class WatchStream {
     call.on("overBudget", () => this.#cutOff());
     const interval = o.progressInterval * (1 + Math.random() * 0.1);
     this.#timer = setInterval(() => this.#periodicProgress(), interval);
+    this.#stopFollowingAuth = o.guard?.onChange(() => this.#recheckAccess());
   }
 
   /** Ends the stream from the server side (shutdown). */
@@ -100,6 +110,7 @@ class WatchStream {
     this.#closed = true;
     this.onClose();
     clearInterval(this.#timer);
+    this.#stopFollowingAuth?.();
     for (const w of [...this.#watches.values()]) this.#forget(w);
     if (endCall) this.call.end();
   }
@@ -124,6 +135,51 @@ class WatchStream {
   }
 
   #onRequest(req: any): void {
+    const guard = this.o.guard;
+    if (guard && (this.#gate || guard.enabled())) {
+      // Checking a caller may wait (JWT): keep this stream's requests in order meanwhile.
+      const gate: Promise<void> = (this.#gate ?? Promise.resolve()).then(() =>
+        this.#checked(guard, req)
+      );
+      this.#gate = gate;
+      gate.then(() => {
+        if (this.#gate === gate) this.#gate = undefined;
+      });
+      return;
+    }
+    this.#handle(req);
+  }
+
+  async #checked(guard: AccessGuard, req: any): Promise<void> {
+    const r = req.create_request;
+    if (!r || this.#closed) return this.#handle(req);
+    const verdict = await guard.watchCreate(callerOf(this.call), r.key, r.range_end);
+    if ("denied" in verdict) {
+      this.#send(this.o.backend.currentRevision(), {
+        watch_id: -1,
+        created: true,
+        canceled: true,
+        cancel_reason: verdict.denied,
+      });
+      return;
+    }
+    const w = this.#create(r);
+    if (w && verdict.user !== undefined) {
+      w.access = { user: verdict.user, key: r.key, end: r.range_end };
+    }
+  }
+
+  /** etcd checks a watch when it is created; kine also ends it when the permission goes. */
+  #recheckAccess(): void {
+    const guard = this.o.guard!;
+    for (const w of [...this.#watches.values()]) {
+      if (w.access && !guard.watchPermitted(w.access.user, w.access.key, w.access.end)) {
+        this.#end(w, { cancel_reason: REVOKED_REASON });
+      }
+    }
+  }
+
+  #handle(req: any): void {
     if (req.create_request) this.#create(req.create_request);
     else if (req.cancel_request) this.#cancel(Number(req.cancel_request.watch_id));
     else if (req.progress_request) this.#requestProgress();
@@ -134,7 +190,7 @@ class WatchStream {
     return this.#nextId++;
   }
 
-  #create(r: any): void {
+  #create(r: any): StreamWatch | undefined {
     const backend = this.o.backend;
     const start = Number(r.start_revision);
     // Refused before a watch exists: one response for watch id -1, as etcd sends.
@@ -145,9 +201,15 @@ class WatchStream {
         canceled: true,
         cancel_reason: reason,
       });
-    if (start < 0) return refuse(ERR_COMPACTED);
+    if (start < 0) {
+      refuse(ERR_COMPACTED);
+      return;
+    }
     let id = Number(r.watch_id);
-    if (id !== 0 && this.#watches.has(id)) return refuse(ERR_DUPLICATE_ID);
+    if (id !== 0 && this.#watches.has(id)) {
+      refuse(ERR_DUPLICATE_ID);
+      return;
+    }
     if (id === 0) id = this.#allocateId();
     const filters: string[] = r.filters ?? [];
     const w: StreamWatch = {
@@ -191,6 +253,7 @@ class WatchStream {
         this.#end(w, { cancel_reason: ERR_UNHEALTHY });
       },
     );
+    return w;
   }
 
   /** Ends a watch from the server side: one canceled response. */

@@ -127,6 +127,8 @@ export function parseTimeout(value: string): number | undefined {
 export interface CallContext {
   peer: string;
   maxReceiveMessageLength: number;
+  /** The client certificate the TLS handshake verified, if any. */
+  peerCertificate?: { subject?: Record<string, unknown> };
 }
 
 /**
@@ -227,6 +229,11 @@ export class ServerCall extends EventEmitter {
 
   getPeer(): string {
     return this.#ctx.peer;
+  }
+
+  /** As grpc-js: the verified client certificate of a TLS connection (for common-name users). */
+  getAuthContext(): { sslPeerCertificate?: { subject?: Record<string, unknown> } } {
+    return { sslPeerCertificate: this.#ctx.peerCertificate };
   }
 
   getDeadline(): number {

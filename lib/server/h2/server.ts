@@ -111,6 +111,10 @@ export class GrpcServer {
     const ctx: CallContext = {
       peer,
       maxReceiveMessageLength: this.#options.maxReceiveMessageLength ?? DEFAULT_MAX_RECEIVE,
+      // Only a certificate the handshake checked against the trusted CA names anyone.
+      peerCertificate: socket instanceof tls.TLSSocket && socket.authorized
+        ? socket.getPeerCertificate()
+        : undefined,
     };
     const conn = new Http2Connection(
       socket as unknown as ConstructorParameters<typeof Http2Connection>[0],
