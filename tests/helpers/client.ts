@@ -2,26 +2,52 @@
 import * as grpc from "@grpc/grpc-js";
 import { loadProtos } from "../../lib/server/proto.ts";
 
-type Unary = (request: Record<string, unknown>) => Promise<any>;
+/** A unary call; `metadata` carries e.g. an auth `token`. */
+type Unary = (request: Record<string, unknown>, metadata?: grpc.Metadata) => Promise<any>;
 
-/** Promisified stubs of KV, Lease, Cluster, Maintenance and Health. */
+/** Promisified stubs of KV, Lease, Cluster, Maintenance, Auth and Health. */
 export interface EtcdClient {
   kv: Record<"range" | "put" | "deleteRange" | "txn" | "compact", Unary>;
   lease: Record<"leaseGrant" | "leaseRevoke" | "leaseTimeToLive" | "leaseLeases", Unary>;
   cluster: Record<"memberList", Unary>;
   maintenance: Record<"status" | "defragment", Unary>;
   health: Record<"check", Unary>;
+  auth: Record<(typeof AUTH_METHODS)[number], Unary>;
   raw: { kv: grpc.Client; lease: grpc.Client };
   close(): void;
 }
+
+const AUTH_METHODS = [
+  "authEnable",
+  "authDisable",
+  "authStatus",
+  "authenticate",
+  "userAdd",
+  "userGet",
+  "userList",
+  "userDelete",
+  "userChangePassword",
+  "userGrantRole",
+  "userRevokeRole",
+  "roleAdd",
+  "roleGet",
+  "roleList",
+  "roleDelete",
+  "roleGrantPermission",
+  "roleRevokePermission",
+] as const;
 
 function promisify(stub: any, methods: string[]): Record<string, Unary> {
   const out: Record<string, Unary> = {};
   for (const m of methods) {
     const rpc = m[0].toUpperCase() + m.slice(1);
-    out[m] = (request) =>
+    out[m] = (request, metadata = new grpc.Metadata()) =>
       new Promise((resolve, reject) =>
-        stub[rpc](request, (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)))
+        stub[rpc](
+          request,
+          metadata,
+          (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)),
+        )
       );
   }
   return out;
@@ -40,6 +66,7 @@ export function connect(
   const cluster = new etcd.Cluster(target, credentials, opts);
   const maintenance = new etcd.Maintenance(target, credentials, opts);
   const h = new health.Health(target, credentials, opts);
+  const auth = new etcd.Auth(target, credentials, opts);
   return {
     kv: promisify(kv, ["range", "put", "deleteRange", "txn", "compact"]) as EtcdClient["kv"],
     lease: promisify(lease, [
@@ -51,9 +78,10 @@ export function connect(
     cluster: promisify(cluster, ["memberList"]) as EtcdClient["cluster"],
     maintenance: promisify(maintenance, ["status", "defragment"]) as EtcdClient["maintenance"],
     health: promisify(h, ["check"]) as EtcdClient["health"],
+    auth: promisify(auth, [...AUTH_METHODS]) as EtcdClient["auth"],
     raw: { kv, lease },
     close() {
-      for (const c of [kv, lease, cluster, maintenance, h]) c.close();
+      for (const c of [kv, lease, cluster, maintenance, h, auth]) c.close();
     },
   };
 }

@@ -45,15 +45,16 @@ export class WatchClient {
   /**
    * `ownConnection` gives this client its own HTTP/2 connection instead of the
    * process-wide shared one, so a stalled stream cannot hold up others.
+   * `metadata` goes with the stream (e.g. an auth `token`).
    */
-  constructor(endpoint: string, ownConnection = false) {
+  constructor(endpoint: string, ownConnection = false, metadata?: grpc.Metadata) {
     const { etcd } = loadProtos();
     const options: grpc.ChannelOptions = {
       "grpc.max_receive_message_length": -1,
       ...(ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {}),
     };
     this.client = new etcd.Watch(endpoint, grpc.credentials.createInsecure(), options);
-    this.call = (this.client as any).Watch();
+    this.call = (this.client as any).Watch(metadata);
     this.done = new Promise((resolve) => this.call.on("status", resolve));
     // Cancellation at close surfaces as an error event; the status carries it too.
     this.call.on("error", () => {});
