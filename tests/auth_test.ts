@@ -301,6 +301,19 @@ for (const backend of BACKENDS) {
 
           // KV with the token; a token nobody issued is refused.
           await c.kv.put({ key: b("/a/1"), value: b("v") }, alice);
+          // The edges of a range permission [/a, /b): its end is not in it.
+          await c.kv.range({ key: b("/a"), range_end: b("/b") }, alice);
+          await failsWith(
+            c.kv.range({ key: b("/a"), range_end: b("/b\0") }, alice),
+            7,
+            "permission denied",
+          );
+          await failsWith(
+            c.kv.range({ key: b("/"), range_end: b("/b") }, alice),
+            7,
+            "permission denied",
+          );
+          await failsWith(c.kv.put({ key: b("/b"), value: b("v") }, alice), 7, "permission denied");
           await c.kv.put({ key: b("/k"), value: b("v") }, alice);
           await failsWith(c.kv.range({ key: b("/k") }, alice), 7, "permission denied");
           await failsWith(c.kv.range({ key: b("/a/1") }, md("bogus.1")), 16, "invalid auth token");
@@ -449,6 +462,9 @@ for (const backend of SHARED) {
         PERMISSION_DENIED,
         DENIED,
       );
+      const watch = new WatchClient(b2.endpoint, true, onB);
+      const watched = await watch.watch({ key: "/t/", rangeEnd: "/t0" });
+      assert.equal(watched.canceled, false);
       // A change through one takes effect on the other within the poll interval.
       await a.client.auth.roleRevokePermission({
         role: "tenant",
@@ -464,6 +480,10 @@ for (const backend of SHARED) {
         assert.ok(Date.now() < deadline, "the second server never saw the revoked permission");
         await sleep(100);
       }
+      // and its watch on the revoked range is cancelled there.
+      const ended = await watch.waitFor((r) => r.canceled && r.watch_id === watched.watch_id);
+      assert.equal(ended.cancel_reason, `rpc error: code = PermissionDenied desc = ${DENIED}`);
+      await watch.close();
       const revA = (await a.client.auth.authStatus({}, root)).authRevision;
       const rootB = md(await token(b2.client, "root", "rootpw"));
       assert.equal((await b2.client.auth.authStatus({}, rootB)).authRevision, revA);
