@@ -160,16 +160,25 @@ export async function tokenProvider(option: string, ttlSeconds: number): Promise
   }
   const pubPath = opts.get("pub-key");
   const privPath = opts.get("priv-key");
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readFile(path);
+    } catch (err) {
+      throw new TokenOptionsError(`--auth-token jwt: cannot read ${what} ${path}: ${err}`);
+    }
+  };
+  const text = async (path: string, what: string) =>
+    new TextDecoder().decode(await read(path, what));
   if (alg.startsWith("HS")) {
     const path = privPath ?? pubPath;
     if (!path) throw new TokenOptionsError("--auth-token jwt: missing key data");
-    const secret = await Deno.readFile(path);
+    const secret = await read(path, "key");
     return new JwtTokens(alg, secret, secret, ttlMs);
   }
   if (!pubPath && !privPath) throw new TokenOptionsError("--auth-token jwt: missing key data");
-  const privPem = privPath ? await Deno.readTextFile(privPath) : undefined;
+  const privPem = privPath ? await text(privPath, "priv-key") : undefined;
   // node:crypto reads every PEM form (PKCS#1, PKCS#8, SEC1, SPKI, certificates); jose takes SPKI/PKCS#8.
-  const publicPem = createPublicKey(pubPath ? await Deno.readTextFile(pubPath) : privPem!)
+  const publicPem = createPublicKey(pubPath ? await text(pubPath, "pub-key") : privPem!)
     .export({ type: "spki", format: "pem" }) as string;
   const verifyKey = await jose.importSPKI(publicPem, alg);
   let signKey: jose.CryptoKey | undefined;
