@@ -12,7 +12,7 @@ import { AUTH_KEY } from "../lib/auth/mod.ts";
 import { plainRange } from "../lib/backend/types.ts";
 import { createLogger, silentLogger } from "../lib/log/mod.ts";
 import { startKine } from "../lib/mod.ts";
-import { BACKENDS, type TestBackend } from "./helpers/backends.ts";
+import { BACKENDS } from "./helpers/backends.ts";
 import { makeCerts } from "./helpers/certs.ts";
 import { b, connect, type EtcdClient, s } from "./helpers/client.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
@@ -35,7 +35,7 @@ const FAST = { bcryptCost: 4 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Backends whose state outlives a server and is shared by several. */
-const SHARED = BACKENDS.filter((bk) => bk.endpoint("/tmp/x") !== "memory://");
+const SHARED = BACKENDS.filter((bk) => bk.persistent);
 
 function md(token: string): grpc.Metadata {
   const m = new grpc.Metadata();
@@ -449,7 +449,7 @@ for (const backend of BACKENDS) {
 for (const backend of SHARED) {
   Deno.test(`[${backend.name}] auth: a restart keeps it; a second server on the database follows it`, async () => {
     const a = await startTestKine(FAST, backend);
-    const endpoint = backendEndpoint(a, backend);
+    const endpoint = backend.endpoint(a.dir);
     let b2: TestKine | undefined;
     try {
       const { root } = await tenant(a.client);
@@ -509,16 +509,9 @@ for (const backend of SHARED) {
       }
     } finally {
       await b2?.close();
-      a.client.close();
-      await a.kine.close().catch(() => {});
-      await Deno.remove(a.dir, { recursive: true }).catch(() => {});
+      await a.close();
     }
   });
-}
-
-/** The endpoint a test server runs on, for a second server on the same database. */
-function backendEndpoint(k: TestKine, backend: TestBackend): string {
-  return backend.endpoint(k.dir);
 }
 
 Deno.test("auth: a simple token expires after --auth-token-ttl without use", () =>
