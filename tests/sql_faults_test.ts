@@ -15,6 +15,17 @@ import { WatchClient } from "./helpers/watch.ts";
 const UNAVAILABLE = 14;
 const WRITERS = 4;
 const LOAD_MS = 7000;
+/** No request may wait longer than this, outage or not: a hung write fails the test. */
+const PUT_BOUND_MS = 30_000;
+
+/** `p`, or a rejection naming what hung once `ms` have passed. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(what)), ms);
+  });
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
+}
 
 for (
   const [name, open] of [
@@ -36,9 +47,14 @@ for (
           for (let n = 0; Date.now() < until; n++) {
             const key = `/f/${i}/${n}`;
             try {
-              const r = await k.client.kv.put({ key: b(key), value: b(key) });
+              const r = await within(
+                k.client.kv.put({ key: b(key), value: b(key) }),
+                PUT_BOUND_MS,
+                `put ${key} unanswered after ${PUT_BOUND_MS} ms`,
+              );
               acked.set(key, Number(r.header.revision));
             } catch (err) {
+              if (!("code" in (err as object))) throw err;
               codes.push((err as { code: number }).code);
               await new Promise((r) => setTimeout(r, 50));
             }

@@ -290,6 +290,9 @@ function clientOptions(s: PostgresSettings, o: SqlOptions, database: string) {
       ? Math.max(1, Math.round(o.pool.maxLifetime / 1000))
       : null,
     fetch_types: false,
+    // postgres.js waits up to 20 s between reconnects after many failures: a database back
+    // from a short outage would stay unused that long. Try again within a second instead.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     onnotice: () => {},
   };
 }
