@@ -115,7 +115,7 @@ export const FULL: Sizes = {
   sweep: { ms: 3000, levels: [8, 32, 128, 512] },
   list: { total: 100_000, small: 10_000, valueSize: 512, maxMs: 120_000 },
   idle: { ms: 10_000, watchers: 1000, perStream: 25, rate: 1000 },
-  scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 90_000 },
+  scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 60_000 },
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
 };
 
