@@ -171,7 +171,7 @@ async function machine(): Promise<string> {
     )}`,
     `- deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${etcd}, kine checkout ${git || "?"}`,
     `- load generator: bench/loadgen (etcd clientv3 3.4, ${go || "go"})`,
-    `- load average at the end: ${await capture("cat", ["/proc/loadavg"])}`,
+    `- load average at the start: ${await capture("cat", ["/proc/loadavg"])}`,
   ].join("\n");
 }
 
@@ -212,6 +212,8 @@ async function main(): Promise<number> {
   const etcdMissing = !(await capture("sh", ["-c", "command -v etcd"]));
   await requirePackages(etcdMissing ? [{ what: "etcd", pkg: "etcd-server" }] : []);
   const started = performance.now();
+  // Before this process pins itself, or nproc would count its one core.
+  const machineInfo = await machine();
   const tmp = await Deno.makeTempDir({ prefix: "kine-bench-" });
   const cores = navigator.hardwareConcurrency;
   let loadgen: LoadGen | undefined;
@@ -314,7 +316,8 @@ async function main(): Promise<number> {
     "",
     `- command: \`deno task bench ${Deno.args.join(" ")}\``,
     `- date: ${new Date().toISOString()}, run time ${minutes.toFixed(1)} min`,
-    await machine(),
+    machineInfo,
+    `- load average at the end: ${await capture("cat", ["/proc/loadavg"])}`,
     "- pinned = etcd, or kine together with its database server, on core 0; the load generator " +
     "and the coordinator on core 1. unpinned = no affinity. Server CPU and memory are those of " +
     "the whole stack (kine processes plus the database server's process tree); CPU from /proc " +
