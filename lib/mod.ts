@@ -62,7 +62,7 @@ export async function startKine(
     while (stops.length > 0) await stops.pop()!();
   };
   try {
-    const leases = new LeaseManager(backend, log);
+    const leases = new LeaseManager(backend, log, Date.now, metrics);
     await leases.start();
     stops.push(() => leases.stop());
     if (cfg.clientCertAuth && !cfg.trustedCaFile) {
@@ -120,6 +120,7 @@ export async function startKine(
         interval: cfg.compactInterval,
         jitter: cfg.compactIntervalJitter,
         logger: log,
+        metrics,
       }),
     );
     log.info(`Kine available at ${grpc.url}`);
@@ -155,6 +156,7 @@ export function backendOptions(
     tableName: cfg.tableName,
     retryTimeout: cfg.datastoreRetryTimeout,
     pollBatchSize: cfg.pollBatchSize,
+    pollInterval: cfg.pollInterval,
     compactBatchSize: cfg.compactBatchSize,
     compactMinRetain: cfg.compactMinRetain,
     compactTimeout: cfg.compactTimeout,

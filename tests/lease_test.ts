@@ -4,13 +4,12 @@
  * rows. Spec §6 and §13 items 37, 38 with this port's etcd-style lease IDs.
  */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
 import { DatabaseSync } from "node:sqlite";
-import { loadProtos } from "../lib/server/proto.ts";
 import { b, s } from "./helpers/client.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
 import { startTestKine, type TestKine } from "./helpers/kine.ts";
 import { conformance, restartable } from "./helpers/conformance.ts";
+import { KeepAlive } from "./helpers/keepalive.ts";
 import { key, WatchClient } from "./helpers/watch.ts";
 
 const NOT_FOUND = 5;
@@ -65,41 +64,6 @@ async function goneAt(
     }
     assert.ok(sent <= deadline, `${name} still there ${Math.round(sent)} ms in`);
     await sleep(50);
-  }
-}
-
-/** A LeaseKeepAlive stream: `send(id)` and the responses received. */
-class KeepAlive {
-  readonly client: grpc.Client;
-  readonly call: grpc.ClientDuplexStream<any, any>;
-  readonly responses: { ID: number; TTL: number }[] = [];
-  readonly done: Promise<unknown>;
-  constructor(endpoint: string) {
-    const { etcd } = loadProtos();
-    this.client = new etcd.Lease(endpoint, grpc.credentials.createInsecure());
-    this.call = (this.client as any).LeaseKeepAlive();
-    this.done = new Promise((r) => this.call.on("status", r));
-    this.call.on("error", () => {});
-    this.call.on("data", (r: any) => this.responses.push(r));
-  }
-  send(id: number): void {
-    this.call.write({ ID: id });
-  }
-  async next(n: number, ms = 3000): Promise<{ ID: number; TTL: number }> {
-    const deadline = performance.now() + ms;
-    while (this.responses.length < n) {
-      assert.ok(performance.now() < deadline, `no keep-alive response #${n}`);
-      await sleep(10);
-    }
-    return this.responses[n - 1];
-  }
-  async close(): Promise<void> {
-    this.call.end();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.done, new Promise((r) => timer = setTimeout(r, 2000))]);
-    clearTimeout(timer);
-    this.call.cancel();
-    this.client.close();
   }
 }
 

@@ -66,7 +66,10 @@ Deno.test("a list whose pinned revision is compacted between pages is read again
       }
       return result;
     };
-    const t = new Translator(racing, { autoCompaction: false, leaseExists: () => false });
+    const t = new Translator(racing, {
+      autoCompaction: false,
+      leaseExists: () => Promise.resolve(false),
+    });
     // The request as the server hands it over: through the protobuf codec, defaults filled in.
     const range = etcd.KV.service.Range;
     const wire = range.requestDeserialize(

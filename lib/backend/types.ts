@@ -163,12 +163,36 @@ export interface Backend {
   waitForSyncTo(revision: number): Promise<void>;
   /** The highest revision handed to watchers. */
   syncedRevision(): number;
-  /** Persisted lease records (kine's own leases; see lib/lease). */
-  leaseRecords(): Promise<LeaseRecord[]>;
+  /**
+   * The store's current revision, read now: it covers every write acknowledged
+   * by any process sharing the store (unlike {@link currentRevision}).
+   */
+  latestRevision(): Promise<number>;
+  /**
+   * Persisted lease records (kine's own leases; see lib/lease), or only `id`'s.
+   * Read from the store every time: other processes grant, renew and revoke too.
+   */
+  leaseRecords(id?: number): Promise<LeaseRecord[]>;
   /** Every live key that carries a lease (an ID, or a legacy TTL), at the current revision. */
   leasedKeys(): Promise<LeasedKeys>;
-  saveLease(lease: LeaseRecord): Promise<void>;
-  deleteLease(id: number): Promise<void>;
+  /** Stores a new lease; false (nothing stored) when its ID exists. */
+  createLease(lease: LeaseRecord): Promise<boolean>;
+  /**
+   * Extends a lease to `now` plus its TTL; undefined when it is gone or its
+   * deadline has passed (an expired lease is never brought back).
+   */
+  renewLease(id: number, now: number): Promise<LeaseRecord | undefined>;
+  /**
+   * Deletes a lease record — with `expiredBy`, only if its deadline is at or
+   * before it (a keep-alive elsewhere wins); returns whether it deleted it.
+   */
+  deleteLease(id: number, expiredBy?: number): Promise<boolean>;
+  /**
+   * Takes or renews a role that one process sharing the store performs at a
+   * time, for `ttlMs` from now; returns whether `holder` holds it. A holder
+   * that stops renewing loses it when the time runs out; `ttlMs` 0 gives it up.
+   */
+  claimRole(role: string, holder: string, ttlMs: number): Promise<boolean>;
 }
 
 /** Keys with a lease and the revision they were read at. */

@@ -316,6 +316,15 @@ export const FLAGS: readonly FlagSpec[] = [
     usage: "Maximum rows fetched per watch poll query",
   },
   {
+    name: "poll-interval",
+    env: "KINE_POLL_INTERVAL",
+    key: "pollInterval",
+    kind: "duration",
+    default: "0s",
+    usage:
+      "How often the watch poll looks for other kine processes' writes; 0 = engine default (postgres 1s with LISTEN/NOTIFY, others 50ms)",
+  },
+  {
     name: "table-name",
     env: "KINE_TABLE_NAME",
     key: "tableName",
@@ -493,6 +502,9 @@ export function validateConfig(cfg: KineConfig): string | undefined {
   }
   if (!Number.isInteger(cfg.pollBatchSize) || cfg.pollBatchSize < 1) {
     return invalidValue(String(cfg.pollBatchSize), "poll-batch-size", "must be at least 1");
+  }
+  if (!(cfg.pollInterval >= 0)) {
+    return invalidValue(formatDuration(cfg.pollInterval), "poll-interval", "must not be negative");
   }
   return undefined;
 }

@@ -43,6 +43,11 @@ export interface KineConfig {
   compactMinRetain: number;
   compactBatchSize: number;
   pollBatchSize: number;
+  /**
+   * How often the watch poll looks for other processes' writes; 0 = the
+   * engine's default (1 s on PostgreSQL, which LISTEN/NOTIFY wakes; 50 ms elsewhere).
+   */
+  pollInterval: Millis;
   /** Revision table name (SQL engines). */
   tableName: string;
   /** How long start-up keeps retrying an unreachable database. */

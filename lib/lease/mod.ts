@@ -6,6 +6,12 @@
  * instead: such a key (lease below 2^32 and not a known lease) expires that
  * many seconds after kine saw its write, as upstream does.
  *
+ * Several kine processes may share one store, so the lease records in the
+ * store are the truth: grants, keep-alives and revokes through any process
+ * hold for all, and nothing is decided on a record this process has not read.
+ * One process at a time (the `lease_reaper` role) expires leases, and every
+ * delete it makes is conditional, so a second attempt changes nothing.
+ *
  * @module
  */
 import { BackendError } from "../backend/errors.ts";
@@ -19,6 +25,8 @@ import {
   type WatchResult,
 } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
+import type { KineMetrics } from "../metrics/mod.ts";
+import { Role } from "../role/mod.ts";
 
 /** Lease values below this are upstream kine's TTL-in-seconds. */
 export const LEGACY_LEASE_LIMIT = 2 ** 32;
@@ -30,26 +38,31 @@ export const ERR_LEASE_NOT_FOUND = "etcdserver: requested lease not found";
 
 export const leaseNotFound = () => new BackendError("not_found", ERR_LEASE_NOT_FOUND);
 
+/** The lease a key's live row carries. */
 interface Attached {
   lease: number;
   modRevision: number;
+  /** When this process saw the row (ms): the start of an upstream TTL. */
+  seenAt: number;
 }
 
-interface LegacyExpiry {
-  modRevision: number;
-  deadline: number;
-}
+/** How often a process re-reads the lease records for {@link LeaseManager.has}. */
+const REFRESH_MS = 1000;
 
-/** Tracks leases and the keys attached to them, and expires them on time. */
+/**
+ * Tracks the keys attached to leases (following the log, like a watcher),
+ * answers the Lease API from the store's lease records, and, while it holds
+ * the reaper role, expires leases on time.
+ */
 export class LeaseManager {
-  readonly #leases = new Map<number, LeaseRecord>();
-  /** Lease → keys attached to it. */
+  /** Lease records as last read from the store: a cache for {@link has}. */
+  #leases = new Map<number, LeaseRecord>();
+  #refreshedAt = -Infinity;
+  /** Lease (or upstream TTL) → keys whose live row carries it. */
   readonly #byLease = new Map<number, Set<string>>();
   /** Key → the lease its live row carries. */
   readonly #byKey = new Map<string, Attached>();
-  readonly #legacy = new Map<string, LegacyExpiry>();
-  /** Keys written with a lease this process does not know (revoked, or granted elsewhere). */
-  readonly #orphans = new Map<string, Attached>();
+  readonly #reaper: Role;
   #timer?: ReturnType<typeof setInterval>;
   #watch?: WatchResult;
   #expiring?: Promise<void>;
@@ -58,11 +71,14 @@ export class LeaseManager {
     private readonly backend: Backend,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+    metrics?: KineMetrics,
+  ) {
+    this.#reaper = new Role(backend, "lease_reaper", logger, metrics);
+  }
 
-  /** Loads leases, indexes every live leased key, then follows changes. */
+  /** Indexes every live leased key, then follows changes and starts the expiry tick. */
   async start(): Promise<void> {
-    for (const l of await this.backend.leaseRecords()) this.#leases.set(l.id, l);
+    await this.#refresh();
     const { revision, keys } = await this.backend.leasedKeys();
     for (const k of keys) this.#track(k.key, k.lease, k.modRevision);
     this.#watch = await this.backend.watch(
@@ -74,11 +90,12 @@ export class LeaseManager {
     this.#timer = setInterval(() => this.#expire(), TICK_MS);
   }
 
-  /** Stops expiring and following; waits for an expiry pass under way. */
+  /** Stops expiring and following; waits for an expiry pass under way; hands the role on. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#watch?.cancel();
     await this.#expiring;
+    await this.#reaper.release();
   }
 
   #follow(events: Event[]): void {
@@ -90,94 +107,119 @@ export class LeaseManager {
 
   #untrack(key: string): void {
     const was = this.#byKey.get(key);
-    if (was) {
-      this.#byLease.get(was.lease)?.delete(key);
-      this.#byKey.delete(key);
-    }
-    this.#legacy.delete(key);
-    this.#orphans.delete(key);
+    if (!was) return;
+    const keys = this.#byLease.get(was.lease);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#byLease.delete(was.lease);
+    this.#byKey.delete(key);
   }
 
   #track(key: string, lease: number, modRevision: number): void {
     this.#untrack(key);
     if (lease === 0) return;
-    if (!this.#leases.has(lease)) {
-      if (lease < LEGACY_LEASE_LIMIT) {
-        this.#legacy.set(key, { modRevision, deadline: this.now() + lease * 1000 });
-      } else this.#orphans.set(key, { lease, modRevision });
-      return;
-    }
-    this.#byKey.set(key, { lease, modRevision });
+    this.#byKey.set(key, { lease, modRevision, seenAt: this.now() });
     let keys = this.#byLease.get(lease);
     if (!keys) this.#byLease.set(lease, keys = new Set());
     keys.add(key);
   }
 
-  has(id: number): boolean {
-    return this.#leases.has(id);
+  /** Re-reads every lease record from the store. */
+  async #refresh(): Promise<Map<number, LeaseRecord>> {
+    const fresh = new Map<number, LeaseRecord>();
+    for (const l of await this.backend.leaseRecords()) fresh.set(l.id, l);
+    this.#leases = fresh;
+    this.#refreshedAt = performance.now();
+    return fresh;
+  }
+
+  /** One lease record, read from the store. */
+  async #read(id: number): Promise<LeaseRecord | undefined> {
+    const [lease] = await this.backend.leaseRecords(id);
+    if (lease) this.#leases.set(id, lease);
+    else this.#leases.delete(id);
+    return lease;
+  }
+
+  /**
+   * True if a key may be attached to lease `id`. Known leases answer from
+   * the cache (re-read every second); an unknown one is looked up in the
+   * store, since another process may have granted it a moment ago.
+   */
+  async has(id: number): Promise<boolean> {
+    if (performance.now() - this.#refreshedAt > REFRESH_MS) await this.#refresh();
+    return this.#leases.has(id) || await this.#read(id) !== undefined;
   }
 
   async grant(id: number, ttl: number): Promise<LeaseRecord> {
     if (ttl > MAX_LEASE_TTL) {
       throw new BackendError("out_of_range", "etcdserver: too large lease TTL");
     }
-    if (id === 0) {
-      do {
+    const chosen = id !== 0;
+    for (;;) {
+      if (!chosen) {
         id = LEGACY_LEASE_LIMIT + Math.floor(Math.random() * (2 ** 52 - LEGACY_LEASE_LIMIT));
-      } while (this.#leases.has(id));
-    } else if (this.#leases.has(id)) {
-      throw new BackendError("failed_precondition", "etcdserver: lease already exists");
+      }
+      const lease = { id, ttl: Math.max(ttl, 1), expiresAt: 0 };
+      lease.expiresAt = this.now() + lease.ttl * 1000;
+      if (await this.backend.createLease(lease)) {
+        this.#leases.set(id, lease);
+        return lease;
+      }
+      if (chosen) {
+        throw new BackendError("failed_precondition", "etcdserver: lease already exists");
+      }
     }
-    const lease = { id, ttl: Math.max(ttl, 1), expiresAt: 0 };
-    lease.expiresAt = this.now() + lease.ttl * 1000;
-    await this.backend.saveLease(lease);
-    this.#leases.set(id, lease);
-    return lease;
   }
 
   /** Extends a lease to its full TTL; returns the TTL, or 0 if the lease is gone. */
   async keepAlive(id: number): Promise<number> {
-    const lease = this.#leases.get(id);
-    // Past its deadline a lease is gone, even before the expiry tick deletes it.
-    if (!lease || lease.expiresAt <= this.now()) return 0;
-    const renewed = { ...lease, expiresAt: this.now() + lease.ttl * 1000 };
-    await this.backend.saveLease(renewed);
-    if (this.#leases.has(id)) this.#leases.set(id, renewed);
-    return lease.ttl;
+    // Past its deadline a lease is gone, even before the reaper deletes it.
+    const renewed = await this.backend.renewLease(id, this.now());
+    if (!renewed) return 0;
+    this.#leases.set(id, renewed);
+    return renewed.ttl;
   }
 
   /**
    * A lease's TTL and keys. The key index follows the log through the watch
-   * poll, so it first catches up with every write acknowledged so far.
+   * poll, so it first catches up with every write acknowledged so far, by
+   * any process.
    */
   async timeToLive(
     id: number,
   ): Promise<{ ttl: number; grantedTtl: number; keys: string[] } | undefined> {
     await this.#caughtUp();
-    const lease = this.#leases.get(id);
+    const lease = await this.#read(id);
     if (!lease) return undefined;
     const left = Math.max(0, Math.ceil((lease.expiresAt - this.now()) / 1000));
     return { ttl: left, grantedTtl: lease.ttl, keys: [...(this.#byLease.get(id) ?? [])].sort() };
   }
 
-  /** Live leases: one past its deadline is gone, even before the expiry tick deletes it. */
-  list(): number[] {
+  /** Live leases: one past its deadline is gone, even before the reaper deletes it. */
+  async list(): Promise<number[]> {
     const now = this.now();
-    return [...this.#leases.values()].filter((l) => l.expiresAt > now).map((l) => l.id);
+    const leases = await this.#refresh();
+    return [...leases.values()].filter((l) => l.expiresAt > now).map((l) => l.id);
   }
 
   /** Deletes a lease and, in one txn, every key still attached to it; returns the revision. */
   async revoke(id: number): Promise<number> {
-    if (!this.#leases.has(id)) throw leaseNotFound();
-    return await this.#drop(id);
+    if (!await this.backend.deleteLease(id)) throw leaseNotFound();
+    this.#leases.delete(id);
+    return await this.#deleteKeys(id);
   }
 
-  /** Waits until the key index has seen every write acknowledged so far. */
-  #caughtUp(): Promise<void> {
-    return this.backend.waitForSyncTo(this.backend.currentRevision());
+  /** Waits until the key index has seen every write any process acknowledged so far. */
+  async #caughtUp(): Promise<void> {
+    await this.backend.waitForSyncTo(await this.backend.latestRevision());
   }
 
-  async #drop(id: number): Promise<number> {
+  /**
+   * Deletes the keys still attached to a lease whose record is gone, each
+   * only if it still carries the lease: a second attempt (by this process or
+   * another) finds nothing to delete and writes no row.
+   */
+  async #deleteKeys(id: number): Promise<number> {
     await this.#caughtUp();
     const keys = [...(this.#byLease.get(id) ?? [])];
     const txns: Txn[] = keys.map((key) => ({
@@ -185,20 +227,14 @@ export class LeaseManager {
       success: [{ type: "delete", key, end: "", prevKv: false }],
       failure: [],
     }));
-    let revision: number;
     if (this.backend.capabilities?.multiKeyTxn === false) {
       // One txn per key where a txn may write one key only (NATS).
-      revision = this.backend.currentRevision();
+      let revision = this.backend.currentRevision();
       for (const txn of txns) revision = (await this.backend.txn(txn)).revision;
-    } else {
-      const ops: Op[] = txns.map((txn) => ({ type: "txn", txn }));
-      revision = (await this.backend.txn({ compare: [], success: ops, failure: [] })).revision;
+      return revision;
     }
-    await this.backend.deleteLease(id);
-    this.#leases.delete(id);
-    this.#byLease.delete(id);
-    for (const key of keys) this.#byKey.delete(key);
-    return revision;
+    const ops: Op[] = txns.map((txn) => ({ type: "txn", txn }));
+    return (await this.backend.txn({ compare: [], success: ops, failure: [] })).revision;
   }
 
   #expire(): void {
@@ -206,54 +242,37 @@ export class LeaseManager {
     this.#expiring = this.#expirePass().finally(() => this.#expiring = undefined);
   }
 
+  /**
+   * One pass of the reaper: expired leases (record first, conditional on its
+   * deadline, then their keys), keys whose lease record is gone (revoked or
+   * expired elsewhere, or a process died between the two steps), and upstream
+   * TTL keys past their time.
+   */
   async #expirePass(): Promise<void> {
     try {
-      let now = this.now();
-      if (this.#orphans.size > 0 || [...this.#leases.values()].some((l) => l.expiresAt <= now)) {
-        // Before deleting anything: another kine process on the store may have granted,
-        // renewed or revoked these leases.
-        await this.#reload();
-        now = this.now();
+      if (!await this.#reaper.held()) return;
+      // Keys indexed up to here were written after their lease was granted: read the records now.
+      const position = this.backend.syncedRevision();
+      const leases = await this.#refresh();
+      const now = this.now();
+      for (const lease of leases.values()) {
+        if (lease.expiresAt > now) continue;
+        if (await this.backend.deleteLease(lease.id, now)) {
+          this.#leases.delete(lease.id);
+          await this.#deleteKeys(lease.id);
+        }
       }
-      for (const lease of [...this.#leases.values()]) {
-        if (lease.expiresAt <= now) await this.#drop(lease.id);
-      }
-      for (const [key, { modRevision }] of [...this.#orphans]) {
-        await this.#deleteIfUnchanged(key, modRevision);
-      }
-      for (const [key, legacy] of [...this.#legacy]) {
-        if (legacy.deadline <= now) await this.#deleteIfUnchanged(key, legacy.modRevision);
+      for (const [lease, keys] of [...this.#byLease]) {
+        if (leases.has(lease)) continue;
+        for (const key of [...keys]) {
+          const at = this.#byKey.get(key);
+          if (!at || at.modRevision > position) continue;
+          if (lease < LEGACY_LEASE_LIMIT && at.seenAt + lease * 1000 > now) continue;
+          await this.#deleteIfUnchanged(key, at.modRevision);
+        }
       }
     } catch (err) {
       this.logger.warn("lease expiry failed; retrying", { error: String(err) });
-    }
-  }
-
-  /**
-   * Takes the stored lease records as the truth, since processes sharing a
-   * store grant, renew and revoke leases each: the later deadline wins, a
-   * lease gone from the store is gone here (its keys become orphans), and the
-   * keys of a lease granted elsewhere are attached to it.
-   */
-  async #reload(): Promise<void> {
-    const stored = new Map((await this.backend.leaseRecords()).map((l) => [l.id, l]));
-    for (const [id, local] of [...this.#leases]) {
-      const record = stored.get(id);
-      if (record) {
-        if (record.expiresAt > local.expiresAt) this.#leases.set(id, record);
-        continue;
-      }
-      this.#leases.delete(id);
-      for (const key of this.#byLease.get(id) ?? []) {
-        const attached = this.#byKey.get(key)!;
-        this.#byKey.delete(key);
-        this.#orphans.set(key, attached);
-      }
-      this.#byLease.delete(id);
-    }
-    for (const [id, record] of stored) if (!this.#leases.has(id)) this.#leases.set(id, record);
-    for (const [key, { lease, modRevision }] of [...this.#orphans]) {
-      if (this.#leases.has(lease)) this.#track(key, lease, modRevision);
     }
   }
 
@@ -263,8 +282,6 @@ export class LeaseManager {
       success: [{ type: "delete", key, end: "", prevKv: false }],
       failure: [],
     });
-    const tracked = this.#byKey.get(key)?.modRevision ?? this.#legacy.get(key)?.modRevision ??
-      this.#orphans.get(key)?.modRevision;
-    if (tracked === modRevision) this.#untrack(key);
+    if (this.#byKey.get(key)?.modRevision === modRevision) this.#untrack(key);
   }
 }

@@ -29,6 +29,13 @@ export interface KineMetrics {
   readonly insertErrorsTotal: Counter<readonly ["retriable"]>;
   /** `kine_gap_fill_total{result}`: gap outcomes, `filled`/`failed`/`skipped`. */
   readonly gapFillTotal: Counter<readonly ["result"]>;
+  /**
+   * `kine_watch_wakeups_total{source}`: what woke the watch poll loop — `local` (a commit of this
+   * process), `notify` (another process's commit, by LISTEN/NOTIFY), `poll` (the timer).
+   */
+  readonly watchWakeups: Counter<readonly ["source"]>;
+  /** `kine_role_held{role}`: 1 while this process holds the role (`lease_reaper`, `compactor`). */
+  readonly roleHeld: Gauge<readonly ["role"]>;
   /** `kine_txn_batch_size`: txns committed together in one group commit. */
   readonly txnBatchSize: Histogram;
   /** `kine_event_loop_delay_seconds`: how late a 10 ms timer fires (event-loop stalls). */
@@ -78,6 +85,17 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       name: "kine_gap_fill_total",
       help: "Total number of revision gaps handled by the watch poll loop",
       labelNames: ["result"] as const,
+    }),
+    watchWakeups: registry.counter({
+      name: "kine_watch_wakeups_total",
+      help: "Wake-ups of the watch poll loop by source: local commit, notify, poll timer",
+      labelNames: ["source"] as const,
+    }),
+    roleHeld: registry.gauge({
+      name: "kine_role_held",
+      help:
+        "1 while this process holds the role (lease_reaper, compactor) among those on the store",
+      labelNames: ["role"] as const,
     }),
     eventLoopDelay: registry.histogram({
       name: "kine_event_loop_delay_seconds",

@@ -146,7 +146,7 @@ export function leaseService(ctx: ServiceContext) {
       ctx.guard.leaseTimeToLive,
     ),
     LeaseLeases: unary(
-      () => Promise.resolve({ header: header(), leases: leases.list().map((ID) => ({ ID })) }),
+      async () => ({ header: header(), leases: (await leases.list()).map((ID) => ({ ID })) }),
       ctx.logger,
     ),
   };

@@ -229,34 +229,35 @@ export class Translator {
     readonly backend: Backend,
     private readonly options: {
       autoCompaction: boolean;
-      /** True if a lease ID may be attached to a key. */
-      leaseExists: (id: number) => boolean;
+      /** True if a lease ID may be attached to a key (it may ask the store). */
+      leaseExists: (id: number) => Promise<boolean>;
     },
   ) {}
 
   /** etcd refuses puts that name a lease it does not know. */
-  #checkLeases(ops: Op[]): void {
+  async #checkLeases(ops: Op[]): Promise<void> {
     for (const o of ops) {
       if (
-        o.type === "put" && o.lease !== 0 && !o.ignoreLease && !this.options.leaseExists(o.lease)
+        o.type === "put" && o.lease !== 0 && !o.ignoreLease &&
+        !await this.options.leaseExists(o.lease)
       ) {
         throw new EtcdError(Code.NOT_FOUND, "etcdserver: requested lease not found");
       }
       if (o.type === "txn") {
-        this.#checkLeases(o.txn.success);
-        this.#checkLeases(o.txn.failure);
+        await this.#checkLeases(o.txn.success);
+        await this.#checkLeases(o.txn.failure);
       }
     }
   }
 
-  #txn(txn: Txn): Promise<TxnResult> {
-    this.#checkLeases(txn.success);
-    this.#checkLeases(txn.failure);
+  async #txn(txn: Txn): Promise<TxnResult> {
+    await this.#checkLeases(txn.success);
+    await this.#checkLeases(txn.failure);
     const caps = this.backend.capabilities;
     if (caps && !caps.multiKeyTxn && !isSingleKeyTxn(txn)) {
       throw toEtcdError(multiKeyUnsupported(caps.name));
     }
-    return this.backend.txn(txn);
+    return await this.backend.txn(txn);
   }
 
   /** A Range, answered with the encoded RangeResponse (see range_codec.ts). */

@@ -25,6 +25,8 @@ const HEALTH_VALUE = new TextEncoder().encode('{"health":"true"}');
 export interface LogBackendOptions extends CompactorOptions {
   /** Rows fetched per poll query. */
   pollBatchSize: number;
+  /** How often the poll loop looks for other processes' writes (ms); 0 = the store's default. */
+  pollInterval?: number;
 }
 
 /**
@@ -46,11 +48,21 @@ export class LogBackend implements Backend {
   ) {
     this.#writes = new WritePipeline(store, options, (revision) => {
       this.#advance(revision);
-      this.#hub.wake();
+      this.#hub.wake("local");
+      store.notifier?.announce();
     });
+    // Fills wait for the transactions holding the ids: off the write queue where a pool allows.
+    const fill = (ids: number[]) =>
+      store.parallelWrites
+        ? store.write(async (tx) => await tx.fill(ids))
+        : this.#writes.write(async (tx) => await tx.fill(ids));
     this.#hub = new WatchHub(
-      { reader: store.reader, fill: (id) => this.#writes.write(async (tx) => await tx.fill(id)) },
-      { ...options, fillRetryDelayMs: store.fillRetryDelayMs },
+      { reader: store.reader, fill },
+      {
+        ...options,
+        fillRetryDelayMs: store.fillRetryDelayMs,
+        pollIntervalMs: options.pollInterval || store.pollIntervalMs,
+      },
       (revision) => this.#advance(revision),
       () => this.#current,
     );
@@ -99,6 +111,7 @@ export class LogBackend implements Backend {
     });
     this.#current = (await this.#reader.revisions()).current;
     this.#hub.start(this.#current);
+    await this.store.notifier?.listen(() => this.#hub.wake("notify"));
   }
 
   async close(): Promise<void> {
@@ -149,16 +162,46 @@ export class LogBackend implements Backend {
     return { revision: current, keys };
   }
 
-  leaseRecords(): Promise<LeaseRecord[]> {
-    return this.store.leaseRecords();
+  async latestRevision(): Promise<number> {
+    const { current } = await this.#reader.revisions();
+    this.#advance(current);
+    return current;
   }
 
-  saveLease(lease: LeaseRecord): Promise<void> {
-    return this.#writes.write(async (tx) => await tx.saveLease(lease));
+  leaseRecords(id?: number): Promise<LeaseRecord[]> {
+    return this.store.leaseRecords(id);
   }
 
-  deleteLease(id: number): Promise<void> {
-    return this.#writes.write(async (tx) => await tx.deleteLease(id));
+  createLease(lease: LeaseRecord): Promise<boolean> {
+    return this.#writes.write(async (tx) => {
+      if (await tx.lease(lease.id)) return false;
+      await tx.saveLease(lease);
+      return true;
+    });
+  }
+
+  renewLease(id: number, now: number): Promise<LeaseRecord | undefined> {
+    return this.#writes.write(async (tx) => {
+      const lease = await tx.lease(id);
+      if (!lease || lease.expiresAt <= now) return undefined;
+      const renewed = { ...lease, expiresAt: now + lease.ttl * 1000 };
+      await tx.saveLease(renewed);
+      return renewed;
+    });
+  }
+
+  deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    return this.#writes.write(async (tx) => {
+      const lease = await tx.lease(id);
+      if (!lease || (expiredBy !== undefined && lease.expiresAt > expiredBy)) return false;
+      await tx.deleteLease(id);
+      return true;
+    });
+  }
+
+  claimRole(role: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    return this.#writes.write(async (tx) => await tx.claimRole(role, holder, now, now + ttlMs));
   }
 
   async status(): Promise<Status> {

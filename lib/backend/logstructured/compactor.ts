@@ -18,7 +18,9 @@ export interface CompactorOptions {
  * revisions, each its own write transaction, never the newest
  * `compactMinRetain` revisions nor rows the poll loop has not published.
  * Creates no revision. Another process compacting the same store meanwhile is
- * detected per batch (the recorded compact revision moved) and followed.
+ * detected per batch and followed: each batch moves the recorded compact
+ * revision with a conditional update, so no two processes run one batch, and
+ * a batch is one transaction, so a process dying mid-run leaves no half batch.
  */
 export class Compactor {
   constructor(
@@ -49,7 +51,9 @@ export class Compactor {
           if (now.compact !== from) return { raced: true, reached: now.compact };
           const target = Math.min(step, now.current - compactMinRetain, this.hub.polled);
           if (target <= from) return { raced: false, reached: from };
-          await tx.compactTo(target);
+          if (!await tx.compactTo(from, target)) {
+            return { raced: true, reached: (await tx.revisions()).compact };
+          }
           return { raced: false, reached: target };
         });
       } catch (err) {

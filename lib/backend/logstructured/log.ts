@@ -110,12 +110,30 @@ export interface LogWriteTx extends LogTx {
   /** Ids, create flags and prev revisions of every row named `key`. */
   rowsNamed(key: string): MaybePromise<{ id: number; prevRevision: number }[]>;
   deleteRow(id: number): MaybePromise<void>;
-  /** Deletes rows superseded at or before `target` and tombstones up to it; records `target`. */
-  compactTo(target: number): MaybePromise<void>;
-  /** Inserts the `gap-<id>` tombstone for a missing id; throws if the id exists. */
-  fill(id: number): MaybePromise<void>;
+  /**
+   * Moves the recorded compact revision from `from` to `target` and deletes
+   * rows superseded at or before `target` and tombstones up to it. Returns
+   * false, changing nothing, when the recorded revision is no longer `from`
+   * (another process compacted meanwhile): the move is a conditional update,
+   * so two processes never both run one batch.
+   */
+  compactTo(from: number, target: number): MaybePromise<boolean>;
+  /**
+   * Inserts a `gap-<id>` tombstone for each missing id, in one statement;
+   * an id whose real row exists (or commits while the statement waits for its
+   * transaction) is left alone. Returns how many tombstones it inserted.
+   */
+  fill(ids: number[]): MaybePromise<number>;
+  /** A lease record, read inside the transaction; null if there is none. */
+  lease(id: number): MaybePromise<LeaseRecord | null>;
   saveLease(lease: LeaseRecord): MaybePromise<void>;
   deleteLease(id: number): MaybePromise<void>;
+  /**
+   * Takes or renews the named role for `holder` until `until` (ms since the
+   * epoch) if it is free, expired (before `now`) or already `holder`'s;
+   * returns whether `holder` holds it.
+   */
+  claimRole(role: string, holder: string, now: number, until: number): MaybePromise<boolean>;
 }
 
 /**
@@ -140,11 +158,32 @@ export interface LogStore {
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T>;
   /** How long the poll loop waits for a missing id to commit before filling it (ms). */
   readonly fillRetryDelayMs: number;
+  /**
+   * How often the poll loop looks for other processes' writes (ms) unless
+   * configured; the safety net where {@link notifier} wakes it.
+   */
+  readonly pollIntervalMs: number;
+  /**
+   * True when write transactions may run side by side (a connection pool);
+   * false where they must take turns on one connection (SQLite, memory).
+   */
+  readonly parallelWrites: boolean;
+  /** Cross-process commit wake-ups, where the engine has them (PostgreSQL LISTEN/NOTIFY). */
+  readonly notifier?: CommitNotifier;
   /** What a failed store call means for the caller (see {@link StoreFailure}). */
   classify(err: unknown): StoreFailure;
   size(): Promise<number>;
   /** Run after a compaction (SQLite: WAL checkpoint). */
   afterCompact(): Promise<void>;
-  leaseRecords(): Promise<LeaseRecord[]>;
+  /** Lease records (only `id`'s when given), read outside any transaction. */
+  leaseRecords(id?: number): Promise<LeaseRecord[]>;
   close(): Promise<void>;
+}
+
+/** Tells other processes on the store that something committed, and hears them. */
+export interface CommitNotifier {
+  /** Announces a commit; fire and forget, coalesced while one is on its way. */
+  announce(): void;
+  /** Calls `wake` for every announcement by any process; resolves once listening. */
+  listen(wake: () => void): Promise<void>;
 }

@@ -6,15 +6,22 @@ import { Fanout } from "./fanout.ts";
 import type { EventReader, Revisions } from "./log.ts";
 import { type Event, type EventSink, FROM_KEY, type WatchResult } from "../types.ts";
 
-const POLL_INTERVAL_MS = 1000;
-/** How long a missing id may stay missing before the poll loop skips it. */
-const GAP_GIVE_UP_MS = 1000;
+/**
+ * How long an id may stay missing before the poll loop skips it: longer than
+ * the engines' lock timeouts (10 s), which bound how long a transaction can
+ * hold an id it has not committed, and so how long a fill waits for one.
+ */
+const GAP_GIVE_UP_MS = 15_000;
+/** Missing ids taken per pass at most (a huge jump of ids is taken over several passes). */
+const MAX_FILL = 1000;
 
 export interface WatchHubOptions {
   /** Rows fetched per poll query. */
   pollBatchSize: number;
   /** How long to wait for a missing id to commit before filling it (ms). */
   fillRetryDelayMs: number;
+  /** How often to look for other processes' rows (ms). */
+  pollIntervalMs: number;
   logger: Logger;
   metrics?: KineMetrics;
 }
@@ -24,19 +31,31 @@ interface SyncWaiter {
   resolve(): void;
 }
 
-/** What the hub needs of the log: committed reads, and a way to take a missing id. */
+/** What the hub needs of the log: committed reads, and a way to take missing ids. */
 export interface HubLog {
   reader: EventReader & { revisions(): Promise<Revisions> | Revisions };
-  /** Inserts the `gap-<id>` tombstone; rejects if the real row got there first. */
-  fill(id: number): Promise<void>;
+  /**
+   * Inserts `gap-<id>` tombstones for the ids that are still free, waiting
+   * for a transaction that holds one to end; returns how many it inserted.
+   */
+  fill(ids: number[]): Promise<number>;
 }
+
+/** What woke the poll loop. */
+export type WakeSource = "local" | "notify" | "poll";
 
 /**
  * The watch side of the log: one poll loop per process publishes committed
- * rows in id order (filling or, after a while, skipping ids that never
- * commit) to the fan-out, and new watches catch up from history before they
- * join it. Local commits wake the loop at once; a timer picks up rows that
- * other processes wrote.
+ * rows in id order to the fan-out, and new watches catch up from history
+ * before they join it. Local commits and other processes' notifications wake
+ * the loop at once; a timer picks up what nothing announced.
+ *
+ * Ids can be missing below the newest row: an insert of another transaction
+ * (or process) that has not committed yet, or one that rolled back. The loop
+ * publishes up to the first missing id and looks again; ids still missing on
+ * the second look are all filled with tombstones in one statement, which
+ * waits for any transaction still holding one of them (bounded by the
+ * engine's lock timeout) and leaves the ids that committed meanwhile alone.
  */
 export class WatchHub {
   readonly #fanout = new Fanout();
@@ -46,8 +65,9 @@ export class WatchHub {
   #pollAgain = false;
   #pollTimer?: ReturnType<typeof setInterval>;
   #syncWaiters: SyncWaiter[] = [];
-  /** A missing id the poll loop saw, and when it first saw it. */
-  #gap?: { id: number; since: number };
+  /** Ids found missing, and when each was first seen missing. */
+  #missing = new Map<number, number>();
+  #retryTimer?: ReturnType<typeof setTimeout>;
   #closed = false;
 
   constructor(
@@ -62,13 +82,14 @@ export class WatchHub {
   /** Starts polling after `position` (the store's current revision). */
   start(position: number): void {
     this.#polled = position;
-    this.#pollTimer = setInterval(() => this.wake(), POLL_INTERVAL_MS);
+    this.#pollTimer = setInterval(() => this.wake("poll"), this.options.pollIntervalMs);
   }
 
   /** Stops the loop and releases every waiter; resolves once a running poll has finished. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#pollTimer);
+    clearTimeout(this.#retryTimer);
     this.#fanout.clear();
     while (this.#polling) await new Promise((r) => setTimeout(r, 5));
     for (const w of this.#syncWaiters) w.resolve();
@@ -88,9 +109,10 @@ export class WatchHub {
     });
   }
 
-  /** Coalesces wake-ups: local commits, the timer, sync waiters. */
-  wake(): void {
+  /** Coalesces wake-ups: local commits, notifications, the timer, sync waiters. */
+  wake(source?: WakeSource): void {
     if (this.#closed) return;
+    if (source) this.options.metrics?.watchWakeups.labels(source).inc();
     if (this.#polling) {
       this.#pollAgain = true;
       return;
@@ -117,34 +139,26 @@ export class WatchHub {
   }
 
   /**
-   * Publishes the rows after the poll position in id order. Returns true when
-   * it should run again at once (a full batch, or a gap just filled).
+   * Publishes the rows after the poll position in id order, up to the first
+   * missing id. Returns true when it should run again at once (a full
+   * batch, or gaps just filled).
    */
   async #pollOnce(): Promise<boolean> {
     const limit = this.options.pollBatchSize;
     const rows = await this.log.reader.events(this.#polled, 0, limit);
+    const now = performance.now();
     const events: Event[] = [];
     let position = this.#polled;
-    let again = rows.length >= limit;
+    let seen = position;
+    /** Missing ids, from the first one the loop must wait for. */
+    const missing: number[] = [];
     for (const row of rows) {
-      if (row.id !== position + 1) {
-        const missing = position + 1;
-        const now = performance.now();
-        if (!this.#gap || this.#gap.id !== missing) {
-          // First sighting: the row may still be committing elsewhere; look again shortly.
-          this.#gap = { id: missing, since: now };
-          setTimeout(() => this.wake(), this.options.fillRetryDelayMs);
-          break;
-        }
-        if (now - this.#gap.since < GAP_GIVE_UP_MS) {
-          await this.#fill(missing);
-          again = true;
-          break;
-        }
-        this.options.logger.warn(`GAP skipping revision ${missing}`);
-        this.options.metrics?.gapFillTotal.labels("skipped").inc();
-        this.#gap = undefined;
+      for (let id = seen + 1; id < row.id && missing.length < MAX_FILL; id++) {
+        if (missing.length === 0 && this.#givenUp(id, now)) position = id;
+        else missing.push(id);
       }
+      seen = row.id;
+      if (missing.length > 0) continue;
       position = row.id;
       if (!isInternal(row)) events.push(rowToEvent(row));
     }
@@ -154,17 +168,42 @@ export class WatchHub {
       if (events.length > 0) this.#fanout.publish(events);
     }
     this.#notifySynced();
-    return again;
+    for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
+    if (missing.length === 0) return rows.length >= limit;
+    // Ids seen missing before are filled now; new ones get a moment to commit first.
+    const due = missing.filter((id) => this.#missing.has(id));
+    for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);
+    if (due.length === 0) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = setTimeout(() => this.wake(), this.options.fillRetryDelayMs);
+      return false;
+    }
+    await this.#fill(due);
+    return true;
   }
 
-  /** Takes a missing id with a `gap-<id>` tombstone, unless its real row lands first. */
-  async #fill(id: number): Promise<void> {
+  /** True for an id missing longer than {@link GAP_GIVE_UP_MS}: it is skipped, and said so. */
+  #givenUp(id: number, now: number): boolean {
+    const since = this.#missing.get(id);
+    if (since === undefined || now - since < GAP_GIVE_UP_MS) return false;
+    this.options.logger.warn(`GAP skipping revision ${id}`);
+    this.options.metrics?.gapFillTotal.labels("skipped").inc();
+    this.#missing.delete(id);
+    return true;
+  }
+
+  /** Takes missing ids with `gap-<id>` tombstones, except those whose real rows land first. */
+  async #fill(ids: number[]): Promise<void> {
+    const gaps = this.options.metrics?.gapFillTotal;
     try {
-      await this.log.fill(id);
-      this.options.metrics?.gapFillTotal.labels("filled").inc();
-    } catch {
-      // The real row won the race (or holds the id until its transaction ends); read it next.
-      this.options.metrics?.gapFillTotal.labels("failed").inc();
+      const filled = await this.log.fill(ids);
+      gaps?.labels("filled").inc(filled);
+      // The others committed while the fill waited for their transactions: the next read has them.
+      gaps?.labels("failed").inc(ids.length - filled);
+    } catch (err) {
+      // Most likely a lock timeout behind a transaction that holds an id for long; look again.
+      this.options.logger.warn("gap fill failed", { ids: ids.length, error: String(err) });
+      gaps?.labels("failed").inc(ids.length);
     }
   }
 

@@ -6,7 +6,10 @@ import type { LogStore, LogWriteTx, StoreFailure } from "./log.ts";
 import { TxnRunner } from "./txn.ts";
 import type { Txn, TxnResult } from "../types.ts";
 
-/** How often a txn that lost its id to a gap fill, or a batch that hit a deadlock, runs again. */
+/**
+ * How often a txn that lost its id to a gap fill or its key to another process's write, or a
+ * batch that hit a deadlock, runs again.
+ */
 const MAX_ATTEMPTS = 20;
 
 export interface WritePipelineOptions {
@@ -125,7 +128,9 @@ export class WritePipeline {
       } catch (err) {
         await tx.rollbackToSavepoint();
         const failure = this.store.classify(err);
-        if (failure.kind === "gap_race" && attempt < MAX_ATTEMPTS) {
+        if (
+          (failure.kind === "gap_race" || failure.kind === "conflict") && attempt < MAX_ATTEMPTS
+        ) {
           this.options.metrics?.insertErrorsTotal.labels("true").inc();
           continue;
         }
@@ -135,9 +140,15 @@ export class WritePipeline {
     }
   }
 
+  /**
+   * A `conflict` is another process's write to the same key committing first:
+   * run again, the txn reads that write, so its compares see the current
+   * value (and a losing compare takes the failure branch, as in etcd).
+   */
   #retriable(f: StoreFailure): boolean {
-    if (f.kind === "gap_race") this.options.metrics?.insertErrorsTotal.labels("true").inc();
-    return f.kind === "gap_race" || f.kind === "retry";
+    const lost = f.kind === "gap_race" || f.kind === "conflict";
+    if (lost) this.options.metrics?.insertErrorsTotal.labels("true").inc();
+    return lost || f.kind === "retry";
   }
 
   #classify(err: unknown): unknown {

@@ -44,6 +44,7 @@ class Tables {
   readonly ids = new Map<string, number[]>();
   readonly names: string[] = [];
   readonly leases = new Map<number, LeaseRecord>();
+  readonly roles = new Map<string, { holder: string; until: number }>();
   lastId = 0;
   /** Highest id of a committed transaction; readers see nothing above it. */
   committed = 0;
@@ -234,7 +235,9 @@ class MemoryTx implements LogWriteTx, EventReader {
     if (row) this.#undo.push(() => this.t.insert(row));
   }
 
-  compactTo(target: number): void {
+  compactTo(from: number, target: number): boolean {
+    const book = this.t.rows.get(this.t.ids.get(COMPACT_KEY)?.[0] ?? -1);
+    if (book && book.prevRevision !== from) return false;
     const doomed = new Set<number>();
     for (const row of this.t.rows.values()) {
       if (row.id > target) break;
@@ -242,30 +245,45 @@ class MemoryTx implements LogWriteTx, EventReader {
       if (row.deleted) doomed.add(row.id);
     }
     for (const id of doomed) this.deleteRow(id);
-    const book = this.t.rows.get(this.t.ids.get(COMPACT_KEY)?.[0] ?? -1);
     if (book) {
-      const was = book.prevRevision;
       book.prevRevision = target;
-      this.#undo.push(() => book.prevRevision = was);
+      this.#undo.push(() => book.prevRevision = from);
     }
+    return true;
   }
 
-  fill(id: number): void {
-    if (this.t.rows.has(id)) throw new Error(`id ${id} exists`);
-    const row: Row = {
-      id,
-      name: `gap-${id}`,
-      created: false,
-      deleted: true,
-      createRevision: 0,
-      prevRevision: 0,
-      lease: 0,
-      value: null,
-      oldValue: null,
-      version: 0,
-    };
-    this.t.insert(row);
-    this.#undo.push(() => this.t.remove(id));
+  fill(ids: number[]): number {
+    let filled = 0;
+    for (const id of ids) {
+      if (this.t.rows.has(id)) continue;
+      this.t.insert({
+        id,
+        name: `gap-${id}`,
+        created: false,
+        deleted: true,
+        createRevision: 0,
+        prevRevision: 0,
+        lease: 0,
+        value: null,
+        oldValue: null,
+        version: 0,
+      });
+      this.#undo.push(() => this.t.remove(id));
+      filled++;
+    }
+    return filled;
+  }
+
+  lease(id: number): LeaseRecord | null {
+    return this.t.leases.get(id) ?? null;
+  }
+
+  claimRole(role: string, holder: string, now: number, until: number): boolean {
+    const was = this.t.roles.get(role);
+    if (was && was.holder !== holder && was.until >= now) return false;
+    this.t.roles.set(role, { holder, until });
+    this.#undo.push(() => was ? this.t.roles.set(role, was) : this.t.roles.delete(role));
+    return true;
   }
 
   saveLease(lease: LeaseRecord): void {
@@ -286,6 +304,9 @@ export class MemoryStore implements LogStore {
   readonly #t = new Tables();
   readonly reader = new MemoryTx(this.#t, true);
   readonly fillRetryDelayMs = 0;
+  /** One process: every write wakes the loop itself; the timer is only a safety net. */
+  readonly pollIntervalMs = 1000;
+  readonly parallelWrites = false;
 
   async write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
     const tx = new MemoryTx(this.#t, false);
@@ -315,7 +336,8 @@ export class MemoryStore implements LogStore {
 
   /** For a copy: {@link LogWriteTx.compactTo} outside a transaction. */
   compactTo(target: number): void {
-    new MemoryTx(this.#t, false).compactTo(target);
+    const tx = new MemoryTx(this.#t, false);
+    tx.compactTo(tx.revisions().compact, target);
   }
 
   classify(): StoreFailure {
@@ -334,8 +356,9 @@ export class MemoryStore implements LogStore {
     return Promise.resolve();
   }
 
-  leaseRecords(): Promise<LeaseRecord[]> {
-    return Promise.resolve([...this.#t.leases.values()]);
+  leaseRecords(id?: number): Promise<LeaseRecord[]> {
+    const all = [...this.#t.leases.values()];
+    return Promise.resolve(id === undefined ? all : all.filter((l) => l.id === id));
   }
 
   close(): Promise<void> {

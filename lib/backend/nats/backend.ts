@@ -399,31 +399,104 @@ export class NatsBackend implements Backend {
     return Promise.resolve({ revision, keys });
   }
 
-  async leaseRecords(): Promise<LeaseRecord[]> {
-    const out: LeaseRecord[] = [];
-    for await (const k of await this.#leases!.keys()) {
-      const e = await this.#leases!.get(k);
-      if (e && e.operation === "PUT") out.push(e.json<LeaseRecord>());
-    }
-    return out;
-  }
-
-  async saveLease(lease: LeaseRecord): Promise<void> {
+  async latestRevision(): Promise<number> {
     try {
-      await this.#leases!.put(String(lease.id), JSON.stringify(lease));
+      const jsm = await this.#js!.jetstreamManager();
+      return (await jsm.streams.info(this.#stream)).state.last_seq;
     } catch (err) {
       throw this.#classify(err);
     }
   }
 
-  async deleteLease(id: number): Promise<void> {
+  async leaseRecords(id?: number): Promise<LeaseRecord[]> {
     try {
-      await this.#leases!.purge(String(id));
+      if (id !== undefined) {
+        const e = await this.#leases!.get(String(id));
+        return e && e.operation === "PUT" ? [e.json<LeaseRecord>()] : [];
+      }
+      const out: LeaseRecord[] = [];
+      for await (const k of await this.#leases!.keys()) {
+        if (k.startsWith(ROLE_PREFIX)) continue;
+        const e = await this.#leases!.get(k);
+        if (e && e.operation === "PUT") out.push(e.json<LeaseRecord>());
+      }
+      return out;
     } catch (err) {
       throw this.#classify(err);
     }
+  }
+
+  /**
+   * Runs a read-then-write step on the lease bucket, conditional on the
+   * entry's revision; another process's write in between makes it false.
+   */
+  async #leaseStep(fn: (kv: KV) => Promise<boolean>): Promise<boolean> {
+    try {
+      return await fn(this.#leases!);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10071) return false;
+      throw this.#classify(err);
+    }
+  }
+
+  async createLease(lease: LeaseRecord): Promise<boolean> {
+    return await this.#leaseStep(async (kv) => {
+      await kv.create(String(lease.id), JSON.stringify(lease));
+      return true;
+    });
+  }
+
+  async renewLease(id: number, now: number): Promise<LeaseRecord | undefined> {
+    let renewed: LeaseRecord | undefined;
+    for (let attempt = 1; attempt <= CONFLICT_RETRIES; attempt++) {
+      renewed = undefined;
+      const done = await this.#leaseStep(async (kv) => {
+        const e = await kv.get(String(id));
+        if (!e || e.operation !== "PUT") return true;
+        const lease = e.json<LeaseRecord>();
+        if (lease.expiresAt <= now) return true;
+        renewed = { ...lease, expiresAt: now + lease.ttl * 1000 };
+        await kv.update(String(id), JSON.stringify(renewed), e.revision);
+        return true;
+      });
+      if (done) return renewed;
+    }
+    throw new BackendError(
+      "unavailable",
+      "etcdserver: request timed out, possibly due to conflict",
+    );
+  }
+
+  async deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    return await this.#leaseStep(async (kv) => {
+      const e = await kv.get(String(id));
+      if (!e || e.operation !== "PUT") return false;
+      if (expiredBy !== undefined && e.json<LeaseRecord>().expiresAt > expiredBy) return false;
+      await kv.purge(String(id), { previousSeq: e.revision });
+      return true;
+    });
+  }
+
+  async claimRole(role: string, holder: string, ttlMs: number): Promise<boolean> {
+    const key = ROLE_PREFIX + role;
+    const now = Date.now();
+    const claim = JSON.stringify({ holder, until: now + ttlMs });
+    return await this.#leaseStep(async (kv) => {
+      const e = await kv.get(key);
+      if (!e || e.operation !== "PUT") {
+        await kv.create(key, claim);
+        return true;
+      }
+      const held = e.json<{ holder: string; until: number }>();
+      if (held.holder !== holder && held.until >= now) return false;
+      await kv.update(key, claim, e.revision);
+      return true;
+    });
   }
 }
+
+/** Keys of the lease bucket that hold roles (lib/role), not leases. */
+const ROLE_PREFIX = "_role.";
 
 /** The bucket that holds kine's lease records beside the key-value bucket `bucket`. */
 export function leaseBucket(bucket: string): string {

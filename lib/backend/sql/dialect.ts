@@ -5,7 +5,7 @@
  */
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
-import type { MaybePromise, StoreFailure } from "../logstructured/log.ts";
+import type { CommitNotifier, MaybePromise, StoreFailure } from "../logstructured/log.ts";
 
 export type SqlParam = string | number | null | Uint8Array | boolean;
 /** A result row: its columns in the order the statement selects them. */
@@ -41,6 +41,8 @@ export interface SqlDriver {
    * PostgreSQL: without the pool's lock_timeout).
    */
   setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T>;
+  /** Cross-process commit wake-ups, where the engine has them. */
+  readonly notifier?: CommitNotifier;
   close(): Promise<void>;
 }
 
@@ -119,6 +121,12 @@ export interface Dialect {
   readonly sizeSql: string;
   /** How long the poll loop waits for a missing id to commit before filling it. */
   readonly fillRetryDelayMs: number;
+  /**
+   * An insert that skips rows whose unique key is taken instead of failing:
+   * the statement's verb and its tail (`INSERT IGNORE INTO` on MySQL,
+   * `… ON CONFLICT DO NOTHING` elsewhere).
+   */
+  readonly insertIgnore: { verb: string; suffix: string };
   /** Run after a successful compaction, or empty. */
   readonly postCompactSql: string;
 }
@@ -285,13 +293,14 @@ export class Statements {
     });
   }
 
-  fill(): string {
-    return this.#get(
-      "fill",
-      () =>
-        "INSERT INTO kine(id, name, created, deleted, create_revision, prev_revision, lease, " +
-        "value, old_value) VALUES(?, ?, 0, 1, 0, 0, 0, NULL, NULL)",
-    );
+  /** Gap tombstones for `n` ids, skipping ids that are taken. Params: id, name per row. */
+  fill(n: number): string {
+    return this.#get(`fill${n}`, () => {
+      const { verb, suffix } = this.dialect.insertIgnore;
+      const rows = Array(n).fill("(?, ?, 0, 1, 0, 0, 0, NULL, NULL)").join(", ");
+      return `${verb} kine(id, name, created, deleted, create_revision, prev_revision, lease, ` +
+        `value, old_value) VALUES ${rows}${suffix}`;
+    });
   }
 
   insert(): string {
@@ -315,10 +324,12 @@ export class Statements {
     return this.#get("delete", () => "DELETE FROM kine WHERE id = ?");
   }
 
+  /** Params: target, from. Moves the compact revision only if it is still `from`. */
   updateCompact(): string {
     return this.#get(
       "setcompact",
-      () => "UPDATE kine SET prev_revision = ? WHERE name = 'compact_rev_key'",
+      () =>
+        "UPDATE kine SET prev_revision = ? WHERE name = 'compact_rev_key' AND prev_revision = ?",
     );
   }
 
@@ -326,8 +337,29 @@ export class Statements {
     return this.#get("compact", () => this.dialect.compactSql);
   }
 
-  leases(): string {
-    return this.#get("leases", () => "SELECT id, ttl, expires_at FROM kine_lease");
+  leases(one: boolean): string {
+    return this.#get(
+      `leases${one}`,
+      () => `SELECT id, ttl, expires_at FROM kine_lease${one ? " WHERE id = ?" : ""}`,
+    );
+  }
+
+  /** Params: holder, until, role, holder, now. */
+  renewRole(): string {
+    return this.#get(
+      "role_renew",
+      () =>
+        "UPDATE kine_role SET holder = ?, expires_at = ? WHERE name = ? AND " +
+        "(holder = ? OR expires_at < ?)",
+    );
+  }
+
+  /** Params: role, holder, until. */
+  insertRole(): string {
+    return this.#get("role_insert", () => {
+      const { verb, suffix } = this.dialect.insertIgnore;
+      return `${verb} kine_role(name, holder, expires_at) VALUES(?, ?, ?)${suffix}`;
+    });
   }
 
   leaseUpsert(): string {

@@ -118,6 +118,7 @@ export const mysqlDialect: Dialect = {
   sizeSql: "SELECT SUM(data_length + index_length) FROM information_schema.TABLES " +
     "WHERE table_schema = DATABASE() AND table_name = 'kine'",
   fillRetryDelayMs: 0,
+  insertIgnore: { verb: "INSERT IGNORE INTO", suffix: "" },
   postCompactSql: "",
 };
 

@@ -5,7 +5,7 @@
  */
 import postgres from "postgres";
 import { dsnError } from "../errors.ts";
-import type { StoreFailure } from "../logstructured/log.ts";
+import type { CommitNotifier, StoreFailure } from "../logstructured/log.ts";
 import { connectWithRetry, tlsFiles } from "./connect.ts";
 import {
   type Dialect,
@@ -89,6 +89,7 @@ export const postgresDialect: Dialect = {
     "WHERE kv.id = ks.id",
   sizeSql: "SELECT pg_total_relation_size('kine')",
   fillRetryDelayMs: 1,
+  insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
   postCompactSql: "",
 };
 
@@ -232,10 +233,55 @@ class PgConn implements SqlConn {
   }
 }
 
+/**
+ * Commit wake-ups between kine processes on one database: a NOTIFY on the
+ * table's channel after each commit (outside the write transaction, so it
+ * adds nothing to a write's latency), and a LISTEN on postgres.js's own
+ * listener connection, which reconnects and listens again by itself.
+ */
+class PgNotifier implements CommitNotifier {
+  #sending = false;
+  #again = false;
+  constructor(private readonly sql: Sql, private readonly channel: string) {}
+
+  announce(): void {
+    if (this.#sending) {
+      this.#again = true;
+      return;
+    }
+    this.#sending = true;
+    this.#send();
+  }
+
+  async #send(): Promise<void> {
+    try {
+      do {
+        this.#again = false;
+        await this.sql.notify(this.channel, "");
+      } while (this.#again);
+    } catch {
+      // Peers fall back on their poll; the next commit announces again.
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  async listen(wake: () => void): Promise<void> {
+    await this.sql.listen(this.channel, wake);
+  }
+}
+
 class PgDriver implements SqlDriver {
   readonly reader: PgConn;
-  constructor(private readonly sql: Sql, private readonly settings: PostgresSettings) {
+  /** None in PgBouncer mode: a LISTEN there lands on whichever server connection it got. */
+  readonly notifier?: PgNotifier;
+  constructor(
+    private readonly sql: Sql,
+    private readonly settings: PostgresSettings,
+    channel: string,
+  ) {
     this.reader = new PgConn(sql, settings.prepare);
+    if (settings.prepare) this.notifier = new PgNotifier(sql, channel);
   }
 
   /**
@@ -350,7 +396,7 @@ export const postgresEngine: SqlEngine = {
         await sql.end({ timeout: 1 });
         throw err;
       }
-      return new PgDriver(sql, s);
+      return new PgDriver(sql, s, o.tableName);
     }, (err) => CONNECTION_LOST.test(errorCode(err)));
   },
 };

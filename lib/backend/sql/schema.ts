@@ -15,7 +15,7 @@ export async function setUpSchema(
 ): Promise<void> {
   const sql = (s: string) => renameTable(s, table);
   await driver.setup(async (conn) => {
-    for (const statement of dialect.schema) {
+    for (const statement of [...dialect.schema, ROLE_TABLE]) {
       await tolerate(dialect, () => conn.run("schema", sql(statement), []));
     }
     for (const { needed, apply } of dialect.migrations) {
@@ -27,6 +27,13 @@ export async function setUpSchema(
   });
   await driver.setup((conn) => migrateKeyValue(conn, sql, logger));
 }
+
+/**
+ * Who holds each role that one process at a time performs (the lease reaper,
+ * the compactor) and until when; kine-for-Deno's own, upstream ignores it.
+ */
+const ROLE_TABLE = "CREATE TABLE IF NOT EXISTS kine_role (name VARCHAR(64) PRIMARY KEY, " +
+  "holder VARCHAR(128) NOT NULL, expires_at BIGINT NOT NULL)";
 
 /** Runs a DDL statement, treating "already there" as done (another process got there first). */
 async function tolerate(dialect: Dialect, step: () => unknown): Promise<void> {

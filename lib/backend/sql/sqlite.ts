@@ -67,6 +67,7 @@ export const sqliteDialect: Dialect = {
     "(SELECT freelist_count FROM pragma_freelist_count())) * " +
     "(SELECT page_size FROM pragma_page_size()) AS size",
   fillRetryDelayMs: 0,
+  insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
   orderedListJoin: "CROSS JOIN",
   postCompactSql: "PRAGMA wal_checkpoint(PASSIVE)",
 };

@@ -1,4 +1,4 @@
-import type { LogStore, LogWriteTx, StoreFailure } from "../logstructured/log.ts";
+import type { CommitNotifier, LogStore, LogWriteTx, StoreFailure } from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
 import {
   type Dialect,
@@ -10,7 +10,12 @@ import {
 } from "./dialect.ts";
 import { instrument } from "./instrument.ts";
 import { setUpSchema } from "./schema.ts";
-import { SqlLogTx } from "./tx.ts";
+import { SqlLogTx, toLease } from "./tx.ts";
+
+/** Poll interval where commits of other processes announce themselves: a fallback only. */
+const NOTIFIED_POLL_MS = 1000;
+/** Poll interval where nothing announces them (SQLite, MySQL): their delivery delay. */
+const SHORT_POLL_MS = 50;
 
 /**
  * Connects to an engine and readies its tables: the one start-up path every
@@ -37,6 +42,9 @@ export class SqlStore implements LogStore {
   readonly #wrap: (conn: SqlConn) => SqlConn;
   readonly reader: SqlLogTx;
   readonly fillRetryDelayMs: number;
+  readonly pollIntervalMs: number;
+  readonly parallelWrites: boolean;
+  readonly notifier?: CommitNotifier;
 
   constructor(
     readonly dialect: Dialect,
@@ -48,6 +56,10 @@ export class SqlStore implements LogStore {
       instrument(conn, options, (err) => dialect.classify(err, options.tableName).code);
     this.reader = new SqlLogTx(this.#wrap(driver.reader), this.#sql);
     this.fillRetryDelayMs = dialect.fillRetryDelayMs;
+    this.pollIntervalMs = driver.notifier ? NOTIFIED_POLL_MS : SHORT_POLL_MS;
+    // SQLite writes through one connection; the network engines through a pool.
+    this.parallelWrites = dialect.name !== "sqlite";
+    this.notifier = driver.notifier;
   }
 
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
@@ -69,9 +81,10 @@ export class SqlStore implements LogStore {
     }
   }
 
-  async leaseRecords(): Promise<LeaseRecord[]> {
-    const rows = await this.driver.reader.all("leases", this.#sql.leases(), []);
-    return rows.map((r) => ({ id: Number(r[0]), ttl: Number(r[1]), expiresAt: Number(r[2]) }));
+  async leaseRecords(id?: number): Promise<LeaseRecord[]> {
+    const one = id !== undefined;
+    const rows = await this.driver.reader.all("leases", this.#sql.leases(one), one ? [id] : []);
+    return rows.map(toLease);
   }
 
   close(): Promise<void> {

@@ -11,6 +11,13 @@ import { BackendError } from "../errors.ts";
 import type { Bounds, EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
 
 const EMPTY = new Uint8Array(0);
+/** Gap tombstones per fill statement: few distinct statement texts, short statements. */
+const FILL_CHUNK = 32;
+
+/** A `kine_lease` row: `id, ttl, expires_at`. */
+export function toLease(r: SqlRow): LeaseRecord {
+  return { id: Number(r[0]), ttl: Number(r[1]), expiresAt: Number(r[2]) };
+}
 
 /**
  * A row of `id, name, created, deleted, create_revision, prev_revision,
@@ -256,13 +263,38 @@ export class SqlLogTx implements LogWriteTx, EventReader {
     await this.conn.run("delete", this.sql.deleteRow(), [id]);
   }
 
-  async compactTo(target: number): Promise<void> {
+  async compactTo(from: number, target: number): Promise<boolean> {
+    // The conditional move first: it locks the bookkeeping row, so a second compactor waits here.
+    const moved = await this.conn.run("update_compact", this.sql.updateCompact(), [target, from]);
+    if (moved.changes === 0) return false;
     await this.conn.run("compact", this.sql.compact(), [target, target]);
-    await this.conn.run("update_compact", this.sql.updateCompact(), [target]);
+    return true;
   }
 
-  async fill(id: number): Promise<void> {
-    await this.conn.run("fill", this.sql.fill(), [id, `gap-${id}`]);
+  async fill(ids: number[]): Promise<number> {
+    let filled = 0;
+    for (let i = 0; i < ids.length; i += FILL_CHUNK) {
+      const chunk = ids.slice(i, i + FILL_CHUNK);
+      const params = chunk.flatMap((id) => [id, `gap-${id}`]);
+      filled += (await this.conn.run("fill", this.sql.fill(chunk.length), params)).changes;
+    }
+    return filled;
+  }
+
+  async lease(id: number): Promise<LeaseRecord | null> {
+    const [r] = await this.conn.all("lease", this.sql.leases(true), [id]);
+    return r ? toLease(r) : null;
+  }
+
+  async claimRole(role: string, holder: string, now: number, until: number): Promise<boolean> {
+    const params = [holder, until, role, holder, now];
+    if ((await this.conn.run("role_renew", this.sql.renewRole(), params)).changes > 0) return true;
+    const inserted = await this.conn.run("role_insert", this.sql.insertRole(), [
+      role,
+      holder,
+      until,
+    ]);
+    return inserted.changes > 0;
   }
 
   async saveLease(lease: LeaseRecord): Promise<void> {
