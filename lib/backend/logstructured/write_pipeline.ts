@@ -126,15 +126,17 @@ export class WritePipeline {
         await tx.releaseSavepoint();
         return { ok: true, result };
       } catch (err) {
-        await tx.rollbackToSavepoint();
         const failure = this.store.classify(err);
+        // A deadlock may have ended the whole transaction (MySQL rolls it back, savepoint and
+        // all): the batch runs again as a whole.
+        if (failure.kind === "retry" || failure.kind === "connection") throw err;
+        await tx.rollbackToSavepoint();
         if (
           (failure.kind === "gap_race" || failure.kind === "conflict") && attempt < MAX_ATTEMPTS
         ) {
           this.options.metrics?.insertErrorsTotal.labels("true").inc();
           continue;
         }
-        if (failure.kind === "retry" || failure.kind === "connection") throw err;
         return { ok: false, err: this.#classify(err) };
       }
     }
