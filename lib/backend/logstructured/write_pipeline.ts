@@ -130,7 +130,11 @@ export class WritePipeline {
         // A deadlock may have ended the whole transaction (MySQL rolls it back, savepoint and
         // all): the batch runs again as a whole.
         if (failure.kind === "retry" || failure.kind === "connection") throw err;
-        await tx.rollbackToSavepoint();
+        try {
+          await tx.rollbackToSavepoint();
+        } catch {
+          throw err; // the engine ended the transaction with it (its savepoint is gone)
+        }
         if (
           (failure.kind === "gap_race" || failure.kind === "conflict") && attempt < MAX_ATTEMPTS
         ) {

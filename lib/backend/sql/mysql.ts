@@ -66,7 +66,9 @@ export const mysqlDialect: Dialect = {
         code,
       };
     }
-    if (e?.errno === 1213 || e?.errno === 1205) return { kind: "retry", code };
+    // Deadlock, lock wait timeout, and InnoDB's "Failed to read auto-increment value", which
+    // MariaDB reports for an insert that raced another process's (it succeeds when run again).
+    if (e?.errno === 1213 || e?.errno === 1205 || e?.errno === 1467) return { kind: "retry", code };
     if (unreachable(err)) return { kind: "connection", code };
     return { kind: "other", code };
   },
