@@ -11,6 +11,7 @@ import { pgLogin } from "./helpers/pg_login.ts";
 import { need } from "./helpers/proc.ts";
 import { checkToken, startRdsFront } from "./helpers/rds_front.ts";
 import { Signer } from "@aws-sdk/rds-signer";
+import mysql from "mysql2/promise";
 
 const KEY = { id: "AKIAKINETEST0000001", secret: "kine-test-secret/with+chars=" };
 const TEMP = {
@@ -18,6 +19,25 @@ const TEMP = {
   secret: "kine-temp-secret",
   session: "kine-session/tok+en=",
 };
+
+/** AWS settings that keep the machine's AWS set-up out and never ask a metadata service. */
+function isolatedAws(dir: string): Record<string, string> {
+  return {
+    AWS_CONFIG_FILE: `${dir}/config`,
+    AWS_SHARED_CREDENTIALS_FILE: `${dir}/credentials`,
+    AWS_EC2_METADATA_DISABLED: "true",
+  };
+}
+
+/** {@link isolatedAws} plus the test's long-term keys and region in the environment. */
+function keysFromEnv(dir: string): Record<string, string> {
+  return {
+    ...isolatedAws(dir),
+    AWS_ACCESS_KEY_ID: KEY.id,
+    AWS_SECRET_ACCESS_KEY: KEY.secret,
+    AWS_REGION: "us-east-1",
+  };
+}
 
 Deno.test("aws: --identity-provider accepts aws and names the valid values otherwise", () => {
   assert.equal(checkIdentityProvider("aws"), undefined);
@@ -69,18 +89,8 @@ Deno.test("aws: MySQL refuses to send the token without TLS unless told to", () 
 Deno.test("aws: PostgreSQL logins carry fresh RDS tokens the front verifies", async (t) => {
   const pg = await startPgCluster({ hba: [] });
   const dir = await Deno.makeTempDir({ prefix: "kine-aws-" });
-  // Nothing from the machine's AWS set-up may leak in, and no metadata service is ever asked.
-  const isolated = {
-    AWS_CONFIG_FILE: `${dir}/config`,
-    AWS_SHARED_CREDENTIALS_FILE: `${dir}/credentials`,
-    AWS_EC2_METADATA_DISABLED: "true",
-  };
-  const fromEnv = {
-    ...isolated,
-    AWS_ACCESS_KEY_ID: KEY.id,
-    AWS_SECRET_ACCESS_KEY: KEY.secret,
-    AWS_REGION: "us-east-1",
-  };
+  const isolated = isolatedAws(dir);
+  const fromEnv = keysFromEnv(dir);
   const credentials = {
     [KEY.id]: { secret: KEY.secret },
     [TEMP.id]: { secret: TEMP.secret, sessionToken: TEMP.session },
@@ -189,14 +199,7 @@ Deno.test("aws: the region of an *.rds.amazonaws.com host wins over AWS_REGION",
     const hosts = `${dir}/hosts`;
     await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n127.0.0.1 ${host}\n`);
     const { results } = await pgLogin(`postgres://postgres@${host}:${front.port}/postgres`, {
-      env: {
-        AWS_CONFIG_FILE: `${dir}/config`,
-        AWS_SHARED_CREDENTIALS_FILE: `${dir}/credentials`,
-        AWS_EC2_METADATA_DISABLED: "true",
-        AWS_ACCESS_KEY_ID: KEY.id,
-        AWS_SECRET_ACCESS_KEY: KEY.secret,
-        AWS_REGION: "us-east-1",
-      },
+      env: keysFromEnv(dir),
       identityProvider: "aws",
       wrap: [
         "unshare",
@@ -217,6 +220,38 @@ Deno.test("aws: the region of an *.rds.amazonaws.com host wins over AWS_REGION",
   } finally {
     await front.close();
     await pg.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("aws: MySQL logins send the token through mysql_clear_password", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-aws-" });
+  const env = keysFromEnv(dir);
+  const saved = Object.keys(env).map((k) => [k, Deno.env.get(k)] as const);
+  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+  const front = startRdsFront({
+    protocol: "mysql",
+    host: "127.0.0.1",
+    region: "us-east-1",
+    credentials: { [KEY.id]: { secret: KEY.secret } },
+    upstreamPort: 3306, // the shared MariaDB; root logs in there without a password
+  });
+  const connect = (secret: string) => {
+    Deno.env.set("AWS_SECRET_ACCESS_KEY", secret);
+    return mysql.createConnection(
+      applyMysqlAuth({ host: "127.0.0.1", port: front.port, user: "root" }, "aws", true),
+    );
+  };
+  try {
+    const conn = await connect(KEY.secret);
+    const [rows] = await conn.query("SELECT CURRENT_USER() AS u");
+    await conn.end();
+    assert.equal((rows as { u: string }[])[0].u, "root@127.0.0.1");
+    await assert.rejects(connect("not-the-secret"), /Access denied for user 'root'/);
+    assert.deepEqual(front.logins.map((l) => l.refused), [undefined, "bad signature"]);
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    await front.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,9 +1,10 @@
 /**
- * A token-checking front for a real PostgreSQL server, standing in for RDS's IAM login: it asks
- * each client for a cleartext password, recomputes the token's SigV4 signature with the test's
- * own credentials and checks host:port, user, action, region, service and expiry, then relays
- * the connection to the upstream server (which trusts loopback). A bad token gets the error RDS
- * sends (`PAM authentication failed for user "…"`, SQLSTATE 28P01).
+ * A token-checking front for a real PostgreSQL or MySQL/MariaDB server, standing in for RDS's IAM
+ * login: it asks each client for a cleartext password, recomputes the token's SigV4 signature
+ * with the test's own credentials and checks host:port, user, action, region, service and
+ * expiry, then relays the connection to the upstream server (which lets the user in without a
+ * password). A bad token gets the error RDS sends (PostgreSQL: `PAM authentication failed for
+ * user "…"`, SQLSTATE 28P01; MySQL: error 1045 `Access denied for user …`).
  */
 import { Buffer } from "node:buffer";
 import { createHash, createHmac } from "node:crypto";
@@ -15,6 +16,8 @@ export interface FrontCredential {
 }
 
 export interface RdsFrontOptions {
+  /** The wire protocol spoken; PostgreSQL unless told. */
+  protocol?: "postgres" | "mysql";
   /** The host name clients dial (the token must name it with the front's port). */
   host: string;
   region: string;
@@ -48,11 +51,9 @@ export function startRdsFront(o: RdsFrontOptions): RdsFront {
   const serving = (async () => {
     for await (const conn of listener) {
       conns.add(conn);
-      handle(conn).catch(() => {}).finally(() => {
+      (o.protocol === "mysql" ? handleMysql : handle)(conn).catch(() => {}).finally(() => {
         conns.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed by the relay */ }
+        close(conn);
       });
     }
   })();
@@ -86,18 +87,52 @@ export function startRdsFront(o: RdsFrontOptions): RdsFront {
       break;
     }
     const up = await Deno.connect({ hostname: "127.0.0.1", port: o.upstreamPort });
+    await up.write(startup);
+    await relay(conn, r, up, new Reader(up));
+  }
+
+  /**
+   * MySQL: the upstream's greeting goes to the client; the client's handshake response is held
+   * while the client is switched to `mysql_clear_password` and its token checked; then the held
+   * response logs in upstream (the user has no password there) and the connection is relayed,
+   * the upstream's answer renumbered to follow the exchange the client saw.
+   */
+  async function handleMysql(conn: Deno.Conn) {
+    const up = await Deno.connect({ hostname: "127.0.0.1", port: o.upstreamPort });
     try {
-      await up.write(startup);
-      const rest = r.rest();
-      if (rest.length) await up.write(rest);
-      await Promise.all([
-        up.readable.pipeTo(conn.writable).catch(() => {}),
-        conn.readable.pipeTo(up.writable).catch(() => {}),
-      ]);
+      const upR = new Reader(up);
+      const packet = async (r: Reader) => {
+        const head = await r.read(4);
+        return { seq: head[3], body: await r.read(head.readUIntLE(0, 3)) };
+      };
+      const send = (c: Deno.Conn, seq: number, body: Buffer) => {
+        const head = Buffer.alloc(4);
+        head.writeUIntLE(body.length, 0, 3);
+        head[3] = seq;
+        return c.write(Buffer.concat([head, body]));
+      };
+      const greeting = await packet(upR);
+      await send(conn, greeting.seq, greeting.body);
+      const r = new Reader(conn);
+      const response = await packet(r);
+      // HandshakeResponse41: flags(4) max-packet(4) charset(1) filler(23) user\0 …
+      const user = response.body.subarray(32, response.body.indexOf(0, 32)).toString();
+      await send(conn, response.seq + 1, Buffer.from("\xfemysql_clear_password\0", "latin1"));
+      const reply = await packet(r);
+      const token = reply.body.toString().replace(/\0$/, "");
+      const refused = checkToken(token, user, `${o.host}:${port}`, o);
+      logins.push({ user, token, refused });
+      if (refused) {
+        const msg = `Access denied for user '${user}'@'127.0.0.1' (using password: YES)`;
+        await send(conn, reply.seq + 1, Buffer.from(`\xff\x15\x04#28000${msg}`, "latin1"));
+        return;
+      }
+      await send(up, response.seq, response.body);
+      const ok = await packet(upR);
+      await send(conn, reply.seq + 1, ok.body);
+      await relay(conn, r, up, upR);
     } finally {
-      try {
-        up.close();
-      } catch { /* closed by the pipe */ }
+      close(up);
     }
   }
 
@@ -106,14 +141,30 @@ export function startRdsFront(o: RdsFrontOptions): RdsFront {
     logins,
     close: async () => {
       listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* already closed */ }
-      }
+      for (const c of conns) close(c);
       await serving.catch(() => {});
     },
   };
+}
+
+/** Relays client and upstream both ways, bytes already read first, until either side ends. */
+async function relay(conn: Deno.Conn, connR: Reader, up: Deno.Conn, upR: Reader): Promise<void> {
+  try {
+    if (connR.rest().length) await up.write(connR.rest());
+    if (upR.rest().length) await conn.write(upR.rest());
+    await Promise.all([
+      up.readable.pipeTo(conn.writable).catch(() => {}),
+      conn.readable.pipeTo(up.writable).catch(() => {}),
+    ]);
+  } finally {
+    close(up);
+  }
+}
+
+function close(c: Deno.Conn): void {
+  try {
+    c.close();
+  } catch { /* already closed */ }
 }
 
 /** Why `token` is not a valid RDS auth token for `user` at `hostPort`, or `undefined`. */
