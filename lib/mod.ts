@@ -155,6 +155,7 @@ export function backendOptions(
     slowSqlWarningThreshold: cfg.slowSqlWarningThreshold,
     tableName: cfg.tableName,
     retryTimeout: cfg.datastoreRetryTimeout,
+    identityProvider: cfg.identityProvider,
     pollBatchSize: cfg.pollBatchSize,
     pollInterval: cfg.pollInterval,
     compactBatchSize: cfg.compactBatchSize,

@@ -177,6 +177,7 @@ Deno.test("every flag's env var is honoured", () => {
   for (const f of FLAGS) {
     let [raw, want] = samples[f.kind];
     if (f.key === "logFormat") [raw, want] = ["json", "json"];
+    if (f.key === "identityProvider") [raw, want] = ["aws", "aws"];
     const c = cfg([], { [f.env]: raw }) as unknown as Record<string, unknown>;
     assert.equal(c[f.key], want, `${f.env} → ${f.key}`);
     // and the flag beats it

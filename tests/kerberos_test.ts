@@ -1,14 +1,16 @@
 /**
- * Kerberos/GSSAPI logins to PostgreSQL against a private MIT KDC and a private PostgreSQL
- * cluster whose pg_hba requires `gss` for the role `kine` (fork.md §2).
+ * kine on PostgreSQL authenticated only by Kerberos/GSSAPI (fork.md §2): a private MIT KDC, a
+ * private PostgreSQL cluster whose pg_hba requires `gss` for the role `kine`, and kine daemons
+ * whose sessions are checked on the server (`pg_stat_gssapi`).
  */
 import assert from "node:assert/strict";
+import { endpointArgs, spawnKineFails, withDaemon } from "./helpers/daemon.ts";
+import { basics } from "./helpers/etcdctl.ts";
 import { startKdc } from "./helpers/kdc.ts";
 import { startPgCluster } from "./helpers/pg_cluster.ts";
-import { pgLogin } from "./helpers/pg_login.ts";
 
-Deno.test("kerberos: GSSAPI logins to PostgreSQL with a private KDC", async (t) => {
-  // Tickets live 10 s, so the renewal step below sees the first ones expire.
+Deno.test("kerberos: kine on PostgreSQL with GSSAPI logins only", async (t) => {
+  // Tickets live 10 s, so the last step sees the first ones expire.
   const kdc = await startKdc({ maxLife: "10s" });
   const keytab = `${kdc.dir}/kine.keytab`;
   const serverKeytab = `${kdc.dir}/postgres.keytab`;
@@ -23,92 +25,137 @@ Deno.test("kerberos: GSSAPI logins to PostgreSQL with a private KDC", async (t) 
     env: { KRB5_CONFIG: kdc.krb5Conf },
     tls: true,
   });
+  const cwd = await Deno.makeTempDir({ prefix: "kine-krb-" });
+  const base = `postgres://kine@127.0.0.1:${pg.port}/kine`;
+  const env = (extra: Record<string, string>) => ({ env: { KRB5_CONFIG: kdc.krb5Conf, ...extra } });
+  /** Runs `fn` against a kine on `dsn` (with `extra` environment and `flags`). */
+  const serve = (
+    dsn: string,
+    extra: Record<string, string>,
+    flags: string[],
+    fn: (target: string) => Promise<void>,
+  ) => withDaemon(cwd, endpointArgs(dsn, ...flags), env(extra), (k) => fn(k.target));
+  const startFails = (dsn: string, extra: Record<string, string> = {}, ...flags: string[]) =>
+    spawnKineFails(cwd, endpointArgs(dsn, ...flags), env(extra));
+  /** kine's sessions on the server: GSS-authenticated?, as whom, over TLS?, since when. */
+  const sessions = async () =>
+    (await pg.psql(
+      "select g.gss_authenticated, g.principal, s.ssl, extract(epoch from a.backend_start) " +
+        "from pg_stat_activity a join pg_stat_gssapi g using (pid) join pg_stat_ssl s using (pid) " +
+        "where a.usename = 'kine'",
+    )).trim().split("\n").filter((l) => l).map((l) => {
+      const [gss, principal, ssl, since] = l.split("|");
+      return { gss: gss === "t", principal, ssl: ssl === "t", since: Number(since) * 1000 };
+    });
+  type Session = Awaited<ReturnType<typeof sessions>>[number];
+  const gssOnly = async (ssl: boolean, seen?: Session[]) => {
+    const all = seen ?? await sessions();
+    assert.ok(all.length > 0, "kine holds no session");
+    for (const s of all) {
+      assert.deepEqual({ ...s, since: 0 }, {
+        gss: true,
+        principal: "kine@KINE.TEST",
+        ssl,
+        since: 0,
+      });
+    }
+  };
   try {
     await pg.psql("create role kine login");
-    const base = `postgres://kine@127.0.0.1:${pg.port}/postgres`;
-    const env = { KRB5_CONFIG: kdc.krb5Conf };
-    const one = async (dsn: string, extraEnv: Record<string, string> = {}) =>
-      (await pgLogin(dsn, { env: { ...env, ...extraEnv } })).results[0];
+    await pg.psql("create database kine owner kine");
 
-    await t.step("keytab mode: a GSS-authenticated session as the bare role", async () => {
-      assert.deepEqual(await one(`${base}?krb5_keytab=${keytab}`), {
-        user: "kine",
-        gss: true,
-        ssl: false,
+    await t.step("keytab mode: every session GSS-authenticated as the bare role", async () => {
+      await serve(`${base}?krb5_keytab=${keytab}&sslmode=disable`, {}, [], async (target) => {
+        await basics(target, "/keytab");
+        await gssOnly(false);
       });
     });
 
-    await t.step("keytab mode over TLS, realm written in the DSN user", async () => {
-      const dsn = `postgres://kine%40${kdc.realm}@127.0.0.1:${pg.port}/postgres` +
+    await t.step("over TLS, with the realm written in the DSN user", async () => {
+      const dsn = `postgres://kine%40${kdc.realm}@127.0.0.1:${pg.port}/kine` +
         `?krb5_keytab=${keytab}&sslmode=require`;
-      assert.deepEqual(await one(dsn), { user: "kine", gss: true, ssl: true });
+      await serve(dsn, {}, [], async (target) => {
+        await basics(target, "/tls");
+        await gssOnly(true);
+      });
     });
 
     await t.step("KRB5_KTNAME selects keytab mode, FILE: prefix and all", async () => {
-      assert.deepEqual(await one(base, { KRB5_KTNAME: `FILE:${keytab}` }), {
-        user: "kine",
-        gss: true,
-        ssl: false,
+      await serve(`${base}?sslmode=disable`, { KRB5_KTNAME: `FILE:${keytab}` }, [], async (t) => {
+        await basics(t, "/ktname");
+        await gssOnly(false);
       });
     });
 
     await t.step("credential-cache mode uses the tickets kinit left", async () => {
       const ccache = `FILE:${kdc.dir}/kine.ccache`;
       await kdc.kinit("kine", keytab, ccache);
-      assert.deepEqual(await one(`${base}?krb5_ccache=${ccache}&krbsrvname=postgres`), {
-        user: "kine",
-        gss: true,
-        ssl: false,
+      const dsn = `${base}?krb5_ccache=${ccache}&krbsrvname=postgres&sslmode=disable`;
+      await serve(dsn, {}, [], async (target) => {
+        await basics(target, "/ccache");
+        await gssOnly(false);
       });
-      // KRB5CCNAME alone does not switch GSSAPI on: the driver gets the server's GSS request.
-      const plain = await one(`${base}?connect_timeout=2`, { KRB5CCNAME: ccache });
-      assert.ok(plain.error, JSON.stringify(plain));
-      assert.ok(!plain.gss);
+      // KRB5CCNAME alone does not switch GSSAPI on: no login, kine does not start.
+      const err = await startFails(
+        `${base}?sslmode=disable&connect_timeout=1`,
+        { KRB5CCNAME: ccache },
+        "--datastore-retry-timeout",
+        "1s",
+      );
+      assert.match(err, /failed to connect to datastore/);
     });
 
     await t.step("start-up errors name the principal, the path or the parameters", async () => {
-      const missing = await one(`${base.replace("kine@", "other@")}?krb5_keytab=${keytab}`);
-      assert.equal(missing.startup, true);
-      assert.equal(
-        missing.error,
-        `kerberos: principal other@${kdc.realm} is not in keytab ${keytab} (it holds kine@${kdc.realm})`,
+      const other = `postgres://other@127.0.0.1:${pg.port}/kine?krb5_keytab=${keytab}`;
+      assert.match(
+        await startFails(other),
+        new RegExp(
+          `failed to start kine: kerberos: principal other@${kdc.realm} is not in keytab ` +
+            `${keytab} \\(it holds kine@${kdc.realm}\\)`,
+        ),
       );
       const gone = `${kdc.dir}/absent.keytab`;
-      const unreadable = await one(`${base}?krb5_keytab=${gone}`);
-      assert.equal(unreadable.startup, true);
-      assert.match(unreadable.error!, new RegExp(`^kerberos: cannot read keytab ${gone}: `));
-      const both = await one(`${base}?krb5_keytab=${keytab}&krb5_ccache=`);
-      assert.equal(
-        both.error,
-        "krb5_keytab and krb5_ccache are mutually exclusive: set one of them in the DSN",
-      );
-    });
-
-    await t.step("the service principal is postgres/<host as written>", async () => {
-      const r = await one(`${base.replace("127.0.0.1", "localhost")}?krb5_keytab=${keytab}`);
       assert.match(
-        r.error!,
-        /service postgres\/localhost failed: .*not found in Kerberos database/,
+        await startFails(`${base}?krb5_keytab=${gone}`),
+        new RegExp(`failed to start kine: kerberos: cannot read keytab ${gone}: No such file`),
+      );
+      assert.match(
+        await startFails(`${base}?krb5_keytab=${keytab}&krb5_ccache=`),
+        /failed to start kine: krb5_keytab and krb5_ccache are mutually exclusive/,
       );
     });
 
-    await t.step("tickets expire and the key is rotated: new logins keep working", async () => {
-      // Three logins 6 s apart span more than one 10 s ticket lifetime; the client's key is
-      // replaced in the KDC and the keytab rewritten in place after the first.
-      let rotated: Promise<void> | undefined;
-      const { results } = await pgLogin(`${base}?krb5_keytab=${keytab}`, {
-        env,
-        logins: 3,
-        pauseMs: 6_000,
-        onLogin: () => rotated ??= kdc.rotate("kine", keytab),
+    await t.step("the service principal is postgres/<host as written in the DSN>", async () => {
+      const dsn = `postgres://kine@localhost:${pg.port}/kine?krb5_keytab=${keytab}`;
+      assert.match(
+        await startFails(dsn),
+        /kerberos: GSSAPI login as kine@KINE\.TEST to service postgres\/localhost failed: .*Server postgres\/localhost@KINE\.TEST not found in Kerberos database/,
+      );
+    });
+
+    await t.step("tickets expire and the key is rotated: kine keeps serving", async () => {
+      // Connections live 1 s, so kine logs in again and again; the client key is replaced in
+      // the KDC and the keytab rewritten in place; writes go on past the 10 s ticket lifetime.
+      const dsn = `${base}?krb5_keytab=${keytab}&sslmode=disable`;
+      const lifetime = ["--datastore-connection-max-lifetime", "1s"];
+      await serve(dsn, {}, lifetime, async (target) => {
+        await basics(target, "/before");
+        const rotatedAt = Date.now();
+        await kdc.rotate("kine", keytab);
+        const seen: Session[] = [];
+        for (let i = 0; i < 12; i++) {
+          await basics(target, `/after-${i}`);
+          seen.push(...await sessions());
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+        await gssOnly(false, seen);
+        const fresh = seen.filter((s) => s.since > rotatedAt + 10_000);
+        assert.ok(fresh.length > 0, "no session logged in after the first tickets expired");
       });
-      await rotated;
-      assert.deepEqual(results, Array(3).fill({ user: "kine", gss: true, ssl: false }));
-      const log = await Deno.readTextFile(`${kdc.dir}/kdc.log`);
-      assert.match(log, /kine@KINE\.TEST for krbtgt/); // tickets came from this KDC
     });
   } finally {
     await pg.stop();
     await kdc.stop();
+    await Deno.remove(cwd, { recursive: true });
   }
 });

@@ -1,15 +1,17 @@
 /**
- * `--identity-provider aws`: RDS IAM auth tokens as PostgreSQL passwords, checked by a front
- * that recomputes each token's SigV4 signature before relaying to a real PostgreSQL server.
+ * `--identity-provider aws`: kine logs in to PostgreSQL and MySQL with RDS IAM auth tokens,
+ * checked by a front that recomputes each token's SigV4 signature before relaying to a real
+ * server on loopback.
  */
 import assert from "node:assert/strict";
-import { checkIdentityProvider } from "../lib/backend/sql/auth/identity.ts";
+import { parseArgs } from "../lib/config/mod.ts";
 import { regionFromHost } from "../lib/backend/sql/auth/rds.ts";
-import { applyMysqlAuth } from "../lib/backend/sql/auth/mysql.ts";
+import { mysqlLogin } from "../lib/backend/sql/auth/mysql.ts";
 import { startPgCluster } from "./helpers/pg_cluster.ts";
-import { pgLogin } from "./helpers/pg_login.ts";
+import { endpointArgs, spawnKineFails, withDaemon } from "./helpers/daemon.ts";
+import { basics } from "./helpers/etcdctl.ts";
 import { need } from "./helpers/proc.ts";
-import { checkToken, startRdsFront } from "./helpers/rds_front.ts";
+import { checkToken, signedAt, startRdsFront } from "./helpers/rds_front.ts";
 import { Signer } from "@aws-sdk/rds-signer";
 import mysql from "mysql2/promise";
 
@@ -19,6 +21,21 @@ const TEMP = {
   secret: "kine-temp-secret",
   session: "kine-session/tok+en=",
 };
+
+/** The environment kine runs with: PATH and HOME kept, nothing else inherited. */
+function kineEnv(aws: Record<string, string>): Record<string, string> {
+  const keep: Record<string, string> = {};
+  for (const k of ["PATH", "HOME", "DENO_DIR", "NO_COLOR"]) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) keep[k] = v;
+  }
+  return { ...keep, ...aws };
+}
+
+/** A token must never reach kine's log: neither its signature nor the presigned URL. */
+function assertNoToken(log: string): void {
+  assert.ok(!/X-Amz-(Signature|Credential|Security-Token)/.test(log), log);
+}
 
 /** AWS settings that keep the machine's AWS set-up out and never ask a metadata service. */
 function isolatedAws(dir: string): Record<string, string> {
@@ -40,12 +57,12 @@ function keysFromEnv(dir: string): Record<string, string> {
 }
 
 Deno.test("aws: --identity-provider accepts aws and names the valid values otherwise", () => {
-  assert.equal(checkIdentityProvider("aws"), undefined);
-  assert.equal(checkIdentityProvider(""), undefined);
-  assert.equal(
-    checkIdentityProvider("azure"),
-    'unknown identity provider "azure": valid values are "aws" (or empty for the DSN\'s password)',
-  );
+  assert.equal(parseArgs(["--identity-provider", "aws"], {}).kind, "config");
+  assert.deepEqual(parseArgs([], { KINE_IDENTITY_PROVIDER: "azure" }), {
+    kind: "error",
+    message:
+      'unknown identity provider "azure": valid values are "aws" (or empty for the DSN\'s password)',
+  });
 });
 
 Deno.test("aws: the region comes from an <instance>.<region>.rds.amazonaws.com host", () => {
@@ -78,59 +95,77 @@ Deno.test("aws: the front accepts only a token for its host, port, user and regi
 Deno.test("aws: MySQL refuses to send the token without TLS unless told to", () => {
   const plain = { host: "db.eu-west-1.rds.amazonaws.com", port: 3306, user: "kine" };
   assert.throws(
-    () => applyMysqlAuth(plain, "aws", false),
+    () => mysqlLogin(plain, "aws", false),
     /cleartext password, so kine requires TLS .* allowCleartextPasswords=true/,
   );
-  assert.ok(applyMysqlAuth(plain, "aws", true).authPlugins?.mysql_clear_password);
-  assert.ok(applyMysqlAuth({ ...plain, ssl: {} }, "aws", false).authPlugins?.mysql_clear_password);
-  assert.equal(applyMysqlAuth(plain, "", false), plain);
+  assert.ok(mysqlLogin(plain, "aws", true).authPlugins?.mysql_clear_password);
+  assert.ok(mysqlLogin({ ...plain, ssl: {} }, "aws", false).authPlugins?.mysql_clear_password);
+  assert.deepEqual(mysqlLogin(plain, "", false), {});
 });
 
-Deno.test("aws: PostgreSQL logins carry fresh RDS tokens the front verifies", async (t) => {
+Deno.test("aws: kine on PostgreSQL logs in with fresh RDS tokens the front verifies", async (t) => {
   const pg = await startPgCluster({ hba: [] });
   const dir = await Deno.makeTempDir({ prefix: "kine-aws-" });
   const isolated = isolatedAws(dir);
-  const fromEnv = keysFromEnv(dir);
-  const credentials = {
-    [KEY.id]: { secret: KEY.secret },
-    [TEMP.id]: { secret: TEMP.secret, sessionToken: TEMP.session },
-  };
   const front = startRdsFront({
     host: "127.0.0.1",
     region: "us-east-1",
-    credentials,
+    credentials: {
+      [KEY.id]: { secret: KEY.secret },
+      [TEMP.id]: { secret: TEMP.secret, sessionToken: TEMP.session },
+    },
     upstreamPort: pg.port,
   });
-  const dsn = `postgres://postgres:static-password@127.0.0.1:${front.port}/postgres`;
+  // The static password is replaced by tokens; the front would refuse it.
+  const args = (...flags: string[]) =>
+    endpointArgs(
+      `postgres://postgres:static-password@127.0.0.1:${front.port}/kine?sslmode=disable`,
+      "--identity-provider",
+      "aws",
+      ...flags,
+    );
+  const opts = (aws: Record<string, string>) => ({ env: kineEnv(aws), clearEnv: true });
+  const startFails = (aws: Record<string, string>) =>
+    spawnKineFails(dir, args("--datastore-retry-timeout", "1s"), opts(aws));
+  /** Runs `fn` against a kine with these AWS settings and `flags`; no token in its log. */
+  const serve = async (
+    aws: Record<string, string>,
+    flags: string[],
+    fn: (target: string) => Promise<void>,
+  ) => assertNoToken(await withDaemon(dir, args(...flags), opts(aws), (k) => fn(k.target)));
   try {
-    await t.step("keys from the environment; every login a newly signed token", async () => {
-      const { results, output } = await pgLogin(dsn, {
-        env: fromEnv,
-        identityProvider: "aws",
-        logins: 2,
-        pauseMs: 1100, // a new second, so a re-used token would show
+    await t.step("keys from the environment; every new connection a new token", async () => {
+      // Connections live 1 s, so kine keeps logging in while it serves.
+      await serve(keysFromEnv(dir), ["--datastore-connection-max-lifetime", "1s"], async (k) => {
+        for (let i = 0; i < 3; i++) {
+          await basics(k, `/env-${i}`);
+          await new Promise((r) => setTimeout(r, 1100));
+        }
       });
-      assert.deepEqual(results, Array(2).fill({ user: "postgres", gss: false, ssl: false }));
       const logins = front.logins.splice(0);
-      assert.equal(logins.length, 2);
-      assert.deepEqual(logins.map((l) => l.refused), [undefined, undefined]);
-      assert.notEqual(logins[0].token, logins[1].token);
-      assert.ok(!output.includes("X-Amz-Signature"), output);
+      assert.ok(logins.length >= 3, `only ${logins.length} logins`);
+      assert.deepEqual(logins.filter((l) => l.refused), []);
+      // Each login's token was signed as it logged in (whole seconds; slack for a loaded box),
+      // so logins seconds apart carry different tokens.
+      for (const l of logins) {
+        const lag = l.at - signedAt(l.token);
+        assert.ok(lag >= -1000 && lag < 5000, `token signed ${lag} ms before its login`);
+      }
+      assert.ok(new Set(logins.map((l) => l.token)).size >= 2, "one token for every login");
     });
 
     await t.step("temporary keys with AWS_SESSION_TOKEN", async () => {
-      const { results } = await pgLogin(dsn, {
-        env: {
-          ...isolated,
-          AWS_ACCESS_KEY_ID: TEMP.id,
-          AWS_SECRET_ACCESS_KEY: TEMP.secret,
-          AWS_SESSION_TOKEN: TEMP.session,
-          AWS_REGION: "us-east-1",
-        },
-        identityProvider: "aws",
-      });
-      assert.deepEqual(results, [{ user: "postgres", gss: false, ssl: false }]);
-      assert.match(front.logins.splice(0)[0].token, /X-Amz-Security-Token=/);
+      const aws = {
+        ...isolated,
+        AWS_ACCESS_KEY_ID: TEMP.id,
+        AWS_SECRET_ACCESS_KEY: TEMP.secret,
+        AWS_SESSION_TOKEN: TEMP.session,
+        AWS_REGION: "us-east-1",
+      };
+      await serve(aws, [], (k) => basics(k, "/session"));
+      const logins = front.logins.splice(0);
+      assert.deepEqual(logins.filter((l) => l.refused), []);
+      assert.match(logins[0].token, /X-Amz-Security-Token=/);
     });
 
     await t.step(
@@ -142,12 +177,10 @@ Deno.test("aws: PostgreSQL logins carry fresh RDS tokens the front verifies", as
         );
         await Deno.writeTextFile(isolated.AWS_CONFIG_FILE, "[profile kine]\nregion = us-east-1\n");
         try {
-          const { results } = await pgLogin(dsn, {
-            env: { ...isolated, AWS_PROFILE: "kine" },
-            identityProvider: "aws",
-          });
-          assert.deepEqual(results, [{ user: "postgres", gss: false, ssl: false }]);
-          assert.equal(front.logins.splice(0)[0].refused, undefined);
+          await serve({ ...isolated, AWS_PROFILE: "kine" }, [], (k) => basics(k, "/profile"));
+          const logins = front.logins.splice(0);
+          assert.ok(logins.length > 0);
+          assert.deepEqual(logins.filter((l) => l.refused), []);
         } finally {
           await Deno.remove(isolated.AWS_SHARED_CREDENTIALS_FILE);
           await Deno.remove(isolated.AWS_CONFIG_FILE);
@@ -155,23 +188,26 @@ Deno.test("aws: PostgreSQL logins carry fresh RDS tokens the front verifies", as
       },
     );
 
-    await t.step("a wrong secret is refused and reported as an authentication error", async () => {
-      const { results, output } = await pgLogin(dsn, {
-        env: { ...fromEnv, AWS_SECRET_ACCESS_KEY: "not-the-secret" },
-        identityProvider: "aws",
-      });
-      assert.deepEqual(results, [{ error: 'PAM authentication failed for user "postgres"' }]);
-      const [login] = front.logins.splice(0);
-      assert.equal(login.refused, "bad signature");
-      assert.ok(!output.includes(login.token.split("X-Amz-Signature=")[1]), output);
+    await t.step("a wrong secret is refused by the front and reported by kine", async () => {
+      const log = await startFails({ ...keysFromEnv(dir), AWS_SECRET_ACCESS_KEY: "not-it" });
+      assert.match(
+        log,
+        new RegExp(
+          `failed to start kine: failed to connect to datastore postgres://postgres:\\*\\*\\*@` +
+            `127\\.0\\.0\\.1:${front.port}/kine: PAM authentication failed for user "postgres"`,
+        ),
+      );
+      assertNoToken(log);
+      const logins = front.logins.splice(0);
+      assert.ok(logins.length > 0);
+      assert.deepEqual(logins.filter((l) => l.refused !== "bad signature"), []);
     });
 
-    await t.step("no credentials anywhere: a clear error before any login", async () => {
-      const { results } = await pgLogin(dsn, { env: isolated, identityProvider: "aws" });
-      assert.equal(results.length, 1);
+    await t.step("no credentials anywhere: a clear error, and no login attempt", async () => {
+      const log = await startFails(isolated);
       assert.match(
-        results[0].error!,
-        /^aws identity provider: cannot sign an RDS auth token for postgres@127\.0\.0\.1:\d+: /,
+        log,
+        /aws identity provider: cannot sign an RDS auth token for postgres@127\.0\.0\.1:\d+: Could not load credentials from any providers/,
       );
       assert.equal(front.logins.splice(0).length, 0);
     });
@@ -198,25 +234,21 @@ Deno.test("aws: the region of an *.rds.amazonaws.com host wins over AWS_REGION",
     // file; the machine's /etc/hosts is not touched.
     const hosts = `${dir}/hosts`;
     await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n127.0.0.1 ${host}\n`);
-    const { results } = await pgLogin(`postgres://postgres@${host}:${front.port}/postgres`, {
-      env: keysFromEnv(dir),
-      identityProvider: "aws",
-      wrap: [
-        "unshare",
-        "--mount",
-        "--",
-        "sh",
-        "-c",
-        `mount --bind "$0" /etc/hosts && exec "$@"`,
-        hosts,
-      ],
-    });
-    assert.deepEqual(results, [{ user: "postgres", gss: false, ssl: false }]);
-    assert.equal(front.logins[0].refused, undefined);
-    assert.match(
-      front.logins[0].token,
-      new RegExp(`^${host.replaceAll(".", "\\.")}:${front.port}/`),
-    );
+    const endpoint = `postgres://postgres@${host}:${front.port}/kine?sslmode=disable`;
+    const wrap = [
+      "unshare",
+      "--mount",
+      "--",
+      "sh",
+      "-c",
+      'mount --bind "$0" /etc/hosts && exec "$@"',
+    ];
+    const opts = { env: kineEnv(keysFromEnv(dir)), clearEnv: true, wrap: [...wrap, hosts] };
+    const args = endpointArgs(endpoint, "--identity-provider", "aws"); // AWS_REGION=us-east-1
+    await withDaemon(dir, args, opts, (k) => basics(k.target, "/region"));
+    assert.ok(front.logins.length > 0);
+    assert.deepEqual(front.logins.filter((l) => l.refused), []);
+    assert.ok(front.logins[0].token.startsWith(`${host}:${front.port}/`));
   } finally {
     await front.close();
     await pg.stop();
@@ -224,11 +256,9 @@ Deno.test("aws: the region of an *.rds.amazonaws.com host wins over AWS_REGION",
   }
 });
 
-Deno.test("aws: MySQL logins send the token through mysql_clear_password", async () => {
+Deno.test("aws: kine on MySQL sends tokens through mysql_clear_password, over TLS only", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kine-aws-" });
-  const env = keysFromEnv(dir);
-  const saved = Object.keys(env).map((k) => [k, Deno.env.get(k)] as const);
-  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+  const database = `kt_rds_${Date.now()}`;
   const front = startRdsFront({
     protocol: "mysql",
     host: "127.0.0.1",
@@ -236,22 +266,32 @@ Deno.test("aws: MySQL logins send the token through mysql_clear_password", async
     credentials: { [KEY.id]: { secret: KEY.secret } },
     upstreamPort: 3306, // the shared MariaDB; root logs in there without a password
   });
-  const connect = (secret: string) => {
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", secret);
-    return mysql.createConnection(
-      applyMysqlAuth({ host: "127.0.0.1", port: front.port, user: "root" }, "aws", true),
-    );
-  };
+  const endpoint = `mysql://root@tcp(127.0.0.1:${front.port})/${database}`;
+  const opts = { env: kineEnv(keysFromEnv(dir)), clearEnv: true };
   try {
-    const conn = await connect(KEY.secret);
-    const [rows] = await conn.query("SELECT CURRENT_USER() AS u");
-    await conn.end();
-    assert.equal((rows as { u: string }[])[0].u, "root@127.0.0.1");
-    await assert.rejects(connect("not-the-secret"), /Access denied for user 'root'/);
-    assert.deepEqual(front.logins.map((l) => l.refused), [undefined, "bad signature"]);
+    const refused = await spawnKineFails(
+      dir,
+      endpointArgs(endpoint, "--identity-provider", "aws"),
+      opts,
+    );
+    assert.match(
+      refused,
+      /failed to start kine: --identity-provider aws with MySQL sends the RDS auth token as a cleartext password, so kine requires TLS/,
+    );
+    assert.equal(front.logins.length, 0);
+    // The front speaks no TLS: the test consents to cleartext explicitly.
+    const args = endpointArgs(
+      `${endpoint}?allowCleartextPasswords=true`,
+      "--identity-provider",
+      "aws",
+    );
+    assertNoToken(await withDaemon(dir, args, opts, (k) => basics(k.target, "/mysql")));
+    assert.ok(front.logins.length > 0);
+    assert.deepEqual(front.logins.filter((l) => l.refused), []);
   } finally {
-    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
     await front.close();
+    const conn = await mysql.createConnection({ host: "127.0.0.1", user: "root" });
+    await conn.query(`DROP DATABASE IF EXISTS ${database}`).finally(() => conn.end());
     await Deno.remove(dir, { recursive: true });
   }
 });

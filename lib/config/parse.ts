@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkIdentityProvider } from "../backend/sql/auth/identity.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import type { KineConfig } from "./types.ts";
 import { GIT_COMMIT, VERSION } from "./version.ts";
@@ -506,7 +507,7 @@ export function validateConfig(cfg: KineConfig): string | undefined {
   if (!(cfg.pollInterval >= 0)) {
     return invalidValue(formatDuration(cfg.pollInterval), "poll-interval", "must not be negative");
   }
-  return undefined;
+  return checkIdentityProvider(cfg.identityProvider);
 }
 
 /** The `--version` output: `<version> (<commit>)`. */

@@ -1,3 +1,5 @@
+import assert from "node:assert/strict";
+
 /** Runs Debian's etcdctl (API v3) against a test server. */
 export interface EtcdctlResult {
   code: number;
@@ -26,4 +28,19 @@ export async function etcdctl(
   const out = await child.output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+/** put, get, a prefix list and a delete through kine under `key/`: the conformance basics. */
+export async function basics(endpoint: string, key: string): Promise<void> {
+  const ok = async (...args: string[]) => {
+    const r = await etcdctl(endpoint, args);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  assert.equal(await ok("put", `${key}/a`, "1"), "OK\n");
+  assert.equal(await ok("put", `${key}/b`, "2"), "OK\n");
+  assert.equal(await ok("get", `${key}/a`), `${key}/a\n1\n`);
+  assert.equal(await ok("get", "--prefix", "--keys-only", `${key}/`), `${key}/a\n\n${key}/b\n\n`);
+  assert.equal(await ok("del", `${key}/a`), "1\n");
+  assert.equal(await ok("get", `${key}/a`), "");
 }

@@ -29,6 +29,8 @@ export interface RdsFrontOptions {
 export interface FrontLogin {
   user: string;
   token: string;
+  /** When it arrived (ms since the epoch). */
+  at: number;
   /** `undefined` when accepted, else why not. */
   refused?: string;
 }
@@ -79,7 +81,7 @@ export function startRdsFront(o: RdsFrontOptions): RdsFront {
       const refused = type === 0x70
         ? checkToken(token, user, `${o.host}:${port}`, o)
         : "no password";
-      logins.push({ user, token, refused });
+      logins.push({ user, token, at: Date.now(), refused });
       if (refused) {
         await conn.write(errorResponse(`PAM authentication failed for user "${user}"`));
         return;
@@ -121,7 +123,7 @@ export function startRdsFront(o: RdsFrontOptions): RdsFront {
       const reply = await packet(r);
       const token = reply.body.toString().replace(/\0$/, "");
       const refused = checkToken(token, user, `${o.host}:${port}`, o);
-      logins.push({ user, token, refused });
+      logins.push({ user, token, at: Date.now(), refused });
       if (refused) {
         const msg = `Access denied for user '${user}'@'127.0.0.1' (using password: YES)`;
         await send(conn, reply.seq + 1, Buffer.from(`\xff\x15\x04#28000${msg}`, "latin1"));
@@ -167,6 +169,12 @@ function close(c: Deno.Conn): void {
   } catch { /* already closed */ }
 }
 
+/** When a token was signed (its `X-Amz-Date`), in ms since the epoch. */
+export function signedAt(token: string): number {
+  const m = /X-Amz-Date=(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z/.exec(token);
+  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+}
+
 /** Why `token` is not a valid RDS auth token for `user` at `hostPort`, or `undefined`. */
 export function checkToken(
   token: string,
@@ -195,10 +203,8 @@ export function checkToken(
   if (service !== "rds-db" || term !== "aws4_request") return "wrong credential scope";
   const amzDate = q.get("X-Amz-Date") ?? "";
   if (!amzDate.startsWith(day)) return "date and scope disagree";
-  const signedAt = Date.parse(
-    amzDate.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, "$1-$2-$3T$4:$5:$6Z"),
-  );
-  if (!(signedAt <= now + 60_000 && now <= signedAt + 900_000)) return "expired";
+  const signed = signedAt(token);
+  if (!(signed <= now + 60_000 && now <= signed + 900_000)) return "expired";
   if ((q.get("X-Amz-Security-Token") ?? "") !== (cred.sessionToken ?? "")) {
     return "session token mismatch";
   }

@@ -67,6 +67,8 @@ export interface SqlOptions {
   tableName: string;
   /** How long to keep trying to reach the database at start-up (ms). */
   retryTimeout: number;
+  /** `--identity-provider`: `aws` signs an RDS IAM token for each new connection. */
+  identityProvider: string;
   logger: Logger;
   metrics?: KineMetrics;
 }

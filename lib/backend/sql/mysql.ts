@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import mysql from "mysql2/promise";
 import { dsnError } from "../errors.ts";
 import type { StoreFailure } from "../logstructured/log.ts";
+import { mysqlLogin } from "./auth/mysql.ts";
 import { connectWithRetry, tlsFiles } from "./connect.ts";
 import {
   type Dialect,
@@ -134,6 +135,8 @@ export interface MysqlSettings {
   database: string;
   ssl?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean };
   connectTimeout: number;
+  /** go-sql-driver's `allowCleartextPasswords=true`: consent to cleartext passwords without TLS. */
+  allowCleartextPasswords: boolean;
   /** The DSN with its password masked, for messages. */
   display: string;
 }
@@ -170,6 +173,7 @@ export function parseMysqlDsn(dsn: string, tls: SqlOptions["tls"]): MysqlSetting
     password,
     database,
     connectTimeout: 10_000,
+    allowCleartextPasswords: params.get("allowCleartextPasswords") === "true",
     display: `${user || "root"}${password ? ":***" : ""}@${net}(${addr})/${database}`,
   };
   if (net === "unix") s.socketPath = addr || "/var/run/mysqld/mysqld.sock";
@@ -258,8 +262,15 @@ class MysqlDriver implements SqlDriver {
   }
 }
 
-function poolOptions(s: MysqlSettings, o: SqlOptions, database?: string): mysql.PoolOptions {
+/** mysql2 options for the DSN's server, logging in with `login` (RDS tokens, auth/mysql.ts). */
+function poolOptions(
+  s: MysqlSettings,
+  o: SqlOptions,
+  login: Pick<mysql.PoolOptions, "authPlugins">,
+  database?: string,
+): mysql.PoolOptions {
   return {
+    ...login,
     user: s.user,
     password: s.password,
     host: s.host,
@@ -277,8 +288,12 @@ function poolOptions(s: MysqlSettings, o: SqlOptions, database?: string): mysql.
 }
 
 /** Creates the database when it is missing (connecting without one). */
-async function ensureDatabase(s: MysqlSettings, o: SqlOptions): Promise<void> {
-  const conn = await mysql.createConnection(poolOptions(s, o));
+async function ensureDatabase(
+  s: MysqlSettings,
+  o: SqlOptions,
+  login: Pick<mysql.PoolOptions, "authPlugins">,
+): Promise<void> {
+  const conn = await mysql.createConnection(poolOptions(s, o, login));
   try {
     await conn.query(`CREATE DATABASE IF NOT EXISTS \`${s.database.replaceAll("`", "``")}\``);
   } finally {
@@ -290,9 +305,10 @@ export const mysqlEngine: SqlEngine = {
   dialect: mysqlDialect,
   async connect(dsn, o) {
     const s = parseMysqlDsn(dsn, o.tls);
+    const login = mysqlLogin(s, o.identityProvider, s.allowCleartextPasswords);
     return await connectWithRetry(s.display, o, async () => {
-      await ensureDatabase(s, o);
-      const pool = mysql.createPool(poolOptions(s, o, s.database));
+      await ensureDatabase(s, o, login);
+      const pool = mysql.createPool(poolOptions(s, o, login, s.database));
       // Every connection: the fork's bounded lock wait, and reads of committed rows only.
       pool.on("connection", (conn) => {
         conn.query("SET SESSION innodb_lock_wait_timeout = 10");

@@ -6,6 +6,8 @@
 import postgres from "postgres";
 import { dsnError } from "../errors.ts";
 import type { CommitNotifier, StoreFailure } from "../logstructured/log.ts";
+import { takeKerberosParams } from "./auth/kerberos_dsn.ts";
+import { type PgLoginOptions, postgresLogin, processEnv } from "./auth/postgres.ts";
 import { connectWithRetry, tlsFiles } from "./connect.ts";
 import {
   type Dialect,
@@ -318,8 +320,13 @@ class PgDriver implements SqlDriver {
   }
 }
 
-/** postgres.js options for one database of the DSN's server. */
-function clientOptions(s: PostgresSettings, o: SqlOptions, database: string) {
+/** postgres.js options for one database of the DSN's server, logging in with `login`. */
+function clientOptions(
+  s: PostgresSettings,
+  o: SqlOptions,
+  login: PgLoginOptions,
+  database: string,
+) {
   return {
     host: s.host,
     port: s.port,
@@ -340,12 +347,17 @@ function clientOptions(s: PostgresSettings, o: SqlOptions, database: string) {
     // from a short outage would stay unused that long. Try again within a second instead.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     onnotice: () => {},
+    ...login,
   };
 }
 
 /** Creates the database when it is missing, through the server's `postgres` database. */
-async function ensureDatabase(s: PostgresSettings, o: SqlOptions): Promise<void> {
-  const admin = postgres({ ...clientOptions(s, o, "postgres"), max: 1 });
+async function ensureDatabase(
+  s: PostgresSettings,
+  o: SqlOptions,
+  login: PgLoginOptions,
+): Promise<void> {
+  const admin = postgres({ ...clientOptions(s, o, login, "postgres"), max: 1 });
   try {
     const found = await admin.unsafe("SELECT 1 FROM pg_database WHERE datname = $1", [s.database]);
     if (found.length === 0) {
@@ -386,10 +398,16 @@ export const postgresEngine: SqlEngine = {
   dialect: postgresDialect,
   async connect(dsn, o) {
     guardDroppedSocketWrites();
-    const s = parsePostgresDsn(dsn, o.tls);
+    // Kerberos (DSN parameters) and --identity-provider: logins beneath postgres.js (auth/).
+    const { dsn: rest, kerberos } = takeKerberosParams(dsn, processEnv.env);
+    const s = parsePostgresDsn(rest, o.tls);
+    const login = await postgresLogin(s, kerberos, {
+      identityProvider: o.identityProvider,
+      ...processEnv,
+    });
     return await connectWithRetry(s.display, o, async () => {
-      await ensureDatabase(s, o);
-      const sql = postgres(clientOptions(s, o, s.database)) as unknown as Sql;
+      await ensureDatabase(s, o, login);
+      const sql = postgres(clientOptions(s, o, login, s.database)) as unknown as Sql;
       try {
         await sql.unsafe("SELECT 1");
       } catch (err) {

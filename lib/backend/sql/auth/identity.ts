@@ -4,9 +4,13 @@
  *
  * @module
  */
+import { EndpointError } from "../../errors.ts";
 
-/** A database-authentication setting kine cannot start with; the text says which and why. */
-export class AuthConfigError extends Error {
+/**
+ * A database-authentication setting kine cannot start with; the text says which and why, and
+ * never holds a secret (so it is shown as is, like any endpoint error).
+ */
+export class AuthConfigError extends EndpointError {
   override name = "AuthConfigError";
 }
 

@@ -31,17 +31,24 @@ export interface KerberosDsn {
 const PARAMS = ["krb5_keytab", "krb5_ccache", "krbsrvname"];
 
 /**
- * Applies the selection rules to a `postgres://` URL: both `krb5_keytab` and `krb5_ccache` is an
- * error; `krb5_ccache` (even empty) selects the credential cache; a non-empty `krb5_keytab`
- * selects that keytab; else `KRB5_KTNAME` (an optional `FILE:` prefix removed) selects its
- * keytab; else Kerberos is off and the DSN only loses the parameters (`KRB5CCNAME` alone does
- * not switch GSSAPI on). With Kerberos on, a `user%40REALM` user reaches the server as `user`.
+ * Applies the selection rules to a PostgreSQL DSN (the part after `postgres://`): both
+ * `krb5_keytab` and `krb5_ccache` is an error; `krb5_ccache` (even empty) selects the credential
+ * cache; a non-empty `krb5_keytab` selects that keytab; else `KRB5_KTNAME` (an optional `FILE:`
+ * prefix removed) selects its keytab; else Kerberos is off and the DSN only loses the parameters
+ * (`KRB5CCNAME` alone does not switch GSSAPI on). With Kerberos on, a `user%40REALM` user
+ * reaches the server as `user`. A DSN that is no URL is returned as is for the driver to
+ * report.
  */
 export function takeKerberosParams(
   dsn: string,
   env: (name: string) => string | undefined,
 ): KerberosDsn {
-  const url = new URL(dsn);
+  let url: URL;
+  try {
+    url = new URL(`${SCHEME}${dsn}`);
+  } catch {
+    return { dsn };
+  }
   const q = url.searchParams;
   const keytabParam = q.get("krb5_keytab") ?? "";
   const hasCcache = q.has("krb5_ccache");
@@ -49,7 +56,7 @@ export function takeKerberosParams(
   const service = q.get("krbsrvname") || "postgres";
   const touched = PARAMS.some((p) => q.has(p));
   for (const p of PARAMS) q.delete(p);
-  const stripped = touched ? url.toString() : dsn;
+  const stripped = touched ? unscheme(url) : dsn;
 
   if (hasCcache && keytabParam !== "") {
     throw new AuthConfigError(
@@ -69,8 +76,12 @@ export function takeKerberosParams(
     mode = "keytab";
     keytab = ktname.replace(/^FILE:/, "");
   }
-  const principal = decodeURIComponent(url.username);
+  // The driver's default user, when the DSN names none, is postgres.
+  const principal = decodeURIComponent(url.username) || "postgres";
   const at = principal.indexOf("@");
   if (at >= 0) url.username = encodeURIComponent(principal.slice(0, at));
-  return { dsn: url.toString(), kerberos: { mode, keytab, ccache, service, principal } };
+  return { dsn: unscheme(url), kerberos: { mode, keytab, ccache, service, principal } };
 }
+
+const SCHEME = "postgres://";
+const unscheme = (url: URL) => url.toString().slice(SCHEME.length);
