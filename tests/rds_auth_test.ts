@@ -235,14 +235,10 @@ Deno.test("aws: the region of an *.rds.amazonaws.com host wins over AWS_REGION",
     const hosts = `${dir}/hosts`;
     await Deno.writeTextFile(hosts, `127.0.0.1 localhost\n127.0.0.1 ${host}\n`);
     const endpoint = `postgres://postgres@${host}:${front.port}/kine?sslmode=disable`;
-    const wrap = [
-      "unshare",
-      "--mount",
-      "--",
-      "sh",
-      "-c",
-      'mount --bind "$0" /etc/hosts && exec "$@"',
-    ];
+    // Without root, a user namespace maps us to root inside it, so the bind mount is allowed.
+    const unshare = ["unshare", "--mount", ...(Deno.uid() === 0 ? [] : ["--map-root-user"])];
+    const bind = ["sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"'];
+    const wrap = [...unshare, "--", ...bind];
     const opts = { env: kineEnv(keysFromEnv(dir)), clearEnv: true, wrap: [...wrap, hosts] };
     const args = endpointArgs(endpoint, "--identity-provider", "aws"); // AWS_REGION=us-east-1
     await withDaemon(dir, args, opts, (k) => basics(k.target, "/region"));
