@@ -34,7 +34,8 @@ function measures(gs: Group[]): Measure[] {
       out.push({ label: "peak RSS MiB", value: (x) => x.peakRss / 2 ** 20 });
     }
   } else {
-    for (const op of g.ops.byOp.keys()) {
+    // Every server's operations: one may have one the others lack (an unfinished compaction).
+    for (const op of new Set(gs.flatMap((x) => [...x.ops.byOp.keys()]))) {
       // A compaction's cost to writers is its longest stall, not a percentile.
       const stall = op.startsWith("put during");
       const once = gs.every((x) => (x.ops.byOp.get(op)?.count ?? 0) <= 1);
