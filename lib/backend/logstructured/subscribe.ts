@@ -22,12 +22,17 @@ export interface Subscription {
    * synchronous step as the call, so no batch slips in between.
    */
   position: number;
+  /**
+   * Where "from now" (start revision 0) starts after: the last revision
+   * acknowledged to a client, which may be ahead of `position` (default `position`).
+   */
+  now?: number;
   /** Rows read per history query. */
   batchSize: number;
 }
 
 /**
- * Delivers `[key, end)` from `startRevision` (0 = after `position`) to `sink`:
+ * Delivers `[key, end)` from `startRevision` (0 = after `now`) to `sink`:
  * history up to `position` from the reader, everything after it live. A
  * compacted start revision starts nothing and says so.
  */
@@ -43,7 +48,7 @@ export async function subscribe(
   }
   const name = end === "" ? redirectKey(key) : key;
   const present: EventSink = (events) => sink(presentEvents(events));
-  const from = startRevision > 0 ? startRevision : s.position + 1;
+  const from = startRevision > 0 ? startRevision : Math.max(s.now ?? 0, s.position) + 1;
   const sub = s.fanout.add(name, end, Math.max(from, s.position + 1), present);
   const cancel = () => s.fanout.remove(sub);
   try {

@@ -1,10 +1,10 @@
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
-import { redirectKey } from "./compact_key.ts";
-import { isInternal, presentEvents, rowToEvent } from "./events.ts";
+import { isInternal, rowToEvent } from "./events.ts";
 import { Fanout } from "./fanout.ts";
 import type { EventReader, Revisions } from "./log.ts";
-import { type Event, type EventSink, FROM_KEY, type WatchResult } from "../types.ts";
+import { subscribe } from "./subscribe.ts";
+import type { Event, EventSink, WatchResult } from "../types.ts";
 
 /**
  * How long an id may stay missing before the poll loop skips it: longer than
@@ -228,38 +228,21 @@ export class WatchHub {
     startRevision: number,
     sink: EventSink,
   ): Promise<WatchResult> {
-    const name = end === "" ? redirectKey(key) : key;
-    const present: EventSink = (events) => sink(presentEvents(events));
-    if (startRevision > 0) {
-      const { compact } = await this.log.reader.revisions();
-      if (startRevision <= compact) return { compactRevision: compact, cancel: () => {} };
-    }
-    // Read the position and subscribe in one synchronous step, so no batch slips between.
-    const position = this.#polled;
-    const from = startRevision > 0 ? startRevision : Math.max(this.current(), position) + 1;
-    const sub = this.#fanout.add(name, end, Math.max(from, position + 1), present);
-    const cancel = () => this.#fanout.remove(sub);
-    try {
-      // Catch up from the log up to what the poll loop had published; it delivers the rest.
-      const rangeEnd = end === FROM_KEY ? null : end;
-      for (let after = from - 1; after < position;) {
-        const rows = await this.log.reader.events(
-          after,
-          position,
-          this.options.pollBatchSize,
-          name,
-          rangeEnd,
-        );
-        if (rows.length === 0) break;
-        const events = rows.filter((r) => !isInternal(r)).map(rowToEvent);
-        if (events.length > 0) await present(events);
-        after = rows[rows.length - 1].id;
-      }
-    } catch (err) {
-      cancel();
-      throw err;
-    }
-    sub.release();
-    return { cancel };
+    const compact = startRevision > 0 ? (await this.log.reader.revisions()).compact : 0;
+    // The position is read in the same synchronous step as the subscription.
+    return await subscribe(
+      {
+        compact,
+        fanout: this.#fanout,
+        reader: this.log.reader,
+        position: this.#polled,
+        now: this.current(),
+        batchSize: this.options.pollBatchSize,
+      },
+      key,
+      end,
+      startRevision,
+      sink,
+    );
   }
 }
