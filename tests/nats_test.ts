@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { decodeRecord, encodeRecord, RecordError } from "../lib/backend/nats/codec.ts";
 import { parseNatsEndpoint } from "../lib/backend/nats/options.ts";
+import { connectionOptions } from "../lib/backend/nats/connect.ts";
 import { startKine } from "../lib/mod.ts";
 import { b, s } from "./helpers/client.ts";
 import { startTestKine } from "./helpers/kine.ts";
@@ -149,4 +150,47 @@ Deno.test("revHistory: reads and watches that need a discarded message are compa
     await deleteBucket(bucket);
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("connection: a nats context file gives servers and auth; TLS flags override its files", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-nats-ctx-" });
+  try {
+    const file = `${dir}/ctx.json`;
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        url: "nats://n1:4222,nats://n2:4223",
+        user: "u",
+        password: "p",
+        ca: "/ctx/ca.pem",
+        cert: "/ctx/cert.pem",
+        key: "/ctx/key.pem",
+      }),
+    );
+    const o = await connectionOptions(parseNatsEndpoint(`nats://?contextFile=${file}&bucket=b`), {
+      certFile: "/flag/cert.pem",
+      keyFile: "/flag/key.pem",
+    });
+    assert.deepEqual(o.servers, ["nats://n1:4222", "nats://n2:4223"]);
+    assert.deepEqual([o.user, o.pass, o.name], ["u", "p", "kine using bucket: b"]);
+    assert.deepEqual(o.tls, {
+      caFile: "/ctx/ca.pem",
+      certFile: "/flag/cert.pem",
+      keyFile: "/flag/key.pem",
+    });
+    assert.equal(o.maxReconnectAttempts, -1, "reconnects without limit");
+    const plain = await connectionOptions(parseNatsEndpoint("nats://tok@h:1"), {});
+    assert.deepEqual([plain.servers, plain.token, plain.tls], [["h:1"], "tok", undefined]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("start-up against no NATS server fails at once and says why", async () => {
+  const t0 = performance.now();
+  await assert.rejects(
+    startKine({ endpoint: "nats://127.0.0.1:1", listenAddress: "127.0.0.1:0" }, silentLogger),
+    (e: Error) => /CONNECTION_REFUSED|refused/i.test(String(e)),
+  );
+  assert.ok(performance.now() - t0 < 10_000, "start-up hung");
 });
