@@ -17,7 +17,7 @@ import { ERR_COMPACTED } from "../backend/errors.ts";
 import type { Backend, Event } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { ServerCall } from "./h2/mod.ts";
-import { endText, keyText, startText, wireKv } from "../translator/mod.ts";
+import { compareBytes, keyRange, wireKv } from "../translator/mod.ts";
 import { callerOf } from "./caller.ts";
 
 /** Responses stay below this many bytes (the limit is 2 MiB), unless one event is larger. */
@@ -27,6 +27,7 @@ const ERR_UNHEALTHY = "etcdserver: unhealthy cluster";
 /** A catch-up from history waits while a watch has this many events queued. */
 const CATCH_UP_HIGH_WATER = 2_000;
 const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
+const ERR_EMPTY_RANGE = "mvcc: watcher range is empty";
 const ERR_SLOW = "etcdserver: watcher is too slow: the client stopped reading its events";
 
 export interface WatchOptions {
@@ -62,6 +63,15 @@ function wireEvent(e: Event, prevKv: boolean) {
     kv: wireKv(e.kv),
     prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
   };
+}
+
+/**
+ * etcd refuses a watch whose range end is at or below its key (compared as
+ * bytes; an empty key is "\0", a range end of "\0" means every key from the key).
+ */
+function emptyWatchRange(key: Uint8Array | undefined, end: Uint8Array | undefined): boolean {
+  if (!end || end.length === 0 || (end.length === 1 && end[0] === 0)) return false;
+  return compareBytes(key && key.length > 0 ? key : new Uint8Array(1), end) >= 0;
 }
 
 function eventBytes(e: Event): number {
@@ -205,6 +215,10 @@ class WatchStream {
       refuse(ERR_COMPACTED);
       return;
     }
+    if (emptyWatchRange(r.key, r.range_end)) {
+      refuse(ERR_EMPTY_RANGE);
+      return;
+    }
     let id = Number(r.watch_id);
     if (id !== 0 && this.#watches.has(id)) {
       refuse(ERR_DUPLICATE_ID);
@@ -228,8 +242,7 @@ class WatchStream {
     this.#send(w.lastRevision, { watch_id: id, created: true });
     let key: string, end: string;
     try {
-      end = endText(r.range_end);
-      key = end === "" ? keyText(r.key) : startText(r.key);
+      ({ key, end } = keyRange(r.key, r.range_end));
     } catch (err) {
       this.#end(w, { cancel_reason: (err as Error).message });
       return;

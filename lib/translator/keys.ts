@@ -1,9 +1,12 @@
 /**
  * Keys travel as bytes and are stored as UTF-8 text, as upstream kine stores
- * them. A key must be valid UTF-8; a range bound need not be (etcdctl's
- * prefix end for "/k/ÿ" is the bytes of "/k/" + C3 C0), so an invalid bound
- * is replaced by the smallest valid string at or above it, which selects the
- * same keys.
+ * them. A key must be valid UTF-8 without a NUL byte: SQL text columns cut or
+ * refuse NUL (SQLite reads such a name back cut at the NUL, PostgreSQL does
+ * not store it), so a key could not round-trip byte-exact on every backend. A
+ * range bound need not be either (etcdctl's prefix end for "/k/ÿ" is the
+ * bytes of "/k/" + C3 C0; kube's continue token ends in NUL), so an invalid
+ * bound is replaced by the smallest valid string at or above it, which
+ * selects the same keys.
  */
 import { FROM_KEY } from "../backend/types.ts";
 import { Code, EtcdError } from "./errors.ts";
@@ -13,6 +16,14 @@ const encoder = new TextEncoder();
 
 export const invalidKey = () =>
   new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key is not valid UTF-8");
+export const nulInKey = () =>
+  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key contains a NUL byte");
+
+/**
+ * The start and end of a range no string falls in: a lower bound above every
+ * valid string (a prefix read of 0xFF) selects nothing.
+ */
+const ABOVE_ALL = "\u{10FFFF}";
 
 /**
  * Keys below this one (those starting with byte 0x00 or 0x01) are kine's own
@@ -51,7 +62,8 @@ function validPrefix(b: Uint8Array): number {
   return i;
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
+/** Compares two byte strings as etcd orders keys: negative, zero or positive. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return a.length - b.length;
@@ -60,6 +72,11 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /** Code point order is UTF-8 byte order; surrogates are not code points of text. */
 function scalar(c: number): number {
   return c >= 0xd800 && c <= 0xdfff ? 0xe000 : c;
+}
+
+/** The scalar value after `c`, skipping surrogates; above U+10FFFF if none. */
+function nextScalar(c: number): number {
+  return scalar(c + 1);
 }
 
 /** The smallest valid string whose bytes are ≥ `b`, or undefined if none is. */
@@ -74,14 +91,22 @@ export function ceilUtf8(b: Uint8Array): string | undefined {
     if (compareBytes(encoder.encode(String.fromCodePoint(c)), rest) > 0) hi = mid;
     else lo = mid + 1;
   }
-  if (lo > 0x10ffff) return undefined;
-  return strict.decode(b.subarray(0, valid)) + String.fromCodePoint(scalar(lo));
+  const prefix = [...strict.decode(b.subarray(0, valid))];
+  if (lo <= 0x10ffff) return prefix.join("") + String.fromCodePoint(scalar(lo));
+  // No code point here reaches the rest (it starts with F5..FF, or F4 90+): no string
+  // with this prefix is ≥ b, so carry into the previous code point, as "a" + FF → "b".
+  while (prefix.length > 0) {
+    const next = nextScalar(prefix.pop()!.codePointAt(0)!);
+    if (next <= 0x10ffff) return prefix.join("") + String.fromCodePoint(next);
+  }
+  return undefined;
 }
 
-/** A key that names one key: it must be valid UTF-8. */
+/** A key that names one key: valid UTF-8 without NUL. */
 export function keyText(b: Uint8Array | undefined): string {
   if (!b || b.length === 0) return "";
   if (b[0] < 2) throw reservedKey();
+  if (b.includes(0)) throw nulInKey();
   try {
     return strict.decode(b);
   } catch {
@@ -89,16 +114,25 @@ export function keyText(b: Uint8Array | undefined): string {
   }
 }
 
-/** The lower bound of a range, never below {@link CLIENT_KEYS_START}. */
-export function startText(b: Uint8Array): string {
-  if (b.length === 0 || b[0] < 2) return CLIENT_KEYS_START;
-  const s = ceilUtf8(b);
-  if (s === undefined) throw invalidKey();
-  return s;
-}
-
 /** A range end: "" = single key, {@link FROM_KEY} = open-ended. */
-export function endText(b: Uint8Array | undefined): string {
+function endText(b: Uint8Array | undefined): string {
   if (!b || b.length === 0) return "";
   return ceilUtf8(b) ?? FROM_KEY;
+}
+
+/**
+ * A request's key and range end as stored text: the key of a single-key
+ * request must be a valid key; a range's bounds are rounded up to valid text
+ * (a start above every string gives an empty range).
+ */
+export function keyRange(
+  keyBytes: Uint8Array | undefined,
+  endBytes: Uint8Array | undefined,
+): { key: string; end: string } {
+  const end = endText(endBytes);
+  if (end === "") return { key: keyText(keyBytes), end };
+  // Never below CLIENT_KEYS_START: kine's own keys are hidden by raising the start.
+  if (!keyBytes || keyBytes.length === 0 || keyBytes[0] < 2) return { key: CLIENT_KEYS_START, end };
+  const key = ceilUtf8(keyBytes);
+  return key === undefined ? { key: ABOVE_ALL, end: ABOVE_ALL } : { key, end };
 }

@@ -20,12 +20,12 @@ import type {
 import { BackendError, compacted, futureRevision } from "../backend/errors.ts";
 import { isSingleKeyTxn, multiKeyUnsupported } from "../backend/logstructured/txn.ts";
 import { Code, emptyKey, emptyOp, EtcdError, toEtcdError, tooManyOps } from "./errors.ts";
-import { endText, keyText, startText } from "./keys.ts";
+import { keyRange as textRange, keyText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import type * as W from "./wire.ts";
 
 export * from "./errors.ts";
-export { endText, keyText, startText } from "./keys.ts";
+export { compareBytes, keyRange, keyText } from "./keys.ts";
 export type * from "./wire.ts";
 export type { EncodedMessage } from "./range_codec.ts";
 
@@ -51,8 +51,7 @@ const encoder = new TextEncoder();
 /** A request's key and range end; a ranged start may be rounded up to valid UTF-8. */
 function keyRange(keyBytes: Uint8Array | undefined, endBytes: Uint8Array | undefined) {
   if (!keyBytes || keyBytes.length === 0) throw emptyKey();
-  const end = endText(endBytes);
-  return { key: end === "" ? keyText(keyBytes) : startText(keyBytes), end };
+  return textRange(keyBytes, endBytes);
 }
 
 function key(b: Uint8Array | undefined): string {
