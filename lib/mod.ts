@@ -93,6 +93,7 @@ export async function startKine(
       keepaliveTimeout: cfg.grpcKeepaliveTimeout,
       maxConcurrentStreams: cfg.maxConcurrentStreams,
       maxUnreadBytes: cfg.maxUnreadBytes,
+      limits: { maxTxnOps: cfg.maxTxnOps, maxRequestBytes: cfg.maxRequestBytes },
       backend,
       leases,
       auth,

@@ -309,6 +309,8 @@ Deno.test("--help exits 0 and lists the flags with their environment variables",
     ["compact-min-retain", "KINE_COMPACT_MIN_RETAIN"],
     ["compact-batch-size", "KINE_COMPACT_BATCH_SIZE"],
     ["poll-batch-size", "KINE_POLL_BATCH_SIZE"],
+    ["max-txn-ops", "KINE_MAX_TXN_OPS"],
+    ["max-request-bytes", "KINE_MAX_REQUEST_BYTES"],
     ["debug", "KINE_DEBUG"],
   ];
   const lines = r.stdout.split("\n");

@@ -47,6 +47,8 @@ Deno.test("defaults: upstream values except the loopback listen address", () => 
   assert.equal(c.compactMinRetain, 1000);
   assert.equal(c.compactBatchSize, 1000);
   assert.equal(c.pollBatchSize, 500);
+  assert.equal(c.maxTxnOps, 128); // etcd's defaults
+  assert.equal(c.maxRequestBytes, 1536 * 1024);
   assert.equal(c.identityProvider, "");
   assert.equal(c.debug, false);
   assert.equal(c.skipVerify, false);

@@ -342,6 +342,24 @@ export const FLAGS: readonly FlagSpec[] = [
     usage: "How long to keep trying to reach an unreachable database at start-up",
   },
   {
+    name: "max-txn-ops",
+    env: "KINE_MAX_TXN_OPS",
+    key: "maxTxnOps",
+    kind: "int",
+    default: "128",
+    usage: "Maximum compares, and ops per branch, of a txn; a nested txn gets what its parent " +
+      "leaves (etcd's --max-txn-ops)",
+  },
+  {
+    name: "max-request-bytes",
+    env: "KINE_MAX_REQUEST_BYTES",
+    key: "maxRequestBytes",
+    kind: "int",
+    default: "1572864",
+    usage: "Maximum encoded size of a write request; gRPC accepts messages up to this plus " +
+      "512 KiB (etcd's --max-request-bytes)",
+  },
+  {
     name: "identity-provider",
     env: "KINE_IDENTITY_PROVIDER",
     key: "identityProvider",
@@ -506,6 +524,12 @@ export function validateConfig(cfg: KineConfig): string | undefined {
   }
   if (!(cfg.pollInterval >= 0)) {
     return invalidValue(formatDuration(cfg.pollInterval), "poll-interval", "must not be negative");
+  }
+  if (!Number.isInteger(cfg.maxTxnOps) || cfg.maxTxnOps < 1) {
+    return invalidValue(String(cfg.maxTxnOps), "max-txn-ops", "must be at least 1");
+  }
+  if (!Number.isInteger(cfg.maxRequestBytes) || cfg.maxRequestBytes < 1) {
+    return invalidValue(String(cfg.maxRequestBytes), "max-request-bytes", "must be at least 1");
   }
   return checkIdentityProvider(cfg.identityProvider);
 }

@@ -52,6 +52,10 @@ export interface KineConfig {
   tableName: string;
   /** How long start-up keeps retrying an unreachable database. */
   datastoreRetryTimeout: Millis;
+  /** etcd's `--max-txn-ops`: compares, and ops per branch of a txn (nested ones share it). */
+  maxTxnOps: number;
+  /** etcd's `--max-request-bytes`: largest encoded write request. */
+  maxRequestBytes: number;
   identityProvider: string;
   /** etcd's `--auth-token`: `simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…[,ttl=…]`. */
   authToken: string;

@@ -9,11 +9,11 @@ import type { Auth } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { Translator } from "../translator/mod.ts";
+import { type RequestLimits, Translator } from "../translator/mod.ts";
 import { authService } from "./auth_service.ts";
 import { GrpcServer as H2Server, type MethodDefinition, type TlsOptions } from "./h2/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
-import { loadServiceDefinitions } from "./proto.ts";
+import { deepTxnIsTooManyOps, loadServiceDefinitions } from "./proto.ts";
 import {
   clusterService,
   healthService,
@@ -42,6 +42,8 @@ export interface GrpcServerOptions {
   maxConcurrentStreams: number;
   /** Unread response bytes per connection before its slowest watch stream is cancelled. */
   maxUnreadBytes: number;
+  /** etcd's `--max-txn-ops` and `--max-request-bytes`. */
+  limits: RequestLimits;
   backend: Backend;
   leases: LeaseManager;
   /** Users, roles and the checks they imply (lib/auth). */
@@ -56,8 +58,8 @@ export interface GrpcServer {
   close(): Promise<void>;
 }
 
-/** etcd's request limit (1.5 MiB) plus gRPC overhead. */
-const MAX_RECV = 2 * 1024 * 1024;
+/** What etcd lets gRPC receive beyond `--max-request-bytes` (its grpcOverheadBytes). */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 function tlsOptions(o: GrpcServerOptions): TlsOptions | undefined {
   if (!o.serverCertFile || !o.serverKeyFile) return undefined;
@@ -88,6 +90,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     translator: new Translator(o.backend, {
       autoCompaction: o.autoCompaction,
       leaseExists: (id) => o.leases.has(id),
+      limits: o.limits,
     }),
     backend: o.backend,
     leases: o.leases,
@@ -97,14 +100,17 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     guard: o.auth.guard,
   };
   const server = new H2Server({
-    maxReceiveMessageLength: MAX_RECV,
+    maxReceiveMessageLength: o.limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     keepaliveMinTime: o.keepaliveMinTime,
     keepaliveInterval: o.keepaliveInterval,
     keepaliveTimeout: o.keepaliveTimeout,
     maxConcurrentStreams: o.maxConcurrentStreams,
     maxQueuedBytes: o.maxUnreadBytes,
   });
-  server.addService(withEncodedRange(defs["etcdserverpb.KV"]), kvService(ctx));
+  server.addService(
+    deepTxnIsTooManyOps(withEncodedRange(defs["etcdserverpb.KV"])),
+    kvService(ctx),
+  );
   const watch = watchService({
     backend: o.backend,
     logger: o.logger,

@@ -1,5 +1,19 @@
+import type { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import * as loader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+import { type EtcdError, tooManyOps } from "../translator/mod.ts";
+import type { MethodDefinition } from "./h2/mod.ts";
+
+/**
+ * Nesting depth protobufjs decodes (its default is 100). A txn nests two
+ * messages per level, and `--max-txn-ops` 128 allows 128 levels, so every
+ * request etcd accepts must decode; one nested deeper than this is over the
+ * ops limit anyway and is answered so (see {@link deepTxnIsTooManyOps}).
+ */
+const MAX_NESTING = 300;
+protobuf.Reader.recursionLimit = MAX_NESTING; // decoding
+protobuf.util.recursionLimit = MAX_NESTING; // converting to and from plain objects
 
 const PROTO_DIR = new URL("../../proto/", import.meta.url);
 
@@ -28,4 +42,30 @@ export function loadProtos(): { etcd: any; health: any } {
     etcd: load("etcd.proto").etcdserverpb,
     health: (load("health.proto").grpc as any).health.v1,
   };
+}
+
+/** A request that decoded to an answer of its own: the handler replies with `error`. */
+export class MalformedRequest {
+  constructor(readonly error: EtcdError) {}
+}
+
+/**
+ * KV with a Txn deserializer that turns "nested deeper than we decode" into
+ * etcd's answer for such a txn, too many operations (etcd decodes any depth
+ * and then counts). Other decoding failures stay InvalidArgument
+ * "grpc: error unmarshalling request" from the server.
+ */
+export function deepTxnIsTooManyOps(
+  kv: Record<string, MethodDefinition>,
+): Record<string, MethodDefinition> {
+  const decode = kv.Txn.requestDeserialize;
+  const requestDeserialize = (bytes: Buffer) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      if (!/maximum nesting depth/.test(String((err as Error)?.message))) throw err;
+      return new MalformedRequest(tooManyOps());
+    }
+  };
+  return { ...kv, Txn: { ...kv.Txn, requestDeserialize } };
 }

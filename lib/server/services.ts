@@ -4,6 +4,7 @@ import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { callerOf } from "./caller.ts";
+import { MalformedRequest } from "./proto.ts";
 import {
   Code,
   type EtcdError,
@@ -25,6 +26,12 @@ export function unary<Req, Res>(
   check?: Check<Req>,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
+    const request = call.request as unknown;
+    if (request instanceof MalformedRequest) {
+      const e = request.error;
+      callback({ code: e.code, details: e.message } as grpc.ServiceError);
+      return;
+    }
     const checked = check?.(() => callerOf(call), call.request);
     (checked ? checked.then(() => fn(call.request, call)) : fn(call.request, call)).then(
       (res) => callback(null, res),

@@ -23,8 +23,6 @@ export const emptyKey = () =>
   new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key is not provided");
 /** etcd's answer to a txn op with no request set. */
 export const emptyOp = () => new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key not found");
-export const tooManyOps = () =>
-  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: too many operations in txn request");
 export const notSupported = (what: string) =>
   new EtcdError(Code.UNKNOWN, `${what} is not supported`);
 

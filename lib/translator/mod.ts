@@ -19,7 +19,18 @@ import type {
 } from "../backend/types.ts";
 import { BackendError, compacted, futureRevision } from "../backend/errors.ts";
 import { isSingleKeyTxn, multiKeyUnsupported } from "../backend/logstructured/txn.ts";
-import { Code, emptyKey, emptyOp, EtcdError, toEtcdError, tooManyOps } from "./errors.ts";
+import { Code, emptyKey, emptyOp, EtcdError, toEtcdError } from "./errors.ts";
+import {
+  checkTxnOps,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TXN_OPS,
+  deleteSize,
+  putSize,
+  readOnlyTxn,
+  type RequestLimits,
+  requestTooLarge,
+  txnSize,
+} from "./limits.ts";
 import { keyRange as textRange, keyText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import type * as W from "./wire.ts";
@@ -28,6 +39,13 @@ export * from "./errors.ts";
 export { compareBytes, keyRange, keyText } from "./keys.ts";
 export type * from "./wire.ts";
 export type { EncodedMessage } from "./range_codec.ts";
+export {
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TXN_OPS,
+  type RequestLimits,
+  requestTooLarge,
+  tooManyOps,
+} from "./limits.ts";
 
 /**
  * An unlimited list in key order is read and encoded this many keys at a
@@ -42,9 +60,6 @@ function pageable(r: RangeRequest): boolean {
     r.minModRevision <= 0 && r.maxModRevision <= 0 && r.minCreateRevision <= 0 &&
     r.maxCreateRevision <= 0;
 }
-
-/** etcd's default `--max-txn-ops`. */
-const MAX_TXN_OPS = 128;
 
 const encoder = new TextEncoder();
 
@@ -123,13 +138,18 @@ function op(o: W.WireRequestOp): Op {
     const d = o.request_delete_range;
     return { type: "delete", ...keyRange(d.key, d.range_end), prevKv: d.prev_kv };
   }
-  if (o.request_txn) return { type: "txn", txn: txnRequest(o.request_txn) };
+  if (o.request_txn) return { type: "txn", txn: toTxn(o.request_txn) };
   if (o.request_range) return { type: "range", request: rangeRequest(o.request_range) };
   throw emptyOp();
 }
 
-export function txnRequest(t: W.WireTxnRequest): Txn {
-  if (t.success.length > MAX_TXN_OPS || t.failure.length > MAX_TXN_OPS) throw tooManyOps();
+/** A TxnRequest as a backend {@link Txn}; `maxOps` is etcd's `--max-txn-ops`. */
+export function txnRequest(t: W.WireTxnRequest, maxOps = DEFAULT_MAX_TXN_OPS): Txn {
+  checkTxnOps(t, maxOps);
+  return toTxn(t);
+}
+
+function toTxn(t: W.WireTxnRequest): Txn {
   return {
     compare: t.compare.map(compare),
     success: t.success.map(op),
@@ -230,8 +250,19 @@ export class Translator {
       autoCompaction: boolean;
       /** True if a lease ID may be attached to a key (it may ask the store). */
       leaseExists: (id: number) => Promise<boolean>;
+      limits?: RequestLimits;
     },
   ) {}
+
+  get #limits(): RequestLimits {
+    return this.options.limits ??
+      { maxTxnOps: DEFAULT_MAX_TXN_OPS, maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES };
+  }
+
+  /** etcd's `--max-request-bytes`, on the request as encoded. */
+  #checkSize(bytes: number): void {
+    if (bytes > this.#limits.maxRequestBytes) throw requestTooLarge();
+  }
 
   /** etcd refuses puts that name a lease it does not know. */
   async #checkLeases(ops: Op[]): Promise<void> {
@@ -301,6 +332,7 @@ export class Translator {
   }
 
   async put(p: W.WirePutRequest): Promise<W.WirePutResponse> {
+    this.#checkSize(putSize(p));
     const t = await this.#txn({
       compare: [],
       success: [op({ request_put: p })],
@@ -314,6 +346,7 @@ export class Translator {
   }
 
   async deleteRange(d: W.WireDeleteRangeRequest): Promise<W.WireDeleteRangeResponse> {
+    this.#checkSize(deleteSize(d));
     const t = await this.#txn({
       compare: [],
       success: [op({ request_delete_range: d })],
@@ -323,7 +356,8 @@ export class Translator {
   }
 
   async txn(w: W.WireTxnRequest): Promise<W.WireTxnResponse> {
-    const txn = txnRequest(w);
+    const txn = txnRequest(w, this.#limits.maxTxnOps);
+    if (!readOnlyTxn(w)) this.#checkSize(txnSize(w));
     const result = await this.#txn(txn);
     return isCompactTxn(txn) ? wireCompactTxn(result) : wireTxn(result);
   }
