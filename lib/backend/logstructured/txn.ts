@@ -151,6 +151,25 @@ function compareKv(c: Compare, kv: KeyValue): boolean {
   }
 }
 
+/** Longest stretch a write batch runs without letting other requests in, ms. */
+const SLICE_MS = 4;
+
+/**
+ * Hands the event loop back now and then during a long write batch: SQLite
+ * answers synchronously, so a txn of thousands of rows would otherwise hold
+ * every read, watch and keep-alive for its whole duration.
+ */
+export class Pacer {
+  #since = performance.now();
+
+  async pace(): Promise<void> {
+    if (performance.now() - this.#since < SLICE_MS) return;
+    // A timer, not setImmediate: under Deno only a timer lets pending socket reads in.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.#since = performance.now();
+  }
+}
+
 /** Runs one txn inside an open write transaction; every write appends one row. */
 export class TxnRunner {
   #last = 0;
@@ -159,7 +178,7 @@ export class TxnRunner {
    * compare a key's mod revision and then write it, one read for both.
    */
   readonly #latest = new Map<string, LogRow | null>();
-  constructor(private readonly tx: LogTx) {}
+  constructor(private readonly tx: LogTx, private readonly pacer = new Pacer()) {}
 
   async #readLatest(name: string): Promise<LogRow | null> {
     let row = this.#latest.get(name);
@@ -212,6 +231,7 @@ export class TxnRunner {
   }
 
   async #append(row: Parameters<LogTx["append"]>[0]): Promise<number> {
+    await this.pacer.pace();
     this.#latest.delete(row.name);
     this.#last = await this.tx.append(row);
     return this.#last;

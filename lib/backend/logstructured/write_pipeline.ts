@@ -3,7 +3,7 @@ import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError } from "../errors.ts";
 import type { LogStore, LogWriteTx, StoreFailure } from "./log.ts";
-import { TxnRunner } from "./txn.ts";
+import { Pacer, TxnRunner } from "./txn.ts";
 import type { Txn, TxnResult } from "../types.ts";
 
 /**
@@ -103,11 +103,12 @@ export class WritePipeline {
     for (let attempt = 1;; attempt++) {
       try {
         return await this.write(async (tx) => {
+          const pacer = new Pacer();
           if (batch.length === 1) {
-            return [{ ok: true, result: await new TxnRunner(tx).run(batch[0].txn) }];
+            return [{ ok: true, result: await new TxnRunner(tx, pacer).run(batch[0].txn) }];
           }
           const outcomes: Outcome[] = [];
-          for (const p of batch) outcomes.push(await this.#runSaved(tx, p.txn));
+          for (const p of batch) outcomes.push(await this.#runSaved(tx, p.txn, pacer));
           return outcomes;
         });
       } catch (err) {
@@ -118,11 +119,11 @@ export class WritePipeline {
   }
 
   /** One txn of a batch under a savepoint; a lost gap-fill race runs it again. */
-  async #runSaved(tx: LogWriteTx, txn: Txn): Promise<Outcome> {
+  async #runSaved(tx: LogWriteTx, txn: Txn, pacer: Pacer): Promise<Outcome> {
     for (let attempt = 1;; attempt++) {
       await tx.savepoint();
       try {
-        const result = await new TxnRunner(tx).run(txn);
+        const result = await new TxnRunner(tx, pacer).run(txn);
         await tx.releaseSavepoint();
         return { ok: true, result };
       } catch (err) {
