@@ -4,6 +4,7 @@
  * uncommitted rows and WAL readers never wait for the writer.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { Logger } from "../../log/mod.ts";
 import { dsnError } from "../errors.ts";
 import type {
   Dialect,
@@ -14,6 +15,7 @@ import type {
   SqlParam,
   SqlRow,
 } from "./dialect.ts";
+import { WalKeeper } from "./wal.ts";
 
 export const sqliteDialect: Dialect = {
   name: "sqlite",
@@ -115,8 +117,6 @@ export function parseSqliteDsn(dsn: string, litestream = false): SqliteOptions {
 }
 
 const IDENT = /^[A-Z]+$/;
-/** How often the checkpointer worker copies the WAL into the database file. */
-const CHECKPOINT_INTERVAL_MS = 100;
 /** Start-up VACUUM runs when at least 1/this of the pages are free. */
 const VACUUM_FREE_FRACTION = 10;
 
@@ -205,7 +205,7 @@ export class SqliteDriver implements SqlDriver {
   readonly reader: SqliteConn;
   readonly #writer: SqliteConn;
   readonly #begin: string;
-  #checkpointer?: Worker;
+  #wal?: WalKeeper;
 
   constructor(readonly options: SqliteOptions, { logger }: Pick<SqlOptions, "logger">) {
     const dir = options.path.includes("/")
@@ -213,19 +213,17 @@ export class SqliteDriver implements SqlDriver {
       : "";
     if (dir && options.path !== ":memory:") Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const writer = open(options);
-    if (!options.disableCompactWalCheckpoint) writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (!options.disableCompactWalCheckpoint) startupCheckpoint(writer, logger);
     if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");
     else if (options.journalMode === "WAL") {
       // Checkpoints run in a worker instead of inside the writer's commits.
       writer.exec("PRAGMA wal_autocheckpoint = 0");
-      this.#checkpointer = new Worker(new URL("./checkpointer.ts", import.meta.url), {
-        type: "module",
-      });
-      this.#checkpointer.postMessage({
-        path: options.path,
-        busyTimeout: options.busyTimeout,
-        intervalMs: CHECKPOINT_INTERVAL_MS,
-      });
+      this.#wal = new WalKeeper(
+        options.path,
+        writer,
+        options.busyTimeout,
+        () => writer.isTransaction,
+      );
     }
     if (!options.disableStartupVacuum && worthVacuuming(writer)) {
       try {
@@ -271,19 +269,32 @@ export class SqliteDriver implements SqlDriver {
     } catch (err) {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw err;
+    } finally {
+      this.#wal?.afterTransaction();
     }
   }
 
   async close(): Promise<void> {
-    const worker = this.#checkpointer;
-    if (worker) {
-      const stopped = new Promise((resolve) => worker.onmessage = resolve);
-      worker.postMessage("stop");
-      await stopped;
-      worker.terminate();
-    }
+    await this.#wal?.close();
     this.reader.db.close();
     this.#writer.db.close();
+  }
+}
+
+/**
+ * Empties the WAL at start-up. On a full disk the checkpoint cannot write and
+ * fails with "database or disk is full"; the data is readable all the same,
+ * so kine starts, serves reads and refuses writes until space returns (the
+ * checkpointer empties the WAL then).
+ */
+function startupCheckpoint(db: DatabaseSync, logger: Logger): void {
+  try {
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch (err) {
+    if (!/database or disk is full|disk I\/O error/.test(String(err))) throw err;
+    logger.warn("start-up WAL checkpoint failed; writes fail until there is space again", {
+      error: String((err as Error)?.message ?? err),
+    });
   }
 }
 
