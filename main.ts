@@ -5,6 +5,24 @@
 import { EndpointError, parseArgs, startKine } from "./lib/mod.ts";
 import { createLogger } from "./lib/log/mod.ts";
 
+/** How often the parent is looked for, ms. */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * Calls `then` once the parent process has exited (this process was handed
+ * to another parent): `deno task` runs kine as its child, and a task runner
+ * killed with SIGKILL cannot pass a signal on.
+ */
+function onParentExit(then: () => void): void {
+  const parent = Deno.ppid;
+  const timer = setInterval(() => {
+    if (Deno.ppid === parent) return;
+    clearInterval(timer);
+    then();
+  }, PARENT_CHECK_MS);
+  Deno.unrefTimer(timer);
+}
+
 if (import.meta.main) {
   // `deno task start -- <flags>` hands the "--" through; kine's flags follow it.
   const argv = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
@@ -43,4 +61,10 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  if (config.exitWithParent) {
+    onParentExit(() => {
+      logger.warn("parent process exited");
+      stop();
+    });
+  }
 }

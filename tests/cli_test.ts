@@ -312,6 +312,7 @@ Deno.test("--help exits 0 and lists the flags with their environment variables",
     ["max-txn-ops", "KINE_MAX_TXN_OPS"],
     ["max-request-bytes", "KINE_MAX_REQUEST_BYTES"],
     ["debug", "KINE_DEBUG"],
+    ["exit-with-parent", "KINE_EXIT_WITH_PARENT"],
   ];
   const lines = r.stdout.split("\n");
   for (const [flag, env] of flags) {
@@ -610,6 +611,73 @@ Deno.test("a second signal during the graceful stop exits 1 at once", () =>
       assert.ok(Date.now() - t0 < 1_800, "the second signal did not cut the grace period short");
     } finally {
       watch.close();
+      await d.dispose();
+    }
+  }));
+
+/** The pid of `pid`'s child process, from /proc (Linux). */
+function childOf(pid: number): number | undefined {
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      // pid (comm) state ppid …; comm may hold spaces, so split after its ")".
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) {
+        return Number(e.name);
+      }
+    } catch { /* gone meanwhile */ }
+  }
+  return undefined;
+}
+
+/** True while `pid` runs (a zombie nobody reaps has exited). */
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("kill -9 of `deno task start` does not leave the daemon running as an orphan", () =>
+  inTempDir(async (dir) => {
+    const ROOT = new URL("..", import.meta.url).pathname;
+    const task = new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "--config",
+        `${ROOT}deno.json`,
+        "start",
+        "--listen-address",
+        "127.0.0.1:0",
+        "--endpoint",
+        `sqlite://${dir}/s.db`,
+        "--metrics-bind-address",
+        "0",
+      ],
+      cwd: dir,
+      env: childEnv(),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const d = new Daemon(task, dir);
+    let kine: number | undefined;
+    try {
+      await d.waitForLine(READY, 30_000);
+      kine = childOf(task.pid);
+      assert.ok(kine !== undefined && running(kine), "the daemon is not the task's child");
+      d.kill("SIGKILL");
+      await d.status;
+      const deadline = Date.now() + 10_000;
+      while (running(kine) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(running(kine), false, "the daemon outlived its task runner by 10 s");
+      await d.finish(5_000);
+      assert.ok(d.stderr.some((l) => /parent process exited/.test(l)), d.stderr.join("\n"));
+    } finally {
+      if (kine !== undefined && running(kine)) Deno.kill(kine, "SIGKILL");
       await d.dispose();
     }
   }));

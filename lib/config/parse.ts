@@ -410,6 +410,15 @@ export const FLAGS: readonly FlagSpec[] = [
     default: "false",
     usage: "Enable trace logging",
   },
+  {
+    name: "exit-with-parent",
+    env: "KINE_EXIT_WITH_PARENT",
+    key: "exitWithParent",
+    kind: "bool",
+    default: "false",
+    usage: "Shut down when the parent process exits (set by `deno task start`; supervisors " +
+      "that run kine directly leave it off)",
+  },
 ];
 
 const FLAGS_BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));

@@ -65,4 +65,9 @@ export interface KineConfig {
   clientCertAuth: boolean;
   bcryptCost: number;
   debug: boolean;
+  /**
+   * Shut down when the parent process exits (the `start` task sets it, so
+   * killing `deno task` does not leave the daemon orphaned). CLI only.
+   */
+  exitWithParent: boolean;
 }
