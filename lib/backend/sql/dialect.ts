@@ -244,6 +244,23 @@ export class Statements {
     );
   }
 
+  /**
+   * One page of a limited list where the engine has no order-keeping join:
+   * the latest row of each of the next `?` names in key order, tombstones
+   * included (the caller skips them and asks for the next page), so that an
+   * index walk in name order stops at the limit instead of grouping the whole
+   * range. Params: start, [end], rev, limit.
+   */
+  listPage(b: Bounds, keysOnly: boolean): string {
+    return this.#get(
+      `page${b.lo}${b.hi}${keysOnly}`,
+      () =>
+        `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (SELECT MAX(id) AS id FROM kine ` +
+        `WHERE name ${b.lo} ? ${b.hi ? `AND name ${b.hi} ? ` : ""}AND id <= ? ` +
+        "GROUP BY name ORDER BY name LIMIT ?) AS mkv ON kine.id = mkv.id ORDER BY kine.name ASC",
+    );
+  }
+
   /** Params: rev. */
   leased(): string {
     return this.#get(

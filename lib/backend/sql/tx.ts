@@ -11,6 +11,8 @@ import { BackendError } from "../errors.ts";
 import type { Bounds, EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
 
 const EMPTY = new Uint8Array(0);
+/** kine's bookkeeping row, never a key a client sees. */
+const COMPACT_ROW = "compact_rev_key";
 /** Gap tombstones per fill statement: few distinct statement texts, short statements. */
 const FILL_CHUNK = 32;
 
@@ -149,11 +151,48 @@ export class SqlLogTx implements LogWriteTx, EventReader {
       const cut = bounds(start, end, this.#maxChar);
       if (!cut) return [];
       const { b, params } = cut;
-      const all: SqlParam[] = [...params, revision];
-      if (limit > 0) all.push(limit);
-      rows = await this.conn.all("list", this.sql.list(b, keysOnly, limit > 0), all);
+      if (limit > 0 && !this.sql.dialect.orderedListJoin) {
+        rows = await this.#pages(b, params, revision, limit, keysOnly);
+      } else {
+        const all: SqlParam[] = [...params, revision];
+        if (limit > 0) all.push(limit);
+        rows = await this.conn.all("list", this.sql.list(b, keysOnly, limit > 0), all);
+      }
     }
     return rows.map((r) => toRow(r, keysOnly));
+  }
+
+  /**
+   * A limited list read a page of names at a time (see `Statements.listPage`)
+   * until `limit` live keys are found or the range ends.
+   */
+  async #pages(
+    b: Bounds,
+    params: string[],
+    revision: number,
+    limit: number,
+    keysOnly: boolean,
+  ): Promise<SqlRow[]> {
+    const out: SqlRow[] = [];
+    const upper = params.slice(1);
+    let from = params[0];
+    let lo = b.lo;
+    for (;;) {
+      // A few names more than needed: the latest row of some may be a tombstone.
+      const fetch = limit - out.length + 8;
+      const page = await this.conn.all(
+        "list",
+        this.sql.listPage({ lo, hi: b.hi }, keysOnly),
+        [from, ...upper, revision, fetch],
+      );
+      for (const r of page) {
+        if (Number(r[3]) === 0 && r[1] !== COMPACT_ROW) out.push(r);
+        if (out.length === limit) return out;
+      }
+      if (page.length < fetch) return out;
+      from = page[page.length - 1][1] as string;
+      lo = ">";
+    }
   }
 
   async count(start: string, end: string | null, revision: number): Promise<number> {
