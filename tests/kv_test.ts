@@ -304,6 +304,60 @@ conformance(
   },
 );
 
+conformance(
+  "ignore_value with a value and ignore_lease with a lease are refused as etcd does",
+  async ({ client }) => {
+    await client.kv.put({ key: b("/iv"), value: b("1") });
+    const before = (await client.kv.range({ key: b("/iv") })).header.revision;
+    const VALUE = "etcdserver: value is provided";
+    const LEASE = "etcdserver: lease is provided";
+    await rejects(
+      client.kv.put({ key: b("/iv"), value: b("2"), ignore_value: true }),
+      INVALID_ARGUMENT,
+      VALUE,
+    );
+    await rejects(
+      client.kv.put({ key: b("/iv"), value: b("2"), lease: 7, ignore_lease: true }),
+      INVALID_ARGUMENT,
+      LEASE,
+    );
+    // both set: the value is checked first; an empty key before either
+    await rejects(
+      client.kv.put({
+        key: b("/iv"),
+        value: b("2"),
+        ignore_value: true,
+        lease: 7,
+        ignore_lease: true,
+      }),
+      INVALID_ARGUMENT,
+      VALUE,
+    );
+    await rejects(
+      client.kv.put({ value: b("2"), ignore_value: true }),
+      INVALID_ARGUMENT,
+      "etcdserver: key is not provided",
+    );
+    // inside a txn, before anything is written
+    await rejects(
+      client.kv.txn({
+        compare: [],
+        success: [put("/iw", "a"), {
+          request_put: { key: b("/iv"), lease: 7, ignore_lease: true },
+        }],
+        failure: [],
+      }),
+      INVALID_ARGUMENT,
+      LEASE,
+    );
+    // without a value / lease they work
+    await client.kv.put({ key: b("/iv"), ignore_value: true, ignore_lease: true });
+    const after = await client.kv.range({ key: b("/iv"), range_end: b("/ix") });
+    assert.equal(after.header.revision, before + 1);
+    assert.deepEqual(after.kvs.map((kv: any) => [s(kv.key), s(kv.value)]), [["/iv", "1"]]);
+  },
+);
+
 conformance("a txn that fails half-way leaves no row behind", async ({ client }) => {
   const before = (await client.kv.range({ key: b("/h") })).header.revision;
   await rejects(

@@ -23,6 +23,10 @@ export const emptyKey = () =>
   new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key is not provided");
 /** etcd's answer to a txn op with no request set. */
 export const emptyOp = () => new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: key not found");
+export const valueProvided = () =>
+  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: value is provided");
+export const leaseProvided = () =>
+  new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: lease is provided");
 export const notSupported = (what: string) =>
   new EtcdError(Code.UNKNOWN, `${what} is not supported`);
 

@@ -19,7 +19,15 @@ import type {
 } from "../backend/types.ts";
 import { BackendError, compacted, futureRevision } from "../backend/errors.ts";
 import { isSingleKeyTxn, multiKeyUnsupported } from "../backend/logstructured/txn.ts";
-import { Code, emptyKey, emptyOp, EtcdError, toEtcdError } from "./errors.ts";
+import {
+  Code,
+  emptyKey,
+  emptyOp,
+  EtcdError,
+  leaseProvided,
+  toEtcdError,
+  valueProvided,
+} from "./errors.ts";
 import {
   checkTxnOps,
   DEFAULT_MAX_REQUEST_BYTES,
@@ -124,9 +132,13 @@ function compare(c: W.WireCompare): Compare {
 function op(o: W.WireRequestOp): Op {
   if (o.request_put) {
     const p = o.request_put;
+    const k = key(p.key);
+    // etcd's order: the key, then these two, before anything else of the request.
+    if (p.ignore_value && p.value?.length) throw valueProvided();
+    if (p.ignore_lease && p.lease !== 0) throw leaseProvided();
     return {
       type: "put",
-      key: key(p.key),
+      key: k,
       value: p.value ?? new Uint8Array(0),
       lease: p.lease,
       prevKv: p.prev_kv,
