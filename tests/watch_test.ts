@@ -137,7 +137,7 @@ conformance(
 );
 
 conformance(
-  "§26 watch at or below the compact revision: created, then canceled with compact_revision",
+  "§26 watch below the compact revision: created, then canceled with compact_revision; at it: served",
   async (k) => {
     const r3 = await put(k, "/c/a", "1");
     await put(k, "/c/a", "2");
@@ -145,7 +145,7 @@ conformance(
     const r6 = await put(k, "/c/a", "3");
     await k.client.kv.compact({ revision: r5 });
     await streams(k, 1, async (w) => {
-      for (const start of [1, r3, r5]) {
+      for (const start of [1, r3, r5 - 1]) {
         const from = w.responses.length;
         const created = await w.watch({ key: "/c/", rangeEnd: "/c0", startRevision: start });
         assert.equal(created.canceled, false, `start ${start}: created and canceled at once`);
@@ -160,11 +160,16 @@ conformance(
         assert.equal(canceled.cancel_reason, COMPACTED);
         assert.deepEqual(canceled.events, []);
       }
+      // exactly the compact revision, as etcd: what compaction kept there (/c/b), then on
+      const at = await w.watch({ key: "/c/", rangeEnd: "/c0", startRevision: r5 });
+      assert.deepEqual(revs(await w.waitEvents(at.watch_id, 2)), [r5, r6]);
       // just above the compact revision is fine
       const ok = await w.watch({ key: "/c/", rangeEnd: "/c0", startRevision: r5 + 1 });
       assert.deepEqual(revs(await w.waitEvents(ok.watch_id, 1)), [r6]);
       await sleep(100);
-      assert.ok(!w.responses.some((r) => r.watch_id === ok.watch_id && r.canceled));
+      for (const id of [at.watch_id, ok.watch_id]) {
+        assert.ok(!w.responses.some((r) => r.watch_id === id && r.canceled));
+      }
       assertMonotonic(w);
     });
   },

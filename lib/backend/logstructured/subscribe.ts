@@ -13,7 +13,7 @@ import { redirectKey } from "./compact_key.ts";
 
 /** Where a watch starts and how its history is read. */
 export interface Subscription {
-  /** The compact revision: a watch from at or below it does not start. */
+  /** The compact revision: a watch from below it does not start (at it, etcd allows one). */
   compact: number;
   fanout: Fanout;
   reader: EventReader;
@@ -43,7 +43,7 @@ export async function subscribe(
   startRevision: number,
   sink: EventSink,
 ): Promise<WatchResult> {
-  if (startRevision > 0 && startRevision <= s.compact) {
+  if (startRevision > 0 && startRevision < s.compact) {
     return { compactRevision: s.compact, cancel: () => {} };
   }
   const name = end === "" ? redirectKey(key) : key;
