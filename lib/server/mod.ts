@@ -71,14 +71,21 @@ function tlsOptions(o: GrpcServerOptions): TlsOptions | undefined {
 }
 
 /**
- * KV with Range answers that arrive already encoded (lib/translator/range_codec.ts):
- * an EncodedMessage has `byteLength` and `copy()`, which is all the server
- * needs to copy a large list's pages straight into the message frame.
+/**
+ * KV with Range and RangeStream answers that arrive already encoded
+ * (lib/translator/range_codec.ts): an EncodedMessage has `byteLength` and
+ * `copy()`, which is all the server needs to copy a large list's pages
+ * straight into the message frame.
  */
 function withEncodedRange(
   kv: Record<string, MethodDefinition>,
 ): Record<string, MethodDefinition> {
-  return { ...kv, Range: { ...kv.Range, responseSerialize: (encoded: any) => encoded } };
+  const asIs = (encoded: any) => encoded;
+  return {
+    ...kv,
+    Range: { ...kv.Range, responseSerialize: asIs },
+    RangeStream: { ...kv.RangeStream, responseSerialize: asIs },
+  };
 }
 
 /** Binds the listener and serves until `close()`. */

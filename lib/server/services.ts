@@ -78,6 +78,48 @@ function unsupportedStream(what: string, ctx: ServiceContext) {
   ) => refuse(call, what, ctx, (e) => call.emit("error", { code: e.code, details: e.message }));
 }
 
+/**
+ * Adapts an async generator of responses to a grpc-js server stream: `check`
+ * (auth) first, then writes each one, waits while the transport reports back-pressure, stops pulling
+ * (so the generator stops its reads) when the client cancels, and ends the
+ * call with etcd's code and message if the generator throws.
+ */
+function serverStream<Req, Res>(
+  fn: (request: Req) => AsyncIterable<Res>,
+  logger: Logger,
+  check?: Check<Req>,
+): grpc.handleServerStreamingCall<Req, Res> {
+  return async (call) => {
+    let cancelled = false;
+    let resume: (() => void) | undefined;
+    const wake = () => {
+      resume?.();
+      resume = undefined;
+    };
+    call.on("cancelled", () => {
+      cancelled = true;
+      wake();
+    });
+    call.on("drain", wake);
+    try {
+      await check?.(() => callerOf(call), call.request);
+      for await (const response of fn(call.request)) {
+        if (cancelled) return;
+        if (!call.write(response)) await new Promise<void>((r) => resume = r);
+        if (cancelled) return;
+      }
+      call.end();
+    } catch (err) {
+      if (cancelled) return;
+      const e: EtcdError = toEtcdError(err);
+      if (e.code === Code.UNKNOWN || e.code === Code.UNAVAILABLE) {
+        logger.error("request failed", { method: call.getPath(), error: e.message });
+      }
+      call.emit("error", { code: e.code, details: e.message });
+    }
+  };
+}
+
 const encoder = new TextEncoder();
 
 export interface ServiceContext {
@@ -101,6 +143,7 @@ export function kvService(ctx: ServiceContext) {
     DeleteRange: unary((r: any) => t.deleteRange(r), ctx.logger, g.deleteRange),
     Txn: unary((r: any) => t.txn(r), ctx.logger, g.txn),
     Compact: unary((r: any) => t.compact(r), ctx.logger, g.authenticated),
+    RangeStream: serverStream((r: any) => t.rangeStream(r), ctx.logger, g.range),
   };
 }
 

@@ -41,6 +41,7 @@ import {
 } from "./limits.ts";
 import { keyRange as textRange, keyText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
+import { keyOrdered, rangeStream } from "./range_stream.ts";
 import type * as W from "./wire.ts";
 
 export * from "./errors.ts";
@@ -63,10 +64,7 @@ const LIST_PAGE = 1000;
 
 /** True for a list with no limit whose keys come in key order. */
 function pageable(r: RangeRequest): boolean {
-  return r.limit === 0 && r.end !== "" && !r.countOnly &&
-    (r.sortOrder === "none" || (r.sortOrder === "ascend" && r.sortTarget === "key")) &&
-    r.minModRevision <= 0 && r.maxModRevision <= 0 && r.minCreateRevision <= 0 &&
-    r.maxCreateRevision <= 0;
+  return r.limit === 0 && keyOrdered(r);
 }
 
 const encoder = new TextEncoder();
@@ -317,6 +315,11 @@ export class Translator {
     }
     const result = await this.backend.range(request);
     return encodeRangeResponse(result, result.revision);
+  }
+
+  /** A RangeStream's encoded chunks (see range_stream.ts); errors come from the first `next()`. */
+  async *rangeStream(r: W.WireRangeRequest): AsyncGenerator<EncodedMessage> {
+    yield* rangeStream(this.backend, rangeRequest(r));
   }
 
   /** An unlimited list as pages at the first page's revision, each encoded as it arrives. */

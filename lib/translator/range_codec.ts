@@ -112,6 +112,11 @@ export class RangeEncoder {
   readonly #pages: Uint8Array[] = [];
   #size = 0;
 
+  /** Bytes of the kvs added so far. */
+  get kvsBytes(): number {
+    return this.#size;
+  }
+
   /** Appends `kvs` to the response's repeated `kvs` field. */
   add(kvs: KeyValue[]): void {
     if (kvs.length === 0) return;
@@ -153,6 +158,19 @@ export class RangeEncoder {
     const parts = [head.buf, ...this.#pages, tail.buf];
     return new EncodedMessage(parts, head.buf.length + this.#size + tail.buf.length);
   }
+
+  /** The kvs added so far as a RangeResponse with no header, `more` or `count`. */
+  kvsOnly(): EncodedMessage {
+    return new EncodedMessage([...this.#pages], this.#size);
+  }
+}
+
+/** Wraps an encoded RangeResponse as `RangeStreamResponse{range_response = 1}`. */
+export function rangeStreamResponse(range: EncodedMessage): EncodedMessage {
+  const head = new Writer(new Uint8Array(1 + varintSize(range.byteLength)));
+  head.buf[head.pos++] = 0x0a;
+  head.varint(range.byteLength);
+  return new EncodedMessage([head.buf, ...range.parts], head.buf.length + range.byteLength);
 }
 
 /** A RangeResponse for one backend result. */
