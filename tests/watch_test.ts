@@ -609,6 +609,55 @@ conformance(
 );
 
 conformance(
+  "§33 WatchProgressRequest under writes: answered at once, after every event it covers",
+  async (k) => {
+    await streams(k, 1, async (w) => {
+      const id = (await w.watch({ key: "/pw/", rangeEnd: "/pw0" })).watch_id;
+      let writing = true;
+      const acked: number[] = [];
+      const writers = Array.from({ length: 4 }, async (_, j) => {
+        for (let i = 0; writing; i++) acked.push(await put(k, `/pw/${j}/${i % 50}`, "v"));
+      });
+      const latencies: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const from = w.responses.length;
+        const asked = performance.now();
+        w.requestProgress();
+        const p = await w.waitFor((r) => r.watch_id === -1, 3000, from, "progress response");
+        latencies.push(p.at - asked);
+        // everything acknowledged before the request was delivered before the answer
+        const before = new Set(
+          revs(
+            w.responses.slice(0, w.responses.indexOf(p)).flatMap((r) =>
+              r.watch_id === id ? r.events : []
+            ),
+          ),
+        );
+        const covered = acked.filter((rev) => rev <= p.header.revision);
+        assert.deepEqual(
+          covered.filter((rev) => !before.has(rev)),
+          [],
+          `progress ${p.header.revision}`,
+        );
+        await sleep(20);
+      }
+      writing = false;
+      await Promise.all(writers);
+      latencies.sort((a, b) => a - b);
+      console.log(
+        `progress answer under writes: p50 ${latencies[10].toFixed(1)} ms, max ${
+          latencies[19].toFixed(1)
+        } ms, ${acked.length} writes`,
+      );
+      assert.ok(acked.length > 20, `${acked.length} writes`);
+      // not held to a poll tick (1 s): the median answer comes well before one
+      assert.ok(latencies[10] < 250, `median ${latencies[10]} ms`);
+      assertMonotonic(w);
+    });
+  },
+);
+
+conformance(
   "§33 a watch with a future start revision does not push the stream's headers past the store",
   async (k) => {
     await streams(k, 1, async (w) => {
