@@ -125,7 +125,35 @@ export interface TxnResult {
 export interface Status {
   revision: number;
   compactRevision: number;
+  /** Bytes the store takes (SQLite: the file's pages, free ones included). */
   dbSize: number;
+  /** Bytes holding data; `dbSize - dbSizeInUse` is what {@link Backend.defragment} may reclaim. */
+  dbSizeInUse: number;
+}
+
+/** etcd's `HashKV`: a hash of every live key at `revision`. */
+export interface KvHash {
+  /** CRC-32C over each key, value, create/mod revision, version and lease, in key order. */
+  hash: number;
+  /** The revision hashed. */
+  revision: number;
+  compactRevision: number;
+  /** The store's current revision when the hash was taken. */
+  currentRevision: number;
+}
+
+/** One row of the revision log as stored, for a snapshot that copies it. */
+export interface LogRecord {
+  id: number;
+  name: string;
+  created: boolean;
+  deleted: boolean;
+  createRevision: number;
+  prevRevision: number;
+  lease: number;
+  value: Uint8Array | null;
+  oldValue: Uint8Array | null;
+  version: number;
 }
 
 /** What a backend can do beyond the core contract; a backend without them can do everything. */
@@ -153,6 +181,15 @@ export interface Backend {
   /** Compacts history up to `revision`; returns the current revision. */
   compact(revision: number): Promise<number>;
   status(): Promise<Status>;
+  /** Hashes the live keys at `revision` (0 = the current one). */
+  hashKV(revision: number): Promise<KvHash>;
+  /** Gives the engine's free space back where it can do so online; a no-op elsewhere. */
+  defragment(): Promise<void>;
+  /**
+   * Every row of the log up to one revision, in id order and in pages, as one
+   * consistent copy: compaction waits while a snapshot is read.
+   */
+  snapshot(): AsyncGenerator<LogRecord[]>;
   currentRevision(): number;
   /**
    * Delivers every change of `[key, end)` (`end` "" = the key, {@link FROM_KEY} =

@@ -3,14 +3,18 @@ import { Compactor, type CompactorOptions } from "./compactor.ts";
 import { CountCache } from "./count_cache.ts";
 import { type LogStore, rowToKv } from "./log.ts";
 import { rangeLog } from "./range.ts";
+import { Snapshots } from "./snapshot.ts";
+import { hashKeySpace } from "../hash.ts";
 import { checkTxn } from "./txn.ts";
 import { WatchHub } from "./watch_hub.ts";
 import { WritePipeline } from "./write_pipeline.ts";
 import type {
   Backend,
   EventSink,
+  KvHash,
   LeasedKeys,
   LeaseRecord,
+  LogRecord,
   RangeRequest,
   RangeResult,
   Status,
@@ -41,6 +45,7 @@ export class LogBackend implements Backend {
   readonly #writes: WritePipeline;
   readonly #hub: WatchHub;
   readonly #compactor: Compactor;
+  readonly #snapshots: Snapshots;
 
   constructor(
     private readonly store: LogStore,
@@ -66,7 +71,8 @@ export class LogBackend implements Backend {
       (revision) => this.#advance(revision),
       () => this.#current,
     );
-    this.#compactor = new Compactor(store, this.#writes, this.#hub, options);
+    this.#snapshots = new Snapshots(store.reader, this.#writes, this.#hub, options.pollBatchSize);
+    this.#compactor = new Compactor(store, this.#writes, this.#hub, options, this.#snapshots);
   }
 
   get #reader() {
@@ -206,9 +212,22 @@ export class LogBackend implements Backend {
 
   async status(): Promise<Status> {
     const { current, compact } = await this.#reader.revisions();
-    const dbSize = await this.store.size();
+    const dbSizeInUse = await this.store.size();
+    const dbSize = await this.store.allocatedSize?.() ?? dbSizeInUse;
     this.#advance(current);
-    return { revision: current, compactRevision: compact, dbSize };
+    return { revision: current, compactRevision: compact, dbSize, dbSizeInUse };
+  }
+
+  hashKV(revision: number): Promise<KvHash> {
+    return hashKeySpace(this, revision);
+  }
+
+  async defragment(): Promise<void> {
+    await this.store.defragment?.((step) => this.#writes.exclusive(step));
+  }
+
+  snapshot(): AsyncGenerator<LogRecord[]> {
+    return this.#snapshots.read(this.#current);
   }
 
   /** Compacts history up to `revision`; returns the current revision. */

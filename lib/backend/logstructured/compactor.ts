@@ -2,6 +2,7 @@ import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { compacted, futureRevision } from "../errors.ts";
 import type { LogStore } from "./log.ts";
+import type { Snapshots } from "./snapshot.ts";
 import type { WatchHub } from "./watch_hub.ts";
 import type { WritePipeline } from "./write_pipeline.ts";
 
@@ -28,6 +29,7 @@ export class Compactor {
     private readonly writes: WritePipeline,
     private readonly hub: WatchHub,
     private readonly options: CompactorOptions,
+    private readonly snapshots: Snapshots,
   ) {}
 
   /** Compacts to `revision`; returns the current revision. */
@@ -42,6 +44,7 @@ export class Compactor {
     let from = compact;
     let batches = 0;
     while (from < revision) {
+      await this.snapshots.idle();
       const step = Math.min(from + compactBatchSize, revision);
       const batchStarted = performance.now();
       let outcome: { raced: boolean; reached: number };

@@ -172,7 +172,16 @@ export interface LogStore {
   readonly notifier?: CommitNotifier;
   /** What a failed store call means for the caller (see {@link StoreFailure}). */
   classify(err: unknown): StoreFailure;
+  /** Bytes holding data. */
   size(): Promise<number>;
+  /** Bytes the store takes, free space included; stores without free space leave it out. */
+  allocatedSize?(): Promise<number>;
+  /**
+   * Gives free space back to the file system, each step inside `exclusive`
+   * (which keeps it apart from write transactions); stores with nothing to
+   * reclaim leave it out.
+   */
+  defragment?(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void>;
   /** Run after a compaction (SQLite: WAL checkpoint). */
   afterCompact(): Promise<void>;
   /** Lease records (only `id`'s when given), read outside any transaction. */

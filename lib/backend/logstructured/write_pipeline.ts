@@ -46,7 +46,12 @@ export class WritePipeline {
 
   /** Runs `fn` in a store transaction after every write queued before it. */
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
-    const next = this.#chain.then(() => this.store.write(fn));
+    return this.exclusive(() => this.store.write(fn));
+  }
+
+  /** Runs `step` after every write queued before it, with none under way meanwhile. */
+  exclusive<T>(step: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(step);
     this.#chain = next.catch(() => {});
     return next;
   }

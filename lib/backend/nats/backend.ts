@@ -27,12 +27,16 @@ import { Fanout } from "../logstructured/fanout.ts";
 import { rowToKv } from "../logstructured/log.ts";
 import { rangeLog } from "../logstructured/range.ts";
 import { subscribe } from "../logstructured/subscribe.ts";
+import { toRecord } from "../logstructured/snapshot.ts";
+import { hashKeySpace } from "../hash.ts";
 import { checkTxn, multiKeyUnsupported, txnKeys, TxnRunner } from "../logstructured/txn.ts";
 import type {
   Backend,
   EventSink,
+  KvHash,
   LeasedKeys,
   LeaseRecord,
+  LogRecord,
   RangeRequest,
   RangeResult,
   Status,
@@ -82,6 +86,9 @@ async function retryUnready<T>(fn: () => Promise<T>, logger: Logger): Promise<T>
     }
   }
 }
+
+/** Rows per page of a snapshot. */
+const SNAPSHOT_PAGE = 1000;
 
 export class NatsBackend implements Backend {
   readonly capabilities = { multiKeyTxn: false, name: "NATS" };
@@ -387,7 +394,33 @@ export class NatsBackend implements Backend {
     } catch (err) {
       throw this.#classify(err);
     }
-    return { revision: current, compactRevision: compact, dbSize };
+    return { revision: current, compactRevision: compact, dbSize, dbSizeInUse: dbSize };
+  }
+
+  hashKV(revision: number): Promise<KvHash> {
+    return hashKeySpace(this, revision);
+  }
+
+  /** JetStream manages its own storage: nothing to give back from here. */
+  defragment(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Every message the copy in memory holds, up to the last one applied. The
+   * pages are taken in one synchronous pass, so no message applied meanwhile
+   * (a compaction among them) can split the copy.
+   */
+  async *snapshot(): AsyncGenerator<LogRecord[]> {
+    const upTo = this.#replica.applied;
+    const pages: LogRecord[][] = [];
+    for (let after = 0; after < upTo;) {
+      const rows = this.#replica.reader.events(after, upTo, SNAPSHOT_PAGE);
+      if (rows.length === 0) break;
+      pages.push(rows.map(toRecord));
+      after = rows[rows.length - 1].id;
+    }
+    yield* pages;
   }
 
   leasedKeys(): Promise<LeasedKeys> {

@@ -35,6 +35,8 @@ export interface SqlDriver {
   readonly reader: SqlConn;
   /** Runs `fn` in one write transaction (immediate/serializable); commits if it resolves. */
   transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T>;
+  /** Gives free space back, as `LogStore.defragment`; engines that need nothing leave it out. */
+  defragment?(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void>;
   /**
    * Runs schema set-up on one connection, the way the engine wants DDL run
    * (SQLite: one immediate transaction, waiting out other processes' locks;
@@ -121,6 +123,8 @@ export interface Dialect {
   readonly compactSql: string;
   /** Bytes used by the table, one row with column `size`. */
   readonly sizeSql: string;
+  /** Bytes the database takes, free space included (one row, one column); absent = `sizeSql`. */
+  readonly allocatedSizeSql?: string;
   /** How long the poll loop waits for a missing id to commit before filling it. */
   readonly fillRetryDelayMs: number;
   /**
@@ -391,5 +395,9 @@ export class Statements {
 
   size(): string {
     return this.#get("size", () => this.dialect.sizeSql);
+  }
+
+  allocatedSize(): string {
+    return this.#get("allocated", () => this.dialect.allocatedSizeSql ?? this.dialect.sizeSql);
   }
 }

@@ -68,6 +68,8 @@ export const sqliteDialect: Dialect = {
   sizeSql: "SELECT ((SELECT page_count FROM pragma_page_count()) - " +
     "(SELECT freelist_count FROM pragma_freelist_count())) * " +
     "(SELECT page_size FROM pragma_page_size()) AS size",
+  allocatedSizeSql: "SELECT (SELECT page_count FROM pragma_page_count()) * " +
+    "(SELECT page_size FROM pragma_page_size()) AS size",
   fillRetryDelayMs: 0,
   insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
   orderedListJoin: "CROSS JOIN",
@@ -117,6 +119,10 @@ export function parseSqliteDsn(dsn: string, litestream = false): SqliteOptions {
 }
 
 const IDENT = /^[A-Z]+$/;
+/** `PRAGMA auto_vacuum` value of a file whose free pages `incremental_vacuum` gives back. */
+const INCREMENTAL_VACUUM = 2;
+/** Free pages one defragment step gives back (4 MiB at the default page size). */
+const DEFRAG_STEP_PAGES = 1024;
 /** Start-up VACUUM runs when at least 1/this of the pages are free. */
 const VACUUM_FREE_FRACTION = 10;
 
@@ -271,6 +277,36 @@ export class SqliteDriver implements SqlDriver {
       throw err;
     } finally {
       this.#wal?.afterTransaction();
+    }
+  }
+
+  /**
+   * Gives free pages back. A file in `auto_vacuum = INCREMENTAL` mode frees
+   * them in steps of {@link DEFRAG_STEP_PAGES}, each between two write
+   * transactions; any other file is switched to that mode by one VACUUM (a
+   * rewrite that holds writes up for its duration), so that later calls go in
+   * steps. Nothing is done when no page is free.
+   */
+  async defragment(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void> {
+    const db = this.#writer.db;
+    const pragma = (name: string) => Number(Object.values(db.prepare(`PRAGMA ${name}`).get()!)[0]);
+    if (pragma("freelist_count") === 0) return;
+    if (pragma("auto_vacuum") !== INCREMENTAL_VACUUM) {
+      await exclusive(() => {
+        db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+        db.exec("VACUUM");
+        return Promise.resolve();
+      });
+      return;
+    }
+    while (
+      await exclusive(() => {
+        // Each row stepped frees one page: exec() would stop after the first few.
+        db.prepare(`PRAGMA incremental_vacuum(${DEFRAG_STEP_PAGES})`).all();
+        return Promise.resolve(pragma("freelist_count") > 0);
+      })
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
 

@@ -75,6 +75,15 @@ export class SqlStore implements LogStore {
     return Number(r?.[0] ?? 0);
   }
 
+  async allocatedSize(): Promise<number> {
+    const [r] = await this.driver.reader.all("allocated_size", this.#sql.allocatedSize(), []);
+    return Number(r?.[0] ?? 0);
+  }
+
+  async defragment(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void> {
+    await this.driver.defragment?.(exclusive);
+  }
+
   async afterCompact(): Promise<void> {
     if (this.dialect.postCompactSql) {
       await this.driver.reader.run("post_compact", this.dialect.postCompactSql, []);
