@@ -86,6 +86,7 @@ export async function startKine(
       serverKeyFile: cfg.serverKeyFile,
       trustedCaFile: cfg.trustedCaFile,
       emulatedEtcdVersion: cfg.emulatedEtcdVersion,
+      endpoint: cfg.endpoint,
       autoCompaction: cfg.compactInterval > 0,
       watchProgressNotifyInterval: cfg.watchProgressNotifyInterval,
       keepaliveMinTime: cfg.grpcKeepaliveMinTime,

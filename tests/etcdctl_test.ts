@@ -398,21 +398,31 @@ conformance(
   { compactMinRetain: 0 },
 );
 
-conformance("etcdctl endpoint status: emulated version and a non-zero DB size", async (k) => {
-  const table = await ok(k, ["endpoint", "status"]);
-  const escaped = k.endpoint.replaceAll(".", "\\.");
-  const m = new RegExp(
-    `^${escaped}, 0, 3\\.6\\.11, ([0-9.]+) (B|kB|MB|GB), true, false, 0, 0, 0, \\n$`,
-  ).exec(table);
-  assert.ok(m, `unexpected endpoint status line: ${JSON.stringify(table)}`);
-  assert.ok(Number(m[1]) > 0, "DB size must not be zero");
-  const status = await json(k, ["endpoint", "status"]);
-  assert.equal(status.length, 1);
-  assert.equal(status[0].Endpoint, k.endpoint);
-  assert.equal(status[0].Status.version, "3.6.11");
-  assert.ok(Number.isInteger(status[0].Status.dbSize) && status[0].Status.dbSize > 0);
-  assert.equal(status[0].Status.header.revision, undefined); // empty header
-});
+conformance(
+  "etcdctl endpoint status: a leader with its member id, term 1, revision as raft index",
+  async (k) => {
+    const table = await ok(k, ["endpoint", "status"]);
+    const escaped = k.endpoint.replaceAll(".", "\\.");
+    const m = new RegExp(
+      `^${escaped}, ([0-9a-f]+), 3\\.6\\.11, ([0-9.]+) (B|kB|MB|GB), true, false, 1, 2, 2, \\n$`,
+    ).exec(table);
+    assert.ok(m, `unexpected endpoint status line: ${JSON.stringify(table)}`);
+    assert.ok(Number(m[2]) > 0, "DB size must not be zero");
+    const status = await json(k, ["endpoint", "status"]);
+    assert.equal(status.length, 1);
+    assert.equal(status[0].Endpoint, k.endpoint);
+    const st = status[0].Status;
+    assert.equal(st.version, "3.6.11");
+    assert.ok(Number.isInteger(st.dbSize) && st.dbSize > 0);
+    assert.ok(st.dbSizeInUse > 0 && st.dbSizeInUse <= st.dbSize);
+    assert.equal(st.header.revision, 2);
+    assert.equal(st.header.raft_term, 1);
+    assert.ok(st.header.cluster_id > 0);
+    assert.equal(st.leader, st.header.member_id);
+    assert.equal(st.leader.toString(16), m[1]);
+    assert.deepEqual([st.raftTerm, st.raftIndex, st.raftAppliedIndex], [1, 2, 2]);
+  },
+);
 
 conformance(
   "etcdctl endpoint status reports --emulated-etcd-version",
@@ -439,8 +449,14 @@ conformance("etcdctl endpoint health and member list", async (k) => {
   assert.equal(hj[0].health, true);
 
   const url = `http://${k.endpoint}`;
-  assert.equal(await ok(k, ["member", "list"]), lines(`0, started, kine, ${url}, ${url}, false`));
   const ml = await json(k, ["member", "list"]);
+  const id = ml.header.member_id.toString(16);
+  assert.equal(
+    await ok(k, ["member", "list"]),
+    lines(`${id}, started, kine, ${url}, ${url}, false`),
+  );
+  assert.equal(ml.members[0].ID, ml.header.member_id);
+  assert.equal(ml.header.revision, 2);
   assert.equal(ml.members.length, 1);
   assert.equal(ml.members[0].name, "kine");
   assert.deepEqual(ml.members[0].clientURLs, [url]);

@@ -23,6 +23,7 @@ import {
   type ServiceContext,
 } from "./services.ts";
 import { watchService } from "./watch.ts";
+import { Maintenance, type MemberIdentity, memberIdentity } from "../translator/maintenance.ts";
 
 export { advertisedUrl, parseListenAddress } from "./listener.ts";
 
@@ -32,6 +33,8 @@ export interface GrpcServerOptions {
   serverKeyFile: string;
   trustedCaFile: string;
   emulatedEtcdVersion: string;
+  /** The datastore endpoint, for the cluster id Maintenance and Cluster headers carry. */
+  endpoint: string;
   autoCompaction: boolean;
   /** Periodic watch progress notification interval, ms. */
   watchProgressNotifyInterval: number;
@@ -93,6 +96,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   const listener = parseListenAddress(o.listenAddress);
   const tls = tlsOptions(o);
   const defs = loadServiceDefinitions();
+  // The member id names the client URL, whose port is known once bound (before any call).
+  const bound: { identity?: MemberIdentity } = {};
   const ctx: ServiceContext = {
     translator: new Translator(o.backend, {
       autoCompaction: o.autoCompaction,
@@ -101,8 +106,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     }),
     backend: o.backend,
     leases: o.leases,
+    maintenance: new Maintenance(o.backend, () => bound.identity!, o.emulatedEtcdVersion),
     logger: o.logger,
-    emulatedVersion: o.emulatedEtcdVersion,
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),
     guard: o.auth.guard,
   };
@@ -150,9 +155,11 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     tls,
   );
   if (listener.socketPath) Deno.chmodSync(listener.socketPath, 0o600);
+  const url = advertisedUrl(listener, port, Boolean(tls));
+  bound.identity = memberIdentity(o.endpoint, url);
 
   return {
-    url: advertisedUrl(listener, port, Boolean(tls)),
+    url,
     close: () => {
       watch.closeAll();
       return server.shutdown(2000);

@@ -5,6 +5,7 @@ import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { callerOf } from "./caller.ts";
 import { MalformedRequest } from "./proto.ts";
+import type { Maintenance } from "../translator/maintenance.ts";
 import {
   Code,
   type EtcdError,
@@ -72,12 +73,6 @@ function unsupported(what: string, ctx: ServiceContext): grpc.handleUnaryCall<un
     );
 }
 
-function unsupportedStream(what: string, ctx: ServiceContext) {
-  return (
-    call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
-  ) => refuse(call, what, ctx, (e) => call.emit("error", { code: e.code, details: e.message }));
-}
-
 /**
  * Adapts an async generator of responses to a grpc-js server stream: `check`
  * (auth) first, then writes each one, waits while the transport reports back-pressure, stops pulling
@@ -124,10 +119,10 @@ const encoder = new TextEncoder();
 
 export interface ServiceContext {
   translator: Translator;
+  maintenance: Maintenance;
   leases: LeaseManager;
   backend: Backend;
   logger: Logger;
-  emulatedVersion: string;
   /** `http`, `https`, `unix` or `unixs`: how MemberList spells client URLs. */
   scheme: string;
   /** Auth checks (lib/auth); each passes at once while auth is off. */
@@ -212,12 +207,20 @@ export function memberUrls(authority: string, scheme: string): string[] {
 }
 
 export function clusterService(ctx: ServiceContext) {
+  const m = ctx.maintenance;
   return {
     MemberList: unary((_r: unknown, call) => {
       const urls = memberUrls(call.getHost(), ctx.scheme);
+      const header = m.header();
       return Promise.resolve({
-        header: { revision: 0 },
-        members: [{ ID: 0, name: "kine", peerURLs: urls, clientURLs: urls, isLearner: false }],
+        header,
+        members: [{
+          ID: header.member_id,
+          name: "kine",
+          peerURLs: urls,
+          clientURLs: urls,
+          isLearner: false,
+        }],
       });
     }, ctx.logger),
     MemberAdd: unsupported("member add", ctx),
@@ -228,20 +231,15 @@ export function clusterService(ctx: ServiceContext) {
 }
 
 export function maintenanceService(ctx: ServiceContext) {
+  const m = ctx.maintenance;
+  const g = ctx.guard;
   return {
-    Status: unary(async () => {
-      const s = await ctx.backend.status();
-      return {
-        header: { revision: 0 },
-        version: ctx.emulatedVersion,
-        dbSize: s.dbSize,
-      };
-    }, ctx.logger),
-    Alarm: unsupported("alarm", ctx),
-    Defragment: unsupported("defragment", ctx),
-    Hash: unsupported("hash", ctx),
-    HashKV: unsupported("hash kv", ctx),
-    Snapshot: unsupportedStream("snapshot", ctx),
+    Status: unary(() => m.status(), ctx.logger),
+    Alarm: unary((r: { action: string }) => m.alarm(r), ctx.logger, g.admin),
+    Defragment: unary(() => m.defragment(), ctx.logger, g.admin),
+    Hash: unary(() => m.hash(), ctx.logger, g.admin),
+    HashKV: unary((r: { revision: number }) => m.hashKV(r), ctx.logger, g.admin),
+    Snapshot: serverStream(() => m.snapshot(), ctx.logger, g.admin),
     MoveLeader: unsupported("move leader", ctx),
     Downgrade: unsupported("downgrade", ctx),
   };

@@ -10,10 +10,10 @@ export interface EtcdClient {
   kv: Record<"range" | "put" | "deleteRange" | "txn" | "compact", Unary>;
   lease: Record<"leaseGrant" | "leaseRevoke" | "leaseTimeToLive" | "leaseLeases", Unary>;
   cluster: Record<"memberList", Unary>;
-  maintenance: Record<"status" | "defragment", Unary>;
+  maintenance: Record<"status" | "defragment" | "alarm" | "hash" | "hashKV", Unary>;
   health: Record<"check", Unary>;
   auth: Record<(typeof AUTH_METHODS)[number], Unary>;
-  raw: { kv: grpc.Client; lease: grpc.Client };
+  raw: { kv: grpc.Client; lease: grpc.Client; maintenance: grpc.Client };
   close(): void;
 }
 
@@ -76,10 +76,16 @@ export function connect(
       "leaseLeases",
     ]) as EtcdClient["lease"],
     cluster: promisify(cluster, ["memberList"]) as EtcdClient["cluster"],
-    maintenance: promisify(maintenance, ["status", "defragment"]) as EtcdClient["maintenance"],
+    maintenance: promisify(maintenance, [
+      "status",
+      "defragment",
+      "alarm",
+      "hash",
+      "hashKV",
+    ]) as EtcdClient["maintenance"],
     health: promisify(h, ["check"]) as EtcdClient["health"],
     auth: promisify(auth, [...AUTH_METHODS]) as EtcdClient["auth"],
-    raw: { kv, lease },
+    raw: { kv, lease, maintenance },
     close() {
       for (const c of [kv, lease, cluster, maintenance, h, auth]) c.close();
     },
