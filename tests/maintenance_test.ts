@@ -10,6 +10,7 @@ import { b, type EtcdClient, s } from "./helpers/client.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
 import { startTestKine, type TestKine, withKine } from "./helpers/kine.ts";
 import { BACKENDS } from "./helpers/backends.ts";
+import { conformance } from "./helpers/conformance.ts";
 import { WatchClient } from "./helpers/watch.ts";
 
 const OUT_OF_RANGE = 11;
@@ -80,37 +81,34 @@ function snapshot(client: EtcdClient): Promise<{ blobs: Uint8Array[]; remaining:
   });
 }
 
-for (const backend of BACKENDS) {
-  Deno.test(`[${backend.name}] Status: header, ids, raft term/index, sizes; MemberList header`, () =>
-    withKine(
-      async (k) => {
-        const rev = await fill(k.client, "/st/", 300);
-        const st = await k.client.maintenance.status({});
-        assert.equal(st.header.revision, rev);
-        assert.equal(st.header.raft_term, 1);
-        assert.ok(st.header.cluster_id > 0 && st.header.member_id > 0);
-        assert.equal(st.leader, st.header.member_id);
-        assert.deepEqual([st.raftIndex, st.raftTerm, st.raftAppliedIndex], [rev, 1, rev]);
-        assert.ok(
-          st.dbSizeInUse > 0 && st.dbSizeInUse <= st.dbSize,
-          `${st.dbSizeInUse} ${st.dbSize}`,
-        );
-        assert.equal(st.version, "3.5.13");
-        assert.equal(st.isLearner, false);
-        const ml = await k.client.cluster.memberList({});
-        assert.deepEqual(ml.header, st.header);
-        assert.equal(ml.members[0].ID, st.header.member_id);
-        // Status reads no keys: fast whatever the store holds
-        const t0 = performance.now();
-        for (let i = 0; i < 20; i++) await k.client.maintenance.status({});
-        const each = (performance.now() - t0) / 20;
-        console.log(`Status: ${each.toFixed(2)} ms per call`);
-        assert.ok(each < 50, `${each} ms per Status`);
-      },
-      { emulatedEtcdVersion: "3.5.13" },
-      backend,
-    ));
-}
+conformance(
+  "Status: header, ids, raft term/index, sizes; MemberList header",
+  async (k) => {
+    const rev = await fill(k.client, "/st/", 300);
+    const st = await k.client.maintenance.status({});
+    assert.equal(st.header.revision, rev);
+    assert.equal(st.header.raft_term, 1);
+    assert.ok(st.header.cluster_id > 0 && st.header.member_id > 0);
+    assert.equal(st.leader, st.header.member_id);
+    assert.deepEqual([st.raftIndex, st.raftTerm, st.raftAppliedIndex], [rev, 1, rev]);
+    assert.ok(
+      st.dbSizeInUse > 0 && st.dbSizeInUse <= st.dbSize,
+      `${st.dbSizeInUse} ${st.dbSize}`,
+    );
+    assert.equal(st.version, "3.5.13");
+    assert.equal(st.isLearner, false);
+    const ml = await k.client.cluster.memberList({});
+    assert.deepEqual(ml.header, st.header);
+    assert.equal(ml.members[0].ID, st.header.member_id);
+    // Status reads no keys: fast whatever the store holds
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) await k.client.maintenance.status({});
+    const each = (performance.now() - t0) / 20;
+    console.log(`Status: ${each.toFixed(2)} ms per call`);
+    assert.ok(each < 50, `${each} ms per Status`);
+  },
+  { emulatedEtcdVersion: "3.5.13" },
+);
 
 Deno.test("two servers on one database: one cluster id, their own member ids, stable across restarts", async () => {
   const a = await startTestKine();
@@ -262,6 +260,7 @@ Deno.test("HashKV: one hash for two servers on one database, across restarts, pe
 
 for (const backend of BACKENDS) {
   Deno.test(`[${backend.name}] snapshot under writes: etcdctl saves a SQLite file a second server serves, every key and revision equal`, async () => {
+    // its own server: the copy is opened beside it and both are compared
     const k = await startTestKine({}, backend);
     let copy: TestKine | undefined;
     try {

@@ -7,10 +7,9 @@
 import assert from "node:assert/strict";
 import type * as grpc from "@grpc/grpc-js";
 import { b, s } from "./helpers/client.ts";
-import { BACKENDS } from "./helpers/backends.ts";
+import { conformance } from "./helpers/conformance.ts";
 import { type TestKine, withKine } from "./helpers/kine.ts";
 import type { RangeRequest } from "../lib/backend/types.ts";
-import type { KineConfig } from "../lib/mod.ts";
 import { CHUNK_TARGET_BYTES } from "../lib/translator/range_stream.ts";
 
 const OUT_OF_RANGE = 11;
@@ -81,16 +80,6 @@ async function fill(k: TestKine, prefix: string, n: number, value: (i: number) =
   await flush();
 }
 
-function conformance(
-  name: string,
-  fn: (k: TestKine) => Promise<void>,
-  config: Partial<KineConfig> = {},
-) {
-  for (const backend of BACKENDS) {
-    Deno.test(`[${backend.name}] RangeStream: ${name}`, () => withKine(fn, config, backend));
-  }
-}
-
 /** Runs `before` ahead of every backend read of a key under `prefix` (a slow or busy store). */
 function beforeReads(k: TestKine, prefix: string, before: (r: RangeRequest) => Promise<void>) {
   const backend = k.kine.backend;
@@ -102,7 +91,7 @@ function beforeReads(k: TestKine, prefix: string, before: (r: RangeRequest) => P
 }
 
 conformance(
-  "chunks merge into the Range answer; only the last carries header, more, count",
+  "RangeStream: chunks merge into the Range answer; only the last carries header, more, count",
   async (k) => {
     await fill(k, "/s/", 1000, (i) => "v".repeat(i % 300));
     const request = { key: b("/s/"), range_end: b("/s0") };
@@ -122,7 +111,7 @@ conformance(
 );
 
 conformance(
-  "limits, sorts, filters, keys-only, count-only and single keys answer as Range",
+  "RangeStream: limits, sorts, filters, keys-only, count-only and single keys answer as Range",
   async (k) => {
     await fill(k, "/o/", 300, (i) => `value-${(i * 7919) % 300}`);
     const requests = [
@@ -151,37 +140,44 @@ conformance(
   },
 );
 
-conformance("chunks grow from 10 kvs toward ~1.5 MiB and shrink for large values", async (k) => {
-  await fill(k, "/g/", 200, (i) => (i < 100 ? "s" : "L".repeat(64 * 1024)));
-  const { chunks, merged } = await rangeStream(k, { key: b("/g/"), range_end: b("/g0") });
-  assert.equal(merged.kvs.length, 200);
-  const sizes = chunks.map((c) => c.kvs.length);
-  assert.deepEqual(sizes.slice(0, 3), [10, 20, 40], `sizes ${sizes}`);
-  for (const c of chunks) {
-    const bytes = c.kvs.reduce((n: number, kv: any) => n + kv.key.length + kv.value.length, 0);
-    assert.ok(bytes <= CHUNK_TARGET_BYTES, `chunk of ${bytes} bytes`);
-  }
-  const large = chunks.slice(-3, -1).map((c) => c.kvs.length);
-  assert.ok(large.every((n) => n > 10 && n <= 24), `large-value chunks ${large}`);
-});
+conformance(
+  "RangeStream: chunks grow from 10 kvs toward ~1.5 MiB and shrink for large values",
+  async (k) => {
+    await fill(k, "/g/", 200, (i) => (i < 100 ? "s" : "L".repeat(64 * 1024)));
+    const { chunks, merged } = await rangeStream(k, { key: b("/g/"), range_end: b("/g0") });
+    assert.equal(merged.kvs.length, 200);
+    const sizes = chunks.map((c) => c.kvs.length);
+    assert.deepEqual(sizes.slice(0, 3), [10, 20, 40], `sizes ${sizes}`);
+    for (const c of chunks) {
+      const bytes = c.kvs.reduce((n: number, kv: any) => n + kv.key.length + kv.value.length, 0);
+      assert.ok(bytes <= CHUNK_TARGET_BYTES, `chunk of ${bytes} bytes`);
+    }
+    const large = chunks.slice(-3, -1).map((c) => c.kvs.length);
+    assert.ok(large.every((n) => n > 10 && n <= 24), `large-value chunks ${large}`);
+  },
+);
 
-conformance("compacted and future revisions fail before the first chunk", async (k) => {
-  await fill(k, "/c/", 20, () => "1");
-  const old = (await k.client.kv.range({ key: b("/c/000001") })).header.revision;
-  await fill(k, "/c/", 20, () => "2");
-  await k.client.kv.compact({ revision: old + 1 });
-  for (const [revision, message] of [[old, COMPACTED], [old + 1000, FUTURE]] as const) {
-    const seen: any[] = [];
-    await assert.rejects(
-      rangeStream(k, { key: b("/c/"), range_end: b("/c0"), revision }, (c) => seen.push(c)),
-      (err: any) => err.code === OUT_OF_RANGE && err.details === message,
-    );
-    assert.deepEqual(seen, []);
-  }
-  // at exactly the compact revision it is served
-  const at = await rangeStream(k, { key: b("/c/"), range_end: b("/c0"), revision: old + 1 });
-  assert.equal(at.merged.kvs.length, 20);
-}, { compactMinRetain: 0 });
+conformance(
+  "RangeStream: compacted and future revisions fail before the first chunk",
+  async (k) => {
+    await fill(k, "/c/", 20, () => "1");
+    const old = (await k.client.kv.range({ key: b("/c/000001") })).header.revision;
+    await fill(k, "/c/", 20, () => "2");
+    await k.client.kv.compact({ revision: old + 1 });
+    for (const [revision, message] of [[old, COMPACTED], [old + 1000, FUTURE]] as const) {
+      const seen: any[] = [];
+      await assert.rejects(
+        rangeStream(k, { key: b("/c/"), range_end: b("/c0"), revision }, (c) => seen.push(c)),
+        (err: any) => err.code === OUT_OF_RANGE && err.details === message,
+      );
+      assert.deepEqual(seen, []);
+    }
+    // at exactly the compact revision it is served
+    const at = await rangeStream(k, { key: b("/c/"), range_end: b("/c0"), revision: old + 1 });
+    assert.equal(at.merged.kvs.length, 20);
+  },
+  { compactMinRetain: 0 },
+);
 
 Deno.test("RangeStream: one revision while writes and other requests are served between chunks", () =>
   withKine(async (k) => {
