@@ -99,6 +99,7 @@ export async function startKine(
       leases,
       auth,
       logger: log,
+      metrics,
     });
     stops.push(() => grpc.close());
     let metricsUrl: string | undefined;

@@ -374,3 +374,68 @@ Deno.test("serveMetrics: HTTPS with cert/key (PEM text or file paths)", async (t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("per-RPC gRPC server metrics under etcd's names: unary, server and bidi streams, codes", async () => {
+  const { startTestKine } = await import("./helpers/kine.ts");
+  const { b } = await import("./helpers/client.ts");
+  const { WatchClient } = await import("./helpers/watch.ts");
+  const k = await startTestKine({ metricsBindAddress: "127.0.0.1:0" });
+  try {
+    await k.client.kv.put({ key: b("/m/a"), value: b("1") });
+    await k.client.kv.range({ key: b("/m/a") });
+    await k.client.kv.range({ key: b("/m/a") });
+    await assert.rejects(k.client.kv.put({ key: b("/m/a"), value: b("2"), ignore_value: true }));
+    // a RangeStream of one chunk
+    await new Promise<void>((resolve, reject) => {
+      const call = (k.client.raw.kv as any).RangeStream({ key: b("/m/"), range_end: b("/m0") });
+      call.on("data", () => {});
+      call.on("error", reject);
+      call.on("end", resolve);
+    });
+    // a watch stream: created, one event, then cancelled by the client
+    const w = new WatchClient(k.endpoint);
+    const id = (await w.watch({ key: "/m/" })).watch_id;
+    await k.client.kv.put({ key: b("/m/"), value: b("x") });
+    await w.waitEvents(id, 1);
+    await w.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const text = await (await fetch(k.kine.metricsUrl!)).text();
+    const value = (name: string, labels: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    const kv = (type: string, method: string) =>
+      `grpc_type="${type}",grpc_service="etcdserverpb.KV",grpc_method="${method}"`;
+    assert.equal(value("grpc_server_started_total", kv("unary", "Range")), 2);
+    assert.equal(value("grpc_server_handled_total", `${kv("unary", "Range")},grpc_code="OK"`), 2);
+    assert.equal(value("grpc_server_msg_received_total", kv("unary", "Range")), 2);
+    assert.equal(value("grpc_server_msg_sent_total", kv("unary", "Range")), 2);
+    assert.equal(value("grpc_server_handling_seconds_count", kv("unary", "Range")), 2);
+    assert.equal(value("grpc_server_started_total", kv("unary", "Put")), 3);
+    assert.equal(value("grpc_server_handled_total", `${kv("unary", "Put")},grpc_code="OK"`), 2);
+    assert.equal(
+      value("grpc_server_handled_total", `${kv("unary", "Put")},grpc_code="InvalidArgument"`),
+      1,
+    );
+    assert.equal(value("grpc_server_msg_sent_total", kv("unary", "Put")), 2);
+    const rs = kv("server_stream", "RangeStream");
+    assert.equal(value("grpc_server_started_total", rs), 1);
+    assert.equal(value("grpc_server_msg_sent_total", rs), 1);
+    assert.equal(value("grpc_server_handled_total", `${rs},grpc_code="OK"`), 1);
+    const watch = 'grpc_type="bidi_stream",grpc_service="etcdserverpb.Watch",grpc_method="Watch"';
+    assert.equal(value("grpc_server_started_total", watch), 1);
+    assert.equal(value("grpc_server_msg_received_total", watch), 1);
+    assert.equal(value("grpc_server_msg_sent_total", watch), 2, "created, then the event");
+    // the client's close half-closes the stream first (the server ends it OK) or resets it
+    const ended = ["OK", "Canceled"].map((c) =>
+      value("grpc_server_handled_total", `${watch},grpc_code="${c}"`) ?? 0
+    );
+    assert.equal(ended[0] + ended[1], 1, `OK, Canceled: ${ended}`);
+    assert.ok(text.includes("# TYPE grpc_server_handling_seconds histogram"));
+    assert.ok(
+      text.includes("grpc_server_handling_seconds_bucket{" + kv("unary", "Range") + ',le="0.005"}'),
+    );
+  } finally {
+    await k.close();
+  }
+});

@@ -6,6 +6,7 @@
 
 import {
   type Counter,
+  DEFAULT_BUCKETS,
   exponentialBuckets,
   type Gauge,
   type Histogram,
@@ -14,6 +15,10 @@ import {
 
 /** `kine_sql_time_seconds` buckets: 0.001·2^k for k = 0..13 (1 ms … 8.192 s). */
 export const SQL_TIME_BUCKETS: readonly number[] = exponentialBuckets(0.001, 2, 14);
+
+/** The labels go-grpc-prometheus (and so etcd) puts on its per-RPC metrics. */
+const RPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
+const RPC_CODE_LABELS = [...RPC_LABELS, "grpc_code"] as const;
 
 /** Typed handles to kine's metrics. */
 export interface KineMetrics {
@@ -40,6 +45,16 @@ export interface KineMetrics {
   readonly txnBatchSize: Histogram;
   /** `kine_event_loop_delay_seconds`: how late a 10 ms timer fires (event-loop stalls). */
   readonly eventLoopDelay: Histogram;
+  /** `grpc_server_started_total`: RPCs started on the server (labels as etcd's). */
+  readonly grpcStarted: Counter<typeof RPC_LABELS>;
+  /** `grpc_server_handled_total`: RPCs completed, by gRPC status name (`OK`, `InvalidArgument`…). */
+  readonly grpcHandled: Counter<typeof RPC_CODE_LABELS>;
+  /** `grpc_server_msg_received_total`: messages received (one per unary call). */
+  readonly grpcMsgReceived: Counter<typeof RPC_LABELS>;
+  /** `grpc_server_msg_sent_total`: messages sent (one per successful unary call). */
+  readonly grpcMsgSent: Counter<typeof RPC_LABELS>;
+  /** `grpc_server_handling_seconds`: time from the start of an RPC to its status. */
+  readonly grpcHandlingSeconds: Histogram<typeof RPC_LABELS>;
   /** `process_resident_memory_bytes` (from `Deno.memoryUsage().rss` at scrape time). */
   readonly processResidentMemoryBytes: Gauge;
   /** `process_start_time_seconds` (Unix seconds). */
@@ -107,6 +122,33 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       name: "kine_txn_batch_size",
       help: "Number of txns committed together in one database transaction",
       buckets: exponentialBuckets(1, 2, 10),
+    }),
+    grpcStarted: registry.counter({
+      name: "grpc_server_started_total",
+      help: "Total number of RPCs started on the server.",
+      labelNames: RPC_LABELS,
+    }),
+    grpcHandled: registry.counter({
+      name: "grpc_server_handled_total",
+      help: "Total number of RPCs completed on the server, regardless of success or failure.",
+      labelNames: RPC_CODE_LABELS,
+    }),
+    grpcMsgReceived: registry.counter({
+      name: "grpc_server_msg_received_total",
+      help: "Total number of RPC stream messages received on the server.",
+      labelNames: RPC_LABELS,
+    }),
+    grpcMsgSent: registry.counter({
+      name: "grpc_server_msg_sent_total",
+      help: "Total number of gRPC stream messages sent by the server.",
+      labelNames: RPC_LABELS,
+    }),
+    grpcHandlingSeconds: registry.histogram({
+      name: "grpc_server_handling_seconds",
+      help: "Histogram of response latency (seconds) of gRPC that had been application-level " +
+        "handled by the server.",
+      labelNames: RPC_LABELS,
+      buckets: DEFAULT_BUCKETS,
     }),
     processResidentMemoryBytes: registry.gauge({
       name: "process_resident_memory_bytes",

@@ -23,6 +23,8 @@ import {
   type ServiceContext,
 } from "./services.ts";
 import { watchService } from "./watch.ts";
+import { instrumentService } from "./rpc_metrics.ts";
+import type { KineMetrics } from "../metrics/mod.ts";
 import { Maintenance, type MemberIdentity, memberIdentity } from "../translator/maintenance.ts";
 
 export { advertisedUrl, parseListenAddress } from "./listener.ts";
@@ -52,6 +54,8 @@ export interface GrpcServerOptions {
   /** Users, roles and the checks they imply (lib/auth). */
   auth: Auth;
   logger: Logger;
+  /** Where the per-RPC gRPC metrics go; none recorded without. */
+  metrics?: KineMetrics;
 }
 
 export interface GrpcServer {
@@ -119,22 +123,22 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     maxConcurrentStreams: o.maxConcurrentStreams,
     maxQueuedBytes: o.maxUnreadBytes,
   });
-  server.addService(
-    deepTxnIsTooManyOps(withEncodedRange(defs["etcdserverpb.KV"])),
-    kvService(ctx),
-  );
+  // Every service's handlers record etcd's per-RPC metrics (lib/server/rpc_metrics.ts).
+  const add = (service: Record<string, MethodDefinition>, handlers: Record<string, any>) =>
+    server.addService(service, instrumentService(service, handlers, o.metrics));
+  add(deepTxnIsTooManyOps(withEncodedRange(defs["etcdserverpb.KV"])), kvService(ctx));
   const watch = watchService({
     backend: o.backend,
     logger: o.logger,
     progressInterval: o.watchProgressNotifyInterval,
     guard: o.auth.guard,
   });
-  server.addService(defs["etcdserverpb.Watch"], watch.handlers);
-  server.addService(defs["etcdserverpb.Lease"], leaseService(ctx));
-  server.addService(defs["etcdserverpb.Cluster"], clusterService(ctx));
-  server.addService(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
-  server.addService(defs["etcdserverpb.Auth"], authService(o.auth.api, o.logger));
-  server.addService(defs["grpc.health.v1.Health"], healthService());
+  add(defs["etcdserverpb.Watch"], watch.handlers);
+  add(defs["etcdserverpb.Lease"], leaseService(ctx));
+  add(defs["etcdserverpb.Cluster"], clusterService(ctx));
+  add(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
+  add(defs["etcdserverpb.Auth"], authService(o.auth.api, o.logger));
+  add(defs["grpc.health.v1.Health"], healthService());
 
   if (listener.socketPath) {
     try {
