@@ -26,6 +26,7 @@ import {
   type KineBackend,
   kubeMix,
   leasePuts,
+  progressUnderWrites,
   putSweep,
   QUICK,
   type RunContext,
@@ -37,7 +38,7 @@ import {
   type Store,
 } from "./workloads.ts";
 
-const WORKLOADS = ["kube", "lease", "sweep", "list", "watch", "scale", "ha"];
+const WORKLOADS = ["kube", "lease", "sweep", "list", "watch", "progress", "scale", "ha"];
 
 const USAGE = `usage: deno task bench [flags]
   --mode pinned|unpinned|both   pinned: server stack on core 0, load generator on core 1 (default both)
@@ -141,6 +142,7 @@ function plan(o: Options, mode: string): { name: string; run: Workload; rounds: 
     // Listing a large store on a network database takes long: one round.
     { name: "list", run: bigStore, rounds: 1 },
     { name: "watch", run: idleWatchers, rounds: 1 },
+    { name: "progress", run: progressUnderWrites, rounds: 1 },
     { name: "ha", run: severalServers, rounds: 1 },
     { name: "scale", run: scale, rounds: mode === "unpinned" || o.quick ? 1 : 0 },
   ];

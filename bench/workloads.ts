@@ -100,6 +100,7 @@ export interface Sizes {
   /** `maxMs` bounds the bulk load (a slow backend gets fewer keys). */
   list: { total: number; small: number; valueSize: number; maxMs: number };
   idle: { ms: number; watchers: number; perStream: number; rate: number };
+  progress: { ms: number; rate: number; everyMs: number };
   /**
    * `maxMs` bounds the bulk load, the updates and the wait for compaction each
    * (a slow backend gets fewer objects).
@@ -115,6 +116,7 @@ export const FULL: Sizes = {
   sweep: { ms: 3000, levels: [8, 32, 128, 512] },
   list: { total: 100_000, small: 10_000, valueSize: 512, maxMs: 120_000 },
   idle: { ms: 10_000, watchers: 1000, perStream: 25, rate: 1000 },
+  progress: { ms: 10_000, rate: 1000, everyMs: 100 },
   scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 60_000 },
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
 };
@@ -126,6 +128,7 @@ export const QUICK: Sizes = {
   sweep: { ms: 500, levels: [128] },
   list: { total: 10_000, small: 1000, valueSize: 512, maxMs: 30_000 },
   idle: { ms: 1000, watchers: 100, perStream: 25, rate: 200 },
+  progress: { ms: 1000, rate: 200, everyMs: 100 },
   scale: { objects: 2000, callers: 16, statusCalls: 20, maxMs: 30_000 },
   ha: { servers: 3, ms: 1000, writers: 16, rate: 200 },
 };
@@ -654,6 +657,30 @@ export function idleWatchers(ctx: RunContext): Promise<Sample[]> {
     addDelivery(sample, result);
     if (idleResult.events) sample.errors["idle watcher: unexpected events"] = idleResult.events;
     sample.notes.push(`RSS at end ${(sample.rss.last / 2 ** 20).toFixed(0)} MiB`);
+    return [sample];
+  });
+}
+
+/**
+ * (5b) Consistent lists as the apiserver serves them from its cache: a
+ * `WatchProgressRequest` every 100 ms on a watch stream while puts go on,
+ * each timed to its answer, which must never come before an event it covers.
+ */
+export function progressUnderWrites(ctx: RunContext): Promise<Sample[]> {
+  const z = ctx.sizes.progress;
+  return withFreshStack(ctx, async (stack) => {
+    const { result, sample } = await measure(ctx, stack, () =>
+      ctx.loadgen.call("progress", {
+        target: target(stack),
+        prefix: "/progress/",
+        rate: z.rate,
+        durationMs: z.ms,
+        everyMs: z.everyMs,
+        valueSize: 256,
+      }));
+    sample.workload = `WatchProgressRequest every ${z.everyMs} ms + ${z.rate} puts/s`;
+    absorb(sample, [result]);
+    sample.wallS = Math.min(sample.wallS, result.writeMs / 1000);
     return [sample];
   });
 }
