@@ -388,6 +388,8 @@ func listings(p *listingsParams, _ control) (interface{}, error) {
 				return 0, err
 			}
 			return int64(len(res.Kvs)), nil
+		case "stream":
+			return rangeStream(ctx, c, l.Prefix, prefixEnd(l.Prefix))
 		}
 		key := l.Prefix
 		var revision, n int64
