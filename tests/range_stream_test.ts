@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import type * as grpc from "@grpc/grpc-js";
 import { b, s } from "./helpers/client.ts";
 import { conformance } from "./helpers/conformance.ts";
+import { putAll } from "./helpers/fill.ts";
+import type { TestBackend } from "./helpers/backends.ts";
 import { type TestKine, withKine } from "./helpers/kine.ts";
 import type { RangeRequest } from "../lib/backend/types.ts";
 import { CHUNK_TARGET_BYTES } from "../lib/translator/range_stream.ts";
@@ -62,22 +64,18 @@ function answer(r: any) {
   };
 }
 
-async function fill(k: TestKine, prefix: string, n: number, value: (i: number) => string) {
-  let ops: unknown[] = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (ops.length > 0) await k.client.kv.txn({ compare: [], success: ops, failure: [] });
-    ops = [];
-    bytes = 0;
-  };
-  for (let i = 0; i < n; i++) {
-    const v = value(i);
-    // Within etcd's 128 ops and 1.5 MiB per request.
-    if (ops.length === 128 || bytes + v.length > 1024 * 1024) await flush();
-    ops.push({ request_put: { key: b(`${prefix}${String(i).padStart(6, "0")}`), value: b(v) } });
-    bytes += v.length;
-  }
-  await flush();
+function fill(
+  k: TestKine,
+  prefix: string,
+  n: number,
+  value: (i: number) => string,
+  backend?: TestBackend,
+) {
+  const entries = Array.from(
+    { length: n },
+    (_, i) => [`${prefix}${String(i).padStart(6, "0")}`, value(i)] as [string, string],
+  );
+  return putAll(k.client, entries, backend);
 }
 
 /** Runs `before` ahead of every backend read of a key under `prefix` (a slow or busy store). */
@@ -92,8 +90,8 @@ function beforeReads(k: TestKine, prefix: string, before: (r: RangeRequest) => P
 
 conformance(
   "RangeStream: chunks merge into the Range answer; only the last carries header, more, count",
-  async (k) => {
-    await fill(k, "/s/", 1000, (i) => "v".repeat(i % 300));
+  async (k, backend) => {
+    await fill(k, "/s/", 1000, (i) => "v".repeat(i % 300), backend);
     const request = { key: b("/s/"), range_end: b("/s0") };
     const { chunks, merged } = await rangeStream(k, request);
     assert.deepEqual(answer(merged), answer(await k.client.kv.range(request)));
@@ -112,8 +110,8 @@ conformance(
 
 conformance(
   "RangeStream: limits, sorts, filters, keys-only, count-only and single keys answer as Range",
-  async (k) => {
-    await fill(k, "/o/", 300, (i) => `value-${(i * 7919) % 300}`);
+  async (k, backend) => {
+    await fill(k, "/o/", 300, (i) => `value-${(i * 7919) % 300}`, backend);
     const requests = [
       { limit: 25 },
       { limit: 300 },
@@ -142,8 +140,8 @@ conformance(
 
 conformance(
   "RangeStream: chunks grow from 10 kvs toward ~1.5 MiB and shrink for large values",
-  async (k) => {
-    await fill(k, "/g/", 200, (i) => (i < 100 ? "s" : "L".repeat(64 * 1024)));
+  async (k, backend) => {
+    await fill(k, "/g/", 200, (i) => (i < 100 ? "s" : "L".repeat(64 * 1024)), backend);
     const { chunks, merged } = await rangeStream(k, { key: b("/g/"), range_end: b("/g0") });
     assert.equal(merged.kvs.length, 200);
     const sizes = chunks.map((c) => c.kvs.length);
@@ -159,10 +157,10 @@ conformance(
 
 conformance(
   "RangeStream: compacted and future revisions fail before the first chunk",
-  async (k) => {
-    await fill(k, "/c/", 20, () => "1");
+  async (k, backend) => {
+    await fill(k, "/c/", 20, () => "1", backend);
     const old = (await k.client.kv.range({ key: b("/c/000001") })).header.revision;
-    await fill(k, "/c/", 20, () => "2");
+    await fill(k, "/c/", 20, () => "2", backend);
     await k.client.kv.compact({ revision: old + 1 });
     for (const [revision, message] of [[old, COMPACTED], [old + 1000, FUTURE]] as const) {
       const seen: any[] = [];
