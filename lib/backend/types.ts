@@ -206,6 +206,12 @@ export interface Backend {
    */
   latestRevision(): Promise<number>;
   /**
+   * etcd's ReadIndex: resolves once this process has applied every write that
+   * any process sharing the store committed before the call, with a revision
+   * covering them. Concurrent callers share one store lookup.
+   */
+  linearize(): Promise<number>;
+  /**
    * Persisted lease records (kine's own leases; see lib/lease), or only `id`'s.
    * Read from the store every time: other processes grant, renew and revoke too.
    */

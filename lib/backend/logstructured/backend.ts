@@ -5,6 +5,7 @@ import { type LogStore, rowToKv } from "./log.ts";
 import { rangeLog } from "./range.ts";
 import { Snapshots } from "./snapshot.ts";
 import { hashKeySpace } from "../hash.ts";
+import { ReadIndex } from "../read_index.ts";
 import { checkTxn } from "./txn.ts";
 import { WatchHub } from "./watch_hub.ts";
 import { WritePipeline } from "./write_pipeline.ts";
@@ -46,6 +47,10 @@ export class LogBackend implements Backend {
   readonly #hub: WatchHub;
   readonly #compactor: Compactor;
   readonly #snapshots: Snapshots;
+  readonly #readIndex = new ReadIndex(
+    () => this.latestRevision(),
+    (revision) => this.waitForSyncTo(revision),
+  );
 
   constructor(
     private readonly store: LogStore,
@@ -172,6 +177,10 @@ export class LogBackend implements Backend {
     const { current } = await this.#reader.revisions();
     this.#advance(current);
     return current;
+  }
+
+  linearize(): Promise<number> {
+    return this.#readIndex.barrier();
   }
 
   leaseRecords(id?: number): Promise<LeaseRecord[]> {

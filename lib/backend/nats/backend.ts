@@ -29,6 +29,7 @@ import { rangeLog } from "../logstructured/range.ts";
 import { subscribe } from "../logstructured/subscribe.ts";
 import { toRecord } from "../logstructured/snapshot.ts";
 import { hashKeySpace } from "../hash.ts";
+import { ReadIndex } from "../read_index.ts";
 import { checkTxn, multiKeyUnsupported, txnKeys, TxnRunner } from "../logstructured/txn.ts";
 import type {
   Backend,
@@ -95,6 +96,10 @@ export class NatsBackend implements Backend {
   readonly #replica: Replica;
   readonly #fanout = new Fanout();
   readonly #counts = new CountCache();
+  readonly #readIndex = new ReadIndex(
+    () => this.latestRevision(),
+    (revision) => this.waitForSyncTo(revision),
+  );
   readonly #prefix: string;
   #nc?: NatsConnection;
   #js?: JetStreamClient;
@@ -430,6 +435,10 @@ export class NatsBackend implements Backend {
       return { key: kv.key, lease: kv.lease, modRevision: kv.modRevision };
     });
     return Promise.resolve({ revision, keys });
+  }
+
+  linearize(): Promise<number> {
+    return this.#readIndex.barrier();
   }
 
   async latestRevision(): Promise<number> {
