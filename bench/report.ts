@@ -138,9 +138,21 @@ export function serverRank(name: string): number {
  */
 export const SATURATED = 0.9;
 
-/** True if the load generator had headroom during the run. */
+/**
+ * Share of the server's core (pinned) or of a core (unpinned) that other
+ * processes may take before a row is invalid: beyond it they, not the server,
+ * may have set the pace (or lent it idle time).
+ */
+export const OTHERS_MAX = 0.1;
+
+/** Share of a core that other processes took during the run, if measured. */
+function othersShare(g: Group): number {
+  return g.otherCpuS === undefined ? 0 : g.otherCpuS / g.wallS;
+}
+
+/** True if the load generator had headroom and nothing else took the server's time. */
 export function valid(g: Group): boolean {
-  return !(g.loadgenCpuS / g.wallS >= SATURATED);
+  return !(g.loadgenCpuS / g.wallS >= SATURATED) && othersShare(g) <= OTHERS_MAX;
 }
 
 /** `1,234` / `12.3` / `0.123`: about three significant digits. */
@@ -173,7 +185,14 @@ function errorsNote(errors: Record<string, number>): string {
 function bound(g: Group): string {
   const server = g.serverCpuS / g.wallS;
   const load = g.loadgenCpuS / g.wallS;
-  if (!valid(g)) return "**invalid: the load generator saturated its core**";
+  if (g.loadgenCpuS / g.wallS >= SATURATED) {
+    return "**invalid: the load generator saturated its core**";
+  }
+  if (!valid(g)) {
+    return `**invalid: other processes took ${
+      Math.round(othersShare(g) * 100)
+    }% of the server's core (more than ${OTHERS_MAX * 100}%)**`;
+  }
   if (g.mode !== "pinned") {
     return server + load > 1.8 ? "both cores busy" : "";
   }
