@@ -1,4 +1,5 @@
 import type { KeyValue, LeaseRecord } from "../types.ts";
+import type { KeyTxnStore } from "./key_txn.ts";
 
 /** Values or promises: SQLite answers synchronously, network databases do not. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -184,6 +185,11 @@ export interface LogStore {
   defragment?(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void>;
   /** Run after a compaction (SQLite: WAL checkpoint). */
   afterCompact(): Promise<void>;
+  /**
+   * Runs single-key txns a statement each, a batch in one round trip (see
+   * `key_txn.ts`); stores without it run every txn through {@link write}.
+   */
+  writeKeyTxns?: KeyTxnStore["writeKeyTxns"];
   /** Lease records (only `id`'s when given), read outside any transaction. */
   leaseRecords(id?: number): Promise<LeaseRecord[]>;
   close(): Promise<void>;

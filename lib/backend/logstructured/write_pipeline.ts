@@ -4,6 +4,7 @@ import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError } from "../errors.ts";
 import type { LogStore, LogWriteTx, StoreFailure } from "./log.ts";
 import { Pacer, TxnRunner } from "./txn.ts";
+import { type KeyTxn, keyTxnLost, keyTxnOf, keyTxnResult, type KeyTxnRow } from "./key_txn.ts";
 import type { Txn, TxnResult } from "../types.ts";
 
 /**
@@ -25,10 +26,38 @@ interface Pending {
 
 type Outcome = { ok: true; result: TxnResult } | { ok: false; err: unknown };
 
+/** Single-key txns per store round trip at most, and the bytes of their values. */
+const KEYED_CHUNK = 256;
+const KEYED_CHUNK_BYTES = 4 << 20;
+
+/** Consecutive runs of `indices`, each within the chunk bounds above. */
+function chunks(indices: number[], key: (i: number) => KeyTxn): number[][] {
+  const out: number[][] = [];
+  let bytes = 0;
+  for (const i of indices) {
+    const k = key(i);
+    const size = k.name.length + (k.success.type === "put" ? k.success.value.length : 0);
+    const last = out[out.length - 1];
+    if (!last || last.length >= KEYED_CHUNK || (bytes + size > KEYED_CHUNK_BYTES && last.length)) {
+      out.push([i]);
+      bytes = size;
+    } else {
+      last.push(i);
+      bytes += size;
+    }
+  }
+  return out;
+}
+
+function conflictError(): BackendError {
+  return new BackendError("unavailable", "etcdserver: request timed out, possibly due to conflict");
+}
+
 /**
  * Every write of the process goes through here, one store transaction at a
  * time. Txns from concurrent callers are gathered into one transaction (group
- * commit); when there are several, each runs under its own savepoint, so a
+ * commit). Single-key txns (kube's writes) go to the store's one-round-trip
+ * batch where it has one; the others run each under its own savepoint, so a
  * failing one leaves no row behind and the others still commit. Callers are
  * answered only after the commit.
  */
@@ -76,7 +105,21 @@ export class WritePipeline {
     const batch = this.#queue;
     this.#queue = [];
     try {
-      const outcomes = await this.#commit(batch);
+      const outcomes: Outcome[] = new Array(batch.length);
+      const keyed: number[] = [];
+      const general: number[] = [];
+      const keys = batch.map((p) => this.store.writeKeyTxns ? keyTxnOf(p.txn) : null);
+      keys.forEach((k, i) => (k ? keyed : general).push(i));
+      for (const chunk of chunks(keyed, (i) => keys[i]!)) {
+        await this.#settle(
+          outcomes,
+          chunk,
+          () => this.#commitKeyed(chunk.map((i) => batch[i].txn)),
+        );
+      }
+      if (general.length > 0) {
+        await this.#settle(outcomes, general, () => this.#commit(general.map((i) => batch[i].txn)));
+      }
       this.options.metrics?.txnBatchSize.observe(batch.length);
       let last = 0;
       batch.forEach((p, i) => {
@@ -87,16 +130,65 @@ export class WritePipeline {
         } else p.reject(o.err);
       });
       this.onCommit(last);
+    } finally {
+      if (this.#queue.length > 0) setImmediate(() => this.#flush());
+      else this.#flushing = false;
+    }
+  }
+
+  /** Runs one part of a batch, its outcomes at `indices`; a failure fails that part alone. */
+  async #settle(outcomes: Outcome[], indices: number[], run: () => Promise<Outcome[]>) {
+    try {
+      const out = await run();
+      indices.forEach((i, j) => outcomes[i] = out[j]);
     } catch (err) {
       if (!(err instanceof BackendError) && this.store.classify(err).kind !== "conflict") {
         this.options.logger.error("write transaction failed", { error: String(err) });
       }
       const failure = this.#classify(err);
-      for (const p of batch) p.reject(failure);
-    } finally {
-      if (this.#queue.length > 0) setImmediate(() => this.#flush());
-      else this.#flushing = false;
+      for (const i of indices) outcomes[i] = { ok: false, err: failure };
     }
+  }
+
+  /**
+   * Commits single-key txns as the store's one-round-trip batch. A txn whose
+   * write lost to another writer (compares held, no row went in) runs again
+   * in a batch of its own, after the others committed; a batch that fails on
+   * something else than a deadlock or the connection runs again on the
+   * general path, where each txn has its savepoint and a failure is its own.
+   */
+  async #commitKeyed(txns: Txn[]): Promise<Outcome[]> {
+    const keys = txns.map((t) => keyTxnOf(t)!);
+    const out: Outcome[] = new Array(txns.length);
+    let todo = txns.map((_, i) => i);
+    for (let attempt = 1; todo.length > 0; attempt++) {
+      let rows: (KeyTxnRow | Error)[];
+      try {
+        rows = await this.exclusive(() => this.store.writeKeyTxns!(todo.map((i) => keys[i])));
+      } catch (err) {
+        const failure = this.store.classify(err);
+        if (failure.kind === "other") {
+          const general = await this.#commit(todo.map((i) => txns[i]));
+          todo.forEach((i, j) => out[i] = general[j]);
+          return out;
+        }
+        if (attempt >= MAX_ATTEMPTS || !this.#retriable(failure)) throw err;
+        await new Promise((r) => setTimeout(r, attempt));
+        continue;
+      }
+      const lost: number[] = [];
+      todo.forEach((i, j) => {
+        const row = rows[j];
+        if (row instanceof Error) out[i] = { ok: false, err: row };
+        else if (!keyTxnLost(keys[i], row)) {
+          out[i] = { ok: true, result: keyTxnResult(keys[i], row) };
+        } else if (attempt < MAX_ATTEMPTS) lost.push(i);
+        else out[i] = { ok: false, err: conflictError() };
+      });
+      if (lost.length > 0) this.options.metrics?.insertErrorsTotal.labels("true").inc(lost.length);
+      todo = lost;
+    }
+    return out;
   }
 
   /**
@@ -104,16 +196,16 @@ export class WritePipeline {
    * deadlock, a serialization failure, an id lost to a gap fill). A batch of
    * one needs no savepoint: its failure is the transaction's.
    */
-  async #commit(batch: Pending[]): Promise<Outcome[]> {
+  async #commit(batch: Txn[]): Promise<Outcome[]> {
     for (let attempt = 1;; attempt++) {
       try {
         return await this.write(async (tx) => {
           const pacer = new Pacer();
           if (batch.length === 1) {
-            return [{ ok: true, result: await new TxnRunner(tx, pacer).run(batch[0].txn) }];
+            return [{ ok: true, result: await new TxnRunner(tx, pacer).run(batch[0]) }];
           }
           const outcomes: Outcome[] = [];
-          for (const p of batch) outcomes.push(await this.#runSaved(tx, p.txn, pacer));
+          for (const txn of batch) outcomes.push(await this.#runSaved(tx, txn, pacer));
           return outcomes;
         });
       } catch (err) {
@@ -166,12 +258,7 @@ export class WritePipeline {
   #classify(err: unknown): unknown {
     if (err instanceof BackendError) return err;
     const failure = this.store.classify(err);
-    if (failure.kind === "conflict") {
-      return new BackendError(
-        "unavailable",
-        "etcdserver: request timed out, possibly due to conflict",
-      );
-    }
+    if (failure.kind === "conflict") return conflictError();
     if (failure.kind === "connection") {
       return new BackendError("unavailable", "etcdserver: database unavailable");
     }

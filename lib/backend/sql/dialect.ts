@@ -29,12 +29,32 @@ export interface SqlConn {
   send?(name: string, sql: string): void;
 }
 
+/** One statement of a {@link SqlDriver.pipeline}, with `?` placeholders already bound. */
+export interface SqlStatement {
+  sql: string;
+  params: SqlParam[];
+}
+
+/** What one statement of a pipeline returned: its rows, or its count and inserted id. */
+export interface SqlResult {
+  rows: SqlRow[];
+  changes: number;
+  lastId: number;
+}
+
 /** A pool of connections to one database. */
 export interface SqlDriver {
   /** Autocommit reads. */
   readonly reader: SqlConn;
   /** Runs `fn` in one write transaction (immediate/serializable); commits if it resolves. */
   transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T>;
+  /**
+   * Runs the statements in order in one write transaction and commits it, in
+   * one round trip: BEGIN, the statements and COMMIT leave together. Where a
+   * statement fails, the transaction is rolled back and the error thrown.
+   * Engines that cannot send them together leave it out.
+   */
+  pipeline?(statements: SqlStatement[]): Promise<SqlResult[]>;
   /** Gives free space back, as `LogStore.defragment`; engines that need nothing leave it out. */
   defragment?(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void>;
   /**
@@ -135,6 +155,27 @@ export interface Dialect {
   readonly insertIgnore: { verb: string; suffix: string };
   /** Run after a successful compaction, or empty. */
   readonly postCompactSql: string;
+  /**
+   * How a single-key txn (`KeyTxn`) is one statement's work here, where the
+   * engine can (see `key_txn.ts`); absent = every txn takes the general path.
+   */
+  readonly keyTxn?: KeyTxnDialect;
+}
+
+/** The engine-specific parts of the key-txn statements (`key_txn.ts`). */
+export interface KeyTxnDialect {
+  /** A bigint parameter (`CAST(? AS BIGINT)` where the engine cannot infer it). */
+  readonly int: string;
+  /** A bytes parameter. */
+  readonly bytes: string;
+  /** An empty byte string literal. */
+  readonly emptyBytes: string;
+  /**
+   * PostgreSQL: one statement per txn (a CTE whose insert is conditional);
+   * MySQL: the latest id in a session variable, the conditional insert, then
+   * the row read back.
+   */
+  readonly shape: "cte" | "variable";
 }
 
 /** The engine's code of an error, for metrics and logs: `code`, `errno` or "". */
@@ -174,7 +215,8 @@ const VERSION = "COALESCE(kine.version, CASE WHEN kine.created = 1 THEN 1 ELSE "
   "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id >= kine.create_revision " +
   "AND v.id <= kine.id) END) AS version";
 
-function cols(keysOnly: boolean): string {
+/** The columns a `LogRow` is read from, of the table `kine` (see `toRow` in tx.ts). */
+export function cols(keysOnly: boolean): string {
   return keysOnly ? `${COLS}, ${VERSION}` : `${COLS}, kine.value, ${VERSION}`;
 }
 
@@ -391,6 +433,11 @@ export class Statements {
 
   leaseDelete(): string {
     return this.#get("lease_delete", () => "DELETE FROM kine_lease WHERE id = ?");
+  }
+
+  /** A statement text built once per `key` (the key-txn statements, by shape). */
+  cached(key: string, build: () => string): string {
+    return this.#get(key, build);
   }
 
   size(): string {

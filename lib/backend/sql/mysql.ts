@@ -17,7 +17,9 @@ import {
   type SqlEngine,
   type SqlOptions,
   type SqlParam,
+  type SqlResult,
   type SqlRow,
+  type SqlStatement,
 } from "./dialect.ts";
 
 /** The key column's width in bytes (upstream's `VARCHAR(630) CHARACTER SET ascii`). */
@@ -123,6 +125,7 @@ export const mysqlDialect: Dialect = {
   fillRetryDelayMs: 0,
   insertIgnore: { verb: "INSERT IGNORE INTO", suffix: "" },
   postCompactSql: "",
+  keyTxn: { int: "?", bytes: "?", emptyBytes: "''", shape: "variable" },
 };
 
 /** What a go-sql-driver DSN says, ready for mysql2. */
@@ -253,6 +256,33 @@ class MysqlDriver implements SqlDriver {
     });
   }
 
+  /**
+   * START TRANSACTION, the statements and COMMIT as one multi-statement
+   * query: one packet, one round trip. The server stops at a failing
+   * statement (COMMIT included), so the transaction is rolled back then.
+   */
+  pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
+    return this.#on(async (conn) => {
+      const sql = ["START TRANSACTION", ...statements.map((s) => s.sql), "COMMIT"].join(";\n");
+      let results: unknown[];
+      try {
+        [results] = await conn.query({
+          sql,
+          values: bytes(statements.flatMap((s) => s.params)),
+          rowsAsArray: true,
+        }) as unknown as [unknown[]];
+      } catch (err) {
+        await conn.query("ROLLBACK").catch(() => {});
+        throw err;
+      }
+      return results.slice(1, 1 + statements.length).map((r) => {
+        if (Array.isArray(r)) return { rows: r as SqlRow[], changes: 0, lastId: 0 };
+        const header = r as mysql.ResultSetHeader;
+        return { rows: [], changes: header.affectedRows, lastId: Number(header.insertId) };
+      });
+    });
+  }
+
   setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T> {
     return this.#on((conn) => fn(new MysqlConn(conn)));
   }
@@ -284,6 +314,8 @@ function poolOptions(
     maxIdle: o.pool.maxIdle,
     idleTimeout: o.pool.maxIdleTime > 0 ? o.pool.maxIdleTime : 2 ** 31 - 1,
     enableKeepAlive: true,
+    // The write pipeline sends a batch as one multi-statement query (values are escaped).
+    multipleStatements: true,
   };
 }
 

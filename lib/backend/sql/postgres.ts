@@ -3,6 +3,7 @@
  * schema and DSN conventions, the fork's lock_timeout, and a mode without
  * server-side prepared statements for PgBouncer's transaction pooling.
  */
+import { Buffer } from "node:buffer";
 import postgres from "postgres";
 import { dsnError } from "../errors.ts";
 import type { CommitNotifier, StoreFailure } from "../logstructured/log.ts";
@@ -17,7 +18,9 @@ import {
   type SqlEngine,
   type SqlOptions,
   type SqlParam,
+  type SqlResult,
   type SqlRow,
+  type SqlStatement,
 } from "./dialect.ts";
 
 /** SQLSTATEs and client codes that mean the server cannot be reached or went away. */
@@ -93,6 +96,12 @@ export const postgresDialect: Dialect = {
   fillRetryDelayMs: 1,
   insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
   postCompactSql: "",
+  keyTxn: {
+    int: "CAST(? AS BIGINT)",
+    bytes: "CAST(? AS BYTEA)",
+    emptyBytes: "CAST('' AS BYTEA)",
+    shape: "cte",
+  },
 };
 
 /** What a `postgres://` DSN says, ready for postgres.js. */
@@ -209,13 +218,38 @@ function sslOption(q: URLSearchParams, skipVerify: boolean): PostgresSettings["s
 
 type Sql = postgres.Sql<Record<string, never>>;
 
+/**
+ * A parameter as a literal of the statement's text, readable whatever
+ * `standard_conforming_strings` says (E'' strings, bytes in hex).
+ */
+function literal(p: SqlParam): string {
+  if (p === null) return "NULL";
+  if (typeof p === "boolean") return p ? "TRUE" : "FALSE";
+  if (typeof p === "number") {
+    if (!Number.isFinite(p)) throw new TypeError(`not a number a statement can carry: ${p}`);
+    return String(p);
+  }
+  if (p instanceof Uint8Array) return `decode('${Buffer.from(p).toString("hex")}', 'hex')`;
+  return `E'${p.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+}
+
+/**
+ * The statement with its parameters written in. postgres.js describes every
+ * statement with parameters that is not yet prepared on the connection before
+ * running it: a round trip of its own that also holds back every statement
+ * queued behind it. Without parameters there is nothing to describe.
+ */
+function inline(query: string, params: SqlParam[]): string {
+  return params.length === 0 ? query : query.replace(/\$(\d+)/g, (_, n) => literal(params[n - 1]));
+}
+
 class PgConn implements SqlConn {
   /** Statements sent without waiting; the next awaited one, or the commit, settles them. */
   readonly sent: Promise<unknown>[] = [];
   constructor(private readonly sql: Sql, private readonly prepare: boolean) {}
 
   async all(_name: string, query: string, params: SqlParam[]): Promise<SqlRow[]> {
-    return await this.sql.unsafe(query, params as never[], { prepare: this.prepare }).values();
+    return await this.#query(query, params).values();
   }
 
   async run(
@@ -223,8 +257,15 @@ class PgConn implements SqlConn {
     query: string,
     params: SqlParam[],
   ): Promise<{ changes: number; lastId: number }> {
-    const r = await this.sql.unsafe(query, params as never[], { prepare: this.prepare });
+    const r = await this.#query(query, params);
     return { changes: r.count, lastId: 0 };
+  }
+
+  /** Unprepared (PgBouncer), parameters travel in the text: no describe round trip per statement. */
+  #query(query: string, params: SqlParam[]) {
+    return this.prepare
+      ? this.sql.unsafe(query, params as never[], { prepare: true })
+      : this.sql.unsafe(inline(query, params), [], { prepare: false });
   }
 
   send(_name: string, query: string): void {
@@ -300,6 +341,45 @@ class PgDriver implements SqlDriver {
       await Promise.all(conn.sent);
       return result;
     }) as T;
+  }
+
+  /**
+   * BEGIN, the session settings (PgBouncer), the statements and COMMIT as
+   * one simple-protocol query, parameters written into the text: one message,
+   * one round trip (postgres.js holds back queries behind one its socket did
+   * not take at once, so separate queries would not all leave together).
+   * Each statement must return rows (its answer is the result set it adds).
+   * A failing statement makes the server skip the rest of the text and leaves
+   * the transaction aborted: it is rolled back and the error thrown. One
+   * query in flight on a reserved connection: a connection that dies fails
+   * it; such a connection is not handed back, the pool took it back as closed.
+   */
+  async pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
+    if (statements.length === 0) return [];
+    const text = [
+      "BEGIN",
+      ...this.settings.perTransaction,
+      ...statements.map((s) => inline(s.sql, s.params)),
+      "COMMIT",
+    ].join(";\n");
+    const conn = await this.sql.reserve();
+    let results: postgres.RowList<SqlRow[]>[];
+    try {
+      // Result sets by row description: BEGIN's (empty), then one per statement.
+      const answer = await conn.unsafe(text, [], { prepare: false }).values();
+      results = answer as unknown as postgres.RowList<SqlRow[]>[];
+    } catch (err) {
+      if (CONNECTION_LOST.test(errorCode(err))) throw err;
+      await conn.unsafe("ROLLBACK").catch(() => {});
+      conn.release();
+      throw err;
+    }
+    conn.release();
+    return results.slice(-statements.length).map((rows) => ({
+      rows: [...rows],
+      changes: rows.count ?? 0,
+      lastId: 0,
+    }));
   }
 
   /** DDL runs on one connection without the pool's lock_timeout, so it is never cut short. */

@@ -2,13 +2,17 @@ import type { CommitNotifier, LogStore, LogWriteTx, StoreFailure } from "../logs
 import type { LeaseRecord } from "../types.ts";
 import {
   type Dialect,
+  type KeyTxnDialect,
   type SqlConn,
   type SqlDriver,
   type SqlEngine,
   type SqlOptions,
   Statements,
 } from "./dialect.ts";
-import { instrument } from "./instrument.ts";
+import { instrument, measure } from "./instrument.ts";
+import { keyTxnOutcome, keyTxnStatements } from "./key_txn.ts";
+import type { KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
+import { BackendError } from "../errors.ts";
 import { setUpSchema } from "./schema.ts";
 import { SqlLogTx, toLease } from "./tx.ts";
 
@@ -45,6 +49,7 @@ export class SqlStore implements LogStore {
   readonly pollIntervalMs: number;
   readonly parallelWrites: boolean;
   readonly notifier?: CommitNotifier;
+  readonly writeKeyTxns?: LogStore["writeKeyTxns"];
 
   constructor(
     readonly dialect: Dialect,
@@ -60,6 +65,28 @@ export class SqlStore implements LogStore {
     // SQLite writes through one connection; the network engines through a pool.
     this.parallelWrites = dialect.name !== "sqlite";
     this.notifier = driver.notifier;
+    const keyTxn = dialect.keyTxn;
+    if (keyTxn && driver.pipeline) this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
+  }
+
+  /**
+   * Single-key txns as one pipelined transaction (`key_txn.ts`), where the
+   * engine has the statements and the driver pipelines; see `LogStore`.
+   */
+  async #writeKeyTxns(d: KeyTxnDialect, txns: KeyTxn[]): Promise<(KeyTxnRow | Error)[]> {
+    const unfit = txns.map((k) => this.dialect.keyError(k.name));
+    const runs = txns.flatMap((k, i) => unfit[i] ? [] : [keyTxnStatements(this.#sql, d, k)]);
+    const results = runs.length === 0 ? [] : await measure(
+      this.options,
+      (err) => this.classify(err).code,
+      "key_txns",
+      () => this.driver.pipeline!(runs.flat()),
+    );
+    return txns.map((_, i) => {
+      const why = unfit[i];
+      if (why) return new BackendError("invalid", why);
+      return keyTxnOutcome(d, results.splice(0, runs.shift()!.length));
+    });
   }
 
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {

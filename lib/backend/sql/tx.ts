@@ -25,7 +25,7 @@ export function toLease(r: SqlRow): LeaseRecord {
  * A row of `id, name, created, deleted, create_revision, prev_revision,
  * lease[, value], version` (the Statements' column order).
  */
-function toRow(r: SqlRow, keysOnly = false): LogRow {
+export function toRow(r: SqlRow, keysOnly = false): LogRow {
   return {
     id: Number(r[0]),
     name: r[1] as string,

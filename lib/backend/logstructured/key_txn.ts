@@ -1,0 +1,122 @@
+/**
+ * Txns on one key whose whole effect a store can compute in a single
+ * statement: compares on the key, then at most one put, delete or get of that
+ * key per branch. These are kube-apiserver's writes (create: `mod = 0` then a
+ * put, else a get; update and delete: `mod = X` then the write, else a get)
+ * and plain Put and single-key DeleteRange. A store that runs them without a
+ * round trip per txn offers {@link KeyTxnStore}; others run every txn alike.
+ */
+import type { Compare, KeyValue, OpResult, RangeRequest, Txn, TxnResult } from "../types.ts";
+import { APISERVER_COMPACT_KEY, COMPACT_KEY } from "./compact_key.ts";
+import { type LogRow, rowToKv } from "./log.ts";
+
+/** The write of a {@link KeyTxn}'s success branch. */
+export type KeyWrite =
+  | { type: "put"; value: Uint8Array; lease: number; prevKv: boolean }
+  | { type: "delete"; prevKv: boolean };
+
+/** A txn on one key, as {@link keyTxnOf} reads it. */
+export interface KeyTxn {
+  /** The key as stored. */
+  name: string;
+  /** Every compare is on `name` alone. */
+  compare: Compare[];
+  /** What the txn writes when its compares hold. */
+  success: KeyWrite;
+  /** Whether the failure branch gets the key (else it is empty). */
+  failureGet: boolean;
+}
+
+/** What the store's statement saw and did for one {@link KeyTxn}. */
+export interface KeyTxnRow {
+  /** The key's latest row before the txn (tombstones included); null if none. */
+  latest: LogRow | null;
+  /** Whether the compares held on `latest`. */
+  succeeded: boolean;
+  /** The id of the row written; null if nothing was written. */
+  written: number | null;
+  /** The log's highest id when the statement ran, before its own row. */
+  current: number;
+}
+
+/** A store that runs a batch of {@link KeyTxn}s in one transaction, a statement each. */
+export interface KeyTxnStore {
+  /**
+   * Runs the txns in order in one write transaction and commits it; later
+   * txns see earlier ones' rows. A txn whose write lost to another writer
+   * (its compares held but no row went in) is reported as written: null, and
+   * must be run again; the others are committed. Per txn, either its row or
+   * an error that is that txn's alone (a key the engine cannot store).
+   */
+  writeKeyTxns(txns: KeyTxn[]): Promise<(KeyTxnRow | Error)[]>;
+}
+
+function isPlainGet(r: RangeRequest, key: string): boolean {
+  return r.key === key && r.end === "" && r.revision === 0 && !r.keysOnly && !r.countOnly &&
+    r.minModRevision <= 0 && r.maxModRevision <= 0 && r.minCreateRevision <= 0 &&
+    r.maxCreateRevision <= 0;
+}
+
+function keyWrite(ops: Txn["success"], key: string): KeyWrite | null {
+  if (ops.length !== 1) return null;
+  const op = ops[0];
+  if (op.type === "put") {
+    if (op.key !== key || op.ignoreValue || op.ignoreLease) return null;
+    return { type: "put", value: op.value, lease: op.lease, prevKv: op.prevKv };
+  }
+  if (op.type === "delete" && op.key === key && op.end === "") {
+    return { type: "delete", prevKv: op.prevKv };
+  }
+  return null;
+}
+
+/**
+ * The {@link KeyTxn} a txn is, or null when it needs the general path (more
+ * than one key or op, ranges, nested txns, `ignore_*`, no write on success, a
+ * write on failure, or kine's and the apiserver's compaction keys, whose
+ * stored value differs from the one written).
+ */
+export function keyTxnOf(txn: Txn): KeyTxn | null {
+  const op = txn.success[0];
+  const key = op?.type === "put" || op?.type === "delete" ? op.key : null;
+  if (key === null || key === COMPACT_KEY || key === APISERVER_COMPACT_KEY) return null;
+  if (txn.compare.some((c) => c.key !== key || c.end !== "")) return null;
+  const success = keyWrite(txn.success, key);
+  if (!success) return null;
+  const f = txn.failure;
+  const failureGet = f.length === 1 && f[0].type === "range" && isPlainGet(f[0].request, key);
+  if (f.length > 0 && !failureGet) return null;
+  return { name: key, compare: txn.compare, success, failureGet };
+}
+
+/** The etcd answer to a {@link KeyTxn} from what its statement saw and did. */
+export function keyTxnResult(k: KeyTxn, row: KeyTxnRow): TxnResult {
+  const latest = row.latest;
+  const live = latest && !latest.deleted ? rowToKv(latest) : null;
+  const kvs: KeyValue[] = live ? [live] : [];
+  const op = k.success;
+  const responses: OpResult[] = [];
+  if (!row.succeeded) {
+    if (k.failureGet) {
+      responses.push({
+        type: "range",
+        result: { revision: row.current, kvs, count: kvs.length, more: false },
+      });
+    }
+  } else if (op.type === "put") {
+    responses.push({ type: "put", prevKv: op.prevKv && live ? live : undefined });
+  } else {
+    responses.push({
+      type: "delete",
+      deleted: row.written === null ? 0 : 1,
+      prevKvs: op.prevKv && row.written !== null ? kvs : [],
+    });
+  }
+  return { revision: row.written ?? row.current, succeeded: row.succeeded, responses };
+}
+
+/** True when the txn's write lost to another writer and it must run again. */
+export function keyTxnLost(k: KeyTxn, row: KeyTxnRow): boolean {
+  if (row.written !== null || !row.succeeded) return false;
+  return k.success.type === "put" || (row.latest !== null && !row.latest.deleted);
+}

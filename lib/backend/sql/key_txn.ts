@@ -1,0 +1,150 @@
+/**
+ * A single-key txn (`logstructured/key_txn.ts`) as SQL that needs no answer
+ * before the next one is sent: the key's latest row is read, the compares
+ * are evaluated and the row is inserted only if they hold, all server-side.
+ * So a batch of them, with BEGIN and COMMIT, is one round trip.
+ *
+ * The unique `(name, prev_revision)` index still decides between writers:
+ * the insert skips a row another transaction took (`ON CONFLICT DO NOTHING`,
+ * `INSERT IGNORE`) instead of failing the transaction, and the caller sees
+ * "compares held, nothing written" and runs that txn again.
+ */
+import type { KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
+import type { Compare } from "../types.ts";
+import {
+  cols,
+  type KeyTxnDialect,
+  type SqlParam,
+  type SqlResult,
+  type SqlRow,
+  type SqlStatement,
+  type Statements,
+} from "./dialect.ts";
+import { toRow } from "./tx.ts";
+
+const OPS: Record<Compare["result"], string> = {
+  equal: "=",
+  not_equal: "<>",
+  greater: ">",
+  less: "<",
+};
+
+/** The previous row `o` is a live key (not missing, not a tombstone). */
+const LIVE = "(o.id IS NOT NULL AND o.deleted = 0)";
+const CREATE_REVISION = "CASE WHEN o.created = 1 THEN o.id ELSE o.create_revision END";
+const COLUMNS = "name, created, deleted, create_revision, prev_revision, lease, value, " +
+  "old_value, version";
+
+const TARGETS: Record<Exclude<Compare["target"], "value">, string> = {
+  mod: "o.id",
+  version: "o.version",
+  lease: "o.lease",
+  create: CREATE_REVISION,
+};
+
+/** The compares on `o` as etcd evaluates them: a missing key is the zero KeyValue. */
+function condition(compare: Compare[], d: KeyTxnDialect): string {
+  return compare.map((c) =>
+    c.target === "value"
+      ? `(${LIVE} AND COALESCE(o.value, ${d.emptyBytes}) ${OPS[c.result]} ${d.bytes})`
+      : `(CASE WHEN ${LIVE} THEN ${TARGETS[c.target]} ELSE 0 END) ${OPS[c.result]} ${d.int}`
+  ).join(" AND ") || "1 = 1";
+}
+
+/** The row a txn inserts, computed from `o`, and the condition it is inserted on. */
+function insertion(k: KeyTxn, d: KeyTxnDialect): { values: string; guard: string } {
+  const cond = condition(k.compare, d);
+  if (k.success.type === "put") {
+    return {
+      values: `?, CASE WHEN ${LIVE} THEN 0 ELSE 1 END, 0, ` +
+        `CASE WHEN ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), ${d.int}, ` +
+        `${d.bytes}, o.value, CASE WHEN ${LIVE} THEN o.version + 1 ELSE 1 END`,
+      guard: cond,
+    };
+  }
+  return {
+    values: `?, 0, 1, 0, o.id, 0, ${d.bytes}, o.value, o.version + 1`,
+    guard: `${LIVE} AND ${cond}`,
+  };
+}
+
+function insertParams(k: KeyTxn): SqlParam[] {
+  const w = k.success;
+  return w.type === "put" ? [k.name, w.lease, w.value] : [k.name, null];
+}
+
+function operands(k: KeyTxn): SqlParam[] {
+  return k.compare.map((c) => c.operand);
+}
+
+/** The key's latest row as `o`'s columns; `id` is how it is found. */
+function latestRow(id: string): string {
+  return `SELECT ${cols(false)} FROM (SELECT 1 AS one) AS d LEFT JOIN kine ON kine.id = ${id}`;
+}
+
+/** The statement's cache key: what its text depends on. */
+function shapeOf(k: KeyTxn): string {
+  return `keytxn:${k.success.type}:${k.compare.map((c) => `${c.target}.${c.result}`).join(",")}`;
+}
+
+/** The statements of one txn, in order (read back by {@link keyTxnOutcome}). */
+export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): SqlStatement[] {
+  const shape = shapeOf(k);
+  const { values, guard } = insertion(k, d);
+  const cond = condition(k.compare, d);
+  const ops = operands(k);
+  const insert = `INTO kine(${COLUMNS}) SELECT ${values} FROM `;
+  if (d.shape === "cte") {
+    const text = sql.cached(
+      shape,
+      () =>
+        `WITH o AS (${latestRow("(SELECT MAX(id) FROM kine WHERE name = ?)")}), ` +
+        `i AS (INSERT ${insert}o WHERE ${guard} ON CONFLICT DO NOTHING RETURNING id) ` +
+        `SELECT (SELECT id FROM i), (SELECT MAX(id) FROM kine), ${cond}, o.* FROM o`,
+    );
+    return [{ sql: text, params: [k.name, ...insertParams(k), ...ops, ...ops] }];
+  }
+  return [
+    {
+      sql: sql.cached("keytxn:latest", () => "SET @kp = (SELECT MAX(id) FROM kine WHERE name = ?)"),
+      params: [k.name],
+    },
+    {
+      sql: sql.cached(
+        `${shape}:insert`,
+        () => `INSERT IGNORE ${insert}(${latestRow("@kp")}) AS o WHERE ${guard}`,
+      ),
+      params: [...insertParams(k), ...ops],
+    },
+    {
+      sql: sql.cached(
+        `${shape}:read`,
+        () =>
+          `SELECT NULL, (SELECT MAX(id) FROM kine), ${cond}, o.* FROM (${latestRow("@kp")}) AS o`,
+      ),
+      params: ops,
+    },
+  ];
+}
+
+/** What one txn's statements ({@link keyTxnStatements}) returned, as its outcome. */
+export function keyTxnOutcome(d: KeyTxnDialect, results: SqlResult[]): KeyTxnRow {
+  if (d.shape === "cte") return answer(results[0].rows[0]);
+  // MySQL: the insert reports its row apart (affected rows, insert id).
+  const insert = results[1];
+  return answer(results[2].rows[0], insert.changes > 0 ? insert.lastId : null);
+}
+
+/**
+ * A txn's outcome from its answer row (`written id or NULL, current, ok,
+ * latest row…`); `written`, where given, stands for the row's first column.
+ */
+function answer(r: SqlRow, written?: number | null): KeyTxnRow {
+  const id = written === undefined ? (r[0] == null ? null : Number(r[0])) : written;
+  return {
+    written: id,
+    current: Math.max(Number(r[1] ?? 0), id ?? 0),
+    succeeded: Boolean(Number(r[2])),
+    latest: r[3] == null ? null : toRow(r.slice(3)),
+  };
+}

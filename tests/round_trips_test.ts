@@ -1,0 +1,165 @@
+/**
+ * Round trips of a commit batch on PostgreSQL and MariaDB, counted on the
+ * wire by a relay between the store and the server: kube-apiserver's
+ * create, update and delete, and a batch of many, each cost one.
+ */
+import assert from "node:assert/strict";
+import { MYSQL, POSTGRES, type TestBackend } from "./helpers/backends.ts";
+import { startRttProxy } from "./helpers/rtt_proxy.ts";
+import { openSqlStore, type SqlStore } from "../lib/backend/sql/store.ts";
+import { postgresEngine } from "../lib/backend/sql/postgres.ts";
+import { mysqlEngine } from "../lib/backend/sql/mysql.ts";
+import type { SqlEngine } from "../lib/backend/sql/dialect.ts";
+import { WritePipeline } from "../lib/backend/logstructured/write_pipeline.ts";
+import { createLogger } from "../lib/log/mod.ts";
+import {
+  type Compare,
+  type Op,
+  plainRange,
+  type Txn,
+  type TxnResult,
+} from "../lib/backend/types.ts";
+
+const enc = new TextEncoder();
+const quiet = { writeSync: (b: Uint8Array) => b.length };
+
+const modIs = (key: string, rev: number): Compare => ({
+  key,
+  end: "",
+  target: "mod",
+  result: "equal",
+  operand: rev,
+});
+const put = (key: string, value: string, prevKv = false): Op => ({
+  type: "put",
+  key,
+  value: enc.encode(value),
+  lease: 0,
+  prevKv,
+  ignoreValue: false,
+  ignoreLease: false,
+});
+const get = (key: string): Op => ({ type: "range", request: plainRange(key, "") });
+/** kube-apiserver's create (rev 0), update and delete (rev = the key's mod revision). */
+const kube = (key: string, rev: number, write: Op): Txn => ({
+  compare: [modIs(key, rev)],
+  success: [write],
+  failure: [get(key)],
+});
+const del = (key: string): Op => ({ type: "delete", key, end: "", prevKv: false });
+
+interface Case {
+  backend: TestBackend;
+  engine: SqlEngine;
+  /** The server's address and the DSN through the relay at `port`. */
+  server: { host: string; port: number };
+  dsn(port: number, db: string): string;
+}
+
+const CASES: Case[] = [
+  {
+    backend: POSTGRES,
+    engine: postgresEngine,
+    server: { host: "127.0.0.1", port: 5432 },
+    dsn: (port, db) => `postgres@127.0.0.1:${port}/${db}?sslmode=disable`,
+  },
+  {
+    backend: { ...POSTGRES, name: "postgres, unprepared" },
+    engine: postgresEngine,
+    server: { host: "127.0.0.1", port: 5432 },
+    dsn: (port, db) =>
+      `postgres@127.0.0.1:${port}/${db}?sslmode=disable&default_query_exec_mode=simple_protocol`,
+  },
+  {
+    backend: MYSQL,
+    engine: mysqlEngine,
+    server: { host: "127.0.0.1", port: 3306 },
+    dsn: (port, db) => `root@tcp(127.0.0.1:${port})/${db}`,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`[${c.backend.name}] one round trip per commit batch`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "rtt" });
+    const db = "kt_" + dir.replace(/.*\//, "").replace(/[^a-z0-9]/gi, "_").toLowerCase();
+    const proxy = startRttProxy(c.server);
+    let store: SqlStore | undefined;
+    try {
+      store = await openSqlStore(c.engine, c.dsn(proxy.port, db), {
+        tls: { caFile: "", certFile: "", keyFile: "", skipVerify: false },
+        pool: { maxIdle: 2, maxOpen: 1, maxLifetime: 0, maxIdleTime: 0 },
+        slowSqlThreshold: 0,
+        slowSqlWarningThreshold: 0,
+        tableName: "kine",
+        retryTimeout: 5000,
+        identityProvider: "",
+        logger: createLogger({ stdout: quiet, stderr: quiet }),
+      });
+      const pipeline = new WritePipeline(
+        store,
+        { logger: createLogger({ stdout: quiet, stderr: quiet }) },
+        () => {},
+      );
+      const trips = async (txns: Txn[]): Promise<{ n: number; results: TxnResult[] }> => {
+        const before = proxy.trips;
+        const results = await Promise.all(txns.map((t) => pipeline.txn(t)));
+        return { n: proxy.trips - before, results };
+      };
+      await trips([kube("/warm", 0, put("/warm", "x"))]); // the connection's login
+
+      const created = await trips([kube("/a", 0, put("/a", "1"))]);
+      assert.equal(created.n, 1, "create");
+      assert.equal(created.results[0].succeeded, true);
+      const rev = created.results[0].revision;
+
+      const updated = await trips([kube("/a", rev, put("/a", "2", true))]);
+      assert.equal(updated.n, 1, "update");
+      const prev = updated.results[0].responses[0];
+      assert.ok(prev.type === "put" && prev.prevKv);
+      assert.deepEqual({ ...prev.prevKv, value: [...prev.prevKv.value] }, {
+        key: "/a",
+        value: [...enc.encode("1")],
+        createRevision: rev,
+        modRevision: rev,
+        version: 1,
+        lease: 0,
+      });
+
+      const stale = await trips([kube("/a", rev, put("/a", "3"))]);
+      assert.equal(stale.n, 1, "failed update");
+      assert.equal(stale.results[0].succeeded, false);
+      const seen = stale.results[0].responses[0];
+      assert.ok(seen.type === "range");
+      assert.equal(new TextDecoder().decode(seen.result.kvs[0].value), "2");
+      assert.equal(seen.result.kvs[0].version, 2);
+
+      const deleted = await trips([kube("/a", updated.results[0].revision, del("/a"))]);
+      assert.equal(deleted.n, 1, "delete");
+      assert.equal(deleted.results[0].succeeded, true);
+      assert.deepEqual(deleted.results[0].responses[0], {
+        type: "delete",
+        deleted: 1,
+        prevKvs: [],
+      });
+
+      // 50 txns in one batch, some on one key: later ones see earlier ones' rows.
+      const batch: Txn[] = [];
+      for (let i = 0; i < 48; i++) batch.push(kube(`/b/${i}`, 0, put(`/b/${i}`, "v")));
+      batch.push(kube("/b/0", 0, put("/b/0", "again")));
+      batch.push({ compare: [], success: [put("/b/1", "plain", true)], failure: [] });
+      const many = await trips(batch);
+      assert.equal(many.n, 1, "batch of 50");
+      assert.ok(many.results.slice(0, 48).every((r) => r.succeeded));
+      assert.equal(many.results[48].succeeded, false, "a second create of /b/0 fails");
+      const plain = many.results[49].responses[0];
+      assert.ok(plain.type === "put" && plain.prevKv?.modRevision === many.results[1].revision);
+      const revisions = many.results.slice(0, 48).map((r) => r.revision);
+      assert.equal(new Set(revisions).size, 48, "every write its own revision");
+    } finally {
+      await store?.close();
+      await proxy.close();
+      await c.backend.cleanup?.(dir);
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
