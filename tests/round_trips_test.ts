@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { MYSQL, POSTGRES, type TestBackend } from "./helpers/backends.ts";
-import { startRttProxy } from "./helpers/rtt_proxy.ts";
+import { startRttProxy } from "../bench/rtt_proxy.ts";
 import { openSqlStore, type SqlStore } from "../lib/backend/sql/store.ts";
 import { postgresEngine } from "../lib/backend/sql/postgres.ts";
 import { mysqlEngine } from "../lib/backend/sql/mysql.ts";

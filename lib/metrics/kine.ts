@@ -30,6 +30,11 @@ export interface KineMetrics {
   readonly sqlTime: Histogram<readonly ["name", "error_code"]>;
   /** `kine_compact_total{result}`: compaction passes, `result` = `success`/`error`. */
   readonly compactTotal: Counter<readonly ["result"]>;
+  /**
+   * `kine_compact_batch_seconds`: how long one compaction batch held the write queue (its
+   * transaction); the compactor sizes its batches to keep this under 50 ms.
+   */
+  readonly compactBatchSeconds: Histogram;
   /** `kine_insert_errors_total{retriable}`: failed RETURNING inserts, `true`/`false`. */
   readonly insertErrorsTotal: Counter<readonly ["retriable"]>;
   /** `kine_gap_fill_total{result}`: gap outcomes, `filled`/`failed`/`skipped`. */
@@ -117,6 +122,11 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       help: "How late a periodic 10 ms timer fired: time the event loop was busy elsewhere",
       // Millisecond steps up to 10 ms, where a stall starts to show in request latency.
       buckets: [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    }),
+    compactBatchSeconds: registry.histogram({
+      name: "kine_compact_batch_seconds",
+      help: "Time one compaction batch held the write queue (one transaction)",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
     }),
     txnBatchSize: registry.histogram({
       name: "kine_txn_batch_size",

@@ -14,16 +14,31 @@ export interface CompactorOptions {
   metrics?: KineMetrics;
 }
 
+/** How long one batch may hold the write queue, ms: a client write waits at most about this. */
+export const COMPACT_BATCH_MS = 50;
+/** The span a batch is sized for, ms: below the bound, so a batch that takes longer stays in it. */
+const AIM_MS = COMPACT_BATCH_MS / 2;
+/** The fewest revisions a batch covers. */
+const MIN_SPAN = 16;
+/** The first batch's span, before any was timed: small, it doubles while batches are quick. */
+const INITIAL_SPAN = 128;
+
 /**
- * Deletes history up to a revision in batches of `compactBatchSize`
+ * Deletes history up to a revision in batches of at most `compactBatchSize`
  * revisions, each its own write transaction, never the newest
  * `compactMinRetain` revisions nor rows the poll loop has not published.
  * Creates no revision. Another process compacting the same store meanwhile is
  * detected per batch and followed: each batch moves the recorded compact
  * revision with a conditional update, so no two processes run one batch, and
  * a batch is one transaction, so a process dying mid-run leaves no half batch.
+ * A batch holds the write queue, so its span (revisions) is sized from the
+ * last batches' time to stay within {@link COMPACT_BATCH_MS}: client writes
+ * queued meanwhile go between two batches.
  */
 export class Compactor {
+  /** Revisions per batch, learnt from the time batches took. */
+  #span = INITIAL_SPAN;
+
   constructor(
     private readonly store: LogStore,
     private readonly writes: WritePipeline,
@@ -45,7 +60,8 @@ export class Compactor {
     let batches = 0;
     while (from < revision) {
       await this.snapshots.idle();
-      const step = Math.min(from + compactBatchSize, revision);
+      const span = Math.min(this.#span, compactBatchSize);
+      const step = Math.min(from + span, revision);
       const batchStarted = performance.now();
       let outcome: { raced: boolean; reached: number };
       try {
@@ -64,11 +80,13 @@ export class Compactor {
         throw err;
       }
       metrics?.compactTotal.labels("success").inc();
+      const took = performance.now() - batchStarted;
       if (!outcome.raced) {
         if (outcome.reached === from) break;
         batches++;
+        metrics?.compactBatchSeconds.observe(took / 1000);
+        this.#resize(outcome.reached - from, took, compactBatchSize);
       }
-      const took = performance.now() - batchStarted;
       if (took > this.options.compactTimeout) {
         // A synchronous engine cannot abandon a batch half-way; say so, and let the next run go on.
         logger.warn("compaction batch exceeded --compact-timeout; stopping this run", {
@@ -93,5 +111,15 @@ export class Compactor {
       });
     }
     return (await this.store.reader.revisions()).current;
+  }
+
+  /**
+   * The next span from the last batch's: scaled toward {@link AIM_MS}, at most
+   * doubling at a time (a cheap stretch of history says little about the
+   * next), within [{@link MIN_SPAN}, `max`].
+   */
+  #resize(span: number, took: number, max: number): void {
+    const scaled = took > 0 ? Math.floor(span * AIM_MS / took) : span * 2;
+    this.#span = Math.max(MIN_SPAN, Math.min(scaled, span * 2, max));
   }
 }
