@@ -155,6 +155,24 @@ for (const c of CASES) {
       assert.ok(plain.type === "put" && plain.prevKv?.modRevision === many.results[1].revision);
       const revisions = many.results.slice(0, 48).map((r) => r.revision);
       assert.equal(new Set(revisions).size, 48, "every write its own revision");
+
+      // A bulk load: 100 puts in one txn, one multi-row insert, one round trip.
+      const top = Math.max(...many.results.map((r) => r.revision));
+      const bulk = await trips([{
+        compare: [],
+        success: Array.from(
+          { length: 100 },
+          (_, i) => put(i < 2 ? `/b/${i}` : `/bulk/${i}`, `${i}`),
+        ),
+        failure: [],
+      }]);
+      assert.equal(bulk.n, 1, "bulk load of 100 puts");
+      assert.equal(bulk.results[0].revision, top + 100);
+      const after = await trips([kube("/b/1", 0, put("/b/1", "x"))]);
+      const b1 = after.results[0].responses[0];
+      assert.ok(b1.type === "range", "/b/1 exists");
+      assert.equal(new TextDecoder().decode(b1.result.kvs[0].value), "1");
+      assert.equal(b1.result.kvs[0].version, 3, "created, put plainly, put by the bulk load");
     } finally {
       await store?.close();
       await proxy.close();

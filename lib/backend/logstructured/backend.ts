@@ -59,7 +59,7 @@ export class LogBackend implements Backend {
     this.#writes = new WritePipeline(store, options, (revision) => {
       this.#advance(revision);
       this.#hub.wake("local");
-      store.notifier?.announce();
+      store.notifier?.announce(revision);
     });
     // Fills wait for the transactions holding the ids: off the write queue where a pool allows.
     const fill = (ids: number[]) =>
@@ -122,7 +122,8 @@ export class LogBackend implements Backend {
     });
     this.#current = (await this.#reader.revisions()).current;
     this.#hub.start(this.#current);
-    await this.store.notifier?.listen(() => this.#hub.wake("notify"));
+    // A notification this process has published already (its own, echoed) costs no poll.
+    await this.store.notifier?.listen((revision) => this.#hub.notified(revision));
   }
 
   async close(): Promise<void> {

@@ -39,8 +39,21 @@ export interface KeyTxnRow {
   current: number;
 }
 
+/** One put of a bulk txn ({@link bulkPutsOf}). */
+export interface BulkPut {
+  name: string;
+  value: Uint8Array;
+  lease: number;
+}
+
 /** A store that runs a batch of {@link KeyTxn}s in one transaction, a statement each. */
 export interface KeyTxnStore {
+  /**
+   * Runs a bulk txn's puts as one multi-row insert in a transaction of its
+   * own, in one round trip; returns the txn's revision (its highest row).
+   * Another writer's row on one of the keys fails it whole (a `conflict`).
+   */
+  writeBulk(puts: BulkPut[]): Promise<number>;
   /**
    * Runs the txns in order in one write transaction and commits it; later
    * txns see earlier ones' rows. A txn whose write lost to another writer
@@ -87,6 +100,24 @@ export function keyTxnOf(txn: Txn): KeyTxn | null {
   const failureGet = f.length === 1 && f[0].type === "range" && isPlainGet(f[0].request, key);
   if (f.length > 0 && !failureGet) return null;
   return { name: key, compare: txn.compare, success, failureGet };
+}
+
+/**
+ * The puts of a bulk load — a txn without compares whose success branch is
+ * only puts (at least two, no `prev_kv` or `ignore_*`, not the compaction
+ * keys) — or null for any other txn. A txn writes a key once at most.
+ */
+export function bulkPutsOf(txn: Txn): BulkPut[] | null {
+  if (txn.compare.length > 0 || txn.success.length < 2) return null;
+  const puts: BulkPut[] = [];
+  for (const op of txn.success) {
+    if (
+      op.type !== "put" || op.prevKv || op.ignoreValue || op.ignoreLease ||
+      op.key === COMPACT_KEY || op.key === APISERVER_COMPACT_KEY
+    ) return null;
+    puts.push({ name: op.key, value: op.value, lease: op.lease });
+  }
+  return puts;
 }
 
 /** The etcd answer to a {@link KeyTxn} from what its statement saw and did. */

@@ -190,6 +190,8 @@ export interface LogStore {
    * `key_txn.ts`); stores without it run every txn through {@link write}.
    */
   writeKeyTxns?: KeyTxnStore["writeKeyTxns"];
+  /** A bulk load in one round trip (see `key_txn.ts`); stores without it use {@link write}. */
+  writeBulk?: KeyTxnStore["writeBulk"];
   /** Lease records (only `id`'s when given), read outside any transaction. */
   leaseRecords(id?: number): Promise<LeaseRecord[]>;
   close(): Promise<void>;
@@ -197,8 +199,14 @@ export interface LogStore {
 
 /** Tells other processes on the store that something committed, and hears them. */
 export interface CommitNotifier {
-  /** Announces a commit; fire and forget, coalesced while one is on its way. */
-  announce(): void;
-  /** Calls `wake` for every announcement by any process; resolves once listening. */
-  listen(wake: () => void): Promise<void>;
+  /**
+   * Announces a commit up to `revision` (its highest row); fire and forget,
+   * coalesced while one is on its way.
+   */
+  announce(revision: number): void;
+  /**
+   * Calls `wake` for every announcement by any process, with its revision (0
+   * when it carried none); resolves once listening.
+   */
+  listen(wake: (revision: number) => void): Promise<void>;
 }

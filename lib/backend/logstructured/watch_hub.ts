@@ -14,13 +14,28 @@ import type { Event, EventSink, WatchResult } from "../types.ts";
 const GAP_GIVE_UP_MS = 15_000;
 /** Missing ids taken per pass at most (a huge jump of ids is taken over several passes). */
 const MAX_FILL = 1000;
+/**
+ * How long an id must have stood missing before it is filled, at least: another
+ * transaction's insert commits within a few milliseconds, and a fill that
+ * races it costs a statement that waits on its lock (or makes it run again).
+ */
+const GAP_STAND_MS = 15;
+/** The shortest poll interval, where the timer keeps finding other processes' rows. */
+const MIN_POLL_MS = 1;
 
 export interface WatchHubOptions {
   /** Rows fetched per poll query. */
   pollBatchSize: number;
-  /** How long to wait for a missing id to commit before filling it (ms). */
+  /**
+   * How long to wait for a missing id to commit before filling it (ms); at
+   * least {@link GAP_STAND_MS}.
+   */
   fillRetryDelayMs: number;
-  /** How often to look for other processes' rows (ms). */
+  /**
+   * How often to look for other processes' rows (ms) while none come: the
+   * timer drops to {@link MIN_POLL_MS} while it finds rows, and doubles back
+   * up to this while it finds none.
+   */
   pollIntervalMs: number;
   logger: Logger;
   metrics?: KineMetrics;
@@ -63,12 +78,16 @@ export class WatchHub {
   #polled = 0;
   #polling = false;
   #pollAgain = false;
-  #pollTimer?: ReturnType<typeof setInterval>;
+  #pollTimer?: ReturnType<typeof setTimeout>;
+  /** The timer's current interval (ms), between MIN_POLL_MS and pollIntervalMs. */
+  #pollDelay = 0;
   #syncWaiters: SyncWaiter[] = [];
   /** Ids found missing, and when each was first seen missing. */
   #missing = new Map<number, number>();
   #retryTimer?: ReturnType<typeof setTimeout>;
   #closed = false;
+  /** Called when the poll loop stops. */
+  #idle: (() => void)[] = [];
 
   constructor(
     private readonly log: HubLog,
@@ -82,13 +101,45 @@ export class WatchHub {
   /** Starts polling after `position` (the store's current revision). */
   start(position: number): void {
     this.#polled = position;
-    this.#pollTimer = setInterval(() => this.wake("poll"), this.options.pollIntervalMs);
+    this.#pollDelay = this.options.pollIntervalMs;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#pollTimer = setTimeout(() => this.#tick(), this.#pollDelay);
+  }
+
+  /**
+   * A timer poll; the interval shrinks while it finds other processes' rows
+   * (above what this process had acknowledged) and grows back while it finds none.
+   */
+  async #tick(): Promise<void> {
+    const known = Math.max(this.#polled, this.current());
+    this.wake("poll");
+    while (this.#polling && !this.#closed) await this.#settled();
+    const found = this.#polled > known;
+    this.#pollDelay = found
+      ? MIN_POLL_MS
+      : Math.min(this.#pollDelay * 2, this.options.pollIntervalMs);
+    this.#schedule();
+  }
+
+  /** Resolves when the running poll loop has stopped. */
+  #settled(): Promise<void> {
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Told of another process's commit up to `revision` (a notification): nothing to do if published. */
+  notified(revision: number): void {
+    if (revision > 0 && revision <= this.#polled) return;
+    this.wake("notify");
   }
 
   /** Stops the loop and releases every waiter; resolves once a running poll has finished. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#pollTimer);
+    clearTimeout(this.#pollTimer);
     clearTimeout(this.#retryTimer);
     this.#fanout.clear();
     while (this.#polling) await new Promise((r) => setTimeout(r, 5));
@@ -135,6 +186,9 @@ export class WatchHub {
       } while (this.#pollAgain);
     } finally {
       this.#polling = false;
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const resolve of idle) resolve();
     }
   }
 
@@ -170,12 +224,15 @@ export class WatchHub {
     this.#notifySynced();
     for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
     if (missing.length === 0) return rows.length >= limit;
-    // Ids seen missing before are filled now; new ones get a moment to commit first.
-    const due = missing.filter((id) => this.#missing.has(id));
+    // Ids that have stood missing long enough are filled now; the others get time to commit.
+    const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
     for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);
+    const due = missing.filter((id) => now - this.#missing.get(id)! >= stand);
     if (due.length === 0) {
+      const oldest = Math.min(...missing.map((id) => this.#missing.get(id)!));
+      const wait = stand - (now - oldest);
       clearTimeout(this.#retryTimer);
-      this.#retryTimer = setTimeout(() => this.wake(), this.options.fillRetryDelayMs);
+      this.#retryTimer = setTimeout(() => this.wake(), Math.max(1, wait));
       return false;
     }
     await this.#fill(due);

@@ -4,7 +4,15 @@ import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError } from "../errors.ts";
 import type { LogStore, LogWriteTx, StoreFailure } from "./log.ts";
 import { Pacer, TxnRunner } from "./txn.ts";
-import { type KeyTxn, keyTxnLost, keyTxnOf, keyTxnResult, type KeyTxnRow } from "./key_txn.ts";
+import {
+  type BulkPut,
+  bulkPutsOf,
+  type KeyTxn,
+  keyTxnLost,
+  keyTxnOf,
+  keyTxnResult,
+  type KeyTxnRow,
+} from "./key_txn.ts";
 import type { Txn, TxnResult } from "../types.ts";
 
 /**
@@ -109,13 +117,22 @@ export class WritePipeline {
       const keyed: number[] = [];
       const general: number[] = [];
       const keys = batch.map((p) => this.store.writeKeyTxns ? keyTxnOf(p.txn) : null);
-      keys.forEach((k, i) => (k ? keyed : general).push(i));
+      const bulks = batch.map((p, i) =>
+        !keys[i] && this.store.writeBulk ? bulkPutsOf(p.txn) : null
+      );
+      keys.forEach((k, i) => {
+        if (k) keyed.push(i);
+        else if (!bulks[i]) general.push(i);
+      });
       for (const chunk of chunks(keyed, (i) => keys[i]!)) {
         await this.#settle(
           outcomes,
           chunk,
           () => this.#commitKeyed(chunk.map((i) => batch[i].txn)),
         );
+      }
+      for (const [i, puts] of bulks.entries()) {
+        if (puts) await this.#settle(outcomes, [i], () => this.#commitBulk(batch[i].txn, puts));
       }
       if (general.length > 0) {
         await this.#settle(outcomes, general, () => this.#commit(general.map((i) => batch[i].txn)));
@@ -189,6 +206,26 @@ export class WritePipeline {
       todo = lost;
     }
     return out;
+  }
+
+  /**
+   * Commits a bulk load as the store's one multi-row insert, again while
+   * another writer's row on one of its keys or a deadlock fails it; on any
+   * other failure (a key the engine cannot store…) on the general path.
+   */
+  async #commitBulk(txn: Txn, puts: BulkPut[]): Promise<Outcome[]> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        const revision = await this.exclusive(() => this.store.writeBulk!(puts));
+        const responses = puts.map(() => ({ type: "put" as const, prevKv: undefined }));
+        return [{ ok: true, result: { revision, succeeded: true, responses } }];
+      } catch (err) {
+        const failure = this.store.classify(err);
+        if (failure.kind === "other") return await this.#commit([txn]);
+        if (attempt >= MAX_ATTEMPTS || !this.#retriable(failure)) throw err;
+        await new Promise((r) => setTimeout(r, attempt));
+      }
+    }
   }
 
   /**

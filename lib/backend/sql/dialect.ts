@@ -168,6 +168,8 @@ export interface KeyTxnDialect {
   readonly int: string;
   /** A bytes parameter. */
   readonly bytes: string;
+  /** A text parameter. */
+  readonly text: string;
   /** An empty byte string literal. */
   readonly emptyBytes: string;
   /**

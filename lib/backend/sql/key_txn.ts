@@ -9,7 +9,7 @@
  * `INSERT IGNORE`) instead of failing the transaction, and the caller sees
  * "compares held, nothing written" and runs that txn again.
  */
-import type { KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
+import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import type { Compare } from "../types.ts";
 import {
   cols,
@@ -147,4 +147,43 @@ function answer(r: SqlRow, written?: number | null): KeyTxnRow {
     succeeded: Boolean(Number(r[2])),
     latest: r[3] == null ? null : toRow(r.slice(3)),
   };
+}
+
+/**
+ * A bulk load's puts as one multi-row insert (each row computed from its
+ * key's latest row, as a single put would be), then the highest id of the
+ * keys, which is the txn's revision: our rows are the keys' latest in our
+ * transaction. A plain insert: another writer's row on a key fails it whole.
+ */
+export function bulkStatements(
+  sql: Statements,
+  d: KeyTxnDialect,
+  insertSuffix: string,
+  puts: BulkPut[],
+): SqlStatement[] {
+  const n = puts.length;
+  const rows = sql.cached(`bulk:${n}`, () => {
+    const first = `SELECT ${d.int} AS ord, ${d.text} AS k_name, ${d.int} AS k_lease, ` +
+      `${d.bytes} AS k_value`;
+    const union = [first, ...Array(n - 1).fill("SELECT ?, ?, ?, ?")].join(" UNION ALL ");
+    return `INSERT INTO kine(${COLUMNS}) SELECT o.k_name, CASE WHEN ${LIVE} THEN 0 ELSE 1 END, 0, ` +
+      `CASE WHEN ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), o.k_lease, ` +
+      `o.k_value, o.value, CASE WHEN ${LIVE} THEN o.version + 1 ELSE 1 END FROM (` +
+      `SELECT v.ord, v.k_name, v.k_lease, v.k_value, ${cols(false)} FROM (${union}) AS v ` +
+      "LEFT JOIN kine ON kine.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)" +
+      `) AS o ORDER BY o.ord${insertSuffix}`;
+  });
+  const top = sql.cached(
+    `bulk-top:${n}`,
+    () => `SELECT MAX(id) FROM kine WHERE name IN (${Array(n).fill("?").join(", ")})`,
+  );
+  return [
+    { sql: rows, params: puts.flatMap((p, i) => [i, p.name, p.lease, p.value]) },
+    { sql: top, params: puts.map((p) => p.name) },
+  ];
+}
+
+/** The revision of a bulk load from what {@link bulkStatements} returned. */
+export function bulkRevision(results: SqlResult[]): number {
+  return Number(results[1].rows[0][0]);
 }

@@ -125,7 +125,7 @@ export const mysqlDialect: Dialect = {
   fillRetryDelayMs: 0,
   insertIgnore: { verb: "INSERT IGNORE INTO", suffix: "" },
   postCompactSql: "",
-  keyTxn: { int: "?", bytes: "?", emptyBytes: "''", shape: "variable" },
+  keyTxn: { int: "?", bytes: "?", text: "?", emptyBytes: "''", shape: "variable" },
 };
 
 /** What a go-sql-driver DSN says, ready for mysql2. */

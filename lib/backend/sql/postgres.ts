@@ -99,6 +99,7 @@ export const postgresDialect: Dialect = {
   keyTxn: {
     int: "CAST(? AS BIGINT)",
     bytes: "CAST(? AS BYTEA)",
+    text: "CAST(? AS TEXT)",
     emptyBytes: "CAST('' AS BYTEA)",
     shape: "cte",
   },
@@ -284,33 +285,35 @@ class PgConn implements SqlConn {
  */
 class PgNotifier implements CommitNotifier {
   #sending = false;
-  #again = false;
+  /** The highest revision committed and not yet announced; 0 = none. */
+  #pending = 0;
   constructor(private readonly sql: Sql, private readonly channel: string) {}
 
-  announce(): void {
-    if (this.#sending) {
-      this.#again = true;
-      return;
-    }
+  announce(revision: number): void {
+    this.#pending = Math.max(this.#pending, revision);
+    if (this.#sending) return;
     this.#sending = true;
     this.#send();
   }
 
+  /** The payload is the highest committed revision: a listener that has published it skips it. */
   async #send(): Promise<void> {
     try {
-      do {
-        this.#again = false;
-        await this.sql.notify(this.channel, "");
-      } while (this.#again);
+      while (this.#pending > 0) {
+        const revision = this.#pending;
+        this.#pending = 0;
+        await this.sql.notify(this.channel, String(revision));
+      }
     } catch {
       // Peers fall back on their poll; the next commit announces again.
+      this.#pending = 0;
     } finally {
       this.#sending = false;
     }
   }
 
-  async listen(wake: () => void): Promise<void> {
-    await this.sql.listen(this.channel, wake);
+  async listen(wake: (revision: number) => void): Promise<void> {
+    await this.sql.listen(this.channel, (payload) => wake(Number(payload) || 0));
   }
 }
 

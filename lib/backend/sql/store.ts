@@ -10,8 +10,8 @@ import {
   Statements,
 } from "./dialect.ts";
 import { instrument, measure } from "./instrument.ts";
-import { keyTxnOutcome, keyTxnStatements } from "./key_txn.ts";
-import type { KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
+import { bulkRevision, bulkStatements, keyTxnOutcome, keyTxnStatements } from "./key_txn.ts";
+import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
 import { setUpSchema } from "./schema.ts";
 import { SqlLogTx, toLease } from "./tx.ts";
@@ -50,6 +50,7 @@ export class SqlStore implements LogStore {
   readonly parallelWrites: boolean;
   readonly notifier?: CommitNotifier;
   readonly writeKeyTxns?: LogStore["writeKeyTxns"];
+  readonly writeBulk?: LogStore["writeBulk"];
 
   constructor(
     readonly dialect: Dialect,
@@ -66,7 +67,10 @@ export class SqlStore implements LogStore {
     this.parallelWrites = dialect.name !== "sqlite";
     this.notifier = driver.notifier;
     const keyTxn = dialect.keyTxn;
-    if (keyTxn && driver.pipeline) this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
+    if (keyTxn && driver.pipeline) {
+      this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
+      this.writeBulk = (puts) => this.#writeBulk(keyTxn, puts);
+    }
   }
 
   /**
@@ -87,6 +91,22 @@ export class SqlStore implements LogStore {
       if (why) return new BackendError("invalid", why);
       return keyTxnOutcome(d, results.splice(0, runs.shift()!.length));
     });
+  }
+
+  /** A bulk load as one multi-row insert in its own pipelined transaction; see `LogStore`. */
+  async #writeBulk(d: KeyTxnDialect, puts: BulkPut[]): Promise<number> {
+    for (const p of puts) {
+      const unfit = this.dialect.keyError(p.name);
+      if (unfit) throw new BackendError("invalid", unfit);
+    }
+    const statements = bulkStatements(this.#sql, d, this.dialect.insertSuffix, puts);
+    const results = await measure(
+      this.options,
+      (err) => this.classify(err).code,
+      "bulk_insert",
+      () => this.driver.pipeline!(statements),
+    );
+    return bulkRevision(results);
   }
 
   write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
