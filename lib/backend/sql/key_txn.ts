@@ -77,6 +77,11 @@ function operands(k: KeyTxn): SqlParam[] {
   return k.compare.map((c) => c.operand);
 }
 
+/** MySQL: the key's latest id into the session variable `@kp`. */
+const LATEST_ID_SQL = "SET @kp = (SELECT MAX(id) FROM kine WHERE name = ?)";
+/** The put shape of a bulk load's row: its values are parameters. */
+const PUT: KeyTxn["success"] = { type: "put", value: new Uint8Array(0), lease: 0, prevKv: false };
+
 /** The key's latest row as `o`'s columns; `id` is how it is found. */
 function latestRow(id: string): string {
   return `SELECT ${cols(false)} FROM (SELECT 1 AS one) AS d LEFT JOIN kine ON kine.id = ${id}`;
@@ -106,7 +111,7 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
   }
   return [
     {
-      sql: sql.cached("keytxn:latest", () => "SET @kp = (SELECT MAX(id) FROM kine WHERE name = ?)"),
+      sql: sql.cached("keytxn:latest", () => LATEST_ID_SQL),
       params: [k.name],
     },
     {
@@ -150,10 +155,14 @@ function answer(r: SqlRow, written?: number | null): KeyTxnRow {
 }
 
 /**
- * A bulk load's puts as one multi-row insert (each row computed from its
- * key's latest row, as a single put would be), then the highest id of the
- * keys, which is the txn's revision: our rows are the keys' latest in our
- * transaction. A plain insert: another writer's row on a key fails it whole.
+ * A bulk load's puts, each row computed from its key's latest row as a single
+ * put would be, then the highest id of the keys, which is the txn's revision
+ * (our rows are the keys' latest in our transaction). Plain inserts: another
+ * writer's row on a key fails the txn whole. PostgreSQL: one multi-row
+ * `INSERT … SELECT`. MySQL: a single-row insert per put (the latest id in a
+ * session variable), since InnoDB reserves ids in growing blocks for an
+ * `INSERT … SELECT` of unknown length and loses those it does not use,
+ * which would leave gaps in the revisions.
  */
 export function bulkStatements(
   sql: Statements,
@@ -162,6 +171,27 @@ export function bulkStatements(
   puts: BulkPut[],
 ): SqlStatement[] {
   const n = puts.length;
+  const top = {
+    sql: sql.cached(
+      `bulk-top:${n}`,
+      () => `SELECT MAX(id) FROM kine WHERE name IN (${Array(n).fill("?").join(", ")})`,
+    ),
+    params: puts.map((p) => p.name),
+  };
+  if (d.shape === "variable") {
+    const latest = sql.cached("keytxn:latest", () => LATEST_ID_SQL);
+    const row = sql.cached("bulk:row", () => {
+      const { values } = insertion({ name: "", compare: [], success: PUT, failureGet: false }, d);
+      return `INSERT INTO kine(${COLUMNS}) SELECT ${values} FROM (${latestRow("@kp")}) AS o`;
+    });
+    return [
+      ...puts.flatMap((p) => [
+        { sql: latest, params: [p.name] },
+        { sql: row, params: [p.name, p.lease, p.value] },
+      ]),
+      top,
+    ];
+  }
   const rows = sql.cached(`bulk:${n}`, () => {
     const first = `SELECT ${d.int} AS ord, ${d.text} AS k_name, ${d.int} AS k_lease, ` +
       `${d.bytes} AS k_value`;
@@ -173,17 +203,10 @@ export function bulkStatements(
       "LEFT JOIN kine ON kine.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)" +
       `) AS o ORDER BY o.ord${insertSuffix}`;
   });
-  const top = sql.cached(
-    `bulk-top:${n}`,
-    () => `SELECT MAX(id) FROM kine WHERE name IN (${Array(n).fill("?").join(", ")})`,
-  );
-  return [
-    { sql: rows, params: puts.flatMap((p, i) => [i, p.name, p.lease, p.value]) },
-    { sql: top, params: puts.map((p) => p.name) },
-  ];
+  return [{ sql: rows, params: puts.flatMap((p, i) => [i, p.name, p.lease, p.value]) }, top];
 }
 
 /** The revision of a bulk load from what {@link bulkStatements} returned. */
 export function bulkRevision(results: SqlResult[]): number {
-  return Number(results[1].rows[0][0]);
+  return Number(results[results.length - 1].rows[0][0]);
 }
