@@ -287,9 +287,17 @@ class PgNotifier implements CommitNotifier {
   #sending = false;
   /** The highest revision committed and not yet announced; 0 = none. */
   #pending = 0;
-  constructor(private readonly sql: Sql, private readonly channel: string) {}
+  /** The highest revision a write transaction announced itself (NOTIFY at its commit). */
+  #covered = 0;
+  constructor(private readonly sql: Sql, readonly channel: string) {}
+
+  /** A write transaction's own NOTIFY announced everything up to `revision`. */
+  covered(revision: number): void {
+    this.#covered = Math.max(this.#covered, revision);
+  }
 
   announce(revision: number): void {
+    if (revision <= this.#covered) return;
     this.#pending = Math.max(this.#pending, revision);
     if (this.#sending) return;
     this.#sending = true;
@@ -352,6 +360,8 @@ class PgDriver implements SqlDriver {
    * one round trip (postgres.js holds back queries behind one its socket did
    * not take at once, so separate queries would not all leave together).
    * Each statement must return rows (its answer is the result set it adds).
+   * Where peers listen, a NOTIFY of the highest id goes in the same
+   * transaction, delivered at its commit.
    * A failing statement makes the server skip the rest of the text and leaves
    * the transaction aborted: it is rolled back and the error thrown. One
    * query in flight on a reserved connection: a connection that dies fails
@@ -359,10 +369,16 @@ class PgDriver implements SqlDriver {
    */
   async pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
     if (statements.length === 0) return [];
+    // Listeners hear of the commit as it happens, not a round trip after it (no NOTIFY to follow).
+    const channel = this.notifier?.channel;
+    const notify = channel
+      ? [`SELECT MAX(id), pg_notify('${channel}', CAST(MAX(id) AS TEXT)) FROM ${channel}`]
+      : [];
     const text = [
       "BEGIN",
       ...this.settings.perTransaction,
       ...statements.map((s) => inline(s.sql, s.params)),
+      ...notify,
       "COMMIT",
     ].join(";\n");
     const conn = await this.sql.reserve();
@@ -378,7 +394,8 @@ class PgDriver implements SqlDriver {
       throw err;
     }
     conn.release();
-    return results.slice(-statements.length).map((rows) => ({
+    if (channel) this.notifier!.covered(Number(results[results.length - 1][0][0]));
+    return results.slice(1, 1 + statements.length).map((rows) => ({
       rows: [...rows],
       changes: rows.count ?? 0,
       lastId: 0,
