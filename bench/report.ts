@@ -288,6 +288,10 @@ export function table(results: Result[], skips: Skip[]): string {
           ? ""
           : `gap fills: ${
             gaps.length ? gaps.map(([k, n]) => `${k} ${Math.round(n)}`).join(", ") : "none"
+          }${
+            g.writes > 0
+              ? ` (${num(((g.gapFills!.filled ?? 0) / g.writes) * 1000)} filled per 1,000 writes)`
+              : ""
           }`;
         const disk = g.disk
           ? `disk: ${num(mib(g.disk.loaded))} MiB loaded and updated${
