@@ -12,33 +12,18 @@
 import postgres from "postgres";
 import mysql from "mysql2/promise";
 import { startRttProxy } from "./rtt_proxy.ts";
-import { openSqlStore, type SqlStore } from "../lib/backend/sql/store.ts";
+import type { SqlStore } from "../lib/backend/sql/store.ts";
 import { postgresEngine } from "../lib/backend/sql/postgres.ts";
 import { mysqlEngine } from "../lib/backend/sql/mysql.ts";
 import type { SqlEngine } from "../lib/backend/sql/dialect.ts";
 import type { LogStore } from "../lib/backend/logstructured/log.ts";
 import { WritePipeline } from "../lib/backend/logstructured/write_pipeline.ts";
-import { createLogger } from "../lib/log/mod.ts";
-import { type Op, plainRange, type Txn } from "../lib/backend/types.ts";
+import type { Op, Txn } from "../lib/backend/types.ts";
+import { deleteOp, kubeTxn as kube, openQuietStore, putOp, silent } from "./kube_txns.ts";
 
 const DB = "kine_round_trips";
-const quiet = { writeSync: (b: Uint8Array) => b.length };
 const value = new TextEncoder().encode("x".repeat(512));
-
-const put = (key: string): Op => ({
-  type: "put",
-  key,
-  value,
-  lease: 0,
-  prevKv: false,
-  ignoreValue: false,
-  ignoreLease: false,
-});
-const kube = (key: string, rev: number, write: Op): Txn => ({
-  compare: [{ key, end: "", target: "mod", result: "equal", operand: rev }],
-  success: [write],
-  failure: [{ type: "range", request: plainRange(key, "") }],
-});
+const put = (key: string): Op => putOp(key, value);
 
 interface Engine {
   name: string;
@@ -83,16 +68,7 @@ const ENGINES: Engine[] = [
 ];
 
 function open(e: Engine, port: number): Promise<SqlStore> {
-  return openSqlStore(e.engine, e.dsn(port), {
-    tls: { caFile: "", certFile: "", keyFile: "", skipVerify: false },
-    pool: { maxIdle: 2, maxOpen: 2, maxLifetime: 0, maxIdleTime: 0 },
-    slowSqlThreshold: 0,
-    slowSqlWarningThreshold: 0,
-    tableName: "kine",
-    retryTimeout: 5000,
-    identityProvider: "",
-    logger: createLogger({ stdout: quiet, stderr: quiet }),
-  });
+  return openQuietStore(e.engine, e.dsn(port), 2);
 }
 
 /** The store without its one-round-trip batch: every txn on the general path. */
@@ -113,7 +89,7 @@ function median(xs: number[]): number {
 
 /** Creates `n` keys, then times batches of `n` updates of them: ms per batch. */
 async function timeBatches(store: LogStore, prefix: string, n: number): Promise<number> {
-  const w = new WritePipeline(store, { logger: createLogger({ stdout: quiet }) }, () => {});
+  const w = new WritePipeline(store, { logger: silent }, () => {});
   const keys = Array.from({ length: n }, (_, i) => `${prefix}/${i}`);
   let revs = (await Promise.all(keys.map((k) => w.txn(kube(k, 0, put(k)))))).map((r) => r.revision);
   const times: number[] = [];
@@ -132,7 +108,7 @@ for (const e of ENGINES.filter((e) => wanted.includes(e.name))) {
   await e.drop();
   const proxy = startRttProxy(e.server);
   const store = await open(e, proxy.port);
-  const w = new WritePipeline(store, { logger: createLogger({ stdout: quiet }) }, () => {});
+  const w = new WritePipeline(store, { logger: silent }, () => {});
   const trips = async (txns: Txn[]) => {
     const before = proxy.trips;
     const results = await Promise.all(txns.map((t) => w.txn(t)));
@@ -142,7 +118,7 @@ for (const e of ENGINES.filter((e) => wanted.includes(e.name))) {
   const create = await trips([kube("/k", 0, put("/k"))]);
   const update = await trips([kube("/k", create.results[0].revision, put("/k"))]);
   const del = await trips([
-    kube("/k", update.results[0].revision, { type: "delete", key: "/k", end: "", prevKv: false }),
+    kube("/k", update.results[0].revision, deleteOp("/k")),
   ]);
   const batch = await trips(
     Array.from({ length: 32 }, (_, i) => kube(`/b/${i}`, 0, put(`/b/${i}`))),

@@ -4,49 +4,19 @@
  * create, update and delete, and a batch of many, each cost one.
  */
 import assert from "node:assert/strict";
-import { MYSQL, POSTGRES, type TestBackend } from "./helpers/backends.ts";
+import { b } from "./helpers/client.ts";
 import { startRttProxy } from "../bench/rtt_proxy.ts";
-import { openSqlStore, type SqlStore } from "../lib/backend/sql/store.ts";
+import type { SqlStore } from "../lib/backend/sql/store.ts";
 import { postgresEngine } from "../lib/backend/sql/postgres.ts";
 import { mysqlEngine } from "../lib/backend/sql/mysql.ts";
 import type { SqlEngine } from "../lib/backend/sql/dialect.ts";
 import { WritePipeline } from "../lib/backend/logstructured/write_pipeline.ts";
-import { createLogger } from "../lib/log/mod.ts";
-import {
-  type Compare,
-  type Op,
-  plainRange,
-  type Txn,
-  type TxnResult,
-} from "../lib/backend/types.ts";
+import type { Op, Txn, TxnResult } from "../lib/backend/types.ts";
+import { deleteOp, kubeTxn as kube, openQuietStore, putOp, silent } from "../bench/kube_txns.ts";
+import { MYSQL, POSTGRES, type TestBackend } from "./helpers/backends.ts";
 
-const enc = new TextEncoder();
-const quiet = { writeSync: (b: Uint8Array) => b.length };
-
-const modIs = (key: string, rev: number): Compare => ({
-  key,
-  end: "",
-  target: "mod",
-  result: "equal",
-  operand: rev,
-});
-const put = (key: string, value: string, prevKv = false): Op => ({
-  type: "put",
-  key,
-  value: enc.encode(value),
-  lease: 0,
-  prevKv,
-  ignoreValue: false,
-  ignoreLease: false,
-});
-const get = (key: string): Op => ({ type: "range", request: plainRange(key, "") });
-/** kube-apiserver's create (rev 0), update and delete (rev = the key's mod revision). */
-const kube = (key: string, rev: number, write: Op): Txn => ({
-  compare: [modIs(key, rev)],
-  success: [write],
-  failure: [get(key)],
-});
-const del = (key: string): Op => ({ type: "delete", key, end: "", prevKv: false });
+const put = (key: string, value: string, prevKv = false): Op => putOp(key, b(value), prevKv);
+const del = deleteOp;
 
 interface Case {
   backend: TestBackend;
@@ -85,21 +55,8 @@ for (const c of CASES) {
     const proxy = startRttProxy(c.server);
     let store: SqlStore | undefined;
     try {
-      store = await openSqlStore(c.engine, c.dsn(proxy.port, db), {
-        tls: { caFile: "", certFile: "", keyFile: "", skipVerify: false },
-        pool: { maxIdle: 2, maxOpen: 1, maxLifetime: 0, maxIdleTime: 0 },
-        slowSqlThreshold: 0,
-        slowSqlWarningThreshold: 0,
-        tableName: "kine",
-        retryTimeout: 5000,
-        identityProvider: "",
-        logger: createLogger({ stdout: quiet, stderr: quiet }),
-      });
-      const pipeline = new WritePipeline(
-        store,
-        { logger: createLogger({ stdout: quiet, stderr: quiet }) },
-        () => {},
-      );
+      store = await openQuietStore(c.engine, c.dsn(proxy.port, db));
+      const pipeline = new WritePipeline(store, { logger: silent }, () => {});
       const trips = async (txns: Txn[]): Promise<{ n: number; results: TxnResult[] }> => {
         const before = proxy.trips;
         const results = await Promise.all(txns.map((t) => pipeline.txn(t)));
@@ -118,7 +75,7 @@ for (const c of CASES) {
       assert.ok(prev.type === "put" && prev.prevKv);
       assert.deepEqual({ ...prev.prevKv, value: [...prev.prevKv.value] }, {
         key: "/a",
-        value: [...enc.encode("1")],
+        value: [...b("1")],
         createRevision: rev,
         modRevision: rev,
         version: 1,
