@@ -1,10 +1,12 @@
 /**
  * Txns on one key whose whole effect a store can compute in a single
- * statement: compares on the key, then at most one put, delete or get of that
- * key per branch. These are kube-apiserver's writes (create: `mod = 0` then a
- * put, else a get; update and delete: `mod = X` then the write, else a get)
- * and plain Put and single-key DeleteRange. A store that runs them without a
- * round trip per txn offers {@link KeyTxnStore}; others run every txn alike.
+ * statement: compares on the key, a put or delete of it on success, nothing
+ * or a get of it on failure. These are kube-apiserver's writes (create:
+ * `mod = 0` then a put, else a get; update and delete: `mod = X` then the
+ * write, else a get) and plain Put and single-key DeleteRange. And bulk
+ * loads: a txn of puts only, one multi-row statement. A store that runs them
+ * without a round trip per txn or put offers {@link KeyTxnStore}; others run
+ * every txn alike.
  */
 import type { Compare, KeyValue, OpResult, RangeRequest, Txn, TxnResult } from "../types.ts";
 import { APISERVER_COMPACT_KEY, COMPACT_KEY } from "./compact_key.ts";
@@ -46,7 +48,7 @@ export interface BulkPut {
   lease: number;
 }
 
-/** A store that runs a batch of {@link KeyTxn}s in one transaction, a statement each. */
+/** A store that runs {@link KeyTxn}s and bulk loads in one round trip per transaction. */
 export interface KeyTxnStore {
   /**
    * Runs a bulk txn's puts as one multi-row insert in a transaction of its
