@@ -219,6 +219,28 @@ function sslOption(q: URLSearchParams, skipVerify: boolean): PostgresSettings["s
 
 type Sql = postgres.Sql<Record<string, never>>;
 
+/** How long a ROLLBACK after a failed pipeline may take before its connection is given up. */
+const ROLLBACK_MS = 5000;
+
+/**
+ * Rolls back the aborted transaction of a reserved connection after `err`
+ * when the server reported it on a session that stays open; true if done.
+ */
+async function rolledBack(conn: postgres.ReservedSql, err: unknown): Promise<boolean> {
+  const e = err as { severity?: string };
+  if (
+    !(err instanceof postgres.PostgresError) || CONNECTION_LOST.test(errorCode(err)) ||
+    e.severity === "FATAL" || e.severity === "PANIC"
+  ) return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => timer = setTimeout(resolve, ROLLBACK_MS, false));
+  try {
+    return await Promise.race([conn.unsafe("ROLLBACK").then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * A parameter as a literal of the statement's text, readable whatever
  * `standard_conforming_strings` says (E'' strings, bytes in hex).
@@ -388,9 +410,10 @@ class PgDriver implements SqlDriver {
       const answer = await conn.unsafe(text, [], { prepare: false }).values();
       results = answer as unknown as postgres.RowList<SqlRow[]>[];
     } catch (err) {
-      if (CONNECTION_LOST.test(errorCode(err))) throw err;
-      await conn.unsafe("ROLLBACK").catch(() => {});
-      conn.release();
+      // A statement's error leaves the session alive with its transaction aborted: roll back
+      // and hand the connection back. After any other error the connection may be gone (a
+      // query sent on it would never settle); the pool takes a closed one back by itself.
+      if (await rolledBack(conn, err)) conn.release();
       throw err;
     }
     conn.release();
