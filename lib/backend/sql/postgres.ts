@@ -219,28 +219,6 @@ function sslOption(q: URLSearchParams, skipVerify: boolean): PostgresSettings["s
 
 type Sql = postgres.Sql<Record<string, never>>;
 
-/** How long a ROLLBACK after a failed pipeline may take before its connection is given up. */
-const ROLLBACK_MS = 5000;
-
-/**
- * Rolls back the aborted transaction of a reserved connection after `err`
- * when the server reported it on a session that stays open; true if done.
- */
-async function rolledBack(conn: postgres.ReservedSql, err: unknown): Promise<boolean> {
-  const e = err as { severity?: string };
-  if (
-    !(err instanceof postgres.PostgresError) || CONNECTION_LOST.test(errorCode(err)) ||
-    e.severity === "FATAL" || e.severity === "PANIC"
-  ) return false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<boolean>((resolve) => timer = setTimeout(resolve, ROLLBACK_MS, false));
-  try {
-    return await Promise.race([conn.unsafe("ROLLBACK").then(() => true, () => false), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * A parameter as a literal of the statement's text, readable whatever
  * `standard_conforming_strings` says (E'' strings, bytes in hex).
@@ -377,17 +355,14 @@ class PgDriver implements SqlDriver {
   }
 
   /**
-   * BEGIN, the session settings (PgBouncer), the statements and COMMIT as
-   * one simple-protocol query, parameters written into the text: one message,
-   * one round trip (postgres.js holds back queries behind one its socket did
-   * not take at once, so separate queries would not all leave together).
-   * Each statement must return rows (its answer is the result set it adds).
-   * Where peers listen, a NOTIFY of the highest id goes in the same
-   * transaction, delivered at its commit.
-   * A failing statement makes the server skip the rest of the text and leaves
-   * the transaction aborted: it is rolled back and the error thrown. One
-   * query in flight on a reserved connection: a connection that dies fails
-   * it; such a connection is not handed back, the pool took it back as closed.
+   * The session settings (PgBouncer), the statements and, where peers
+   * listen, a NOTIFY of the highest id, as one simple-protocol query with the
+   * parameters written into the text: one message, one round trip. PostgreSQL
+   * runs the statements of one such message as one implicit transaction: a
+   * failing statement rolls it all back and skips the rest, and nothing is
+   * left open on the connection, which any query of the pool may use (no
+   * reserved connection, no BEGIN, COMMIT or ROLLBACK to send). Each
+   * statement must return rows (its answer is the result set it adds).
    */
   async pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
     if (statements.length === 0) return [];
@@ -397,28 +372,16 @@ class PgDriver implements SqlDriver {
       ? [`SELECT MAX(id), pg_notify('${channel}', CAST(MAX(id) AS TEXT)) FROM ${channel}`]
       : [];
     const text = [
-      "BEGIN",
       ...this.settings.perTransaction,
       ...statements.map((s) => inline(s.sql, s.params)),
       ...notify,
-      "COMMIT",
     ].join(";\n");
-    const conn = await this.sql.reserve();
-    let results: postgres.RowList<SqlRow[]>[];
-    try {
-      // Result sets by row description: BEGIN's (empty), then one per statement.
-      const answer = await conn.unsafe(text, [], { prepare: false }).values();
-      results = answer as unknown as postgres.RowList<SqlRow[]>[];
-    } catch (err) {
-      // A statement's error leaves the session alive with its transaction aborted: roll back
-      // and hand the connection back. After any other error the connection may be gone (a
-      // query sent on it would never settle); the pool takes a closed one back by itself.
-      if (await rolledBack(conn, err)) conn.release();
-      throw err;
-    }
-    conn.release();
-    if (channel) this.notifier!.covered(Number(results[results.length - 1][0][0]));
-    return results.slice(1, 1 + statements.length).map((rows) => ({
+    const answer = await this.sql.unsafe(text, [], { prepare: false }).values();
+    // One result set per statement that returns rows, the settings' (if any) before them.
+    const sets = ("command" in answer ? [answer] : answer) as postgres.RowList<SqlRow[]>[];
+    const end = sets.length - notify.length;
+    if (channel) this.notifier!.covered(Number(sets[end][0][0]));
+    return sets.slice(end - statements.length, end).map((rows) => ({
       rows: [...rows],
       changes: rows.count ?? 0,
       lastId: 0,
