@@ -122,6 +122,7 @@ export async function startKine(
       startCompactor(backend, {
         interval: cfg.compactInterval,
         jitter: cfg.compactIntervalJitter,
+        minRetain: cfg.compactMinRetain,
         logger: log,
         metrics,
       }),
@@ -162,7 +163,6 @@ export function backendOptions(
     pollBatchSize: cfg.pollBatchSize,
     pollInterval: cfg.pollInterval,
     compactBatchSize: cfg.compactBatchSize,
-    compactMinRetain: cfg.compactMinRetain,
     compactTimeout: cfg.compactTimeout,
     logger,
     metrics,

@@ -239,8 +239,16 @@ export class LogBackend implements Backend {
     return this.#snapshots.read(this.#current);
   }
 
-  /** Compacts history up to `revision`; returns the current revision. */
-  compact(revision: number): Promise<number> {
-    return this.#compactor.compact(revision);
+  /**
+   * Compacts history exactly up to `revision`; returns the current revision.
+   * A run cut short by `--compact-timeout` goes on from where it stopped, so
+   * the answer means every read below `revision` is now refused.
+   */
+  async compact(revision: number): Promise<number> {
+    let current = await this.#compactor.compact(revision);
+    while ((await this.#reader.revisions()).compact < revision) {
+      current = await this.#compactor.compact(revision);
+    }
+    return current;
   }
 }

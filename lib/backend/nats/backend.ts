@@ -69,7 +69,6 @@ const CATCH_UP_BATCH = 1000;
 export interface NatsBackendOptions {
   nats: NatsOptions;
   tls: Partial<NatsTls>;
-  compactMinRetain: number;
   logger: Logger;
 }
 
@@ -357,14 +356,6 @@ export class NatsBackend implements Backend {
         const { current, compact } = this.#replica.revisions();
         if (revision > current) throw futureRevision();
         if (revision <= compact) throw compacted();
-        // Compaction records are invisible: compacting past the last other revision changes
-        // nothing, and stopping there keeps an idle store from growing a record per run.
-        const target = Math.min(
-          revision,
-          current - this.o.compactMinRetain,
-          this.#replica.lastDataRevision,
-        );
-        if (target <= compact) return current;
         const expected = this.#replica.lastSeq(COMPACT_KEY);
         try {
           await this.#publish(
@@ -373,14 +364,14 @@ export class NatsBackend implements Backend {
               created: true,
               deleted: false,
               createRevision: 0,
-              prevRevision: target,
+              prevRevision: revision,
               lease: 0,
               value: new Uint8Array(0),
               version: 0,
             }),
             expected,
           );
-          this.o.logger.info(`COMPACT compacted to ${target}`);
+          this.o.logger.info(`COMPACT compacted to ${revision}`);
           return this.#replica.applied;
         } catch (err) {
           if (!(err instanceof Conflict) || attempt >= CONFLICT_RETRIES) throw this.#classify(err);
@@ -553,8 +544,8 @@ export function openNats(_dsn: string, o: BackendOptions): Promise<OpenedBackend
   } catch (err) {
     throw dsnError((err as Error).message);
   }
-  const { tls, compactMinRetain, logger } = o;
-  const backend = new NatsBackend({ nats, tls, compactMinRetain, logger });
+  const { tls, logger } = o;
+  const backend = new NatsBackend({ nats, tls, logger });
   // Several kine processes may share a bucket.
   return Promise.resolve({ backend, leaderElect: true });
 }
