@@ -9,6 +9,7 @@ import { COMPACT_KEY } from "../backend/logstructured/compact_key.ts";
 import type {
   Backend,
   Compare,
+  DeleteOp,
   KeyValue,
   Op,
   OpResult,
@@ -39,6 +40,7 @@ import {
   requestTooLarge,
   txnSize,
 } from "./limits.ts";
+import { deleteKeyByKey } from "./delete_range.ts";
 import { keyRange as textRange, keyText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import { keyOrdered, rangeStream } from "./range_stream.ts";
@@ -362,11 +364,16 @@ export class Translator {
 
   async deleteRange(d: W.WireDeleteRangeRequest): Promise<W.WireDeleteRangeResponse> {
     this.#checkSize(deleteSize(d));
-    const t = await this.#txn({
-      compare: [],
-      success: [op({ request_delete_range: d })],
-      failure: [],
-    });
+    const del = op({ request_delete_range: d }) as DeleteOp;
+    if (del.end !== "" && this.backend.capabilities?.multiKeyTxn === false) {
+      const r = await deleteKeyByKey(this.backend, del);
+      return {
+        header: { revision: r.revision },
+        deleted: r.deleted,
+        prev_kvs: r.prevKvs.map(wireKv),
+      };
+    }
+    const t = await this.#txn({ compare: [], success: [del], failure: [] });
     return wireOp(t.responses[0], t.revision).response_delete_range!;
   }
 
