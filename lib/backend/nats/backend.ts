@@ -479,20 +479,17 @@ export class NatsBackend implements Backend {
     });
   }
 
-  async renewLease(id: number, now: number): Promise<LeaseRecord | undefined> {
-    let renewed: LeaseRecord | undefined;
+  /**
+   * Runs a read-then-write step on the lease bucket again while another
+   * process writes the entry in between (a keep-alive racing a revoke).
+   */
+  async #leaseRetry<T>(step: (kv: KV) => Promise<T>): Promise<T> {
     for (let attempt = 1; attempt <= CONFLICT_RETRIES; attempt++) {
-      renewed = undefined;
-      const done = await this.#leaseStep(async (kv) => {
-        const e = await kv.get(String(id));
-        if (!e || e.operation !== "PUT") return true;
-        const lease = e.json<LeaseRecord>();
-        if (lease.expiresAt <= now) return true;
-        renewed = { ...lease, expiresAt: now + lease.ttl * 1000 };
-        await kv.update(String(id), JSON.stringify(renewed), e.revision);
-        return true;
-      });
-      if (done) return renewed;
+      try {
+        return await step(this.#leases!);
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError && err.code === 10071)) throw this.#classify(err);
+      }
     }
     throw new BackendError(
       "unavailable",
@@ -500,8 +497,20 @@ export class NatsBackend implements Backend {
     );
   }
 
-  async deleteLease(id: number, expiredBy?: number): Promise<boolean> {
-    return await this.#leaseStep(async (kv) => {
+  renewLease(id: number, now: number): Promise<LeaseRecord | undefined> {
+    return this.#leaseRetry(async (kv) => {
+      const e = await kv.get(String(id));
+      if (!e || e.operation !== "PUT") return undefined;
+      const lease = e.json<LeaseRecord>();
+      if (lease.expiresAt <= now) return undefined;
+      const renewed = { ...lease, expiresAt: now + lease.ttl * 1000 };
+      await kv.update(String(id), JSON.stringify(renewed), e.revision);
+      return renewed;
+    });
+  }
+
+  deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    return this.#leaseRetry(async (kv) => {
       const e = await kv.get(String(id));
       if (!e || e.operation !== "PUT") return false;
       if (expiredBy !== undefined && e.json<LeaseRecord>().expiresAt > expiredBy) return false;
