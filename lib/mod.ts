@@ -23,6 +23,7 @@ import {
 } from "./metrics/mod.ts";
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
+import { Alarms } from "./alarm/mod.ts";
 import { startAuth } from "./auth/mod.ts";
 import { startGrpcServer } from "./server/mod.ts";
 
@@ -80,6 +81,13 @@ export async function startKine(
       logger: log,
     });
     stops.push(() => Promise.resolve(auth.close()));
+    const alarms = new Alarms(backend, {
+      quotaBytes: cfg.quotaBackendBytes,
+      logger: log,
+      registry: metrics.registry,
+    });
+    await alarms.start();
+    stops.push(() => alarms.close());
     const grpc = await startGrpcServer({
       listenAddress: cfg.listenAddress,
       serverCertFile: cfg.serverCertFile,
@@ -98,6 +106,7 @@ export async function startKine(
       backend,
       leases,
       auth,
+      alarms,
       logger: log,
       metrics,
     });

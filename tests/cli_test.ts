@@ -311,6 +311,7 @@ Deno.test("--help exits 0 and lists the flags with their environment variables",
     ["poll-batch-size", "KINE_POLL_BATCH_SIZE"],
     ["max-txn-ops", "KINE_MAX_TXN_OPS"],
     ["max-request-bytes", "KINE_MAX_REQUEST_BYTES"],
+    ["quota-backend-bytes", "KINE_QUOTA_BACKEND_BYTES"],
     ["debug", "KINE_DEBUG"],
     ["exit-with-parent", "KINE_EXIT_WITH_PARENT"],
   ];

@@ -45,6 +45,7 @@ Deno.test("defaults: upstream values except the loopback listen address", () => 
   assert.equal(c.compactIntervalJitter, 0);
   assert.equal(c.compactTimeout, 5_000);
   assert.equal(c.compactMinRetain, 1000);
+  assert.equal(c.quotaBackendBytes, 2 * 1024 ** 3); // etcd's default
   assert.equal(c.compactBatchSize, 1000);
   assert.equal(c.pollBatchSize, 500);
   assert.equal(c.maxTxnOps, 128); // etcd's defaults
@@ -321,6 +322,10 @@ Deno.test("errors: validation", () => {
   assert.equal(
     err(["--compact-min-retain=-1"]),
     'invalid value "-1" for flag --compact-min-retain: must not be negative',
+  );
+  assert.equal(
+    err(["--quota-backend-bytes=-1"]),
+    'invalid value "-1" for flag --quota-backend-bytes: must not be negative',
   );
   assert.equal(
     err(["--poll-batch-size=0"]),

@@ -360,6 +360,15 @@ export const FLAGS: readonly FlagSpec[] = [
       "512 KiB (etcd's --max-request-bytes)",
   },
   {
+    name: "quota-backend-bytes",
+    env: "KINE_QUOTA_BACKEND_BYTES",
+    key: "quotaBackendBytes",
+    kind: "int",
+    default: "2147483648",
+    usage: "Store size at which writes are refused and the NOSPACE alarm raised, as etcd's " +
+      "--quota-backend-bytes (0 = no quota)",
+  },
+  {
     name: "identity-provider",
     env: "KINE_IDENTITY_PROVIDER",
     key: "identityProvider",
@@ -539,6 +548,13 @@ export function validateConfig(cfg: KineConfig): string | undefined {
   }
   if (!Number.isInteger(cfg.maxRequestBytes) || cfg.maxRequestBytes < 1) {
     return invalidValue(String(cfg.maxRequestBytes), "max-request-bytes", "must be at least 1");
+  }
+  if (!Number.isInteger(cfg.quotaBackendBytes) || cfg.quotaBackendBytes < 0) {
+    return invalidValue(
+      String(cfg.quotaBackendBytes),
+      "quota-backend-bytes",
+      "must not be negative",
+    );
   }
   return checkIdentityProvider(cfg.identityProvider);
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Alarms } from "../alarm/mod.ts";
 import type { Auth } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
@@ -53,6 +54,8 @@ export interface GrpcServerOptions {
   leases: LeaseManager;
   /** Users, roles and the checks they imply (lib/auth). */
   auth: Auth;
+  /** Alarms and the space quota (lib/alarm). */
+  alarms: Alarms;
   logger: Logger;
   /** Where the per-RPC gRPC metrics go; none recorded without. */
   metrics?: KineMetrics;
@@ -102,15 +105,23 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   const defs = loadServiceDefinitions();
   // The member id names the client URL, whose port is known once bound (before any call).
   const bound: { identity?: MemberIdentity } = {};
+  const gate = (cost: number) => o.alarms.check(cost, bound.identity!.memberId);
   const ctx: ServiceContext = {
     translator: new Translator(o.backend, {
       autoCompaction: o.autoCompaction,
       leaseExists: (id) => o.leases.has(id),
       limits: o.limits,
+      gate,
     }),
     backend: o.backend,
     leases: o.leases,
-    maintenance: new Maintenance(o.backend, () => bound.identity!, o.emulatedEtcdVersion),
+    gate,
+    maintenance: new Maintenance(
+      o.backend,
+      () => bound.identity!,
+      o.emulatedEtcdVersion,
+      o.alarms,
+    ),
     logger: o.logger,
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),
     guard: o.auth.guard,
