@@ -206,17 +206,21 @@ export class LogBackend implements Backend {
   }
 
   deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    // Expiry (the reaper) is housekeeping; a client's revoke is not.
     return this.#writes.write(async (tx) => {
       const lease = await tx.lease(id);
       if (!lease || (expiredBy !== undefined && lease.expiresAt > expiredBy)) return false;
       await tx.deleteLease(id);
       return true;
-    });
+    }, { background: expiredBy !== undefined });
   }
 
   claimRole(role: string, holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    return this.#writes.write(async (tx) => await tx.claimRole(role, holder, now, now + ttlMs));
+    return this.#writes.write(
+      async (tx) => await tx.claimRole(role, holder, now, now + ttlMs),
+      { background: true },
+    );
   }
 
   async status(): Promise<Status> {

@@ -15,6 +15,7 @@ import type {
   SqlParam,
   SqlRow,
 } from "./dialect.ts";
+import type { WriteOptions } from "../logstructured/log.ts";
 import { WalKeeper } from "./wal.ts";
 
 export const sqliteDialect: Dialect = {
@@ -265,9 +266,21 @@ export class SqliteDriver implements SqlDriver {
     return attempt();
   }
 
-  async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
+  /**
+   * One write transaction. SQLite waits for another process's lock inside
+   * the call, blocking the event loop: a background one does not wait
+   * (busy timeout 0 for its BEGIN), so it never holds up a client's write.
+   */
+  async transaction<T>(fn: (tx: SqlConn) => Promise<T>, options?: WriteOptions): Promise<T> {
     const db = this.#writer.db;
-    db.exec(this.#begin);
+    if (options?.background) {
+      db.exec("PRAGMA busy_timeout = 0");
+      try {
+        db.exec(this.#begin);
+      } finally {
+        db.exec(`PRAGMA busy_timeout = ${this.options.busyTimeout}`);
+      }
+    } else db.exec(this.#begin);
     try {
       const result = await fn(this.#writer);
       db.exec("COMMIT");
