@@ -7,8 +7,9 @@
  * B had before. On PostgreSQL and on one SQLite file.
  */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
+import { md } from "./helpers/auth.ts";
 import { b, type EtcdClient } from "./helpers/client.ts";
 import { startTestKine, type TestKine } from "./helpers/kine.ts";
 
@@ -17,12 +18,6 @@ const RUNS = 20;
 const PROBES = 3;
 const FAST = { bcryptCost: 4 };
 const TENANT_PERM = { permType: "READWRITE", key: b("/t/"), range_end: b("/t0") };
-
-function md(token: string): grpc.Metadata {
-  const m = new grpc.Metadata();
-  m.set("token", token);
-  return m;
-}
 
 /** True when the call succeeded: served. */
 const served = (p: Promise<unknown>) => p.then(() => true, () => false);

@@ -6,10 +6,11 @@
  * with its name cut short. On SQLite and PostgreSQL.
  */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { createLogger } from "../lib/log/mod.ts";
 import { startKine } from "../lib/mod.ts";
 import { POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
+import { tenant } from "./helpers/auth.ts";
 import { b, connect, type EtcdClient } from "./helpers/client.ts";
 import { startTestKine } from "./helpers/kine.ts";
 import { field, fields, RawAuth } from "./helpers/raw_auth.ts";
@@ -22,12 +23,6 @@ const AUTH_FAILED = "etcdserver: authentication failed, invalid user ID or passw
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function md(token: string): grpc.Metadata {
-  const m = new grpc.Metadata();
-  m.set("token", token);
-  return m;
-}
-
 /** The gRPC status code a call ended with; 0 when it succeeded. */
 async function code(p: Promise<unknown>): Promise<number> {
   try {
@@ -38,20 +33,8 @@ async function code(p: Promise<unknown>): Promise<number> {
   }
 }
 
-/** root (rootpw) and alice (apw) with read-write on /t/; auth enabled. */
-async function setUp(c: EtcdClient): Promise<grpc.Metadata> {
-  await c.auth.userAdd({ name: "root", password: "rootpw" });
-  await c.auth.userGrantRole({ user: "root", role: "root" });
-  await c.auth.roleAdd({ name: "tenant" });
-  await c.auth.roleGrantPermission({
-    name: "tenant",
-    perm: { permType: "READWRITE", key: b("/t/"), range_end: b("/t0") },
-  });
-  await c.auth.userAdd({ name: "alice", password: "apw" });
-  await c.auth.userGrantRole({ user: "alice", role: "tenant" });
-  await c.auth.authEnable({});
-  return md((await c.auth.authenticate({ name: "root", password: "rootpw" })).token);
-}
+/** root (rootpw) and alice (apw) with read-write on /t/; auth enabled: root's token. */
+const setUp = async (c: EtcdClient) => (await tenant(c)).root;
 
 function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((x, y) => x - y);
@@ -257,6 +240,20 @@ Deno.test("auth limits: a failed login is logged once per window, its name cut t
     // The limit is per (peer, name): alice and root still log in from this same peer.
     await c.auth.authenticate({ name: "alice", password: "apw" });
     await c.auth.authenticate({ name: "root", password: "rootpw" });
+    // Five wrong passwords lock alice from this peer, even with the right one, for a second.
+    for (let i = 0; i < 5; i++) {
+      assert.equal(
+        await code(c.auth.authenticate({ name: "alice", password: wrong })),
+        INVALID_ARGUMENT,
+      );
+    }
+    assert.equal(
+      await code(c.auth.authenticate({ name: "alice", password: "apw" })),
+      RESOURCE_EXHAUSTED,
+    );
+    await sleep(1200);
+    await c.auth.authenticate({ name: "alice", password: "apw" });
+    assert.match(lines.join(""), /authentication failed.*user=alice/);
     assert.doesNotMatch(lines.join(""), /apw|rootpw/);
   } finally {
     c.close();
