@@ -150,6 +150,37 @@ for (const backend of BACKENDS) {
     },
   );
 
+  Deno.test(name("a name nobody has is answered in the time a wrong password takes"), async () => {
+    const k = await startTestKine({ bcryptCost: 10 }, backend);
+    try {
+      const root = await setUp(k.client);
+      const users = Array.from({ length: 6 }, (_, i) => `user-${i}`);
+      for (const user of users) await k.client.auth.userAdd({ name: user, password: "pw" }, root);
+      const timed = async (user: string) => {
+        const t0 = performance.now();
+        assert.equal(
+          await code(k.client.auth.authenticate({ name: user, password: "wrong" })),
+          INVALID_ARGUMENT,
+        );
+        return performance.now() - t0;
+      };
+      const known: number[] = [];
+      const unknown: number[] = [];
+      for (const user of users) {
+        known.push(await timed(user));
+        unknown.push(await timed(`no-such-${user}`));
+      }
+      const [kn, un] = [percentile(known, 0.5), percentile(unknown, 0.5)];
+      console.log(
+        `  wrong password ${kn.toFixed(1)} ms, unknown name ${un.toFixed(1)} ms (medians)`,
+      );
+      // Both run one bcrypt comparison at the same cost (tens of ms); no comparison takes ~1 ms.
+      assert.ok(un > kn / 2 && un < kn * 2, `unknown ${un} ms vs known ${kn} ms`);
+    } finally {
+      await k.close();
+    }
+  });
+
   Deno.test(name("names and passwords are bytes, as in etcd 3.4"), async () => {
     const k = await startTestKine({ bcryptCost: 4 }, backend);
     const raw = new RawAuth(k.endpoint);
