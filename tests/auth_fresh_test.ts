@@ -1,7 +1,7 @@
 /**
  * Cross-server freshness of auth (issue 27): two kine servers on one
  * database. Once server A has acknowledged a permission revoke, a password
- * change or a user delete, every request that then starts on server B is
+ * change, a user or role delete or auth disable, every request that then starts on server B is
  * judged by the new state — B's auth check waits for the backend's ReadIndex
  * barrier, which covers every write committed before it — never by the state
  * B had before. On PostgreSQL and on one SQLite file.
@@ -49,7 +49,7 @@ async function rootOn(c: EtcdClient): Promise<grpc.Metadata> {
 
 for (const backend of [SQLITE, POSTGRES] as TestBackend[]) {
   Deno.test(
-    `[${backend.name}] auth freshness: revoke, password change and user delete on A hold at once on B`,
+    `[${backend.name}] auth freshness: revoke, password change, user and role delete, disable on A hold at once on B`,
     async () => {
       const a = await startTestKine(FAST, backend);
       let bk: TestKine | undefined;
@@ -108,7 +108,21 @@ for (const backend of [SQLITE, POSTGRES] as TestBackend[]) {
           const carol = await login(onB, "carol", "carol");
           await c.auth.userDelete({ name: "carol" }, root);
           await probe("deleted user", () => onB.kv.range({ key: b("/r/a") }, carol));
+
+          await c.auth.roleAdd({ name: "extra" }, root);
+          await c.auth.roleGrantPermission({
+            name: "extra",
+            perm: { permType: "READ", key: b("/x/"), range_end: b("/x0") },
+          }, root);
+          await c.auth.userGrantRole({ user: "alice", role: "extra" }, root);
+          const alice2 = await login(onB, "alice", "alice-0");
+          assert.ok(await served(onB.kv.range({ key: b("/x/a") }, alice2)));
+          await c.auth.roleDelete({ role: "extra" }, root);
+          await probe("deleted role", () => onB.kv.range({ key: b("/x/a") }, alice2));
         }
+        // Auth disabled on A: B serves a caller without a token at once.
+        await c.auth.authDisable({}, root);
+        if (!await served(onB.kv.range({ key: b("/t/a") }))) stale.push("auth still enabled");
         assert.deepEqual(stale, [], `served under the old state: ${stale.length}`);
       } finally {
         await bk?.close();
