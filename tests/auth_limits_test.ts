@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type * as grpc from "@grpc/grpc-js";
+import { bytesToName, nameToBytes } from "../lib/auth/mod.ts";
 import { createLogger } from "../lib/log/mod.ts";
 import { startKine } from "../lib/mod.ts";
 import { POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
@@ -232,6 +233,22 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+Deno.test("auth limits: every byte string survives the trip through a name string", () => {
+  const cases = [
+    [0x70, 0xff, 0x77],
+    [0xed, 0xa0, 0x80], // an encoded UTF-16 surrogate: invalid UTF-8
+    [0xf4, 0x90, 0x80, 0x80], // past U+10FFFF
+    [0xc0, 0xaf], // overlong
+    [0xe2, 0x82], // cut short
+    [...new TextEncoder().encode("root\u{1F600}é")],
+  ].map((x) => new Uint8Array(x));
+  for (let i = 0; i < 2000; i++) {
+    cases.push(crypto.getRandomValues(new Uint8Array(1 + (i % 24))));
+  }
+  // A round trip for every byte string also means no two of them meet as one name.
+  for (const bytes of cases) assert.deepEqual(nameToBytes(bytesToName(bytes)), bytes);
+});
 
 Deno.test("auth limits: a failed login is logged once per window, its name cut to 64 bytes", async () => {
   const lines: string[] = [];
