@@ -141,8 +141,10 @@ for (const backend of BACKENDS) {
         );
         assert.ok(results.every((c) => c === INVALID_ARGUMENT || c === RESOURCE_EXHAUSTED));
         assert.ok(latencies.length >= 5, "the reader ran during the flood");
-        // etcd's worst stall was 1.30 s with 50 bad logins; a generous bound for a loaded machine.
-        assert.ok(p99 < 1000, `Range p99 ${p99.toFixed(0)} ms during the flood`);
+        // etcd's worst stall was 1.30 s with 50 bad logins (today's code: p99 1.5 s, 2 Ranges
+        // served in 3 s). A generous bound: the flood's client runs in this process too, and the
+        // machine is shared.
+        assert.ok(p99 < 1300, `Range p99 ${p99.toFixed(0)} ms during the flood`);
       } finally {
         for (const c of [...attackers, reader]) c.close();
         await proxy.close();
