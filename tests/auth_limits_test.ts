@@ -153,6 +153,24 @@ for (const backend of BACKENDS) {
     },
   );
 
+  Deno.test(name("50 concurrent bad logins for one name: five are checked"), async () => {
+    const k = await startTestKine({ bcryptCost: 10 }, backend);
+    try {
+      await setUp(k.client);
+      const codes = await Promise.all(
+        Array.from(
+          { length: 50 },
+          () => code(k.client.auth.authenticate({ name: "alice", password: "wrong" })),
+        ),
+      );
+      // Each attempt counts as in flight before its check: the sixth finds five under way.
+      assert.equal(codes.filter((c) => c === INVALID_ARGUMENT).length, 5);
+      assert.equal(codes.filter((c) => c === RESOURCE_EXHAUSTED).length, 45);
+    } finally {
+      await k.close();
+    }
+  });
+
   Deno.test(name("a name nobody has is answered in the time a wrong password takes"), async () => {
     const k = await startTestKine({ bcryptCost: 10 }, backend);
     try {

@@ -23,7 +23,7 @@ const MAX_LOCKOUT_MS = 60_000;
 /** Failures one peer may make, over all names, before it is slowed. */
 export const PEER_FREE_FAILURES = 20;
 /** Attempts one peer may have in flight; fewer once it is slowed. */
-const PEER_IN_FLIGHT = 8;
+const PEER_IN_FLIGHT = 16;
 const SLOW_PEER_IN_FLIGHT = 2;
 /** How long each attempt of a slowed peer waits before its password check. */
 export const SLOW_PEER_DELAY_MS = 500;
