@@ -42,6 +42,8 @@ export function compileArgs(target: string | undefined, output: string): string[
     "proto/",
     "--include",
     "lib/backend/sql/checkpointer.ts",
+    "--include",
+    "lib/auth/bcrypt_worker.ts",
     ...(target ? ["--target", target] : []),
     "--output",
     output,

@@ -41,7 +41,7 @@ export class AuthStore {
   readonly #record: SharedRecord<AuthState>;
   readonly #listeners = new Set<() => void>();
 
-  constructor(backend: Backend, readonly options: AuthStoreOptions) {
+  constructor(private readonly backend: Backend, readonly options: AuthStoreOptions) {
     this.#record = new SharedRecord(
       backend,
       AUTH_KEY,
@@ -94,12 +94,26 @@ export class AuthStore {
   }
 
   /**
-   * Who is calling: from the token, else (with `--client-cert-auth`) the
-   * client certificate's common name; undefined when auth is off or the
-   * caller sent neither. A token that does not verify is etcd's
-   * "invalid auth token".
+   * While auth is on, resolves once this process has applied every write
+   * committed to the store before the call (the backend's ReadIndex), so the
+   * state judges a request by every auth change any server acknowledged
+   * before it began. The state follows the auth key through a backend watch,
+   * whose events are handed over synchronously as a revision is applied:
+   * applied means this state has seen it. While auth is off it waits for
+   * nothing.
+   */
+  async fresh(): Promise<void> {
+    if (this.state.enabled) await this.backend.linearize();
+  }
+
+  /**
+   * Who is calling, judged by the fresh state (see {@link fresh}): from the
+   * token, else (with `--client-cert-auth`) the client certificate's common
+   * name; undefined when auth is off or the caller sent neither. A token that
+   * does not verify is etcd's "invalid auth token".
    */
   async authInfo(caller: Caller): Promise<AuthInfo | undefined> {
+    await this.fresh();
     if (!this.state.enabled) return undefined;
     if (caller.token) {
       const info = await this.options.tokens.info(caller.token);

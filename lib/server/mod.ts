@@ -15,6 +15,7 @@ import { authService } from "./auth_service.ts";
 import { GrpcServer as H2Server, type MethodDefinition, type TlsOptions } from "./h2/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
 import { deepTxnIsTooManyOps, loadServiceDefinitions } from "./proto.ts";
+import { byteExactAuth } from "./auth_wire.ts";
 import {
   clusterService,
   healthService,
@@ -148,7 +149,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   add(defs["etcdserverpb.Lease"], leaseService(ctx));
   add(defs["etcdserverpb.Cluster"], clusterService(ctx));
   add(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
-  add(defs["etcdserverpb.Auth"], authService(o.auth.api, o.logger));
+  add(byteExactAuth(defs["etcdserverpb.Auth"]), authService(o.auth.api, o.logger));
   add(defs["grpc.health.v1.Health"], healthService());
 
   if (listener.socketPath) {
