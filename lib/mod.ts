@@ -24,9 +24,11 @@ import {
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
 import { startAuth } from "./auth/mod.ts";
-import { startGrpcServer } from "./server/mod.ts";
+import { loadServerTls, startGrpcServer } from "./server/mod.ts";
+import { ConfigError } from "./config/errors.ts";
 
 export { defaultConfig, type KineConfig, parseArgs } from "./config/mod.ts";
+export { ConfigError } from "./config/errors.ts";
 export { EndpointError, parseEndpoint } from "./backend/endpoint.ts";
 export type { Backend } from "./backend/types.ts";
 export type { Logger } from "./log/mod.ts";
@@ -44,14 +46,21 @@ export interface Kine {
   close(): Promise<void>;
 }
 
-/** Starts kine in-process from a configuration object. */
+/**
+ * Starts kine in-process from a configuration object. Settings not given take the CLI's defaults,
+ * except the metrics listener: an embedder gets one only by setting `metricsBindAddress`.
+ *
+ * @throws ConfigError for a setting or a file it names that cannot be used (before anything
+ * listens or the datastore is opened)
+ */
 export async function startKine(
   config: Partial<KineConfig> = {},
   logger?: Logger,
 ): Promise<Kine> {
-  const cfg: KineConfig = { ...defaultConfig(), ...config };
+  const cfg: KineConfig = { ...defaultConfig(), metricsBindAddress: "0", ...config };
   const invalid = validateConfig(cfg);
-  if (invalid) throw new Error(invalid);
+  if (invalid) throw new ConfigError(invalid);
+  const tls = loadServerTls(cfg);
   const log = logger ?? createLogger({ format: cfg.logFormat, debug: cfg.debug });
   const metrics = createKineMetrics();
   const { backend, leaderElect } = await openBackend(backendOptions(cfg, log, metrics));
@@ -65,11 +74,6 @@ export async function startKine(
     const leases = new LeaseManager(backend, log, Date.now, metrics);
     await leases.start();
     stops.push(() => leases.stop());
-    if (cfg.clientCertAuth && !cfg.trustedCaFile) {
-      log.warn(
-        "--client-cert-auth has no effect without --trusted-ca-file: no certificate is verified",
-      );
-    }
     const auth = await startAuth({
       backend,
       leaseKeys: async (id) => (await leases.timeToLive(id))?.keys ?? [],
@@ -82,9 +86,7 @@ export async function startKine(
     stops.push(() => Promise.resolve(auth.close()));
     const grpc = await startGrpcServer({
       listenAddress: cfg.listenAddress,
-      serverCertFile: cfg.serverCertFile,
-      serverKeyFile: cfg.serverKeyFile,
-      trustedCaFile: cfg.trustedCaFile,
+      tls,
       emulatedEtcdVersion: cfg.emulatedEtcdVersion,
       endpoint: cfg.endpoint,
       autoCompaction: cfg.compactInterval > 0,
@@ -104,13 +106,13 @@ export async function startKine(
     stops.push(() => grpc.close());
     let metricsUrl: string | undefined;
     if (cfg.metricsBindAddress !== "0") {
-      const tls = !cfg.metricsIgnoreTlsConfig && cfg.serverCertFile && cfg.serverKeyFile
-        ? { cert: cfg.serverCertFile, key: cfg.serverKeyFile }
-        : undefined;
+      const text = new TextDecoder();
       const server = await serveMetrics({
         address: cfg.metricsBindAddress,
         registry: metrics.registry,
-        tls,
+        tls: tls && !cfg.metricsIgnoreTlsConfig
+          ? { cert: text.decode(tls.cert), key: text.decode(tls.key) }
+          : undefined,
         logger: log,
       });
       stops.push(() => server.close());

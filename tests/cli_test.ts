@@ -399,6 +399,92 @@ Deno.test("bad endpoints exit 2 with one line and never echo the DSN", async () 
   assert.doesNotMatch(secret.stderr, /hunter2/);
 });
 
+Deno.test("half-configured listener TLS exits 2 with one line naming the flags, before anything starts", () =>
+  inTempDir(async (dir) => {
+    const certs = await makeCerts(dir);
+    const cert = ["--server-cert-file", "/nope/cert.pem"];
+    const key = ["--server-key-file", certs.serverKey];
+    const ca = ["--trusted-ca-file", certs.ca];
+    const cases: [string[], string][] = [
+      [cert, "--server-cert-file is set without --server-key-file"],
+      [key, "--server-key-file is set without --server-cert-file"],
+      [ca, "--trusted-ca-file is set without --server-cert-file and --server-key-file"],
+      [["--client-cert-auth"], "--client-cert-auth is set without --trusted-ca-file"],
+      [
+        ["--server-cert-file", certs.serverCert, ...key, "--client-cert-auth"],
+        "--client-cert-auth is set without --trusted-ca-file",
+      ],
+    ];
+    for (const [flags, text] of cases) {
+      // The default endpoint: a run that got as far as the datastore would create ./db.
+      const r = await run(["--listen-address", "127.0.0.1:0", ...flags], { cwd: dir });
+      assertOneLineError(r, 2, text);
+      await assert.rejects(Deno.stat(`${dir}/db`), Deno.errors.NotFound);
+    }
+  }));
+
+Deno.test("unreadable or non-PEM listener TLS files: one line naming the flag and the path, exit 2", () =>
+  inTempDir(async (dir) => {
+    const certs = await makeCerts(dir);
+    const common = ["--listen-address", "127.0.0.1:0", "--metrics-bind-address", "0"];
+    const missing = await run([
+      ...common,
+      "--server-cert-file",
+      "/nope/cert.pem",
+      "--server-key-file",
+      certs.serverKey,
+    ], { cwd: dir });
+    assertOneLineError(missing, 2, 'cannot read --server-cert-file "/nope/cert.pem": no such file');
+    const notPem = await run([
+      ...common,
+      "--server-cert-file",
+      certs.serverCert,
+      "--server-key-file",
+      certs.serverCert,
+    ], { cwd: dir });
+    assertOneLineError(
+      notPem,
+      2,
+      `--server-key-file ${JSON.stringify(certs.serverCert)} holds no PEM private key`,
+    );
+    const caDir = await run([
+      ...common,
+      "--server-cert-file",
+      certs.serverCert,
+      "--server-key-file",
+      certs.serverKey,
+      "--trusted-ca-file",
+      dir,
+    ], { cwd: dir });
+    assertOneLineError(caDir, 2, `cannot read --trusted-ca-file "${dir}"`);
+    await assert.rejects(Deno.stat(`${dir}/db`), Deno.errors.NotFound);
+  }));
+
+Deno.test("a metrics address in use: exit 1, one error naming the metrics listener and address", async () => {
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (busy.addr as Deno.NetAddr).port;
+    const r = await run([
+      "--listen-address",
+      "127.0.0.1:0",
+      "--metrics-bind-address",
+      `127.0.0.1:${port}`,
+      "--endpoint",
+      "memory://",
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `failed to start kine: metrics listener: cannot listen on 127\\.0\\.0\\.1:${port}: `,
+      ),
+    );
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+  } finally {
+    busy.close();
+  }
+});
+
 Deno.test("a listen address in use fails startup with exit 1 and no stack trace", async () => {
   const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {

@@ -280,19 +280,35 @@ Deno.test("serveMetrics: real scrape on 127.0.0.1:0, 404/405, close", async () =
   await assert.rejects(fetch(srv.url));
 });
 
-Deno.test("serveMetrics: wildcard address and bind errors", async () => {
+Deno.test("serveMetrics: the log names the address bound; bind errors name listener and address", async () => {
   const registry = new Registry();
-  const a = await serveMetrics({ address: ":0", registry });
+  const logger = recordingLogger();
+  const a = await serveMetrics({ address: ":0", registry, logger });
   try {
     assert.match(a.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    // ":0" is every interface, and the log says so (not the loopback URL alone).
+    assert.ok(
+      logger.lines.some((l) => l.includes(`"address":"0.0.0.0:${a.port}"`)),
+      logger.lines.join("\n"),
+    );
     const res = await fetch(a.url);
     assert.equal(res.status, 200);
     await res.body?.cancel();
     // the same port cannot be bound twice
-    await assert.rejects(serveMetrics({ address: `127.0.0.1:${a.port}`, registry }));
+    await assert.rejects(
+      serveMetrics({ address: `127.0.0.1:${a.port}`, registry }),
+      new RegExp(
+        `^Error: metrics listener: cannot listen on 127\\.0\\.0\\.1:${a.port}: .*in use`,
+        "i",
+      ),
+    );
   } finally {
     await a.close();
   }
+  const local = recordingLogger();
+  const b = await serveMetrics({ address: "127.0.0.1:0", registry, logger: local });
+  await b.close();
+  assert.ok(local.lines.some((l) => l.includes(`"address":"127.0.0.1:${b.port}"`)));
   await assert.rejects(serveMetrics({ address: "nope", registry }), /invalid listen address/);
 });
 
@@ -336,7 +352,7 @@ async function makeCert(dir: string): Promise<boolean> {
   }
 }
 
-Deno.test("serveMetrics: HTTPS with cert/key (PEM text or file paths)", async (t) => {
+Deno.test("serveMetrics: HTTPS with PEM cert/key", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
     if (!(await makeCert(dir))) {
@@ -351,7 +367,6 @@ Deno.test("serveMetrics: HTTPS with cert/key (PEM text or file paths)", async (t
     try {
       for (
         const [label, tls] of [
-          ["file paths", { cert: `${dir}/cert.pem`, key: `${dir}/key.pem` }],
           ["pem text", { cert: certPem, key: await Deno.readTextFile(`${dir}/key.pem`) }],
         ] as const
       ) {
@@ -437,5 +452,26 @@ Deno.test("per-RPC gRPC server metrics under etcd's names: unary, server and bid
     );
   } finally {
     await k.close();
+  }
+});
+
+Deno.test("startKine (the embedding API) opens no metrics listener unless asked", async () => {
+  const { startKine } = await import("../lib/mod.ts");
+  const { silentLogger } = await import("../lib/log/mod.ts");
+  const base = { listenAddress: "127.0.0.1:0", endpoint: "memory://" };
+  const quiet = await startKine(base, silentLogger);
+  try {
+    assert.equal(quiet.metricsUrl, undefined);
+  } finally {
+    await quiet.close();
+  }
+  const asked = await startKine({ ...base, metricsBindAddress: "127.0.0.1:0" }, silentLogger);
+  try {
+    assert.match(asked.metricsUrl ?? "", /^http:\/\/127\.0\.0\.1:[1-9]\d*\/metrics$/);
+    const res = await fetch(asked.metricsUrl!);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  } finally {
+    await asked.close();
   }
 });

@@ -46,8 +46,11 @@ export type FlagSpec =
 export const DEFAULT_LISTEN_ADDRESS = "127.0.0.1:2379";
 /** Listen address used when `--listen-address` is explicitly set to the empty string. */
 export const EMPTY_LISTEN_ADDRESS = "unix://kine.sock";
-/** Metrics address used when `--metrics-bind-address` is the empty string. */
-export const DEFAULT_METRICS_BIND_ADDRESS = ":8080";
+/**
+ * Default metrics address, also used when `--metrics-bind-address` is the empty string: loopback
+ * only, as the gRPC listener (upstream binds `:8080`, every interface).
+ */
+export const DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1:8080";
 /** Idle-pool size used when `--datastore-max-idle-connections` is 0. */
 export const DEFAULT_MAX_IDLE_CONNECTIONS = 20;
 
@@ -120,7 +123,8 @@ export const FLAGS: readonly FlagSpec[] = [
     key: "metricsBindAddress",
     kind: "string",
     default: DEFAULT_METRICS_BIND_ADDRESS,
-    usage: "Prometheus /metrics listen address; 0 disables it, empty means :8080",
+    usage:
+      "Metrics listen address (/metrics, /health, /readyz): host:port, :port for every interface; 0 disables it, empty means 127.0.0.1:8080",
   },
   {
     name: "server-cert-file",
@@ -128,7 +132,7 @@ export const FLAGS: readonly FlagSpec[] = [
     key: "serverCertFile",
     kind: "string",
     default: "",
-    usage: "Listener TLS certificate (TLS is enabled when both cert and key are set)",
+    usage: "Listener TLS certificate (PEM); needs --server-key-file",
   },
   {
     name: "server-key-file",
@@ -136,7 +140,7 @@ export const FLAGS: readonly FlagSpec[] = [
     key: "serverKeyFile",
     kind: "string",
     default: "",
-    usage: "Listener TLS key",
+    usage: "Listener TLS private key (PEM); needs --server-cert-file",
   },
   {
     name: "trusted-ca-file",
@@ -144,7 +148,8 @@ export const FLAGS: readonly FlagSpec[] = [
     key: "trustedCaFile",
     kind: "string",
     default: "",
-    usage: "If set (with listener TLS), clients must present a certificate signed by this CA",
+    usage:
+      "Clients must present a certificate signed by this CA (mutual TLS); needs --server-cert-file and --server-key-file",
   },
   {
     name: "datastore-max-idle-connections",
@@ -468,7 +473,7 @@ function buildDefaults(): Record<string, string | number | boolean> {
 
 /**
  * Applies kine's value conventions to a freshly parsed config (not idempotent — run it once on raw
- * values): empty listen address → `unix://kine.sock`, empty metrics address → `:8080`, max idle
+ * values): empty listen address → `unix://kine.sock`, empty metrics address → `127.0.0.1:8080`, max idle
  * connections 0 → 20 and negative → 0 (no reuse).
  */
 function normalize(cfg: KineConfig): KineConfig {
@@ -500,6 +505,8 @@ export const MIN_WATCH_PROGRESS_NOTIFY_INTERVAL = 10 / 1e6;
  * that build a {@link KineConfig} by hand; {@link parseArgs} applies it automatically.
  */
 export function validateConfig(cfg: KineConfig): string | undefined {
+  const tls = checkTlsFlags(cfg);
+  if (tls !== undefined) return tls;
   if (cfg.logFormat !== "plain" && cfg.logFormat !== "json") {
     return `invalid log format: ${cfg.logFormat}`;
   }
@@ -541,6 +548,30 @@ export function validateConfig(cfg: KineConfig): string | undefined {
     return invalidValue(String(cfg.maxRequestBytes), "max-request-bytes", "must be at least 1");
   }
   return checkIdentityProvider(cfg.identityProvider);
+}
+
+/**
+ * Listener TLS is configured as a whole or not at all: a half-configured set would otherwise serve
+ * plaintext to clients that believe they asked for TLS.
+ */
+function checkTlsFlags(cfg: KineConfig): string | undefined {
+  const cert = cfg.serverCertFile !== "";
+  const key = cfg.serverKeyFile !== "";
+  if (cert !== key) {
+    const [set, missing] = cert
+      ? ["--server-cert-file", "--server-key-file"]
+      : ["--server-key-file", "--server-cert-file"];
+    return `${set} is set without ${missing}: listener TLS needs both`;
+  }
+  if (cfg.trustedCaFile !== "" && !cert) {
+    return "--trusted-ca-file is set without --server-cert-file and --server-key-file: " +
+      "client certificates are only checked on a TLS listener";
+  }
+  if (cfg.clientCertAuth && cfg.trustedCaFile === "") {
+    return "--client-cert-auth is set without --trusted-ca-file: no client certificate would be " +
+      "verified";
+  }
+  return undefined;
 }
 
 /** The `--version` output: `<version> (<commit>)`. */

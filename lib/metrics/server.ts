@@ -10,16 +10,13 @@ import { CONTENT_TYPE, type Registry } from "./registry.ts";
 /** Options of {@link serveMetrics}. */
 export interface ServeMetricsOptions {
   /**
-   * Listen address: `:8080` (all interfaces), `host:port`, `[v6]:port`; port 0 picks a free port.
+   * Listen address: `host:port`, `:8080` (all interfaces), `[v6]:port`; port 0 picks a free port.
    * The "disabled" value `"0"` must be handled by the caller.
    */
   address: string;
   /** Registry rendered on every scrape. */
   registry: Registry;
-  /**
-   * Serve HTTPS with this certificate/key. Each value is PEM text, or a path to a PEM file when it
-   * does not contain `-----BEGIN`. No client certificate is requested.
-   */
+  /** Serve HTTPS with this PEM certificate and key. No client certificate is requested. */
   tls?: { cert: string; key: string };
   /** Logger for the listen message and handler errors; default silent. */
   logger?: Logger;
@@ -58,27 +55,28 @@ export function parseListenAddress(address: string): { hostname: string; port: n
   return { hostname: host === "" ? "0.0.0.0" : host, port: Number(portText) };
 }
 
-async function pem(value: string): Promise<string> {
-  return value.includes("-----BEGIN") ? value : await Deno.readTextFile(value);
-}
-
 function urlHost(hostname: string): string {
   if (hostname === "0.0.0.0") return "127.0.0.1";
   if (hostname === "::") return "[::1]";
   return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
+/** `host:port` as a URL or log shows it (IPv6 bracketed). */
+function hostPort(hostname: string, port: number): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
 /**
  * Serves `GET /metrics` (and `HEAD`) from `registry`; other paths get 404, other methods 405.
- * Resolves once listening; rejects if the address is invalid or cannot be bound.
+ * Resolves once listening; rejects if the address is invalid or cannot be bound, naming the
+ * metrics listener and the address.
  */
+// async, so that a synchronous failure (a bad address, a busy port) is a rejection too.
+// deno-lint-ignore require-await
 export async function serveMetrics(options: ServeMetricsOptions): Promise<MetricsServer> {
-  const { registry } = options;
+  const { registry, tls } = options;
   const logger = options.logger ?? silentLogger;
   const { hostname, port } = parseListenAddress(options.address);
-  const tls = options.tls === undefined
-    ? undefined
-    : { cert: await pem(options.tls.cert), key: await pem(options.tls.key) };
 
   const handler = (req: Request): Response => {
     const path = new URL(req.url).pathname;
@@ -106,15 +104,21 @@ export async function serveMetrics(options: ServeMetricsOptions): Promise<Metric
       return new Response("internal server error\n", { status: 500 });
     },
   };
-  const server = tls === undefined
-    ? Deno.serve(serveOptions, handler)
-    : Deno.serve({ ...serveOptions, cert: tls.cert, key: tls.key }, handler);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = tls === undefined
+      ? Deno.serve(serveOptions, handler)
+      : Deno.serve({ ...serveOptions, cert: tls.cert, key: tls.key }, handler);
+  } catch (err) {
+    const why = String((err as Error)?.message ?? err).replace(/ \(os error \d+\)$/, "");
+    throw new Error(`metrics listener: cannot listen on ${hostPort(hostname, port)}: ${why}`);
+  }
 
   const addr = server.addr;
   const url = `${tls === undefined ? "http" : "https"}://${
     urlHost(addr.hostname)
   }:${addr.port}/metrics`;
-  logger.info("Metrics server listening", { url });
+  logger.info("Metrics server listening", { address: hostPort(addr.hostname, addr.port), url });
 
   let closing: Promise<void> | undefined;
   return {

@@ -28,12 +28,12 @@ import type { KineMetrics } from "../metrics/mod.ts";
 import { Maintenance, type MemberIdentity, memberIdentity } from "../translator/maintenance.ts";
 
 export { advertisedUrl, parseListenAddress } from "./listener.ts";
+export { loadServerTls, type ServerTlsFlags } from "./tls.ts";
 
 export interface GrpcServerOptions {
   listenAddress: string;
-  serverCertFile: string;
-  serverKeyFile: string;
-  trustedCaFile: string;
+  /** Listener TLS, already read (`loadServerTls`); plaintext without. */
+  tls?: TlsOptions;
   emulatedEtcdVersion: string;
   /** The datastore endpoint, for the cluster id Maintenance and Cluster headers carry. */
   endpoint: string;
@@ -68,16 +68,6 @@ export interface GrpcServer {
 /** What etcd lets gRPC receive beyond `--max-request-bytes` (its grpcOverheadBytes). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
-function tlsOptions(o: GrpcServerOptions): TlsOptions | undefined {
-  if (!o.serverCertFile || !o.serverKeyFile) return undefined;
-  return {
-    cert: Deno.readFileSync(o.serverCertFile),
-    key: Deno.readFileSync(o.serverKeyFile),
-    ca: o.trustedCaFile ? Deno.readFileSync(o.trustedCaFile) : undefined,
-  };
-}
-
-/**
 /**
  * KV with Range and RangeStream answers that arrive already encoded
  * (lib/translator/range_codec.ts): an EncodedMessage has `byteLength` and
@@ -98,7 +88,7 @@ function withEncodedRange(
 /** Binds the listener and serves until `close()`. */
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
   const listener = parseListenAddress(o.listenAddress);
-  const tls = tlsOptions(o);
+  const tls = o.tls;
   const defs = loadServiceDefinitions();
   // The member id names the client URL, whose port is known once bound (before any call).
   const bound: { identity?: MemberIdentity } = {};
