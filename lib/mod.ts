@@ -63,7 +63,9 @@ export async function startKine(
   const tls = loadServerTls(cfg);
   const log = logger ?? createLogger({ format: cfg.logFormat, debug: cfg.debug });
   const metrics = createKineMetrics();
-  const { backend, leaderElect } = await openBackend(backendOptions(cfg, log, metrics));
+  const { backend, leaderElect, description } = await openBackend(
+    backendOptions(cfg, log, metrics),
+  );
   await backend.start();
   // Everything started so far, stopped in reverse order on failure or close().
   const stops: (() => Promise<void>)[] = [() => backend.close()];
@@ -128,6 +130,17 @@ export async function startKine(
         metrics,
       }),
     );
+    const { revision, compactRevision } = await backend.status();
+    log.info("serving", {
+      ...description,
+      ...(description?.engine === "memory" || description?.engine === "nats"
+        ? {}
+        : { table: cfg.tableName }),
+      revision,
+      compact_revision: compactRevision,
+      grpc: grpc.url,
+      metrics: metricsUrl ?? "off",
+    });
     log.info(`Kine available at ${grpc.url}`);
     return { url: grpc.url, metricsUrl, leaderElect, backend, close: stopAll };
   } catch (err) {

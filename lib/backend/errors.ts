@@ -28,12 +28,7 @@ export const compacted = () => new BackendError("compacted", ERR_COMPACTED);
 export const futureRevision = () => new BackendError("future_revision", ERR_FUTURE_REV);
 
 /** An endpoint error whose text may be shown as is (it never echoes credentials). */
-export class EndpointError extends ConfigError {
-  constructor(message: string) {
-    super(message);
-    this.name = "EndpointError";
-  }
-}
+export class EndpointError extends ConfigError {}
 
 /** A DSN the engine cannot use, worded as upstream words it. */
 export const dsnError = (reason: string) =>

@@ -3,9 +3,4 @@
  * file a flag names, or the datastore endpoint. The command prints its message as one line and
  * exits 2; the message names the flag or path and the reason, and never holds a credential.
  */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export class ConfigError extends Error {}
