@@ -20,6 +20,7 @@ import {
   type KineMetrics,
   monitorEventLoop,
   serveMetrics,
+  storeMetrics,
 } from "./metrics/mod.ts";
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
@@ -32,6 +33,9 @@ export { ConfigError } from "./config/errors.ts";
 export { EndpointError, parseEndpoint } from "./backend/endpoint.ts";
 export type { Backend } from "./backend/types.ts";
 export type { Logger } from "./log/mod.ts";
+
+/** How long `/health`, `/readyz` and a scrape's datastore reads may take, ms. */
+const HEALTH_TIMEOUT_MS = 2000;
 
 /** A running kine. */
 export interface Kine {
@@ -109,9 +113,12 @@ export async function startKine(
     let metricsUrl: string | undefined;
     if (cfg.metricsBindAddress !== "0") {
       const text = new TextDecoder();
+      const store = storeMetrics(metrics.registry, backend, { timeoutMs: HEALTH_TIMEOUT_MS });
       const server = await serveMetrics({
         address: cfg.metricsBindAddress,
         registry: metrics.registry,
+        beforeScrape: store.refresh,
+        health: store.health,
         tls: tls && !cfg.metricsIgnoreTlsConfig
           ? { cert: text.decode(tls.cert), key: text.decode(tls.key) }
           : undefined,

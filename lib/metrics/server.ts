@@ -6,6 +6,7 @@
 
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { CONTENT_TYPE, type Registry } from "./registry.ts";
+import type { Health } from "./store.ts";
 
 /** Options of {@link serveMetrics}. */
 export interface ServeMetricsOptions {
@@ -20,6 +21,12 @@ export interface ServeMetricsOptions {
   tls?: { cert: string; key: string };
   /** Logger for the listen message and handler errors; default silent. */
   logger?: Logger;
+  /** Runs before each scrape (gauges read from the datastore). */
+  beforeScrape?: () => Promise<void>;
+  /** Answers `/health` and `/readyz`; without it they are 404. */
+  health?: () => Promise<Health>;
+  /** More handlers by path (profiling); each answers every method itself. */
+  routes?: Record<string, (req: Request) => Promise<Response> | Response>;
 }
 
 /** A running metrics server. */
@@ -66,10 +73,31 @@ function hostPort(hostname: string, port: number): string {
   return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
 }
 
+const TEXT = { "content-type": "text/plain; charset=utf-8" };
+
+/** etcd's `/health` answer: `{"health":"true","reason":""}`, 503 when unhealthy. */
+async function healthResponse(health: () => Promise<Health>): Promise<Response> {
+  const h = await health();
+  return Response.json({ health: String(h.healthy), reason: h.reason }, {
+    status: h.healthy ? 200 : 503,
+  });
+}
+
+/** `/readyz` as Kubernetes components answer it: `ok`, or 503 and the reason. */
+async function readyResponse(health: () => Promise<Health>): Promise<Response> {
+  const h = await health();
+  return h.healthy
+    ? new Response("ok\n", { headers: TEXT })
+    : new Response(`[-]datastore failed: ${h.reason}\nreadyz check failed\n`, {
+      status: 503,
+      headers: TEXT,
+    });
+}
+
 /**
- * Serves `GET /metrics` (and `HEAD`) from `registry`; other paths get 404, other methods 405.
- * Resolves once listening; rejects if the address is invalid or cannot be bound, naming the
- * metrics listener and the address.
+ * Serves `GET /metrics` (and `HEAD`) from `registry`, `/health` and `/readyz` from `health`, and
+ * any further `routes`; other paths get 404, other methods 405. Resolves once listening; rejects
+ * if the address is invalid or cannot be bound, naming the metrics listener and the address.
  */
 // async, so that a synchronous failure (a bad address, a busy port) is a rejection too.
 // deno-lint-ignore require-await
@@ -78,17 +106,21 @@ export async function serveMetrics(options: ServeMetricsOptions): Promise<Metric
   const logger = options.logger ?? silentLogger;
   const { hostname, port } = parseListenAddress(options.address);
 
-  const handler = (req: Request): Response => {
+  const { health, beforeScrape } = options;
+  const routes = options.routes ?? {};
+  const handler = async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
-    if (path !== "/metrics") {
-      return new Response("404 page not found\n", {
-        status: 404,
-        headers: { "content-type": "text/plain; charset=utf-8" },
-      });
-    }
+    const route = routes[path];
+    if (route !== undefined) return await route(req);
+    const known = path === "/metrics" ||
+      (health !== undefined && (path === "/health" || path === "/readyz"));
+    if (!known) return new Response("404 page not found\n", { status: 404, headers: TEXT });
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
+    if (path === "/health") return await healthResponse(health!);
+    if (path === "/readyz") return await readyResponse(health!);
+    await beforeScrape?.();
     const body = registry.render();
     return new Response(req.method === "HEAD" ? null : body, {
       headers: { "content-type": CONTENT_TYPE },

@@ -47,6 +47,8 @@ class MethodMetrics {
     this.received = m.grpcMsgReceived.labels(...labels);
     this.sent = m.grpcMsgSent.labels(...labels);
     this.handling = m.grpcHandlingSeconds.labels(...labels);
+    // Shown at 0 from the start, so an alert on a method's success rate has a series to read.
+    this.#handled[0] = m.grpcHandled.labels(...labels, CODE_NAMES[0]);
   }
 
   /** Records the end of one call: its status code and how long it took. */
