@@ -413,7 +413,8 @@ export const FLAGS: readonly FlagSpec[] = [
     key: "debug",
     kind: "bool",
     default: "false",
-    usage: "Enable trace logging",
+    usage:
+      "Log every request (method, key or range, revision, code, duration) and debug details, to stdout",
   },
   {
     name: "exit-with-parent",

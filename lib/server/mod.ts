@@ -24,6 +24,7 @@ import {
 } from "./services.ts";
 import { watchService } from "./watch.ts";
 import { instrumentService } from "./rpc_metrics.ts";
+import { requestTracer } from "./trace.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
 import { Maintenance, type MemberIdentity, memberIdentity } from "../translator/maintenance.ts";
 
@@ -85,6 +86,23 @@ function withEncodedRange(
   };
 }
 
+/**
+ * A refused handshake, as etcd logs it ("rejected connection"): a client speaking plaintext to
+ * the TLS port is named as such, since its error ("wrong version number") says nothing to most.
+ */
+function logTlsError(logger: Logger, peer: string, error: Error): void {
+  const message = String(error?.message ?? error);
+  const plaintext = /wrong version number|http request|unknown protocol|packet length too long/i
+    .test(message);
+  logger.warn(
+    plaintext ? "plaintext connection to the TLS listener refused" : "rejected TLS handshake",
+    {
+      peer,
+      error: message,
+    },
+  );
+}
+
 /** Binds the listener and serves until `close()`. */
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
   const listener = parseListenAddress(o.listenAddress);
@@ -112,10 +130,12 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     keepaliveTimeout: o.keepaliveTimeout,
     maxConcurrentStreams: o.maxConcurrentStreams,
     maxQueuedBytes: o.maxUnreadBytes,
+    onTlsError: (peer, error) => logTlsError(o.logger, peer, error),
   });
-  // Every service's handlers record etcd's per-RPC metrics (lib/server/rpc_metrics.ts).
+  // Every service's handlers record etcd's per-RPC metrics (lib/server/rpc_metrics.ts) and trace.
+  const trace = requestTracer(o.logger);
   const add = (service: Record<string, MethodDefinition>, handlers: Record<string, any>) =>
-    server.addService(service, instrumentService(service, handlers, o.metrics));
+    server.addService(service, instrumentService(service, handlers, o.metrics, trace));
   add(deepTxnIsTooManyOps(withEncodedRange(defs["etcdserverpb.KV"])), kvService(ctx));
   const watch = watchService({
     backend: o.backend,
