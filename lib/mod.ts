@@ -19,6 +19,7 @@ import {
   createKineMetrics,
   type KineMetrics,
   monitorEventLoop,
+  profilingRoutes,
   serveMetrics,
   storeMetrics,
 } from "./metrics/mod.ts";
@@ -119,6 +120,7 @@ export async function startKine(
         registry: metrics.registry,
         beforeScrape: store.refresh,
         health: store.health,
+        routes: cfg.metricsEnableProfiling ? profilingRoutes() : undefined,
         tls: tls && !cfg.metricsIgnoreTlsConfig
           ? { cert: text.decode(tls.cert), key: text.decode(tls.key) }
           : undefined,

@@ -134,3 +134,47 @@ Deno.test("startKine (the embedding API) opens no metrics listener unless asked"
     await asked.close();
   }
 });
+
+Deno.test("--metrics-enable-profiling: a CPU profile and a heap snapshot DevTools can open", async () => {
+  const { startKine } = await import("../lib/mod.ts");
+  const { silentLogger } = await import("../lib/log/mod.ts");
+  const base = { listenAddress: "127.0.0.1:0", endpoint: "memory://" };
+  const off = await startKine({ ...base, metricsBindAddress: "127.0.0.1:0" }, silentLogger);
+  try {
+    const r = await fetch(off.metricsUrl!.replace("/metrics", "/debug/pprof/heap"));
+    await r.body?.cancel();
+    assert.equal(r.status, 404, "no profiles without the flag");
+  } finally {
+    await off.close();
+  }
+  const kine = await startKine({
+    ...base,
+    metricsBindAddress: "127.0.0.1:0",
+    metricsEnableProfiling: true,
+  }, silentLogger);
+  const pprof = kine.metricsUrl!.replace("/metrics", "/debug/pprof");
+  try {
+    const index = await fetch(`${pprof}/`);
+    assert.match(await index.text(), /\/debug\/pprof\/profile\?seconds=N/);
+    const busy = setInterval(() => JSON.stringify(Array.from({ length: 1000 }, (_, i) => i)), 1);
+    const cpu = await fetch(`${pprof}/profile?seconds=0.5`);
+    clearInterval(busy);
+    assert.equal(cpu.status, 200);
+    assert.match(cpu.headers.get("content-disposition") ?? "", /filename="kine\.cpuprofile"/);
+    // Chrome's .cpuprofile: nodes with call frames, start/end times, samples and time deltas.
+    const profile = await cpu.json();
+    assert.ok(profile.nodes.length > 1 && profile.nodes[0].callFrame, "call tree");
+    assert.ok(profile.endTime - profile.startTime >= 400_000, "about 0.5 s, in µs");
+    assert.equal(profile.samples.length, profile.timeDeltas.length);
+    assert.equal((await fetch(`${pprof}/profile?seconds=abc`)).status, 400);
+
+    const heap = await fetch(`${pprof}/heap`);
+    assert.equal(heap.status, 200);
+    assert.match(heap.headers.get("content-disposition") ?? "", /filename="kine\.heapsnapshot"/);
+    const snapshot = await heap.json();
+    assert.ok(snapshot.snapshot.meta.node_fields.includes("self_size"), "V8 heap snapshot meta");
+    assert.ok(snapshot.snapshot.node_count > 1000 && snapshot.nodes.length > 1000);
+  } finally {
+    await kine.close();
+  }
+});
