@@ -540,6 +540,9 @@ Deno.test("Dockerfile.release packages dist/kine-${TARGETARCH} as a non-root ima
   const user = lines.find((l) => l.startsWith("USER "));
   assert.ok(user && !/^USER (root|0)\b/.test(user), "runs as non-root");
   assert.ok(lines.includes("EXPOSE 2379"));
+  // The default SQLite database (./db in the working directory) lives on a volume.
+  assert.ok(lines.includes("WORKDIR /var/lib/kine"));
+  assert.ok(lines.includes("VOLUME /var/lib/kine"));
   assert.ok(lines.includes('ENTRYPOINT ["/bin/kine"]'));
   const cmd = lines.find((l) => l.startsWith("CMD "));
   const args: string[] = JSON.parse(cmd!.slice(4));
@@ -556,6 +559,35 @@ Deno.test("Dockerfile.release packages dist/kine-${TARGETARCH} as a non-root ima
     const arch = p.split("/")[1];
     assert.ok(compile.includes(`--output dist/kine-${arch}`), `no binary for ${p}`);
   }
+});
+
+Deno.test("Dockerfile.release HEALTHCHECK passes against a serving kine and fails without one", async () => {
+  const text = await Deno.readTextFile(`${ROOT}Dockerfile.release`);
+  const m = /^HEALTHCHECK (.*?)\\\n\s+CMD (\[.*\])$/m.exec(text);
+  assert.ok(m, "a HEALTHCHECK with an exec-form CMD");
+  assert.match(m[1], /--interval=\S+ --timeout=\S+/);
+  const cmd: string[] = JSON.parse(m[2]);
+  assert.ok(cmd.join(" ").includes("/dev/tcp/127.0.0.1/8080"), "the default metrics address");
+  const { startKine } = await import("../lib/mod.ts");
+  const { silentLogger } = await import("../lib/log/mod.ts");
+  const kine = await startKine({
+    listenAddress: "127.0.0.1:0",
+    metricsBindAddress: "127.0.0.1:0",
+    endpoint: "memory://",
+  }, silentLogger);
+  const check = async (port: string) => {
+    const [exe, ...args] = cmd.map((a) => a.replace("/8080", `/${port}`));
+    return (await new Deno.Command(exe, { args, stdout: "null", stderr: "null" }).output()).code;
+  };
+  try {
+    assert.equal(await check(new URL(kine.metricsUrl!).port), 0);
+  } finally {
+    await kine.close();
+  }
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((closed.addr as Deno.NetAddr).port);
+  closed.close();
+  assert.notEqual(await check(port), 0, "nothing listening: unhealthy");
 });
 
 // ----------------------------------------------------------- deno.json
