@@ -57,7 +57,8 @@ export interface OpenedBackend {
 
 /**
  * Parameters a DSN carries that nothing reads: upstream's SQLite and NATS drivers ignore them
- * silently, so kine starts too, but says so (a typo would otherwise go unnoticed).
+ * silently, so kine starts too, but says so (a typo would otherwise go unnoticed). On MySQL
+ * upstream sends them as session variables, which the server may refuse; kine warns.
  */
 function warnUnknown(o: BackendOptions, unknown: readonly string[], known: readonly string[]) {
   if (unknown.length === 0) return;
@@ -117,12 +118,18 @@ const postgres = sql(async () => {
   };
 }, true);
 
+/** The MySQL DSN parameters `parseMysqlDsn` reads. */
+const MYSQL_PARAMETERS = ["allowCleartextPasswords", "timeout", "tls"];
+
 const mysql = sql(async () => {
   const m = await import("./sql/mysql.ts");
   return {
     engine: m.mysqlEngine,
     describe: (dsn, o) => {
       const s = m.parseMysqlDsn(dsn, o.tls);
+      const q = dsn.indexOf("?");
+      const given = q < 0 ? [] : [...new Set(new URLSearchParams(dsn.slice(q + 1)).keys())];
+      warnUnknown(o, given.filter((p) => !MYSQL_PARAMETERS.includes(p)), MYSQL_PARAMETERS);
       return { endpoint: `mysql://${s.display}`, database: s.database };
     },
   };
