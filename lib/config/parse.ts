@@ -212,7 +212,7 @@ export function helpText(): string {
  * variable, default and description of every flag.
  */
 export function flagTable(): string {
-  const cell = (s: string) => s.replaceAll("|", "\\|");
+  const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("<", "\\<");
   const rows = FLAGS.map((f) =>
     `| \`--${f.name}\` | \`${f.env}\` | \`${cell(shownDefault(f))}\` | ${cell(f.usage)} |`
   );
