@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { makeCerts } from "./helpers/certs.ts";
 import { connect } from "./helpers/client.ts";
-import { loadProtos } from "../lib/server/proto.ts";
+import { loadProtos } from "../lib/server/client_protos.ts";
 import { GIT_COMMIT, VERSION } from "../lib/config/version.ts";
 
 import {
