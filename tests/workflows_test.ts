@@ -525,6 +525,29 @@ Deno.test("updatecli commits pass the fork policy on main", async () => {
   }
 });
 
+// ------------------------------------------------------------ pinning
+
+/**
+ * Actions whose commit could not be checked when the others were pinned (no network to GitHub):
+ * pin them the same way once verified.
+ */
+const UNPINNED = new Set(["updatecli/updatecli-action"]);
+
+Deno.test("every third-party action is pinned by commit SHA, its version in a comment", async () => {
+  let pinned = 0;
+  for (const e of Deno.readDirSync(WORKFLOWS)) {
+    const text = await Deno.readTextFile(`${WORKFLOWS}/${e.name}`);
+    for (const m of text.matchAll(/^\s*(?:-\s*)?uses:\s*(\S+)(.*)$/gm)) {
+      const [action, ref] = m[1].split("@");
+      if (action.startsWith("./") || UNPINNED.has(action)) continue;
+      assert.match(ref, /^[0-9a-f]{40}$/, `${e.name}: ${m[1]} is not pinned by SHA`);
+      assert.match(m[2], /^\s+# v\d+\.\d+\.\d+$/, `${e.name}: ${m[1]} names no version`);
+      pinned++;
+    }
+  }
+  assert.ok(pinned >= 10, `only ${pinned} pinned uses found`);
+});
+
 // ------------------------------------------------------------ Dockerfile
 
 Deno.test("Dockerfile.release packages dist/kine-${TARGETARCH} as a non-root image on 2379", async () => {
