@@ -269,7 +269,7 @@ Deno.test("release.yaml and release.yml refuse a line's first tag that fails the
     ], file);
     // Nothing is built or published before the gate.
     const first = all.findIndex((s) =>
-      /deno task compile|docker|gh release/.test(s.run ?? s.uses ?? "")
+      /deno task compile|fetch-binaries|docker|gh release/.test(s.run ?? s.uses ?? "")
     );
     assert.ok(all.indexOf(gate) < first, `${file}: the gate runs before any build`);
   }
@@ -288,18 +288,14 @@ Deno.test("release.yaml (Kine build) pushes a multi-arch image with SBOM and pro
   assert.equal(wf.permissions.packages, "write");
   assert.equal(wf.env.IMAGE, "ghcr.io/loft-sh/kine");
 
-  // Both binaries Dockerfile.release copies are compiled first.
-  const compile = command(step(wf, /deno task compile/));
-  assert.ok(
-    compile.includes(
-      "deno task compile --target x86_64-unknown-linux-gnu --output dist/kine-amd64",
-    ),
+  // The binaries Dockerfile.release copies are the release's, fetched and verified, not rebuilt.
+  assert.ok(!steps(wf).some((s) => /deno task compile/.test(s.run ?? "")), "no second build");
+  const fetch = step(wf, /fetch-binaries\.sh/);
+  assert.equal(
+    command(fetch),
+    "bash .github/release/fetch-binaries.sh ${{ steps.version.outputs.tag }} dist",
   );
-  assert.ok(
-    compile.includes(
-      "deno task compile --target aarch64-unknown-linux-gnu --output dist/kine-arm64",
-    ),
-  );
+  assert.equal(fetch.env?.GH_TOKEN, "${{ github.token }}");
 
   const build = step(wf, /^docker\/build-push-action@/);
   assert.equal(build.with?.file, "Dockerfile.release");
@@ -574,13 +570,71 @@ Deno.test("Dockerfile.release packages dist/kine-${TARGETARCH} as a non-root ima
   assert.equal(r.kind, "config");
   if (r.kind === "config") assert.equal(r.config.listenAddress, "0.0.0.0:2379");
 
-  // The image build compiles exactly the binaries the Dockerfile copies.
+  // The image build fetches exactly the binaries the Dockerfile copies, and release.yml makes them.
   const wf = await workflow("release.yaml");
   const platforms = String(step(wf, /^docker\/build-push-action@/).with?.platforms).split(",");
-  const compile = command(step(wf, /deno task compile/));
-  for (const p of platforms) {
-    const arch = p.split("/")[1];
-    assert.ok(compile.includes(`--output dist/kine-${arch}`), `no binary for ${p}`);
+  const script = await Deno.readTextFile(`${ROOT}.github/release/fetch-binaries.sh`);
+  const arches = /^arches=\((.*)\)$/m.exec(script)?.[1].split(" ");
+  assert.deepEqual(arches, platforms.map((p) => p.split("/")[1]));
+  assert.deepEqual(arches, TARGETS.map((t) => t.arch));
+});
+
+Deno.test("fetch-binaries.sh verifies the release's binaries against its checksums, waiting for them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-fetch-" });
+  try {
+    // A stub gh: "release download <tag> --dir <d> …" copies what $RELEASE holds, counting calls.
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.writeTextFile(
+      `${dir}/bin/gh`,
+      `#!/bin/bash
+echo x >> "$CALLS"; [ "$1 $2 $3" = "release download v1" ] || exit 9
+while [ $# -gt 0 ]; do [ "$1" = --dir ] && out=$2; shift; done
+cp "$RELEASE"/* "$out"/ 2>/dev/null; exit 0
+`,
+      { mode: 0o755 },
+    );
+    const release = `${dir}/release`;
+    await Deno.mkdir(release);
+    const run = async (env: Record<string, string> = {}) => {
+      await Deno.remove(`${dir}/dist`, { recursive: true }).catch(() => {});
+      const out = await new Deno.Command("bash", {
+        args: [`${ROOT}.github/release/fetch-binaries.sh`, "v1", `${dir}/dist`],
+        env: {
+          PATH: `${dir}/bin:${Deno.env.get("PATH")}`,
+          RELEASE: release,
+          CALLS: `${dir}/calls`,
+          FETCH_TRIES: "3",
+          FETCH_WAIT: "0",
+          ...env,
+        },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const calls = (await Deno.readTextFile(`${dir}/calls`)).split("\n").length - 1;
+      await Deno.writeTextFile(`${dir}/calls`, "");
+      return { code: out.code, calls, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    await Deno.writeTextFile(`${dir}/calls`, "");
+    // Nothing uploaded yet: gives up after FETCH_TRIES attempts.
+    const empty = await run();
+    assert.equal(empty.code, 1);
+    assert.equal(empty.calls, 3);
+    assert.match(empty.stderr, /release v1 lacks kine-<arch> and sha256sum-<arch>\.txt/);
+    for (const arch of ["amd64", "arm64"]) {
+      await Deno.writeTextFile(`${release}/kine-${arch}`, `binary ${arch}\n`);
+      await sh(`sha256sum kine-${arch} > sha256sum-${arch}.txt`, { cwd: release });
+    }
+    const ok = await run();
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.calls, 1);
+    assert.equal((await Deno.stat(`${dir}/dist/kine-arm64`)).mode! & 0o777, 0o755);
+    // A binary that is not the one checksummed is refused.
+    await Deno.writeTextFile(`${release}/kine-arm64`, "tampered\n");
+    const bad = await run();
+    assert.notEqual(bad.code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
