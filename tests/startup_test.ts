@@ -176,3 +176,23 @@ Deno.test("unknown NATS and SQLite endpoint parameters are found (warned about a
   assert.deepEqual(parseNatsEndpoint("nats://h?bukket=x&bucket=b&noEmbed").unknown, ["bukket"]);
   assert.deepEqual(parseNatsEndpoint("nats://h?bucket=b").unknown, []);
 });
+
+Deno.test("an unreadable datastore TLS file: one line naming the file and its flags, exit 2", async () => {
+  for (const endpoint of ["mysql://root@tcp(127.0.0.1:3306)/kine", "postgres://127.0.0.1/kine"]) {
+    const r = await run([
+      "--listen-address",
+      "127.0.0.1:0",
+      "--metrics-bind-address",
+      "0",
+      "--ca-file",
+      "/nope/ca.pem",
+      "--endpoint",
+      endpoint,
+    ]);
+    assertOneLineError(
+      r,
+      2,
+      'cannot read the datastore TLS CA (--ca-file, sslrootcert) "/nope/ca.pem": No such file',
+    );
+  }
+});
