@@ -4,6 +4,7 @@
  */
 import { EndpointError, parseArgs, startKine } from "./lib/mod.ts";
 import { createLogger } from "./lib/log/mod.ts";
+import { runMigrate } from "./lib/migrate/mod.ts";
 
 /** How often the parent is looked for, ms. */
 const PARENT_CHECK_MS = 500;
@@ -26,6 +27,8 @@ function onParentExit(then: () => void): void {
 if (import.meta.main) {
   // `deno task start -- <flags>` hands the "--" through; kine's flags follow it.
   const argv = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+  // `kine migrate …` copies between datastores (lib/migrate) instead of serving.
+  if (argv[0] === "migrate") Deno.exit(await runMigrate(argv.slice(1)));
   const parsed = parseArgs(argv, Deno.env.toObject());
   switch (parsed.kind) {
     case "help":
