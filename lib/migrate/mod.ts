@@ -24,6 +24,8 @@ import { type MigrateOptions, parseMigrateArgs, type Side } from "./flags.ts";
 import { follow } from "./follow.ts";
 import { Progress, type ProgressSink, stderrSink } from "./progress.ts";
 import { type MigrateSource, openKineSource } from "./source.ts";
+import { isEtcdEndpoint } from "./etcd_client.ts";
+import { openEtcdSource } from "./etcd_source.ts";
 
 export { MIGRATE_HELP, type MigrateOptions, parseMigrateArgs } from "./flags.ts";
 export { MigrateError } from "./copy.ts";
@@ -101,6 +103,9 @@ export async function migrate(
   stopped: () => boolean,
 ): Promise<number> {
   const say = (line: string) => console.log(line);
+  if (o.follow && isEtcdEndpoint(o.from.endpoint)) {
+    throw new MigrateError("--follow from etcd is not supported yet: copy, then cut over");
+  }
   const source = await open("source", o.from, () => openSource(o, logger));
   let target: Importer | undefined;
   try {
@@ -109,6 +114,7 @@ export async function migrate(
     const marker = JSON.stringify({ source: redact(o.from.endpoint) });
     checkTarget(o, state, marker);
     const pinned = await source.pin();
+    for (const note of source.notes?.() ?? []) say(note);
     if (state.marker === null) {
       await precheck(source, target, pinned);
       await target.setMarker(marker);
@@ -164,6 +170,7 @@ export async function migrate(
 }
 
 function openSource(o: MigrateOptions, logger: Logger): Promise<MigrateSource> {
+  if (isEtcdEndpoint(o.from.endpoint)) return openEtcdSource(o.from);
   return openKineSource(sideOptions(o.from, o, logger));
 }
 

@@ -21,6 +21,8 @@ export interface MigrateSource {
   latestRevision(): Promise<number>;
   /** Live keys at a revision, for the pre-check and the digest. */
   readonly pager: KvPager;
+  /** What the copy did differently from the source (printed), where anything. */
+  notes?(): string[];
   /** Resolves at the source's next change, or after `ms`. */
   changed(ms: number): Promise<void>;
   close(): Promise<void>;
