@@ -19,6 +19,10 @@ import {
 import { AUTH_KEY } from "../lib/auth/store.ts";
 import { migrate, type MigrateOptions, parseMigrateArgs } from "../lib/migrate/mod.ts";
 import type { ProgressSink } from "../lib/migrate/progress.ts";
+import { b, connect, s } from "./helpers/client.ts";
+import { freePort } from "./helpers/proc.ts";
+import { etcdctl } from "./helpers/etcdctl.ts";
+import { leaseId } from "../lib/migrate/etcd_client.ts";
 import { BACKENDS, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
 
 const enc = new TextEncoder();
@@ -276,4 +280,198 @@ Deno.test("kine migrate killed mid-copy is finished by --resume", async () => {
       await b.close();
     }
   });
+});
+
+Deno.test("kine migrate --follow applies the source's writes made during and after the copy", async () => {
+  await withStores([SQLITE, POSTGRES], async (src, dst) => {
+    const source = await open(src);
+    await fillSource(source);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing || i < 50; i++) {
+        await put(source, `/registry/live/k${i % 20}`, `w${i}`);
+        if (i % 7 === 0) await del(source, `/registry/live/k${(i + 3) % 20}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const copy = migrate(
+      options(["--from", src, "--to", dst, "--follow", "--until-idle", "1500ms"]),
+      silentLogger,
+      QUIET,
+      () => false,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    writing = false;
+    await writer;
+    const head = await source.latestRevision();
+    assert.equal(await copy, 0);
+    const b = await open(dst);
+    try {
+      assert.equal(await b.latestRevision(), head);
+      assert.deepEqual(await at(b, head), await at(source, head));
+      const { compactRevision } = await source.status();
+      assert.deepEqual(
+        await history(b, compactRevision + 1, head),
+        await history(source, compactRevision + 1, head),
+      );
+    } finally {
+      await b.close();
+      await source.close();
+    }
+  });
+});
+
+/** A private etcd 3.4 on loopback ports; `target` is `127.0.0.1:<port>`. */
+async function withEtcd(fn: (target: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kine-mig-etcd-" });
+  const [client, peer] = [freePort(), freePort()];
+  const child = new Deno.Command("etcd", {
+    args: [
+      `--data-dir=${dir}/etcd`,
+      `--listen-client-urls=http://127.0.0.1:${client}`,
+      `--advertise-client-urls=http://127.0.0.1:${client}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=default=http://127.0.0.1:${peer}`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const target = `127.0.0.1:${client}`;
+  const alive = setInterval(() => {}, 1000);
+  try {
+    const c = connect(target);
+    try {
+      for (let waited = 0;; waited += 100) {
+        try {
+          await c.kv.range({ key: b("x") });
+          break;
+        } catch (err) {
+          if (waited > 20_000) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      c.close();
+    }
+    await fn(target, dir);
+  } finally {
+    clearInterval(alive);
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("kine migrate --from etcd: revisions, versions, leases, compaction; one txn's keys moved", async () => {
+  await withEtcd(async (target, dir) => {
+    const c = connect(target);
+    const etcdKvs = async (revision = 0) =>
+      (await c.kv.range({ key: b("\x01"), range_end: b("\0"), revision })).kvs.map((
+        kv: any,
+      ) => ({
+        key: s(kv.key),
+        value: s(kv.value),
+        createRevision: kv.create_revision,
+        modRevision: kv.mod_revision,
+        version: kv.version,
+        lease: s(kv.key) === "/registry/leased" ? lease : 0,
+      }));
+    let head: number, compact: number, lease: number;
+    let before: Awaited<ReturnType<typeof etcdKvs>>;
+    try {
+      for (let i = 0; i < 10; i++) await c.kv.put({ key: b(`/registry/a${i}`), value: b(`v${i}`) });
+      for (let i = 0; i < 5; i++) await c.kv.put({ key: b(`/registry/a${i}`), value: b(`w${i}`) });
+      await c.kv.deleteRange({ key: b("/registry/a9") });
+      compact = (await c.kv.put({ key: b("/registry/a0"), value: b("x") })).header.revision;
+      await c.kv.compact({ revision: compact });
+      // One txn: three keys at one revision.
+      await c.kv.txn({
+        success: ["t1", "t2", "t3"].map((k) => ({
+          request_put: { key: b(`/registry/${k}`), value: b(k) },
+        })),
+      });
+      // etcdctl: a lease ID takes 63 bits, more than a JavaScript number holds exactly.
+      const granted = await etcdctl(target, ["lease", "grant", "300"]);
+      const hex = /lease ([0-9a-f]+) granted/.exec(granted.stdout)![1];
+      lease = leaseId(BigInt(`0x${hex}`).toString());
+      assert.equal(
+        (await etcdctl(target, ["put", "/registry/leased", "l", `--lease=${hex}`])).code,
+        0,
+      );
+      // The head is a delete.
+      head = (await c.kv.deleteRange({ key: b("/registry/a8") })).header.revision;
+      before = await etcdKvs();
+    } finally {
+      c.close();
+    }
+    const dst = `sqlite://${dir}/target.db`;
+    const output: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => output.push(line);
+    let code: number;
+    try {
+      code = await migrate(
+        options(["--from", `etcd://${target}`, "--to", dst]),
+        silentLogger,
+        QUIET,
+        () => false,
+      );
+    } finally {
+      console.log = log;
+    }
+    assert.equal(code, 0, output.join("\n"));
+    assert.match(
+      output.join("\n"),
+      /2 keys shared an etcd revision .*\/registry\/t2 .*\/registry\/t3/,
+    );
+    const k = await open(dst);
+    try {
+      const status = await k.status();
+      // Two keys moved above etcd's head, then kine's /registry/health, added at its first start.
+      assert.equal(status.revision, head + 3);
+      assert.equal(
+        (await at(k, 0)).find((kv) => kv.key === "/registry/health")?.modRevision,
+        head + 3,
+      );
+      assert.equal(status.compactRevision, compact);
+      const moved = new Map([["/registry/t2", head + 1], ["/registry/t3", head + 2]]);
+      const expected = before.map((kv: any) =>
+        moved.has(kv.key)
+          ? { ...kv, createRevision: moved.get(kv.key), modRevision: moved.get(kv.key) }
+          : kv
+      );
+      assert.deepEqual((await at(k, 0)).filter((kv) => kv.key !== "/registry/health"), expected);
+      const [record] = await k.leaseRecords(lease);
+      assert.equal(record?.ttl, 300);
+      assert.ok(
+        record.expiresAt > Date.now() + 250_000 && record.expiresAt <= Date.now() + 300_000,
+      );
+      // kine goes on from etcd's revisions: the next write is the next revision.
+      assert.equal((await put(k, "/registry/next", "n")).revision, head + 4);
+    } finally {
+      await k.close();
+    }
+  });
+});
+
+Deno.test("kine migrate names an unreachable source in one line and writes nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-mig-" });
+  try {
+    await assert.rejects(
+      migrate(
+        options(["--from", `etcd://127.0.0.1:${freePort()}`, "--to", `sqlite://${dir}/t.db`]),
+        silentLogger,
+        QUIET,
+        () => false,
+      ),
+      (err: Error) =>
+        /^source etcd:\/\/127\.0\.0\.1:\d+: /.test(err.message) && !err.message.includes("\n"),
+    );
+    const k = await open(`sqlite://${dir}/t.db`);
+    assert.deepEqual((await at(k, 0)).map((kv) => kv.key), ["/registry/health"]);
+    await k.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

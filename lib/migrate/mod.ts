@@ -113,7 +113,7 @@ export async function migrate(
     const state = await target.state();
     const marker = JSON.stringify({ source: redact(o.from.endpoint) });
     checkTarget(o, state, marker);
-    const pinned = await source.pin();
+    const pinned = await open("source", o.from, () => source.pin());
     for (const note of source.notes?.() ?? []) say(note);
     if (state.marker === null) {
       await precheck(source, target, pinned);
