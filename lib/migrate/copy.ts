@@ -37,12 +37,18 @@ export async function copyRows(
   stopped: () => boolean,
 ): Promise<number> {
   let head = range.from;
-  while (head < range.to && !stopped()) {
-    const rows = await source.rows(head, range.to, range.batch);
+  // The next batch is read while this one is written: source and target work side by side.
+  let next = source.rows(head, range.to, range.batch);
+  while (!stopped()) {
+    const rows = await next;
     if (rows.length === 0) break;
+    const last = rows[rows.length - 1].id;
+    next = last < range.to ? source.rows(last, range.to, range.batch) : Promise.resolve([]);
     await writeBatch(target, rows);
-    head = rows[rows.length - 1].id;
+    head = last;
     progress.add(rows.length, head);
   }
+  // A read started for a batch never written (interrupted) must not fail unobserved.
+  next.catch(() => {});
   return head;
 }
