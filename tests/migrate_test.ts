@@ -475,3 +475,37 @@ Deno.test("kine migrate names an unreachable source in one line and writes nothi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("kine migrate --to etcd: the live keys and values, leases attached; a non-empty etcd refused", async () => {
+  await withEtcd(async (target, dir) => {
+    const src = `sqlite://${dir}/source.db`;
+    const source = await open(src);
+    let expected: { key: string; value: string }[];
+    try {
+      await fillSource(source);
+      expected = (await at(source, 0)).filter((kv) => kv.key !== AUTH_KEY).map((kv) => ({
+        key: kv.key,
+        value: kv.value,
+      }));
+    } finally {
+      await source.close();
+    }
+    const args = options(["--from", src, "--to", `etcd://${target}`]);
+    assert.equal(await migrate(args, silentLogger, QUIET, () => false), 0);
+    const c = connect(target);
+    try {
+      const r = await c.kv.range({ key: b("\x01"), range_end: b("\0") });
+      assert.deepEqual(r.kvs.map((kv: any) => ({ key: s(kv.key), value: s(kv.value) })), expected);
+      const leased = r.kvs.find((kv: any) => s(kv.key) === "/registry/leases/l");
+      assert.notEqual(leased.lease, 0, "the key keeps a lease");
+      const ttl = await etcdctl(target, ["lease", "list"]);
+      assert.match(ttl.stdout, /found 1 leases/);
+    } finally {
+      c.close();
+    }
+    await assert.rejects(
+      migrate(args, silentLogger, QUIET, () => false),
+      /target etcd:\/\/.* is not empty/,
+    );
+  });
+});

@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import * as loader from "@grpc/proto-loader";
 import { LOADER_OPTIONS } from "../server/proto.ts";
+import type { KeyValue } from "../backend/types.ts";
 import type { Side } from "./flags.ts";
 
 /** A unary call on one of the stubs. */
@@ -82,4 +83,33 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
     throw err;
   }
   return { kv: call(stubs.kv), lease: call(stubs.lease), close };
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** One page of etcd's live keys from `start` at `revision` (0 = current), as kine's KeyValues. */
+export async function etcdPage(
+  etcd: EtcdConnection,
+  start: string,
+  revision: number,
+  limit: number,
+  keysOnly = false,
+): Promise<{ kvs: KeyValue[]; more: boolean; revision: number }> {
+  const r = await etcd.kv("Range", {
+    key: enc.encode(start),
+    range_end: enc.encode("\0"),
+    revision,
+    limit,
+    keys_only: keysOnly,
+  });
+  const kvs = r.kvs.map((kv: any): KeyValue => ({
+    key: dec.decode(kv.key),
+    value: kv.value,
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    version: Number(kv.version),
+    lease: leaseId(kv.lease),
+  }));
+  return { kvs, more: r.more, revision: Number(r.header.revision) };
 }

@@ -12,13 +12,12 @@
 import type { LeaseRecord, LogRecord } from "../backend/types.ts";
 import type { KvPager } from "./digest.ts";
 import { FIRST_KEY } from "./digest.ts";
-import { connectEtcd, type EtcdConnection, leaseId } from "./etcd_client.ts";
+import { connectEtcd, type EtcdConnection, etcdPage, leaseId } from "./etcd_client.ts";
 import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
 
 const PAGE = 1000;
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 /** gRPC status of etcd's "required revision has been compacted". */
 const OUT_OF_RANGE = 11;
 
@@ -50,26 +49,25 @@ export class EtcdSource implements MigrateSource {
     const shared: LogRecord[] = [];
     let start: string | undefined = FIRST_KEY;
     while (start !== undefined) {
-      const r = await this.#range(start, head, PAGE, false);
+      const r = await etcdPage(this.etcd, start, head, PAGE);
       for (const kv of r.kvs) {
-        const mod = Number(kv.mod_revision);
-        const created = kv.create_revision === kv.mod_revision;
+        const created = kv.createRevision === kv.modRevision;
         const row: LogRecord = {
-          id: mod,
-          name: dec.decode(kv.key),
+          id: kv.modRevision,
+          name: kv.key,
           created,
           deleted: false,
-          createRevision: created ? 0 : Number(kv.create_revision),
+          createRevision: created ? 0 : kv.createRevision,
           prevRevision: 0,
-          lease: leaseId(kv.lease),
+          lease: kv.lease,
           value: kv.value,
           oldValue: null,
-          version: Number(kv.version),
+          version: kv.version,
         };
         if (byRevision.has(row.id)) shared.push(row);
         else byRevision.set(row.id, row);
       }
-      start = r.more ? dec.decode(r.kvs[r.kvs.length - 1].key) + "\0" : undefined;
+      start = r.more ? r.kvs[r.kvs.length - 1].key + "\0" : undefined;
     }
     let next = head;
     for (const row of shared) {
@@ -141,44 +139,24 @@ export class EtcdSource implements MigrateSource {
   }
 
   async latestRevision(): Promise<number> {
-    const r = await this.etcd.kv("Range", {
-      key: enc.encode(FIRST_KEY),
-      range_end: enc.encode("\0"),
-      limit: 1,
-      count_only: true,
-    });
-    return Number(r.header.revision);
+    return (await etcdPage(this.etcd, FIRST_KEY, 0, 1, true)).revision;
   }
 
   /** Live keys at a revision, with the moved keys' revisions as they were copied. */
   readonly pager: KvPager = async (start, revision, limit, keysOnly = false) => {
-    const r = await this.#range(start, Math.min(revision, this.#head), limit, keysOnly);
-    const kvs = r.kvs.map((kv: any) => {
-      const key = dec.decode(kv.key);
-      const moved = this.#moved.get(key);
-      const shift = (rev: string) => (moved && Number(rev) === moved.from ? moved.to : Number(rev));
+    const r = await etcdPage(this.etcd, start, Math.min(revision, this.#head), limit, keysOnly);
+    const kvs = r.kvs.map((kv) => {
+      const moved = this.#moved.get(kv.key);
+      const shift = (rev: number) => (moved && rev === moved.from ? moved.to : rev);
       return {
-        key,
-        value: kv.value,
-        createRevision: shift(kv.create_revision),
-        modRevision: shift(kv.mod_revision),
-        version: Number(kv.version),
-        lease: leaseId(kv.lease),
+        ...kv,
+        createRevision: shift(kv.createRevision),
+        modRevision: shift(kv.modRevision),
       };
     });
     // Moved keys sort by key as before: only their revisions changed.
     return { kvs, nextKey: r.more ? kvs[kvs.length - 1].key + "\0" : undefined };
   };
-
-  #range(start: string, revision: number, limit: number, keysOnly: boolean): Promise<any> {
-    return this.etcd.kv("Range", {
-      key: enc.encode(start),
-      range_end: enc.encode("\0"),
-      revision,
-      limit,
-      keys_only: keysOnly,
-    });
-  }
 
   /** The lowest revision etcd still serves, by bisection; 0 when nothing was compacted. */
   async #findCompact(head: number): Promise<number> {

@@ -24,7 +24,8 @@ import { type MigrateOptions, parseMigrateArgs, type Side } from "./flags.ts";
 import { follow } from "./follow.ts";
 import { Progress, type ProgressSink, stderrSink } from "./progress.ts";
 import { type MigrateSource, openKineSource } from "./source.ts";
-import { isEtcdEndpoint } from "./etcd_client.ts";
+import { connectEtcd, isEtcdEndpoint } from "./etcd_client.ts";
+import { checkEtcdEmpty, copyToEtcd, etcdPager, valuesOnly } from "./to_etcd.ts";
 import { openEtcdSource } from "./etcd_source.ts";
 
 export { MIGRATE_HELP, type MigrateOptions, parseMigrateArgs } from "./flags.ts";
@@ -90,6 +91,7 @@ async function open<T>(what: string, side: Side, fn: () => Promise<T>): Promise<
   try {
     return await fn();
   } catch (err) {
+    if (err instanceof MigrateError) throw err;
     const message = (err as Error)?.message ?? String(err);
     throw new MigrateError(`${what} ${redact(side.endpoint)}: ${message}`);
   }
@@ -109,6 +111,7 @@ export async function migrate(
   const source = await open("source", o.from, () => openSource(o, logger));
   let target: Importer | undefined;
   try {
+    if (isEtcdEndpoint(o.to.endpoint)) return await migrateToEtcd(o, source, sink, stopped);
     target = await open("target", o.to, () => openImporter(sideOptions(o.to, o, logger)));
     const state = await target.state();
     const marker = JSON.stringify({ source: redact(o.from.endpoint) });
@@ -166,6 +169,46 @@ export async function migrate(
   } finally {
     await target?.close();
     await source.close();
+  }
+}
+
+/** `--to etcd://`: the latest values, under etcd's own revisions. */
+async function migrateToEtcd(
+  o: MigrateOptions,
+  source: MigrateSource,
+  sink: ProgressSink,
+  stopped: () => boolean,
+): Promise<number> {
+  if (o.follow || o.resume) {
+    throw new MigrateError("--follow and --resume do not apply to --to etcd://");
+  }
+  const to = redact(o.to.endpoint);
+  const etcd = await open("target", o.to, () => connectEtcd(o.to));
+  try {
+    await open("target", o.to, () => checkEtcdEmpty(etcd, to));
+    const pinned = await open("source", o.from, () => source.pin());
+    console.log(
+      `kine migrate: ${redact(o.from.endpoint)} -> ${to}, the live keys at revision ${pinned} ` +
+        "(etcd assigns its own revisions: history, revisions and versions start afresh)",
+    );
+    const progress = new Progress(sink, 0, pinned);
+    const keys = await copyToEtcd(source, etcd, pinned, progress, stopped);
+    progress.done(pinned);
+    if (stopped()) {
+      console.log("interrupted: the target holds part of the keys; empty it and run again");
+      return INTERRUPTED;
+    }
+    console.log(`copied ${keys} keys in ${progress.elapsed().toFixed(1)} s`);
+    const theirs = await digest(valuesOnly(source.pager), pinned);
+    const ours = await digest(valuesOnly(etcdPager(etcd)), 0);
+    const equal = theirs.keys === ours.keys && theirs.hash === ours.hash;
+    console.log(
+      `digest of keys and values: source ${theirs.keys} keys ${theirs.hash}, ` +
+        `target ${ours.keys} keys ${ours.hash}: ${equal ? "equal" : "DIFFERENT"}`,
+    );
+    return equal ? 0 : 1;
+  } finally {
+    etcd.close();
   }
 }
 
