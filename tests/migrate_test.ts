@@ -209,7 +209,7 @@ Deno.test("kine migrate refuses a target that holds data, before writing anythin
   });
 });
 
-Deno.test("kine migrate killed mid-copy is finished by --resume", async () => {
+Deno.test("kine migrate stopped by Ctrl-C, then killed with SIGKILL, is finished by --resume", async () => {
   await withStores([SQLITE, POSTGRES], async (src, dst) => {
     const source = await open(src);
     const value = "x".repeat(512);
@@ -230,42 +230,49 @@ Deno.test("kine migrate killed mid-copy is finished by --resume", async () => {
     }
     const head = await source.latestRevision();
     await source.close();
-    const args = ["run", "-A", "main.ts", "migrate", "--from", src, "--to", dst, "--batch-size"];
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [...args, "200"],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const args = ["run", "-A", "main.ts", "migrate", "--from", src, "--to", dst];
     const db = dst.replace(/\?.*/, "").split("/").pop()!;
     const sql = postgres(`${PG_URL}/${db}`, { max: 1, onnotice: () => {} });
-    try {
-      // Killed once some batches landed, well before the end.
-      for (let waited = 0;; waited += 20) {
-        assert.ok(waited < 60_000, "the copy never started");
-        const rows = await sql`SELECT COUNT(*)::int AS n FROM kine`.catch(() => [{ n: 0 }]);
-        if (rows[0].n > 0) break;
+    const count = async () =>
+      (await sql`SELECT COUNT(*)::int AS n FROM kine`.catch(() => [{ n: 0 }]))[0].n as number;
+    /** Runs the command, and sends `signal` once the target holds more than `above` rows. */
+    const interrupt = async (extra: string[], signal: Deno.Signal, above: number) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [...args, "--batch-size", "200", ...extra],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      for (let waited = 0; (await count()) <= above; waited += 20) {
+        assert.ok(waited < 60_000, "the copy made no progress");
         await new Promise((r) => setTimeout(r, 20));
       }
-      child.kill("SIGKILL");
-      await child.status;
-      const [{ n }] = await sql`SELECT COUNT(*)::int AS n FROM kine`;
-      assert.ok(n > 0 && n < head, `rows after the kill: ${n} of ${head}`);
+      child.kill(signal);
+      const out = await child.output();
+      const n = await count();
+      assert.ok(n > above && n < head, `rows after ${signal}: ${n} of ${head}`);
       assert.equal(n % 200, 0, "a batch is all or nothing");
-    } finally {
-      await sql.end();
-    }
+      return { code: out.code, out: new TextDecoder().decode(out.stdout), rows: n };
+    };
     const rerun = async (extra: string[]) => {
       const out = await new Deno.Command(Deno.execPath(), {
-        args: [...args, "200", ...extra],
+        args: [...args, ...extra],
         stdout: "piped",
         stderr: "piped",
       }).output();
       const d = new TextDecoder();
       return { code: out.code, out: d.decode(out.stdout), err: d.decode(out.stderr) };
     };
-    const refused = await rerun([]);
-    assert.equal(refused.code, 2);
-    assert.match(refused.err, /holds an unfinished copy: add --resume/);
+    try {
+      const stopped = await interrupt([], "SIGINT", 0);
+      assert.equal(stopped.code, 130);
+      assert.match(stopped.out, /interrupted at revision \d+: run the same command with --resume/);
+      const refused = await rerun([]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.err, /holds an unfinished copy: add --resume/);
+      await interrupt(["--resume"], "SIGKILL", stopped.rows);
+    } finally {
+      await sql.end();
+    }
     const resumed = await rerun(["--resume"]);
     assert.equal(resumed.code, 0, resumed.err);
     assert.match(resumed.out, /\(resumed\)/);
