@@ -116,6 +116,7 @@ export async function migrate(
     const state = await target.state();
     const marker = JSON.stringify({ source: redact(o.from.endpoint) });
     checkTarget(o, state, marker);
+    const started = performance.now();
     const pinned = await open("source", o.from, () => source.pin());
     for (const note of source.notes?.() ?? []) say(note);
     if (state.marker === null) {
@@ -135,9 +136,11 @@ export async function migrate(
       stopped,
     );
     progress.done(head);
+    // From the pin: an etcd source is read whole while pinned.
+    const took = (performance.now() - started) / 1000;
     say(
-      `copied ${progress.rows} rows in ${progress.elapsed().toFixed(1)} s ` +
-        `(${Math.round(progress.rate())} rows/s), up to revision ${head}`,
+      `copied ${progress.rows} rows in ${took.toFixed(1)} s ` +
+        `(${Math.round(progress.rows / Math.max(took, 0.001))} rows/s), up to revision ${head}`,
     );
     if (stopped()) {
       say(`interrupted at revision ${head}: run the same command with --resume to finish`);
