@@ -18,7 +18,7 @@ import {
 } from "../lib/backend/types.ts";
 import { AUTH_KEY } from "../lib/auth/store.ts";
 import { migrate, type MigrateOptions, parseMigrateArgs } from "../lib/migrate/mod.ts";
-import type { ProgressSink } from "../lib/migrate/progress.ts";
+import { Progress, type ProgressSink } from "../lib/migrate/progress.ts";
 import { b, connect, s } from "./helpers/client.ts";
 import { freePort } from "./helpers/proc.ts";
 import { etcdctl } from "./helpers/etcdctl.ts";
@@ -514,5 +514,87 @@ Deno.test("kine migrate --to etcd: the live keys and values, leases attached; a 
       migrate(args, silentLogger, QUIET, () => false),
       /target etcd:\/\/.* is not empty/,
     );
+  });
+});
+
+Deno.test("kine migrate's progress: a bar with rows/s and ETA on a terminal, plain lines elsewhere", () => {
+  const lines: string[] = [];
+  const bar = new Progress({ write: (t) => lines.push(t), isTerminal: true }, 0, 1000);
+  bar.add(250, 250);
+  bar.done(1000);
+  assert.match(
+    lines[0],
+    /^\r\[#{8} {22}\] 25\.0% 250 rows, revision 250\/1000, \d+ rows\/s, ETA \d+s/,
+  );
+  assert.equal(lines.at(-1)!.endsWith("\n"), true);
+  const plain: string[] = [];
+  new Progress({ write: (t) => plain.push(t), isTerminal: false }, 0, 1000).add(10, 10);
+  assert.match(plain[0], /^copy: 10 rows, revision 10\/1000, \d+ rows\/s, ETA \d+s\n$/);
+});
+
+Deno.test("kine migrate's flags: one-line errors naming the flag, exit status 2", async () => {
+  const bad = (args: string[]) => {
+    const r = parseMigrateArgs(args);
+    return r.kind === "error" ? r.message : r.kind;
+  };
+  assert.equal(bad(["--from", "sqlite://a"]), "--to is required");
+  assert.equal(
+    bad(["--from", "a", "--to", "b", "--until-idle", "5s"]),
+    "--until-idle needs --follow",
+  );
+  assert.equal(
+    bad(["--from", "a", "--to", "b", "--batch-size", "0"]).includes("--batch-size"),
+    true,
+  );
+  assert.equal(bad(["--from", "a", "--to", "b", "--frobnicate"]), "unknown flag: --frobnicate");
+  assert.equal(bad(["--help"]), "help");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", "migrate", "--from", "sqlite://x.db"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 2);
+  assert.equal(new TextDecoder().decode(out.stderr), "kine migrate: --to is required\n");
+});
+
+Deno.test("kine migrate --from etcd --follow applies etcd's writes with etcd's revisions", async () => {
+  await withEtcd(async (target, dir) => {
+    const c = connect(target);
+    try {
+      for (let i = 0; i < 20; i++) await c.kv.put({ key: b(`/registry/f${i}`), value: b(`v${i}`) });
+      const dst = `sqlite://${dir}/target.db`;
+      const copy = migrate(
+        options(["--from", `etcd://${target}`, "--to", dst, "--follow", "--until-idle", "1500ms"]),
+        silentLogger,
+        QUIET,
+        () => false,
+      );
+      for (let i = 0; i < 60; i++) {
+        await c.kv.put({ key: b(`/registry/f${i % 25}`), value: b(`w${i}`) });
+        if (i % 9 === 0) await c.kv.deleteRange({ key: b(`/registry/f${(i + 4) % 25}`) });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const r = await c.kv.range({ key: b("\x01"), range_end: b("\0") });
+      const head = r.header.revision;
+      assert.equal(await copy, 0);
+      const k = await open(dst);
+      try {
+        assert.deepEqual(
+          (await at(k, head)).filter((kv) => kv.key !== "/registry/health"),
+          r.kvs.map((kv: any) => ({
+            key: s(kv.key),
+            value: s(kv.value),
+            createRevision: kv.create_revision,
+            modRevision: kv.mod_revision,
+            version: kv.version,
+            lease: 0,
+          })),
+        );
+      } finally {
+        await k.close();
+      }
+    } finally {
+      c.close();
+    }
   });
 });

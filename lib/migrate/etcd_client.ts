@@ -12,6 +12,15 @@ export type Call = (method: string, request: Record<string, unknown>) => Promise
 export interface EtcdConnection {
   kv: Call;
   lease: Call;
+  /**
+   * Watches every key from `startRevision` with previous values; `onResponse`
+   * gets each WatchResponse, `onError` a stream failure. Returns a cancel.
+   */
+  watch(
+    startRevision: number,
+    onResponse: (r: any) => void,
+    onError: (err: Error) => void,
+  ): () => void;
   close(): void;
 }
 
@@ -58,6 +67,7 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
     kv: new etcd.KV(target, credentials, opts),
     lease: new etcd.Lease(target, credentials, opts),
     auth: new etcd.Auth(target, credentials, opts),
+    watch: new etcd.Watch(target, credentials, opts),
   };
   const metadata = new grpc.Metadata();
   const call = (stub: any): Call => (method, request) =>
@@ -82,7 +92,23 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
     close();
     throw err;
   }
-  return { kv: call(stubs.kv), lease: call(stubs.lease), close };
+  const watch: EtcdConnection["watch"] = (startRevision, onResponse, onError) => {
+    const stream = stubs.watch.Watch(metadata);
+    stream.on("data", onResponse);
+    stream.on("error", (err: Error) => {
+      if ((err as { code?: number }).code !== grpc.status.CANCELLED) onError(err);
+    });
+    stream.write({
+      create_request: {
+        key: enc.encode("\x01"),
+        range_end: enc.encode("\0"),
+        start_revision: startRevision,
+        prev_kv: true,
+      },
+    });
+    return () => stream.cancel();
+  };
+  return { kv: call(stubs.kv), lease: call(stubs.lease), watch, close };
 }
 
 const enc = new TextEncoder();

@@ -15,9 +15,11 @@ import { FIRST_KEY } from "./digest.ts";
 import { connectEtcd, type EtcdConnection, etcdPage, leaseId } from "./etcd_client.ts";
 import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
+import { MigrateError } from "./copy.ts";
 
 const PAGE = 1000;
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 /** gRPC status of etcd's "required revision has been compacted". */
 const OUT_OF_RANGE = 11;
 
@@ -37,6 +39,11 @@ export class EtcdSource implements MigrateSource {
   #head = 0;
   #compact = 0;
   readonly #moved = new Map<string, Moved>();
+  /** The id of each key's last row, for the previous revision of the rows a watch adds. */
+  readonly #last = new Map<string, number>();
+  #cancelWatch?: () => void;
+  #failure?: Error;
+  #wake?: () => void;
 
   constructor(private readonly etcd: EtcdConnection) {}
 
@@ -90,6 +97,7 @@ export class EtcdSource implements MigrateSource {
       });
     }
     this.#rows = [...byRevision.values(), ...shared].sort((a, b) => a.id - b.id);
+    for (const row of this.#rows) this.#last.set(row.name, row.id);
     return next;
   }
 
@@ -104,6 +112,7 @@ export class EtcdSource implements MigrateSource {
   }
 
   rows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
+    if (this.#failure) return Promise.reject(this.#failure);
     let lo = 0;
     let hi = this.#rows.length;
     while (lo < hi) {
@@ -185,12 +194,88 @@ export class EtcdSource implements MigrateSource {
     return hi;
   }
 
-  /** A live etcd is followed by a watch, which this version does not do yet. */
-  changed(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ms));
+  /**
+   * Follows etcd with a watch from the copied revision (with previous values);
+   * its events become rows with etcd's revisions, appended to the copy's.
+   */
+  async changed(ms: number): Promise<void> {
+    if (!this.#cancelWatch) {
+      if (this.#moved.size > 0) {
+        throw new MigrateError(
+          "--follow from etcd: keys moved above etcd's head would collide with its next " +
+            "revisions; stop the writers and copy without --follow",
+        );
+      }
+      this.#cancelWatch = this.etcd.watch(this.#head + 1, (r) => this.#apply(r), (err) => {
+        this.#failure = new Error(`etcd watch failed: ${err.message}`);
+        this.#wake?.();
+      });
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+    });
+  }
+
+  /** Rows of one WatchResponse, with etcd's revisions. */
+  #apply(r: any): void {
+    if (r.canceled || Number(r.compact_revision) > 0) {
+      this.#failure = new Error(`etcd cancelled the watch: ${r.cancel_reason || "compacted"}`);
+    }
+    for (const e of r.events ?? []) {
+      const kv = e.kv;
+      const id = Number(kv.mod_revision);
+      if (id <= this.#head) {
+        this.#failure ??= new MigrateError(
+          `etcd wrote several keys at revision ${id} (one multi-key txn), which kine cannot ` +
+            "keep as one revision each: stop the writers and copy again without --follow",
+        );
+        break;
+      }
+      const name = dec.decode(kv.key);
+      const prev = e.prev_kv ? Number(e.prev_kv.mod_revision) : this.#last.get(name) ?? 0;
+      const created = e.type !== "DELETE" && kv.create_revision === kv.mod_revision;
+      this.#rows.push(
+        e.type === "DELETE"
+          ? {
+            id,
+            name,
+            created: false,
+            deleted: true,
+            createRevision: 0,
+            prevRevision: prev,
+            lease: 0,
+            value: null,
+            oldValue: e.prev_kv?.value ?? null,
+            version: e.prev_kv ? Number(e.prev_kv.version) + 1 : 0,
+          }
+          : {
+            id,
+            name,
+            created,
+            deleted: false,
+            createRevision: created ? 0 : Number(kv.create_revision),
+            // A create after a delete follows the tombstone, as kine writes it.
+            prevRevision: created ? this.#last.get(name) ?? 0 : prev,
+            lease: leaseId(kv.lease),
+            value: kv.value,
+            oldValue: created ? null : e.prev_kv?.value ?? null,
+            version: Number(kv.version),
+          },
+      );
+      this.#last.set(name, id);
+      this.#head = id;
+    }
+    this.#wake?.();
   }
 
   close(): Promise<void> {
+    this.#cancelWatch?.();
     this.etcd.close();
     return Promise.resolve();
   }

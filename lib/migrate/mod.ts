@@ -105,9 +105,6 @@ export async function migrate(
   stopped: () => boolean,
 ): Promise<number> {
   const say = (line: string) => console.log(line);
-  if (o.follow && isEtcdEndpoint(o.from.endpoint)) {
-    throw new MigrateError("--follow from etcd is not supported yet: copy, then cut over");
-  }
   const source = await open("source", o.from, () => openSource(o, logger));
   let target: Importer | undefined;
   try {
