@@ -10,12 +10,14 @@
  * are listed in the output ({@link EtcdSource.notes}).
  */
 import type { LeaseRecord, LogRecord } from "../backend/types.ts";
+import { gapRecord } from "../backend/logstructured/events.ts";
 import type { KvPager } from "./digest.ts";
 import { FIRST_KEY } from "./digest.ts";
 import { connectEtcd, type EtcdConnection, etcdPage, leaseId } from "./etcd_client.ts";
 import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
 import { MigrateError } from "./copy.ts";
+import { Wake } from "./wake.ts";
 
 const PAGE = 1000;
 const enc = new TextEncoder();
@@ -43,7 +45,7 @@ export class EtcdSource implements MigrateSource {
   readonly #last = new Map<string, number>();
   #cancelWatch?: () => void;
   #failure?: Error;
-  #wake?: () => void;
+  readonly #wake = new Wake();
 
   constructor(private readonly etcd: EtcdConnection) {}
 
@@ -83,18 +85,7 @@ export class EtcdSource implements MigrateSource {
     }
     if (!byRevision.has(head) && shared.length === 0) {
       // The head was a delete: an invisible gap row keeps kine's revision counter at etcd's.
-      byRevision.set(head, {
-        id: head,
-        name: `gap-${head}`,
-        created: false,
-        deleted: true,
-        createRevision: 0,
-        prevRevision: 0,
-        lease: 0,
-        value: null,
-        oldValue: null,
-        version: 0,
-      });
+      byRevision.set(head, gapRecord(head));
     }
     this.#rows = [...byRevision.values(), ...shared].sort((a, b) => a.id - b.id);
     for (const row of this.#rows) this.#last.set(row.name, row.id);
@@ -208,18 +199,10 @@ export class EtcdSource implements MigrateSource {
       }
       this.#cancelWatch = this.etcd.watch(this.#head + 1, (r) => this.#apply(r), (err) => {
         this.#failure = new Error(`etcd watch failed: ${err.message}`);
-        this.#wake?.();
+        this.#wake.wake();
       });
     }
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#wake = done;
-    });
+    await this.#wake.wait(ms);
   }
 
   /** Rows of one WatchResponse, with etcd's revisions. */
@@ -271,7 +254,7 @@ export class EtcdSource implements MigrateSource {
       this.#last.set(name, id);
       this.#head = id;
     }
-    this.#wake?.();
+    this.#wake.wake();
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@
 import { type BackendOptions, openBackend } from "../backend/endpoint.ts";
 import { type Backend, FROM_KEY, type LeaseRecord, type LogRecord } from "../backend/types.ts";
 import { backendPager, FIRST_KEY, type KvPager } from "./digest.ts";
+import { Wake } from "./wake.ts";
 
 /** A store a copy reads: rows with their revisions, leases, and a way to follow it. */
 export interface MigrateSource {
@@ -41,7 +42,7 @@ export async function openKineSource(o: BackendOptions): Promise<MigrateSource> 
 
 class KineSource implements MigrateSource {
   readonly pager: KvPager;
-  #wake?: () => void;
+  readonly #wake = new Wake();
   #cancel?: () => void;
 
   constructor(private readonly backend: Backend) {
@@ -71,18 +72,10 @@ class KineSource implements MigrateSource {
   async changed(ms: number): Promise<void> {
     if (!this.#cancel) {
       // Any event of any key wakes the follower; the rows come from the log.
-      const w = await this.backend.watch(FIRST_KEY, FROM_KEY, 0, () => this.#wake?.());
+      const w = await this.backend.watch(FIRST_KEY, FROM_KEY, 0, () => this.#wake.wake());
       this.#cancel = () => w.cancel();
     }
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#wake = done;
-    });
+    await this.#wake.wait(ms);
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,22 @@ export async function openSqlImporter(
   }
 }
 
+/** A log row's values in the order of `INSERT INTO kine(id, name, …, version)`. */
+export function recordParams(r: LogRecord): SqlParam[] {
+  return [
+    r.id,
+    r.name,
+    r.created ? 1 : 0,
+    r.deleted ? 1 : 0,
+    r.createRevision,
+    r.prevRevision,
+    r.lease,
+    r.value,
+    r.oldValue,
+    r.version,
+  ];
+}
+
 class SqlImporter implements Importer {
   constructor(
     private readonly dialect: Dialect,
@@ -103,21 +119,7 @@ class SqlImporter implements Importer {
     await this.driver.transaction(async (conn) => {
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
         const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-        const params: SqlParam[] = [];
-        for (const r of chunk) {
-          params.push(
-            r.id,
-            r.name,
-            r.created ? 1 : 0,
-            r.deleted ? 1 : 0,
-            r.createRevision,
-            r.prevRevision,
-            r.lease,
-            r.value,
-            r.oldValue,
-            r.version,
-          );
-        }
+        const params = chunk.flatMap(recordParams);
         await conn.run("migrate_insert", this.#insert(chunk.length), params);
       }
     });
