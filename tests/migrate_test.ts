@@ -21,6 +21,9 @@ import { migrate, type MigrateOptions, parseMigrateArgs } from "../lib/migrate/m
 import { Progress, type ProgressSink } from "../lib/migrate/progress.ts";
 import { b, connect, s } from "./helpers/client.ts";
 import { freePort } from "./helpers/proc.ts";
+import { makeCerts } from "./helpers/certs.ts";
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
 import { etcdctl } from "./helpers/etcdctl.ts";
 import { leaseId } from "../lib/migrate/etcd_client.ts";
 import { BACKENDS, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
@@ -328,26 +331,40 @@ Deno.test("kine migrate --follow applies the source's writes made during and aft
   });
 });
 
-/** A private etcd 3.4 on loopback ports; `target` is `127.0.0.1:<port>`. */
-async function withEtcd(fn: (target: string, dir: string) => Promise<void>): Promise<void> {
+/** A private etcd 3.4 on loopback ports; `target` is `127.0.0.1:<port>`; with `tls`, mTLS on. */
+async function withEtcd(
+  fn: (target: string, dir: string) => Promise<void>,
+  tls = false,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kine-mig-etcd-" });
   const [client, peer] = [freePort(), freePort()];
+  const scheme = tls ? "https" : "http";
+  if (tls) await makeCerts(dir);
   const child = new Deno.Command("etcd", {
     args: [
       `--data-dir=${dir}/etcd`,
-      `--listen-client-urls=http://127.0.0.1:${client}`,
-      `--advertise-client-urls=http://127.0.0.1:${client}`,
+      `--listen-client-urls=${scheme}://127.0.0.1:${client}`,
+      `--advertise-client-urls=${scheme}://127.0.0.1:${client}`,
       `--listen-peer-urls=http://127.0.0.1:${peer}`,
       `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
       `--initial-cluster=default=http://127.0.0.1:${peer}`,
+      ...(tls
+        ? [
+          `--cert-file=${dir}/server.crt`,
+          `--key-file=${dir}/server.key`,
+          `--trusted-ca-file=${dir}/ca.crt`,
+          "--client-cert-auth",
+        ]
+        : []),
     ],
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const target = `127.0.0.1:${client}`;
+  // With TLS by name: Deno's TLS takes no IP address as the server name.
+  const target = `${tls ? "localhost" : "127.0.0.1"}:${client}`;
   const alive = setInterval(() => {}, 1000);
   try {
-    const c = connect(target);
+    const c = tls ? connect(target, etcdTls(dir)) : connect(target);
     try {
       for (let waited = 0;; waited += 100) {
         try {
@@ -368,6 +385,12 @@ async function withEtcd(fn: (target: string, dir: string) => Promise<void>): Pro
     await child.status;
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** gRPC credentials of the test PKI's client. */
+function etcdTls(dir: string): grpc.ChannelCredentials {
+  const read = (f: string) => Buffer.from(Deno.readFileSync(`${dir}/${f}`));
+  return grpc.credentials.createSsl(read("ca.crt"), read("client.key"), read("client.crt"));
 }
 
 Deno.test("kine migrate --from etcd: revisions, versions, leases, compaction; one txn's keys moved", async () => {
@@ -597,4 +620,51 @@ Deno.test("kine migrate --from etcd --follow applies etcd's writes with etcd's r
       c.close();
     }
   });
+});
+
+Deno.test("kine migrate --from etcds:// with a client certificate and a user, auth on", async () => {
+  await withEtcd(async (target, dir) => {
+    const tlsFlags = [
+      `--cacert=${dir}/ca.crt`,
+      `--cert=${dir}/client.crt`,
+      `--key=${dir}/client.key`,
+    ];
+    const ctl = async (args: string[]) => {
+      const r = await etcdctl(`https://${target}`, [...tlsFlags, ...args]);
+      assert.equal(r.code, 0, `etcdctl ${args.join(" ")}: ${r.stderr}`);
+    };
+    await ctl(["put", "/registry/secret", "s"]);
+    await ctl(["user", "add", "root:rootpw"]);
+    await ctl(["auth", "enable"]);
+    const dst = `sqlite://${dir}/target.db`;
+    const from = (user: string) =>
+      options([
+        "--from",
+        `etcds://${target}`,
+        "--from-cacert",
+        `${dir}/ca.crt`,
+        "--from-cert",
+        `${dir}/client.crt`,
+        "--from-key",
+        `${dir}/client.key`,
+        "--from-user",
+        user,
+        "--to",
+        dst,
+      ]);
+    await assert.rejects(
+      migrate(from("root:wrong"), silentLogger, QUIET, () => false),
+      /source etcds:\/\/localhost:\d+: .*authentication failed/,
+    );
+    assert.equal(await migrate(from("root:rootpw"), silentLogger, QUIET, () => false), 0);
+    const k = await open(dst);
+    try {
+      assert.deepEqual((await at(k, 0)).map((kv) => [kv.key, kv.value]), [
+        ["/registry/health", '{"health":"true"}'],
+        ["/registry/secret", "s"],
+      ]);
+    } finally {
+      await k.close();
+    }
+  }, true);
 });
