@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import mysql from "mysql2/promise";
 import { openBackend } from "../lib/backend/endpoint.ts";
 import { backendOptions, defaultConfig } from "../lib/mod.ts";
 import { silentLogger } from "../lib/log/mod.ts";
@@ -26,7 +27,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { etcdctl } from "./helpers/etcdctl.ts";
 import { leaseId } from "../lib/migrate/etcd_client.ts";
-import { BACKENDS, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
+import { BACKENDS, MYSQL, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
 
 const enc = new TextEncoder();
 const QUIET: ProgressSink = { write: () => {}, isTerminal: false };
@@ -667,4 +668,28 @@ Deno.test("kine migrate --from etcds:// with a client certificate and a user, au
       await k.close();
     }
   }, true);
+});
+
+Deno.test("kine migrate names a key the target cannot store before writing anything", async () => {
+  await withStores([SQLITE, MYSQL], async (src, dst) => {
+    const source = await open(src);
+    try {
+      await put(source, "/registry/a", "1");
+      await put(source, "/registry/é", "2");
+    } finally {
+      await source.close();
+    }
+    await assert.rejects(
+      migrate(options(["--from", src, "--to", dst]), silentLogger, QUIET, () => false),
+      /the target cannot store key "\/registry\/é" \(revision 4\): .*ASCII/,
+    );
+    const db = dst.split("/").pop()!;
+    const conn = await mysql.createConnection({ host: "127.0.0.1", user: "root", database: db });
+    try {
+      const [rows] = await conn.query("SELECT COUNT(*) AS n FROM kine");
+      assert.equal((rows as { n: number }[])[0].n, 0);
+    } finally {
+      await conn.end();
+    }
+  });
 });
