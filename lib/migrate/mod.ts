@@ -13,8 +13,7 @@
  * @module
  */
 import { defaultConfig } from "../config/mod.ts";
-import { type BackendOptions, EndpointError } from "../backend/endpoint.ts";
-import { openBackend } from "../backend/endpoint.ts";
+import { type BackendOptions, EndpointError, openBackend } from "../backend/endpoint.ts";
 import { type Importer, openImporter } from "../backend/import.ts";
 import { backendOptions } from "../mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
