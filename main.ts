@@ -26,6 +26,12 @@ function onParentExit(then: () => void): void {
 if (import.meta.main) {
   // `deno task start -- <flags>` hands the "--" through; kine's flags follow it.
   const argv = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+  // `kine migrate …` copies between datastores (lib/migrate) instead of serving.
+  // Loaded only then, so that serving never pays for it.
+  if (argv[0] === "migrate") {
+    const { runMigrate } = await import("./lib/migrate/mod.ts");
+    Deno.exit(await runMigrate(argv.slice(1)));
+  }
   const parsed = parseArgs(argv, Deno.env.toObject());
   switch (parsed.kind) {
     case "help":

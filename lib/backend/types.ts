@@ -190,6 +190,13 @@ export interface Backend {
    * consistent copy: compaction waits while a snapshot is read.
    */
   snapshot(): AsyncGenerator<LogRecord[]>;
+  /**
+   * Rows of the log with `after < id <= upTo` in id order, at most `limit`, as
+   * stored (gap fills and compaction rows included), but never past what has
+   * been handed to watchers: a copy that follows the log (kine migrate) reads
+   * only rows that can no longer change.
+   */
+  logRows?(after: number, upTo: number, limit: number): Promise<LogRecord[]>;
   currentRevision(): number;
   /**
    * Delivers every change of `[key, end)` (`end` "" = the key, {@link FROM_KEY} =

@@ -207,6 +207,7 @@ export function helpText(): string {
     "",
     "USAGE:",
     "   kine [flags]",
+    "   kine migrate --from SOURCE --to TARGET [flags]   copy a datastore (kine migrate --help)",
     "",
     "FLAGS:",
     ...rows.map(([l, r]) => `   ${l.padEnd(width)}${r}`),

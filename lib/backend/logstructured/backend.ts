@@ -3,7 +3,7 @@ import { Compactor, type CompactorOptions } from "./compactor.ts";
 import { CountCache } from "./count_cache.ts";
 import { type LogStore, rowToKv } from "./log.ts";
 import { rangeLog } from "./range.ts";
-import { Snapshots } from "./snapshot.ts";
+import { Snapshots, toRecord } from "./snapshot.ts";
 import { hashKeySpace } from "../hash.ts";
 import { ReadIndex } from "../read_index.ts";
 import { checkTxn } from "./txn.ts";
@@ -241,6 +241,12 @@ export class LogBackend implements Backend {
 
   snapshot(): AsyncGenerator<LogRecord[]> {
     return this.#snapshots.read(this.#current);
+  }
+
+  async logRows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
+    const bound = Math.min(upTo, this.#hub.polled);
+    if (bound <= after) return [];
+    return (await this.#reader.events(after, bound, limit)).map(toRecord);
   }
 
   /**

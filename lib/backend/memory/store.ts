@@ -5,6 +5,7 @@
  */
 import { compareKeys, keyInRange } from "../keys.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
+import { gapRecord } from "../logstructured/events.ts";
 import type {
   EventReader,
   EventRow,
@@ -256,18 +257,7 @@ class MemoryTx implements LogWriteTx, EventReader {
     let filled = 0;
     for (const id of ids) {
       if (this.t.rows.has(id)) continue;
-      this.t.insert({
-        id,
-        name: `gap-${id}`,
-        created: false,
-        deleted: true,
-        createRevision: 0,
-        prevRevision: 0,
-        lease: 0,
-        value: null,
-        oldValue: null,
-        version: 0,
-      });
+      this.t.insert(gapRecord(id));
       this.#undo.push(() => this.t.remove(id));
       filled++;
     }

@@ -73,7 +73,7 @@ export interface NatsBackendOptions {
 }
 
 /** Retries bucket creation while the JetStream cluster is not ready (spec §7.2). */
-async function retryUnready<T>(fn: () => Promise<T>, logger: Logger): Promise<T> {
+export async function retryUnready<T>(fn: () => Promise<T>, logger: Logger): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await fn();
@@ -419,6 +419,12 @@ export class NatsBackend implements Backend {
     yield* pages;
   }
 
+  logRows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
+    const bound = Math.min(upTo, this.#replica.applied);
+    if (bound <= after) return Promise.resolve([]);
+    return Promise.resolve(this.#replica.reader.events(after, bound, limit).map(toRecord));
+  }
+
   leasedKeys(): Promise<LeasedKeys> {
     const revision = this.#replica.applied;
     const keys = this.#replica.reader.leased(revision).map((row) => {
@@ -538,7 +544,7 @@ export class NatsBackend implements Backend {
 }
 
 /** Keys of the lease bucket that hold roles (lib/role), not leases. */
-const ROLE_PREFIX = "_role.";
+export const ROLE_PREFIX = "_role.";
 
 /** The bucket that holds kine's lease records beside the key-value bucket `bucket`. */
 export function leaseBucket(bucket: string): string {
