@@ -80,7 +80,7 @@ export class LogBackend implements Backend {
       (revision) => this.#advance(revision),
       () => this.#current,
     );
-    this.#reads = new IndexedReads(store.reader, options.pollBatchSize);
+    this.#reads = new IndexedReads(store.reader);
     this.#hub.onPublish((events) => this.#reads.apply(events));
     this.#snapshots = new Snapshots(store.reader, this.#writes, this.#hub, options.pollBatchSize);
     this.#compactor = new Compactor(store, this.#writes, this.#hub, options, this.#snapshots);
@@ -127,7 +127,12 @@ export class LogBackend implements Backend {
       }
     });
     const { current } = await this.#revisions();
+    const started = performance.now();
     await this.#reads.rebuild(current);
+    this.options.logger.info("key index built", {
+      ...this.#reads.stats,
+      duration: `${Math.round(performance.now() - started)}ms`,
+    });
     this.#hub.start(current);
     await this.store.notifier?.listen(() => this.#hub.wake("notify"));
   }

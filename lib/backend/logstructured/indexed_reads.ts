@@ -22,6 +22,8 @@ export class RowGone extends Error {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Rows per query of the start-up scan: metadata only, so large batches stay small. */
+const SCAN_BATCH = 10_000;
 
 function fromRow(row: LogRow): IndexedRow {
   return {
@@ -53,8 +55,6 @@ export class IndexedReads {
 
   constructor(
     private readonly reader: IndexReader & { revisions(): MaybePromise<Revisions> },
-    /** Rows per start-up scan query. */
-    private readonly batchSize: number,
   ) {}
 
   /** The compact revision the index was last trimmed to. */
@@ -79,9 +79,9 @@ export class IndexedReads {
       const index = new KeyIndex();
       let after = 0;
       for (;;) {
-        const rows = await this.reader.rows(after, upTo, this.batchSize);
+        const rows = await this.reader.rows(after, upTo, SCAN_BATCH);
         for (const row of rows) if (!isInternal(row)) index.apply(fromRow(row));
-        if (rows.length < this.batchSize) break;
+        if (rows.length < SCAN_BATCH) break;
         after = rows[rows.length - 1].id;
       }
       if ((await this.reader.revisions()).compact !== before) continue;
