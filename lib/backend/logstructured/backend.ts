@@ -259,17 +259,21 @@ export class LogBackend implements Backend {
   }
 
   deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    // Expiry (the reaper) is housekeeping; a client's revoke is not.
     return this.#writes.write(async (tx) => {
       const lease = await tx.lease(id);
       if (!lease || (expiredBy !== undefined && lease.expiresAt > expiredBy)) return false;
       await tx.deleteLease(id);
       return true;
-    });
+    }, { background: expiredBy !== undefined });
   }
 
   claimRole(role: string, holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    return this.#writes.write(async (tx) => await tx.claimRole(role, holder, now, now + ttlMs));
+    return this.#writes.write(
+      async (tx) => await tx.claimRole(role, holder, now, now + ttlMs),
+      { background: true },
+    );
   }
 
   async status(): Promise<Status> {
@@ -291,9 +295,19 @@ export class LogBackend implements Backend {
     return this.#snapshots.read(this.#current);
   }
 
-  /** Compacts history up to `revision`; returns the current revision. */
+  /**
+   * Compacts history exactly up to `revision`; returns the current revision.
+   * A run cut short by `--compact-timeout` goes on from where it stopped, so
+   * the answer means every read below `revision` is now refused. Reading the
+   * compact revision back also trims the key index.
+   */
   async compact(revision: number): Promise<number> {
     await this.#compactor.compact(revision);
-    return (await this.#revisions()).current;
+    let revisions = await this.#revisions();
+    while (revisions.compact < revision) {
+      await this.#compactor.compact(revision);
+      revisions = await this.#revisions();
+    }
+    return revisions.current;
   }
 }

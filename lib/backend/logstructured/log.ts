@@ -161,12 +161,23 @@ export interface StoreFailure {
   code: string;
 }
 
+/** How a write transaction runs. */
+export interface WriteOptions {
+  /**
+   * Housekeeping (role renewals, lease expiry) that must never hold up a
+   * client's write: where a write waiting for another process's lock blocks
+   * the whole process (SQLite), it fails at once instead, and is tried again
+   * at its next turn.
+   */
+  background?: boolean;
+}
+
 /** Where a log lives: SQL tables, or memory. Everything above it is shared. */
 export interface LogStore {
   /** Autocommit reads, committed data only. */
   readonly reader: LogReader & EventReader & IndexReader;
   /** Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. */
-  write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T>;
+  write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T>;
   /** How long the poll loop waits for a missing id to commit before filling it (ms). */
   readonly fillRetryDelayMs: number;
   /**

@@ -5,7 +5,12 @@
  */
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
-import type { CommitNotifier, MaybePromise, StoreFailure } from "../logstructured/log.ts";
+import type {
+  CommitNotifier,
+  MaybePromise,
+  StoreFailure,
+  WriteOptions,
+} from "../logstructured/log.ts";
 
 export type SqlParam = string | number | null | Uint8Array | boolean;
 /** A result row: its columns in the order the statement selects them. */
@@ -34,7 +39,7 @@ export interface SqlDriver {
   /** Autocommit reads. */
   readonly reader: SqlConn;
   /** Runs `fn` in one write transaction (immediate/serializable); commits if it resolves. */
-  transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlConn) => Promise<T>, options?: WriteOptions): Promise<T>;
   /** Gives free space back, as `LogStore.defragment`; engines that need nothing leave it out. */
   defragment?(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void>;
   /**
