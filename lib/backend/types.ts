@@ -39,6 +39,12 @@ export interface RangeRequest {
    * instead of counting the keys after them.
    */
   skipCount?: boolean;
+  /**
+   * etcd's `serializable`: answer from what this process has applied (every
+   * write it acknowledged included), without first learning the store's
+   * latest revision as a linearizable read does.
+   */
+  serializable?: boolean;
 }
 
 /** A Range of `[key, end)` at the latest revision with no options set. */

@@ -119,6 +119,7 @@ export function rangeRequest(r: W.WireRangeRequest): RangeRequest {
     maxModRevision: r.max_mod_revision,
     minCreateRevision: r.min_create_revision,
     maxCreateRevision: r.max_create_revision,
+    serializable: r.serializable,
   };
 }
 
@@ -350,6 +351,8 @@ export class Translator {
         revision: pinned,
         limit: LIST_PAGE,
         skipCount: true,
+        // The first page was linearized; the rest read at its revision.
+        serializable: true,
       });
     }
     return encoder.finish(header, false, count);

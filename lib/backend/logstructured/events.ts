@@ -1,6 +1,6 @@
 import type { Event, KeyValue, LogRecord } from "../types.ts";
 import { APISERVER_COMPACT_KEY, COMPACT_KEY, presentKv } from "./compact_key.ts";
-import type { EventRow } from "./log.ts";
+import type { EventRow, LogRow } from "./log.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -21,7 +21,7 @@ export function gapRecord(id: number): LogRecord {
 }
 
 /** Internal rows no watcher sees: the compaction bookkeeping row and gap fills. */
-export function isInternal(row: EventRow): boolean {
+export function isInternal(row: Pick<LogRow, "name" | "deleted" | "prevRevision">): boolean {
   return row.name === COMPACT_KEY || (row.deleted && row.prevRevision === 0);
 }
 

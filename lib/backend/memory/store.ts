@@ -9,6 +9,7 @@ import { gapRecord } from "../logstructured/events.ts";
 import type {
   EventReader,
   EventRow,
+  IndexReader,
   LogRow,
   LogStore,
   LogWriteTx,
@@ -81,7 +82,7 @@ class Tables {
 }
 
 /** A view of the tables: readers are capped at the committed id, writers are not. */
-class MemoryTx implements LogWriteTx, EventReader {
+class MemoryTx implements LogWriteTx, EventReader, IndexReader {
   /** Undo steps of the open transaction; `#mark` is where the savepoint started. */
   readonly #undo: (() => void)[] = [];
   #mark = 0;
@@ -203,6 +204,25 @@ class MemoryTx implements LogWriteTx, EventReader {
         prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
         prevLease: prev?.lease ?? 0,
       });
+    }
+    return out;
+  }
+
+  rows(after: number, upTo: number, limit: number): LogRow[] {
+    const top = Math.min(upTo, this.#top());
+    const out: LogRow[] = [];
+    for (let id = after + 1; id <= top && out.length < limit; id++) {
+      const row = this.t.rows.get(id);
+      if (row) out.push(this.#logRow(row, true));
+    }
+    return out;
+  }
+
+  values(ids: number[]): Map<number, Uint8Array> {
+    const out = new Map<number, Uint8Array>();
+    for (const id of ids) {
+      const row = id <= this.#top() ? this.t.rows.get(id) : undefined;
+      if (row) out.set(id, row.value ?? EMPTY);
     }
     return out;
   }

@@ -270,6 +270,24 @@ export class Statements {
     );
   }
 
+  /** Rows in id order without values, for the key index. Params: after, upTo, limit. */
+  indexRows(): string {
+    return this.#get(
+      "index_rows",
+      () =>
+        `SELECT ${cols(true)} FROM kine WHERE kine.id > ? AND kine.id <= ? ` +
+        "ORDER BY kine.id ASC LIMIT ?",
+    );
+  }
+
+  /** `id, value` of `n` rows by id. Params: the ids. */
+  values(n: number): string {
+    return this.#get(
+      `values${n}`,
+      () => `SELECT id, value FROM kine WHERE id IN (${Array(n).fill("?").join(", ")})`,
+    );
+  }
+
   /** Params: rev. */
   leased(): string {
     return this.#get(
