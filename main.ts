@@ -2,7 +2,7 @@
  * The kine command: parses flags and environment, starts the server, and
  * stops it on SIGINT/SIGTERM (a second signal exits at once with status 1).
  */
-import { EndpointError, parseArgs, startKine } from "./lib/mod.ts";
+import { ConfigError, parseArgs, startKine } from "./lib/mod.ts";
 import { createLogger } from "./lib/log/mod.ts";
 
 /** How often the parent is looked for, ms. */
@@ -26,6 +26,12 @@ function onParentExit(then: () => void): void {
 if (import.meta.main) {
   // `deno task start -- <flags>` hands the "--" through; kine's flags follow it.
   const argv = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+  // `kine migrate …` copies between datastores (lib/migrate) instead of serving.
+  // Loaded only then, so that serving never pays for it.
+  if (argv[0] === "migrate") {
+    const { runMigrate } = await import("./lib/migrate/mod.ts");
+    Deno.exit(await runMigrate(argv.slice(1)));
+  }
   const parsed = parseArgs(argv, Deno.env.toObject());
   switch (parsed.kind) {
     case "help":
@@ -43,11 +49,9 @@ if (import.meta.main) {
   try {
     kine = await startKine(config, logger);
   } catch (err) {
-    const message = err instanceof EndpointError
-      ? err.message
-      : String((err as Error)?.message ?? err);
-    logger.error(`failed to start kine: ${message}`);
-    Deno.exit(err instanceof EndpointError ? 2 : 1);
+    logger.error(`failed to start kine: ${String((err as Error)?.message ?? err)}`);
+    // 2: the configuration must change; 1: the environment failed (a busy port, a database down).
+    Deno.exit(err instanceof ConfigError ? 2 : 1);
   }
   let stopping = false;
   const stop = () => {

@@ -26,6 +26,7 @@ import {
   type KineBackend,
   kubeMix,
   leasePuts,
+  loginFlood,
   progressUnderWrites,
   putSweep,
   QUICK,
@@ -38,7 +39,7 @@ import {
   type Store,
 } from "./workloads.ts";
 
-const WORKLOADS = ["kube", "lease", "sweep", "list", "watch", "progress", "scale", "ha"];
+const WORKLOADS = ["kube", "lease", "sweep", "list", "watch", "progress", "scale", "ha", "logins"];
 
 const USAGE = `usage: deno task bench [flags]
   --mode pinned|unpinned|both   pinned: server stack on core 0, load generator on core 1 (default both)
@@ -144,6 +145,7 @@ function plan(o: Options, mode: string): { name: string; run: Workload; rounds: 
     { name: "watch", run: idleWatchers, rounds: 1 },
     { name: "progress", run: progressUnderWrites, rounds: 1 },
     { name: "ha", run: severalServers, rounds: 1 },
+    { name: "logins", run: loginFlood, rounds: 1 },
     { name: "scale", run: scale, rounds: mode === "unpinned" || o.quick ? 1 : 0 },
   ];
   return all.filter((w) => o.only.includes(w.name) && w.rounds > 0);

@@ -107,6 +107,7 @@ export interface Sizes {
    */
   scale: { objects: number; callers: number; statusCalls: number; maxMs: number };
   ha: { servers: number; ms: number; writers: number; rate: number };
+  logins: { logins: number; conns: number };
 }
 
 /** Sizes of a full run. */
@@ -119,6 +120,7 @@ export const FULL: Sizes = {
   progress: { ms: 10_000, rate: 1000, everyMs: 100 },
   scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 60_000 },
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
+  logins: { logins: 1000, conns: 4 },
 };
 
 /** Sizes of a smoke run. */
@@ -131,6 +133,7 @@ export const QUICK: Sizes = {
   progress: { ms: 1000, rate: 200, everyMs: 100 },
   scale: { objects: 2000, callers: 16, statusCalls: 20, maxMs: 30_000 },
   ha: { servers: 3, ms: 1000, writers: 16, rate: 200 },
+  logins: { logins: 200, conns: 4 },
 };
 
 /** What a workload run needs. */
@@ -699,6 +702,29 @@ export function progressUnderWrites(ctx: RunContext): Promise<Sample[]> {
     sample.workload = `WatchProgressRequest every ${z.everyMs} ms + ${z.rate} puts/s`;
     absorb(sample, [result]);
     sample.wallS = Math.min(sample.wallS, result.writeMs / 1000);
+    return [sample];
+  });
+}
+
+/**
+ * A flood of bad logins against a store with auth enabled (a third for a
+ * real user with a wrong password, the rest for made-up names), and what it
+ * costs another client: the latency of its Ranges while the flood is answered.
+ */
+export function loginFlood(ctx: RunContext): Promise<Sample[]> {
+  const z = ctx.sizes.logins;
+  return withFreshStack(ctx, async (stack) => {
+    const { result, sample } = await measure(
+      ctx,
+      stack,
+      () =>
+        ctx.loadgen.call("loginFlood", { target: target(stack), logins: z.logins, conns: z.conns }),
+    );
+    sample.workload = `${z.logins} concurrent bad logins: another client's Range`;
+    sample.rate = false;
+    absorb(sample, [result]);
+    const outcomes = Object.entries<number>(result.logins).map(([what, n]) => `${n}× ${what}`);
+    sample.notes.push(`flood answered in ${Math.round(result.floodMs)} ms: ${outcomes.join(", ")}`);
     return [sample];
   });
 }

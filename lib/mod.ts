@@ -19,17 +19,25 @@ import {
   createKineMetrics,
   type KineMetrics,
   monitorEventLoop,
+  profilingRoutes,
   serveMetrics,
+  storeMetrics,
 } from "./metrics/mod.ts";
 import { startCompactor } from "./compact/mod.ts";
 import { LeaseManager } from "./lease/mod.ts";
+import { Alarms } from "./alarm/mod.ts";
 import { startAuth } from "./auth/mod.ts";
-import { startGrpcServer } from "./server/mod.ts";
+import { loadServerTls, startGrpcServer } from "./server/mod.ts";
+import { ConfigError } from "./config/errors.ts";
 
 export { defaultConfig, type KineConfig, parseArgs } from "./config/mod.ts";
+export { ConfigError } from "./config/errors.ts";
 export { EndpointError, parseEndpoint } from "./backend/endpoint.ts";
 export type { Backend } from "./backend/types.ts";
 export type { Logger } from "./log/mod.ts";
+
+/** How long `/health`, `/readyz` and a scrape's datastore reads may take, ms. */
+const HEALTH_TIMEOUT_MS = 2000;
 
 /** A running kine. */
 export interface Kine {
@@ -44,17 +52,26 @@ export interface Kine {
   close(): Promise<void>;
 }
 
-/** Starts kine in-process from a configuration object. */
+/**
+ * Starts kine in-process from a configuration object. Settings not given take the CLI's defaults,
+ * except the metrics listener: an embedder gets one only by setting `metricsBindAddress`.
+ *
+ * @throws ConfigError for a setting or a file it names that cannot be used (before anything
+ * listens or the datastore is opened)
+ */
 export async function startKine(
   config: Partial<KineConfig> = {},
   logger?: Logger,
 ): Promise<Kine> {
-  const cfg: KineConfig = { ...defaultConfig(), ...config };
+  const cfg: KineConfig = { ...defaultConfig(), metricsBindAddress: "0", ...config };
   const invalid = validateConfig(cfg);
-  if (invalid) throw new Error(invalid);
+  if (invalid) throw new ConfigError(invalid);
+  const tls = loadServerTls(cfg);
   const log = logger ?? createLogger({ format: cfg.logFormat, debug: cfg.debug });
   const metrics = createKineMetrics();
-  const { backend, leaderElect } = await openBackend(backendOptions(cfg, log, metrics));
+  const { backend, leaderElect, description } = await openBackend(
+    backendOptions(cfg, log, metrics),
+  );
   await backend.start();
   // Everything started so far, stopped in reverse order on failure or close().
   const stops: (() => Promise<void>)[] = [() => backend.close()];
@@ -65,11 +82,6 @@ export async function startKine(
     const leases = new LeaseManager(backend, log, Date.now, metrics);
     await leases.start();
     stops.push(() => leases.stop());
-    if (cfg.clientCertAuth && !cfg.trustedCaFile) {
-      log.warn(
-        "--client-cert-auth has no effect without --trusted-ca-file: no certificate is verified",
-      );
-    }
     const auth = await startAuth({
       backend,
       leaseKeys: async (id) => (await leases.timeToLive(id))?.keys ?? [],
@@ -80,11 +92,16 @@ export async function startKine(
       logger: log,
     });
     stops.push(() => Promise.resolve(auth.close()));
+    const alarms = new Alarms(backend, {
+      quotaBytes: cfg.quotaBackendBytes,
+      logger: log,
+      registry: metrics.registry,
+    });
+    await alarms.start();
+    stops.push(() => alarms.close());
     const grpc = await startGrpcServer({
       listenAddress: cfg.listenAddress,
-      serverCertFile: cfg.serverCertFile,
-      serverKeyFile: cfg.serverKeyFile,
-      trustedCaFile: cfg.trustedCaFile,
+      tls,
       emulatedEtcdVersion: cfg.emulatedEtcdVersion,
       endpoint: cfg.endpoint,
       autoCompaction: cfg.compactInterval > 0,
@@ -98,19 +115,24 @@ export async function startKine(
       backend,
       leases,
       auth,
+      alarms,
       logger: log,
       metrics,
     });
     stops.push(() => grpc.close());
     let metricsUrl: string | undefined;
     if (cfg.metricsBindAddress !== "0") {
-      const tls = !cfg.metricsIgnoreTlsConfig && cfg.serverCertFile && cfg.serverKeyFile
-        ? { cert: cfg.serverCertFile, key: cfg.serverKeyFile }
-        : undefined;
+      const text = new TextDecoder();
+      const store = storeMetrics(metrics.registry, backend, { timeoutMs: HEALTH_TIMEOUT_MS });
       const server = await serveMetrics({
         address: cfg.metricsBindAddress,
         registry: metrics.registry,
-        tls,
+        beforeScrape: store.refresh,
+        health: store.health,
+        routes: cfg.metricsEnableProfiling ? profilingRoutes() : undefined,
+        tls: tls && !cfg.metricsIgnoreTlsConfig
+          ? { cert: text.decode(tls.cert), key: text.decode(tls.key) }
+          : undefined,
         logger: log,
       });
       stops.push(() => server.close());
@@ -122,10 +144,22 @@ export async function startKine(
       startCompactor(backend, {
         interval: cfg.compactInterval,
         jitter: cfg.compactIntervalJitter,
+        minRetain: cfg.compactMinRetain,
         logger: log,
         metrics,
       }),
     );
+    const { revision, compactRevision } = await backend.status();
+    log.info("serving", {
+      ...description,
+      ...(description?.engine === "memory" || description?.engine === "nats"
+        ? {}
+        : { table: cfg.tableName }),
+      revision,
+      compact_revision: compactRevision,
+      grpc: grpc.url,
+      metrics: metricsUrl ?? "off",
+    });
     log.info(`Kine available at ${grpc.url}`);
     return { url: grpc.url, metricsUrl, leaderElect, backend, close: stopAll };
   } catch (err) {
@@ -162,7 +196,6 @@ export function backendOptions(
     pollBatchSize: cfg.pollBatchSize,
     pollInterval: cfg.pollInterval,
     compactBatchSize: cfg.compactBatchSize,
-    compactMinRetain: cfg.compactMinRetain,
     compactTimeout: cfg.compactTimeout,
     logger,
     metrics,

@@ -32,7 +32,7 @@ Deno.test("defaults: upstream values except the loopback listen address", () => 
   assert.equal(c.listenAddress, "127.0.0.1:2379");
   assert.equal(c.endpoint, "");
   assert.equal(c.logFormat, "plain");
-  assert.equal(c.metricsBindAddress, ":8080");
+  assert.equal(c.metricsBindAddress, "127.0.0.1:8080"); // loopback, as the gRPC listener
   assert.equal(c.datastoreMaxIdleConnections, 20);
   assert.equal(c.datastoreMaxOpenConnections, 0);
   assert.equal(c.datastoreConnectionMaxLifetime, 0);
@@ -45,6 +45,7 @@ Deno.test("defaults: upstream values except the loopback listen address", () => 
   assert.equal(c.compactIntervalJitter, 0);
   assert.equal(c.compactTimeout, 5_000);
   assert.equal(c.compactMinRetain, 1000);
+  assert.equal(c.quotaBackendBytes, 2 * 1024 ** 3); // etcd's default
   assert.equal(c.compactBatchSize, 1000);
   assert.equal(c.pollBatchSize, 500);
   assert.equal(c.maxTxnOps, 128); // etcd's defaults
@@ -176,17 +177,29 @@ Deno.test("every flag's env var is honoured", () => {
     int: ["100", 100],
     duration: ["3s", 3000],
   };
+  // Listener TLS is valid only as a whole set: its flags are tested within one.
+  const tlsSet: Record<string, string> = {
+    KINE_SERVER_CERT_FILE: "c.pem",
+    KINE_SERVER_KEY_FILE: "k.pem",
+    KINE_TRUSTED_CA_FILE: "ca.pem",
+  };
   for (const f of FLAGS) {
     let [raw, want] = samples[f.kind];
     if (f.key === "logFormat") [raw, want] = ["json", "json"];
     if (f.key === "identityProvider") [raw, want] = ["aws", "aws"];
-    const c = cfg([], { [f.env]: raw }) as unknown as Record<string, unknown>;
+    const inSet = f.env in tlsSet || f.key === "clientCertAuth";
+    const env = inSet ? { ...tlsSet, [f.env]: raw } : { [f.env]: raw };
+    const c = cfg([], env) as unknown as Record<string, unknown>;
     assert.equal(c[f.key], want, `${f.env} → ${f.key}`);
     // and the flag beats it
     const d = defaultConfig() as unknown as Record<string, unknown>;
-    const flagRaw = f.kind === "bool" ? `--${f.name}=false` : `--${f.name}=${f.default}`;
-    const o = cfg([flagRaw], { [f.env]: raw }) as unknown as Record<string, unknown>;
-    assert.equal(o[f.key], d[f.key], `--${f.name} overrides ${f.env}`);
+    const [flagRaw, flagWant] = f.kind === "bool"
+      ? [`--${f.name}=false`, false]
+      : inSet
+      ? [`--${f.name}=other.pem`, "other.pem"]
+      : [`--${f.name}=${f.default}`, d[f.key]];
+    const o = cfg([flagRaw], env) as unknown as Record<string, unknown>;
+    assert.equal(o[f.key], flagWant, `--${f.name} overrides ${f.env}`);
   }
 });
 
@@ -195,7 +208,8 @@ Deno.test("empty values: listen address, metrics address, empty non-string env",
   assert.equal(cfg(["--listen-address", ""]).listenAddress, "unix://kine.sock");
   assert.equal(cfg([], { KINE_LISTEN_ADDRESS: "" }).listenAddress, "unix://kine.sock");
   assert.equal(cfg(["--listen-address=unix:///tmp/k.sock"]).listenAddress, "unix:///tmp/k.sock");
-  assert.equal(cfg(["--metrics-bind-address="]).metricsBindAddress, ":8080");
+  assert.equal(cfg(["--metrics-bind-address="]).metricsBindAddress, "127.0.0.1:8080");
+  assert.equal(cfg(["--metrics-bind-address=:8080"]).metricsBindAddress, ":8080");
   assert.equal(cfg(["--metrics-bind-address=0"]).metricsBindAddress, "0");
   // empty env var for a non-string flag is ignored (urfave/cli behaviour)
   assert.equal(cfg([], { KINE_POLL_BATCH_SIZE: "" }).pollBatchSize, 500);
@@ -323,6 +337,10 @@ Deno.test("errors: validation", () => {
     'invalid value "-1" for flag --compact-min-retain: must not be negative',
   );
   assert.equal(
+    err(["--quota-backend-bytes=-1"]),
+    'invalid value "-1" for flag --quota-backend-bytes: must not be negative',
+  );
+  assert.equal(
     err(["--poll-batch-size=0"]),
     'invalid value "0" for flag --poll-batch-size: must be at least 1',
   );
@@ -330,6 +348,36 @@ Deno.test("errors: validation", () => {
     err(["--compact-timeout=0"]),
     'invalid value "0s" for flag --compact-timeout: must be positive',
   );
+});
+
+Deno.test("errors: listener TLS is configured as a whole or refused, naming the flags", () => {
+  const cert = ["--server-cert-file", "/c.pem"];
+  const key = ["--server-key-file", "/k.pem"];
+  const ca = ["--trusted-ca-file", "/ca.pem"];
+  assert.equal(
+    err(cert),
+    "--server-cert-file is set without --server-key-file: listener TLS needs both",
+  );
+  assert.equal(
+    err(key),
+    "--server-key-file is set without --server-cert-file: listener TLS needs both",
+  );
+  assert.equal(err([...key], { KINE_SERVER_CERT_FILE: "" }), err(key));
+  for (const half of [ca, [...ca, ...cert], [...ca, ...key]]) {
+    assert.match(err(half), /^--(trusted-ca-file|server-cert-file|server-key-file) is set without/);
+  }
+  assert.match(
+    err(ca),
+    /^--trusted-ca-file is set without --server-cert-file and --server-key-file/,
+  );
+  assert.match(
+    err([...cert, ...key, "--client-cert-auth"]),
+    /^--client-cert-auth is set without --trusted-ca-file/,
+  );
+  assert.match(err(["--client-cert-auth"]), /--client-cert-auth/);
+  // Complete sets are accepted; parsing reads no file.
+  assert.equal(cfg([...cert, ...key]).serverCertFile, "/c.pem");
+  assert.equal(cfg([...cert, ...key, ...ca, "--client-cert-auth"]).clientCertAuth, true);
 });
 
 Deno.test("validateConfig on hand-built configs", () => {

@@ -253,39 +253,22 @@ conformance(
 
 conformance(
   "etcdctl del: single key prints 1/0, --prefix prints the count, --prev-kv the pairs",
-  async (k, backend) => {
+  async (k) => {
     for (const key of ["/d/1", "/d/2", "/d/3", "/dx", "/e"]) await ok(k, ["put", key, `v${key}`]);
     assert.equal(await ok(k, ["del", "/d/1"]), lines("1"));
     assert.equal(await ok(k, ["del", "/d/1"]), lines("0"));
     assert.equal(await ok(k, ["del", "/never"]), lines("0"));
-    if (backend.multiKeyTxn === false) {
-      // A prefix delete writes several keys: refused whole; the keys go one by one.
-      const r = await fails(k, ["del", "--prefix", "/d/"]);
-      assert.match(r.stderr, new RegExp(MULTI_KEY));
-      assert.equal(
-        await ok(k, ["get", "--prefix", "/d/", "--keys-only"]),
-        lines("/d/2", "", "/d/3", ""),
-      );
-      for (const key of ["/d/2", "/d/3"]) assert.equal(await ok(k, ["del", key]), lines("1"));
-    } else {
-      assert.equal(await ok(k, ["del", "--prefix", "/d/"]), lines("2"));
-      assert.equal(await ok(k, ["del", "--prefix", "/d/"]), lines("0"));
-    }
+    assert.equal(await ok(k, ["del", "--prefix", "/d/"]), lines("2"));
+    assert.equal(await ok(k, ["del", "--prefix", "/d/"]), lines("0"));
     assert.equal(await ok(k, ["get", "--prefix", "/d"]), lines("/dx", "v/dx"));
     assert.equal(await ok(k, ["del", "/e", "--prev-kv"]), lines("1", "/e", "v/e"));
     assert.equal(await ok(k, ["del", "/e", "--prev-kv"]), lines("0"));
     await ok(k, ["put", "/f/1", "one"]);
     await ok(k, ["put", "/f/2", "two"]);
-    if (backend.multiKeyTxn === false) {
-      for (const [key, v] of [["/f/1", "one"], ["/f/2", "two"]]) {
-        assert.equal(await ok(k, ["del", key, "--prev-kv"]), lines("1", key, v));
-      }
-    } else {
-      assert.equal(
-        await ok(k, ["del", "--prefix", "/f/", "--prev-kv"]),
-        lines("2", "/f/1", "one", "/f/2", "two"),
-      );
-    }
+    assert.equal(
+      await ok(k, ["del", "--prefix", "/f/", "--prev-kv"]),
+      lines("2", "/f/1", "one", "/f/2", "two"),
+    );
     const left = await json(k, ["get", "--prefix", "/"]);
     assert.deepEqual(left.kvs.map((kv: any) => unbase64(kv.key)), ["/dx", "/registry/health"]);
     // each deleted key took one revision: 5 puts, 4 deletes, 2 puts, 2 deletes after rev 2

@@ -636,7 +636,7 @@ conformance(
 
 conformance(
   "DeleteRange: single key, range and prefix with deleted count and prev_kvs",
-  async ({ client }, backend) => {
+  async ({ client }) => {
     for (const k of ["/x/1", "/x/2", "/x/3", "/y/1"]) {
       await client.kv.put({ key: b(k), value: b(k) });
     }
@@ -645,20 +645,15 @@ conformance(
     assert.equal(s(one.prev_kvs[0].value), "/x/1");
     const none = await client.kv.deleteRange({ key: b("/x/1") });
     assert.equal(none.deleted, 0);
-    if (backend.multiKeyTxn === false) {
-      // A range delete writes several keys: refused whole, every key still there.
-      await rejects(
-        client.kv.deleteRange({ key: b("/x/"), range_end: b("/x0") }),
-        FAILED_PRECONDITION,
-        MULTI_KEY,
-      );
-      const left = await client.kv.range({ key: b("/x/"), range_end: b("/x0") });
-      assert.deepEqual(left.kvs.map((kv: any) => s(kv.key)), ["/x/2", "/x/3"]);
-      return;
-    }
+    // NATS too: key by key in key order, one revision each, as every deleted row on SQL
+    const before = (await client.kv.range({ key: b("/x/") })).header.revision;
     const range = await client.kv.deleteRange({ key: b("/x/"), range_end: b("/x0") });
     assert.equal(range.deleted, 2);
     assert.deepEqual(range.prev_kvs, []);
+    assert.equal(range.header.revision, before + 2);
+    assert.equal((await client.kv.range({ key: b("/x/"), range_end: b("/x0") })).count, 0);
+    const again = await client.kv.deleteRange({ key: b("/x/"), range_end: b("/x0") });
+    assert.deepEqual([again.deleted, again.header.revision], [0, before + 2]);
     const all = await client.kv.deleteRange({ key: b("\0"), range_end: b("\0"), prev_kv: true });
     assert.deepEqual(all.prev_kvs.map((kv: any) => s(kv.key)), ["/registry/health", "/y/1"]);
     assert.equal(all.deleted, 2);

@@ -9,7 +9,7 @@ import { b, connect, type EtcdClient } from "./helpers/client.ts";
 import { kineArgs, spawnKine } from "./helpers/daemon.ts";
 import { conformance } from "./helpers/conformance.ts";
 import { withKine } from "./helpers/kine.ts";
-import { loadProtos } from "../lib/server/proto.ts";
+import { loadProtos } from "../lib/server/client_protos.ts";
 
 const INVALID_ARGUMENT = 3;
 const TOO_MANY_OPS = "etcdserver: too many operations in txn request";

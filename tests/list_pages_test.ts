@@ -10,7 +10,7 @@ import { openBackend } from "../lib/backend/endpoint.ts";
 import { backendOptions, defaultConfig } from "../lib/mod.ts";
 import type { Backend, RangeRequest } from "../lib/backend/types.ts";
 import { createLogger } from "../lib/log/mod.ts";
-import { loadProtos } from "../lib/server/proto.ts";
+import { loadProtos } from "../lib/server/client_protos.ts";
 import { type EncodedMessage, Translator } from "../lib/translator/mod.ts";
 
 const { etcd } = loadProtos();

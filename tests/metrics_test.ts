@@ -212,6 +212,34 @@ Deno.test("createKineMetrics declares kine's families and process gauges", () =>
   assert.ok(rss > 1_000_000, `rss ${rss}`);
   const start = Number(/^process_start_time_seconds (\S+)$/m.exec(text)?.[1]);
   assert.ok(start > 1.5e9 && start <= Date.now() / 1000, `start ${start}`);
+  assert.ok(text.split("\n").includes("# TYPE process_cpu_seconds_total counter"));
+  const cpu = Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)?.[1]);
+  assert.ok(cpu > 0 && cpu < 3600, `cpu ${cpu}`);
+  const fds = Number(/^process_open_fds (\S+)$/m.exec(text)?.[1]);
+  assert.ok(fds >= 3 && fds < 10_000, `fds ${fds}`);
+  assert.ok(Number(/^process_max_fds (\S+)$/m.exec(text)?.[1]) >= fds);
+});
+
+Deno.test("every labelled kine counter shows its known label sets at 0 before any event", () => {
+  const text = createKineMetrics(new Registry()).registry.render().split("\n");
+  for (
+    const line of [
+      'kine_compact_total{result="success"} 0',
+      'kine_compact_total{result="error"} 0',
+      'kine_insert_errors_total{retriable="true"} 0',
+      'kine_insert_errors_total{retriable="false"} 0',
+      'kine_gap_fill_total{result="filled"} 0',
+      'kine_gap_fill_total{result="failed"} 0',
+      'kine_gap_fill_total{result="skipped"} 0',
+      'kine_watch_wakeups_total{source="local"} 0',
+      'kine_watch_wakeups_total{source="notify"} 0',
+      'kine_watch_wakeups_total{source="poll"} 0',
+      'kine_role_held{role="lease_reaper"} 0',
+      'kine_role_held{role="compactor"} 0',
+    ]
+  ) {
+    assert.ok(text.includes(line), `missing line: ${line}`);
+  }
 });
 
 Deno.test("parseListenAddress", () => {
@@ -280,19 +308,35 @@ Deno.test("serveMetrics: real scrape on 127.0.0.1:0, 404/405, close", async () =
   await assert.rejects(fetch(srv.url));
 });
 
-Deno.test("serveMetrics: wildcard address and bind errors", async () => {
+Deno.test("serveMetrics: the log names the address bound; bind errors name listener and address", async () => {
   const registry = new Registry();
-  const a = await serveMetrics({ address: ":0", registry });
+  const logger = recordingLogger();
+  const a = await serveMetrics({ address: ":0", registry, logger });
   try {
     assert.match(a.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    // ":0" is every interface, and the log says so (not the loopback URL alone).
+    assert.ok(
+      logger.lines.some((l) => l.includes(`"address":"0.0.0.0:${a.port}"`)),
+      logger.lines.join("\n"),
+    );
     const res = await fetch(a.url);
     assert.equal(res.status, 200);
     await res.body?.cancel();
     // the same port cannot be bound twice
-    await assert.rejects(serveMetrics({ address: `127.0.0.1:${a.port}`, registry }));
+    await assert.rejects(
+      serveMetrics({ address: `127.0.0.1:${a.port}`, registry }),
+      new RegExp(
+        `^Error: metrics listener: cannot listen on 127\\.0\\.0\\.1:${a.port}: .*in use`,
+        "i",
+      ),
+    );
   } finally {
     await a.close();
   }
+  const local = recordingLogger();
+  const b = await serveMetrics({ address: "127.0.0.1:0", registry, logger: local });
+  await b.close();
+  assert.ok(local.lines.some((l) => l.includes(`"address":"127.0.0.1:${b.port}"`)));
   await assert.rejects(serveMetrics({ address: "nope", registry }), /invalid listen address/);
 });
 
@@ -336,7 +380,7 @@ async function makeCert(dir: string): Promise<boolean> {
   }
 }
 
-Deno.test("serveMetrics: HTTPS with cert/key (PEM text or file paths)", async (t) => {
+Deno.test("serveMetrics: HTTPS with PEM cert/key", async (t) => {
   const dir = await Deno.makeTempDir();
   try {
     if (!(await makeCert(dir))) {
@@ -351,7 +395,6 @@ Deno.test("serveMetrics: HTTPS with cert/key (PEM text or file paths)", async (t
     try {
       for (
         const [label, tls] of [
-          ["file paths", { cert: `${dir}/cert.pem`, key: `${dir}/key.pem` }],
           ["pem text", { cert: certPem, key: await Deno.readTextFile(`${dir}/key.pem`) }],
         ] as const
       ) {

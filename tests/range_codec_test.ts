@@ -1,7 +1,7 @@
 /** The direct RangeResponse encoder decodes, with the generic protobuf codec, to the same message. */
 import assert from "node:assert/strict";
 import type { KeyValue, RangeResult } from "../lib/backend/types.ts";
-import { loadProtos } from "../lib/server/proto.ts";
+import { loadProtos } from "../lib/server/client_protos.ts";
 import {
   type EncodedMessage,
   encodeRangeResponse,

@@ -17,6 +17,8 @@ need() {
   }
 }
 need etcdctl etcd-client
+# tests/alarm_test.ts compares answers with a private etcd 3.4
+need etcd etcd-server
 need systemd-analyze systemd
 need git git
 # Kerberos and RDS tests: a private MIT KDC, kinit, TLS certificates, private mount namespaces,

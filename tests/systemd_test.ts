@@ -127,6 +127,10 @@ Deno.test("kine.service runs /usr/local/bin/kine sandboxed with its state in /va
   assert.equal(one("ProtectSystem"), "strict");
   // The V8 JIT needs W+X memory.
   assert.equal(service.has("MemoryDenyWriteExecute"), false);
+  // Service system calls only (V8 also asks for memory protection keys); others fail with EPERM.
+  assert.equal(one("SystemCallFilter"), "@system-service @pkey");
+  assert.equal(one("SystemCallErrorNumber"), "EPERM");
+  assert.equal(one("Type"), "simple");
   assert.equal(section(text, "Install").get("WantedBy")?.[0], "multi-user.target");
 });
 

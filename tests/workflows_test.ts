@@ -1,121 +1,27 @@
-// Structural tests for the GitHub workflows, the updatecli manifests and
-// Dockerfile.release: names, triggers, jobs, artifact names, and the exact
+// Structural tests for the GitHub workflows and the updatecli manifests
+// (Dockerfile.release and action pinning: packaging_test.ts): names, triggers, jobs, artifact names, and the exact
 // arguments the policy workflows pass to `deno task policy`. Where a step is
 // plain shell (version resolution, checksums, upload globs) it is executed.
 
 import assert from "node:assert/strict";
-import { parse } from "yaml";
 import { checkCommit } from "../.github/policy/mod.ts";
-import { parseArgs } from "../lib/config/mod.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const WORKFLOWS = `${ROOT}.github/workflows`;
-
-// deno-lint-ignore no-explicit-any
-type Yaml = any;
-
-interface Step {
-  id?: string;
-  if?: string;
-  name?: string;
-  uses?: string;
-  run?: string;
-  with?: Record<string, unknown>;
-  env?: Record<string, string>;
-  "working-directory"?: string;
-}
-
-async function load(path: string): Promise<Yaml> {
-  return parse(await Deno.readTextFile(`${ROOT}${path}`));
-}
-
-async function workflow(file: string): Promise<Yaml> {
-  return await load(`.github/workflows/${file}`);
-}
-
-function steps(wf: Yaml): Step[] {
-  return Object.values(wf.jobs as Record<string, { steps: Step[] }>).flatMap((j) => j.steps);
-}
-
-/** The single step whose `run` or `uses` matches. */
-function step(wf: Yaml, pattern: RegExp): Step {
-  const found = steps(wf).filter((s) => pattern.test(s.run ?? s.uses ?? ""));
-  assert.equal(found.length, 1, `expected one step matching ${pattern}, got ${found.length}`);
-  return found[0];
-}
-
-/**
- * A step's command with its `env:` values substituted back in and shell
- * quoting dropped, so `--base "$BASE_REF"` with `BASE_REF: ${{ github.base_ref }}`
- * reads `--base ${{ github.base_ref }}`.
- */
-function command(s: Step): string {
-  assert.ok(s.run, "step has no run");
-  let cmd = s.run.trim();
-  for (const [k, v] of Object.entries(s.env ?? {})) {
-    cmd = cmd.replaceAll(new RegExp(`\\$\\{${k}\\}|\\$${k}\\b`, "g"), String(v));
-  }
-  return cmd.replaceAll('"', "").replace(/\s+/g, " ");
-}
-
-/** Replace `${{ matrix.x }}` placeholders. */
-function withMatrix(text: string, matrix: Record<string, string>): string {
-  return text.replace(/\$\{\{\s*matrix\.([a-z_]+)\s*\}\}/g, (_, k) => {
-    assert.ok(k in matrix, `unknown matrix key ${k}`);
-    return matrix[k];
-  });
-}
-
-async function sh(
-  script: string,
-  opts: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<string> {
-  const out = await new Deno.Command("bash", {
-    args: ["-euo", "pipefail", "-c", script],
-    cwd: opts.cwd,
-    env: opts.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.equal(out.code, 0, `script failed: ${script}\n${dec.decode(out.stderr)}`);
-  return dec.decode(out.stdout);
-}
-
-/**
- * Run a step's script with stub `deno` and `bash` commands first on PATH and
- * return the calls they got, each as `[command, ...args]`: what the step
- * would run, after the shell has expanded its variables.
- */
-async function stubbedCalls(s: Step, env: Record<string, string>): Promise<string[][]> {
-  assert.ok(s.run, "step has no run");
-  const dir = await Deno.makeTempDir({ prefix: "kine-wf-" });
-  try {
-    const stub = `#!/bin/sh
-{ printf '%s' "$(basename "$0")"; for a; do printf '\\t%s' "$a"; done; echo; } >> "$CALLS"
-`;
-    for (const name of ["deno", "bash"]) {
-      await Deno.writeTextFile(`${dir}/${name}`, stub, { mode: 0o755 });
-    }
-    const calls = `${dir}/calls`;
-    await Deno.writeTextFile(calls, "");
-    const out = await new Deno.Command("/bin/bash", {
-      args: ["-euo", "pipefail", "-c", s.run],
-      cwd: dir,
-      env: { ...env, CALLS: calls, PATH: `${dir}:${Deno.env.get("PATH")}` },
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return (await Deno.readTextFile(calls)).split("\n").filter((l) => l !== "")
-      .map((l) => l.split("\t"));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function denoVersion(): Promise<string> {
-  return (await Deno.readTextFile(`${ROOT}updatecli/deno-version.txt`)).trim();
-}
+import {
+  command,
+  denoVersion,
+  load,
+  ROOT,
+  sh,
+  type Step,
+  step,
+  steps,
+  stubbedCalls,
+  TARGETS,
+  withMatrix,
+  workflow,
+  WORKFLOWS,
+  type Yaml,
+} from "./helpers/workflows.ts";
 
 // ------------------------------------------------------------------ all
 
@@ -269,7 +175,7 @@ Deno.test("release.yaml and release.yml refuse a line's first tag that fails the
     ], file);
     // Nothing is built or published before the gate.
     const first = all.findIndex((s) =>
-      /deno task compile|docker|gh release/.test(s.run ?? s.uses ?? "")
+      /deno task compile|fetch-binaries|docker|gh release/.test(s.run ?? s.uses ?? "")
     );
     assert.ok(all.indexOf(gate) < first, `${file}: the gate runs before any build`);
   }
@@ -288,18 +194,14 @@ Deno.test("release.yaml (Kine build) pushes a multi-arch image with SBOM and pro
   assert.equal(wf.permissions.packages, "write");
   assert.equal(wf.env.IMAGE, "ghcr.io/loft-sh/kine");
 
-  // Both binaries Dockerfile.release copies are compiled first.
-  const compile = command(step(wf, /deno task compile/));
-  assert.ok(
-    compile.includes(
-      "deno task compile --target x86_64-unknown-linux-gnu --output dist/kine-amd64",
-    ),
+  // The binaries Dockerfile.release copies are the release's, fetched and verified, not rebuilt.
+  assert.ok(!steps(wf).some((s) => /deno task compile/.test(s.run ?? "")), "no second build");
+  const fetch = step(wf, /fetch-binaries\.sh/);
+  assert.equal(
+    command(fetch),
+    "bash .github/release/fetch-binaries.sh ${{ steps.version.outputs.tag }} dist",
   );
-  assert.ok(
-    compile.includes(
-      "deno task compile --target aarch64-unknown-linux-gnu --output dist/kine-arm64",
-    ),
-  );
+  assert.equal(fetch.env?.GH_TOKEN, "${{ github.token }}");
 
   const build = step(wf, /^docker\/build-push-action@/);
   assert.equal(build.with?.file, "Dockerfile.release");
@@ -358,11 +260,6 @@ Deno.test("release.yaml resolves the version from the tag or the kine_version in
 });
 
 // --------------------------------------------------------------- Release
-
-const TARGETS = [
-  { target: "x86_64-unknown-linux-gnu", arch: "amd64" },
-  { target: "aarch64-unknown-linux-gnu", arch: "arm64" },
-];
 
 Deno.test("release.yml (Release) builds, checksums, attests and uploads kine-<arch>", async () => {
   const wf = await workflow("release.yml");
@@ -522,39 +419,6 @@ Deno.test("updatecli commits pass the fork policy on main", async () => {
     const files = Object.values(m.targets as Record<string, Yaml>)
       .flatMap((t) => t.spec.files ?? [t.spec.file]);
     assert.deepEqual(checkCommit({ sha: "0000000", subject, files }, "main"), [], file);
-  }
-});
-
-// ------------------------------------------------------------ Dockerfile
-
-Deno.test("Dockerfile.release packages dist/kine-${TARGETARCH} as a non-root image on 2379", async () => {
-  const text = await Deno.readTextFile(`${ROOT}Dockerfile.release`);
-  const lines = text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
-  const from = lines.filter((l) => l.startsWith("FROM "));
-  assert.deepEqual(from, ["FROM debian:12-slim"]);
-  assert.ok(lines.includes("ARG TARGETARCH"));
-  assert.ok(
-    /apt-get install -y --no-install-recommends libgssapi-krb5-2 ca-certificates/.test(text),
-  );
-  assert.ok(lines.some((l) => /^COPY .*dist\/kine-\$\{TARGETARCH\} \/bin\/kine$/.test(l)));
-  const user = lines.find((l) => l.startsWith("USER "));
-  assert.ok(user && !/^USER (root|0)\b/.test(user), "runs as non-root");
-  assert.ok(lines.includes("EXPOSE 2379"));
-  assert.ok(lines.includes('ENTRYPOINT ["/bin/kine"]'));
-  const cmd = lines.find((l) => l.startsWith("CMD "));
-  const args: string[] = JSON.parse(cmd!.slice(4));
-  assert.deepEqual(args, ["--listen-address=0.0.0.0:2379"]);
-  const r = parseArgs(args, {});
-  assert.equal(r.kind, "config");
-  if (r.kind === "config") assert.equal(r.config.listenAddress, "0.0.0.0:2379");
-
-  // The image build compiles exactly the binaries the Dockerfile copies.
-  const wf = await workflow("release.yaml");
-  const platforms = String(step(wf, /^docker\/build-push-action@/).with?.platforms).split(",");
-  const compile = command(step(wf, /deno task compile/));
-  for (const p of platforms) {
-    const arch = p.split("/")[1];
-    assert.ok(compile.includes(`--output dist/kine-${arch}`), `no binary for ${p}`);
   }
 });
 

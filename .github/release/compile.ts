@@ -4,6 +4,52 @@
  * `$KINE_VERSION`) and the commit into lib/config/version.ts for the build.
  * `--dry-run` prints the stamped version file and the compile command.
  */
+
+/** `--help`. */
+export const USAGE =
+  `usage: deno task compile [--target <rust-triple>] [--output <file>] [--dry-run]
+
+Builds the kine binary with \`deno compile\`, stamping the version (the git tag,
+or $KINE_VERSION) and the commit.
+
+  --target   x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu (default: this machine)
+  --output   the binary to write (default: dist/kine)
+  --dry-run  print the stamped version file and the compile command, build nothing
+
+deno compile downloads the Deno runtime for the target from dl.deno.land. Offline,
+point DENORT_BIN at a denort binary of this Deno version (2.9.3) for the target.
+`;
+
+const VALUE_FLAGS = ["--target", "--output"];
+const BOOL_FLAGS = ["--dry-run", "--help", "-h"];
+
+/** The one-line problem with the arguments, or undefined. */
+export function checkArgs(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (VALUE_FLAGS.includes(args[i])) {
+      if (i + 1 >= args.length || args[i + 1].startsWith("-")) return `${args[i]} needs a value`;
+      i++;
+    } else if (!BOOL_FLAGS.includes(args[i])) return `unknown argument ${JSON.stringify(args[i])}`;
+  }
+  return undefined;
+}
+
+/**
+ * What a failed `deno compile` says, in one line when the runtime could not be fetched (its own
+ * error is a download failure with a stack backtrace); otherwise undefined.
+ */
+export function runtimeFetchError(stderr: string, target: string | undefined): string | undefined {
+  if (!/dl\.deno\.land|denort|download/i.test(stderr)) return undefined;
+  if (
+    !/error sending request|dns error|failed to lookup|connection refused|download failed|timed out|certificate|404/i
+      .test(stderr)
+  ) {
+    return undefined;
+  }
+  return `compile: cannot fetch the Deno runtime (denort) for ${
+    target ?? "this machine"
+  } from dl.deno.land; set DENORT_BIN to a local denort binary of Deno ${Deno.version.deno} to build offline`;
+}
 const VERSION_FILE = new URL("../../lib/config/version.ts", import.meta.url);
 const ROOT = new URL("../../", import.meta.url);
 
@@ -42,6 +88,8 @@ export function compileArgs(target: string | undefined, output: string): string[
     "proto/",
     "--include",
     "lib/backend/sql/checkpointer.ts",
+    "--include",
+    "lib/auth/bcrypt_worker.ts",
     ...(target ? ["--target", target] : []),
     "--output",
     output,
@@ -50,6 +98,15 @@ export function compileArgs(target: string | undefined, output: string): string[
 }
 
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const problem = checkArgs(Deno.args);
+  if (problem) {
+    console.error(`compile: ${problem} (see deno task compile --help)`);
+    Deno.exit(2);
+  }
   const output = arg("--output") ?? "dist/kine";
   const target = arg("--target");
   const version = Deno.env.get("KINE_VERSION") ||
@@ -65,7 +122,13 @@ if (import.meta.main) {
   const original = await Deno.readTextFile(VERSION_FILE);
   await Deno.writeTextFile(VERSION_FILE, stamped);
   try {
-    const { code } = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT }).spawn().status;
+    const child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stderr: "piped" }).spawn();
+    // Held back until the end: a failed runtime download is told in one line instead.
+    const stderr = await new Response(child.stderr).text();
+    const { code } = await child.status;
+    const fetchError = code === 0 ? undefined : runtimeFetchError(stderr, target);
+    if (fetchError) console.error(fetchError);
+    else await Deno.stderr.write(new TextEncoder().encode(stderr));
     Deno.exitCode = code;
   } finally {
     await Deno.writeTextFile(VERSION_FILE, original);

@@ -6,8 +6,9 @@
  */
 import type { Logger } from "../log/mod.ts";
 import * as E from "./errors.ts";
-import { FailureLimiter } from "./limiter.ts";
-import { checkPassword, hashPassword } from "./passwords.ts";
+import { bytesToName, nameToBytes } from "./bytes.ts";
+import { LoginLimiter } from "./limiter.ts";
+import type { PasswordPool } from "./passwords.ts";
 import * as S from "./state.ts";
 import type { AuthInfo, AuthStore, Caller } from "./store.ts";
 
@@ -31,13 +32,26 @@ function peerHost(peer: string): string {
   return m ? m[1] : peer;
 }
 
+/** Bytes of a name a log line shows at most. */
+const LOGGED_NAME_BYTES = 64;
+
+/** The name for a log line: cut to {@link LOGGED_NAME_BYTES}, with its full length when cut. */
+function logName(name: string): { user: string; user_bytes?: number } {
+  const bytes = nameToBytes(name);
+  if (bytes.length <= LOGGED_NAME_BYTES) return { user: name };
+  return { user: bytesToName(bytes.subarray(0, LOGGED_NAME_BYTES)), user_bytes: bytes.length };
+}
+
 export class AuthApi {
-  readonly #limiter = new FailureLimiter();
+  readonly #limiter = new LoginLimiter();
+  #dummy?: Promise<string>;
 
   constructor(
     private readonly store: AuthStore,
     private readonly options: {
       bcryptCost: number;
+      /** Where bcrypt runs. */
+      passwords: PasswordPool;
       logger: Logger;
       /** The store's current revision, for response headers. */
       revision: () => number;
@@ -79,33 +93,57 @@ export class AuthApi {
   }
 
   /**
-   * Checks the password and issues a token. Failures are counted per name
-   * and per peer and logged with both, never with the password.
+   * Checks the password and issues a token. The limiter (limiter.ts) admits
+   * the attempt before the check; a name nobody has is checked against a
+   * dummy hash, so its answer takes as long as a wrong password's. Failures
+   * are logged with the name cut short, once per window per peer and name,
+   * never with the password.
    */
   async authenticate(caller: Caller, r: { name: string; password: string }) {
-    const s = this.store.state;
-    if (!s.enabled) throw E.authNotEnabled();
-    const keys = [`user:${r.name}`, `peer:${peerHost(caller.peer)}`];
-    const log = this.options.logger;
-    if (this.#limiter.locked(keys)) {
-      log.warn("authentication refused: too many failures", { user: r.name, peer: caller.peer });
-      throw E.tooManyRequests();
+    await this.store.fresh();
+    if (!this.store.state.enabled) throw E.authNotEnabled();
+    const name = r.name ?? "";
+    const peer = peerHost(caller.peer);
+    const attempt = this.#limiter.begin(peer, name);
+    if (!attempt) throw E.tooManyRequests();
+    let user: S.User | undefined;
+    let ok: boolean;
+    try {
+      if (attempt.delayMs > 0) await new Promise((r) => setTimeout(r, attempt.delayMs));
+      user = this.store.state.users.get(name);
+      const hash = user && !user.noPassword ? user.password : await this.#dummyHash();
+      ok = await this.options.passwords.check(nameToBytes(r.password ?? ""), hash) &&
+        user !== undefined && !user.noPassword;
+    } catch (err) {
+      attempt.abandoned();
+      throw err;
     }
-    const user = s.users.get(r.name);
-    const ok = user !== undefined && !user.noPassword &&
-      await checkPassword(r.password ?? "", user.password);
-    if (!ok) {
-      this.#limiter.failed(keys);
-      log.warn("authentication failed", { user: r.name, peer: caller.peer });
+    if (!ok || !user) {
+      const failures = attempt.failed();
+      if (failures > 0) {
+        this.options.logger.warn("authentication failed", { ...logName(name), peer, failures });
+      }
       throw E.authFailed();
     }
-    this.#limiter.succeeded(keys);
+    attempt.succeeded();
     // A password changed while it was being checked must not yield a token.
     const now = this.store.state;
     if (!now.enabled) throw E.authNotEnabled();
-    if (now.users.get(r.name)?.password !== user.password) throw E.authFailed();
-    const token = await this.store.tokens.assign(r.name, now.revision);
+    if (now.users.get(name)?.password !== user.password) throw E.authFailed();
+    const token = await this.store.tokens.assign(name, now.revision);
     return { ...this.#header(), token };
+  }
+
+  /** A hash no password matches, at the configured cost, for names nobody has. */
+  #dummyHash(): Promise<string> {
+    this.#dummy ??= this.options.passwords.hash(
+      crypto.getRandomValues(new Uint8Array(32)),
+      this.options.bcryptCost,
+    ).catch((err) => {
+      this.#dummy = undefined;
+      throw err;
+    });
+    return this.#dummy;
   }
 
   async userAdd(
@@ -114,8 +152,12 @@ export class AuthApi {
   ) {
     await this.#admin(caller);
     const noPassword = r.options?.no_password === true;
-    const hash = noPassword ? "" : await hashPassword(r.password ?? "", this.options.bcryptCost);
+    const hash = noPassword ? "" : await this.#hash(r.password);
     return this.#change(caller, (s) => S.userAdd(s, r.name, hash, noPassword));
+  }
+
+  #hash(password: string | undefined): Promise<string> {
+    return this.options.passwords.hash(nameToBytes(password ?? ""), this.options.bcryptCost);
   }
 
   async userGet(caller: Caller, r: { name: string }) {
@@ -139,7 +181,7 @@ export class AuthApi {
 
   async userChangePassword(caller: Caller, r: { name: string; password: string }) {
     await this.#admin(caller);
-    const hash = await hashPassword(r.password ?? "", this.options.bcryptCost);
+    const hash = await this.#hash(r.password);
     return this.#change(caller, (s) => S.userChangePassword(s, r.name, hash));
   }
 

@@ -7,7 +7,9 @@
  *   kine on the database) and who a caller is
  * - `perms.ts`: range permission checks; `guard.ts`: which checks each
  *   KV/Lease/Watch/Maintenance request needs
- * - `api.ts`: the Auth service; `tokens.ts`, `passwords.ts`, `limiter.ts`
+ * - `api.ts`: the Auth service; `tokens.ts`, `limiter.ts`, `passwords.ts`
+ *   (bcrypt on worker threads, `bcrypt_worker.ts`); `bytes.ts`: names and
+ *   passwords as the bytes sent
  *
  * @module
  */
@@ -16,13 +18,14 @@ import type { Logger } from "../log/mod.ts";
 import { AuthApi } from "./api.ts";
 import { AccessGuard } from "./guard.ts";
 import { AuthStore } from "./store.ts";
-import { DEFAULT_BCRYPT_COST } from "./passwords.ts";
+import { DEFAULT_BCRYPT_COST, PasswordPool } from "./passwords.ts";
 import { tokenProvider } from "./tokens.ts";
 
 export { AuthApi } from "./api.ts";
 export { AccessGuard, type Check, REVOKED_REASON } from "./guard.ts";
 export { AUTH_KEY, type Caller } from "./store.ts";
 export { DEFAULT_BCRYPT_COST } from "./passwords.ts";
+export { bytesToName, nameToBytes } from "./bytes.ts";
 export { TokenOptionsError } from "./tokens.ts";
 
 export interface AuthOptions {
@@ -66,13 +69,18 @@ export async function startAuth(o: AuthOptions): Promise<Auth> {
     store.close();
     throw err;
   }
+  const passwords = new PasswordPool();
   return {
     api: new AuthApi(store, {
       bcryptCost,
+      passwords,
       logger: o.logger,
       revision: () => o.backend.currentRevision(),
     }),
     guard: new AccessGuard(store, o.leaseKeys),
-    close: () => store.close(),
+    close: () => {
+      passwords.close();
+      store.close();
+    },
   };
 }

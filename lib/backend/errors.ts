@@ -1,3 +1,5 @@
+import { ConfigError } from "../config/errors.ts";
+
 /** Failure kinds a backend reports; the front end maps them to etcd's gRPC statuses. */
 export type BackendErrorKind =
   | "compacted"
@@ -26,7 +28,7 @@ export const compacted = () => new BackendError("compacted", ERR_COMPACTED);
 export const futureRevision = () => new BackendError("future_revision", ERR_FUTURE_REV);
 
 /** An endpoint error whose text may be shown as is (it never echoes credentials). */
-export class EndpointError extends Error {}
+export class EndpointError extends ConfigError {}
 
 /** A DSN the engine cannot use, worded as upstream words it. */
 export const dsnError = (reason: string) =>

@@ -41,7 +41,7 @@ const PAGE = 1000;
 const encoder = new TextEncoder();
 
 /** Key length and key, value length and value, then the four numbers as 64-bit little-endian. */
-function hashKv(crc: Crc32c, kv: KeyValue, scratch: DataView): void {
+export function hashKv(crc: Crc32c, kv: KeyValue, scratch: DataView): void {
   const key = encoder.encode(kv.key);
   scratch.setUint32(0, key.length, true);
   crc.update(new Uint8Array(scratch.buffer, 0, 4)).update(key);

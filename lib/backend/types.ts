@@ -39,6 +39,12 @@ export interface RangeRequest {
    * instead of counting the keys after them.
    */
   skipCount?: boolean;
+  /**
+   * etcd's `serializable`: answer from what this process has applied (every
+   * write it acknowledged included), without first learning the store's
+   * latest revision as a linearizable read does.
+   */
+  serializable?: boolean;
 }
 
 /** A Range of `[key, end)` at the latest revision with no options set. */
@@ -190,6 +196,13 @@ export interface Backend {
    * consistent copy: compaction waits while a snapshot is read.
    */
   snapshot(): AsyncGenerator<LogRecord[]>;
+  /**
+   * Rows of the log with `after < id <= upTo` in id order, at most `limit`, as
+   * stored (gap fills and compaction rows included), but never past what has
+   * been handed to watchers: a copy that follows the log (kine migrate) reads
+   * only rows that can no longer change.
+   */
+  logRows?(after: number, upTo: number, limit: number): Promise<LogRecord[]>;
   currentRevision(): number;
   /**
    * Delivers every change of `[key, end)` (`end` "" = the key, {@link FROM_KEY} =

@@ -1,8 +1,10 @@
 /**
  * The automatic compactor (`--compact-interval`): every interval it compacts
  * to the revision it saw at the previous tick, so history younger than one
- * interval always survives; the backend also keeps the newest
- * `--compact-min-retain` revisions. Failures are logged and retried next tick.
+ * interval always survives, and never within the newest
+ * `--compact-min-retain` revisions (a policy of this compactor only: a
+ * client's `Compact(r)` compacts exactly to r). Failures are logged and
+ * retried next tick.
  * Of several processes on one store only the holder of the `compactor` role
  * compacts; it renews the role every second, so it stays the one.
  *
@@ -19,6 +21,8 @@ export interface CompactorOptions {
   interval: number;
   /** ±percent, applied once to the interval. */
   jitter: number;
+  /** `--compact-min-retain`: the newest revisions never compacted. */
+  minRetain: number;
   logger: Logger;
   metrics?: KineMetrics;
 }
@@ -34,11 +38,16 @@ export function startCompactor(backend: Backend, o: CompactorOptions): () => Pro
   const role = new Role(backend, "compactor", o.logger, o.metrics);
   const renew = setInterval(() => role.held(), ROLE_RENEW_MS);
   let target = backend.currentRevision();
+  /** The current revision a compaction of ours answered (NATS records it as a write). */
+  let ownRevision = 0;
   let running: Promise<void> | undefined;
   const tick = async () => {
-    const next = backend.currentRevision();
+    const seen = backend.currentRevision();
+    // Nothing but our own compaction since: keep the target, so an idle store stays idle.
+    const next = seen === ownRevision ? target : seen;
     try {
-      if (target > 0 && await role.held()) await backend.compact(target);
+      const upTo = Math.min(target, seen - o.minRetain);
+      if (upTo > 0 && await role.held()) ownRevision = await backend.compact(upTo);
     } catch (err) {
       if (!(err instanceof BackendError && err.kind === "compacted")) {
         o.logger.warn("automatic compaction failed; retrying next interval", {

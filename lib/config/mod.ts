@@ -17,16 +17,21 @@ export {
   DEFAULT_LISTEN_ADDRESS,
   DEFAULT_MAX_IDLE_CONNECTIONS,
   DEFAULT_METRICS_BIND_ADDRESS,
-  defaultConfig,
   EMPTY_LISTEN_ADDRESS,
   FLAGS,
+  type FlagSpec,
+  USAGE_HEADER,
+} from "./flags.ts";
+export {
+  defaultConfig,
+  flagTable,
   helpText,
   MIN_WATCH_PROGRESS_NOTIFY_INTERVAL,
   parseArgs,
-  USAGE_HEADER,
   validateConfig,
   versionText,
 } from "./parse.ts";
-export type { FlagSpec, ParseResult } from "./parse.ts";
+export type { ParseResult } from "./parse.ts";
+export { ConfigError } from "./errors.ts";
 export { formatDuration, parseDuration, parseDurationNanos } from "./duration.ts";
 export { GIT_COMMIT, VERSION } from "./version.ts";

@@ -56,6 +56,8 @@ export interface KineConfig {
   maxTxnOps: number;
   /** etcd's `--max-request-bytes`: largest encoded write request. */
   maxRequestBytes: number;
+  /** etcd's `--quota-backend-bytes`: store size at which NOSPACE is raised; 0 = no quota. */
+  quotaBackendBytes: number;
   identityProvider: string;
   /** etcd's `--auth-token`: `simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…[,ttl=…]`. */
   authToken: string;

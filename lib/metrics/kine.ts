@@ -1,5 +1,5 @@
 /**
- * Kine's own metric families (spec §9) plus basic process gauges.
+ * Kine's own metric families (spec §9), etcd's gRPC ones, and the process metrics.
  *
  * @module
  */
@@ -12,6 +12,7 @@ import {
   type Histogram,
   Registry,
 } from "./registry.ts";
+import { registerProcessMetrics } from "./process.ts";
 
 /** `kine_sql_time_seconds` buckets: 0.001·2^k for k = 0..13 (1 ms … 8.192 s). */
 export const SQL_TIME_BUCKETS: readonly number[] = exponentialBuckets(0.001, 2, 14);
@@ -60,14 +61,10 @@ export interface KineMetrics {
   readonly grpcMsgSent: Counter<typeof RPC_LABELS>;
   /** `grpc_server_handling_seconds`: time from the start of an RPC to its status. */
   readonly grpcHandlingSeconds: Histogram<typeof RPC_LABELS>;
-  /** `process_resident_memory_bytes` (from `Deno.memoryUsage().rss` at scrape time). */
-  readonly processResidentMemoryBytes: Gauge;
-  /** `process_start_time_seconds` (Unix seconds). */
-  readonly processStartTimeSeconds: Gauge;
 }
 
 /**
- * Registers kine's metrics (and the process gauges) in `registry` (a fresh one by default) and
+ * Registers kine's metrics (and the process metrics) in `registry` (a fresh one by default) and
  * returns typed handles.
  *
  * @example
@@ -78,7 +75,7 @@ export interface KineMetrics {
  * ```
  */
 export function createKineMetrics(registry: Registry = new Registry()): KineMetrics {
-  return {
+  const m: KineMetrics = {
     registry,
     sqlTotal: registry.counter({
       name: "kine_sql_total",
@@ -160,17 +157,15 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       labelNames: RPC_LABELS,
       buckets: DEFAULT_BUCKETS,
     }),
-    processResidentMemoryBytes: registry.gauge({
-      name: "process_resident_memory_bytes",
-      help: "Resident memory size in bytes.",
-      collect: () => Deno.memoryUsage().rss,
-    }),
-    processStartTimeSeconds: registry.gauge({
-      name: "process_start_time_seconds",
-      help: "Start time of the process since unix epoch in seconds.",
-      collect: () => performance.timeOrigin / 1000,
-    }),
   };
+  registerProcessMetrics(registry);
+  // Every known label set from the start, so alerts on a rate or absence work before the first event.
+  for (const r of ["success", "error"]) m.compactTotal.labels(r);
+  for (const r of ["true", "false"]) m.insertErrorsTotal.labels(r);
+  for (const r of ["filled", "failed", "skipped"]) m.gapFillTotal.labels(r);
+  for (const s of ["local", "notify", "poll"]) m.watchWakeups.labels(s);
+  for (const r of ["lease_reaper", "compactor"]) m.roleHeld.labels(r);
+  return m;
 }
 
 const LOOP_SAMPLE_MS = 10;

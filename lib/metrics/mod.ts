@@ -26,6 +26,8 @@ export {
   Registry,
 } from "./registry.ts";
 export { createKineMetrics, type KineMetrics, monitorEventLoop, SQL_TIME_BUCKETS } from "./kine.ts";
+export { profilingRoutes } from "./profiling.ts";
+export { type Health, type StoreMetrics, storeMetrics, type StoreMetricsOptions } from "./store.ts";
 export {
   type MetricsServer,
   parseListenAddress,

@@ -6,23 +6,27 @@
 
 import { type Logger, silentLogger } from "../log/mod.ts";
 import { CONTENT_TYPE, type Registry } from "./registry.ts";
+import type { Health } from "./store.ts";
 
 /** Options of {@link serveMetrics}. */
 export interface ServeMetricsOptions {
   /**
-   * Listen address: `:8080` (all interfaces), `host:port`, `[v6]:port`; port 0 picks a free port.
+   * Listen address: `host:port`, `:8080` (all interfaces), `[v6]:port`; port 0 picks a free port.
    * The "disabled" value `"0"` must be handled by the caller.
    */
   address: string;
   /** Registry rendered on every scrape. */
   registry: Registry;
-  /**
-   * Serve HTTPS with this certificate/key. Each value is PEM text, or a path to a PEM file when it
-   * does not contain `-----BEGIN`. No client certificate is requested.
-   */
+  /** Serve HTTPS with this PEM certificate and key. No client certificate is requested. */
   tls?: { cert: string; key: string };
   /** Logger for the listen message and handler errors; default silent. */
   logger?: Logger;
+  /** Runs before each scrape (gauges read from the datastore). */
+  beforeScrape?: () => Promise<void>;
+  /** Answers `/health` and `/readyz`; without it they are 404. */
+  health?: () => Promise<Health>;
+  /** More handlers by path (profiling); each answers every method itself. */
+  routes?: Record<string, (req: Request) => Promise<Response> | Response>;
 }
 
 /** A running metrics server. */
@@ -58,39 +62,65 @@ export function parseListenAddress(address: string): { hostname: string; port: n
   return { hostname: host === "" ? "0.0.0.0" : host, port: Number(portText) };
 }
 
-async function pem(value: string): Promise<string> {
-  return value.includes("-----BEGIN") ? value : await Deno.readTextFile(value);
-}
-
 function urlHost(hostname: string): string {
   if (hostname === "0.0.0.0") return "127.0.0.1";
   if (hostname === "::") return "[::1]";
   return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
+/** `host:port` as a URL or log shows it (IPv6 bracketed). */
+function hostPort(hostname: string, port: number): string {
+  return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+}
+
+const TEXT = { "content-type": "text/plain; charset=utf-8" };
+
+/** etcd's `/health` answer: `{"health":"true","reason":""}`, 503 when unhealthy. */
+async function healthResponse(health: () => Promise<Health>): Promise<Response> {
+  const h = await health();
+  return Response.json({ health: String(h.healthy), reason: h.reason }, {
+    status: h.healthy ? 200 : 503,
+  });
+}
+
+/** `/readyz` as Kubernetes components answer it: `ok`, or 503 and the reason. */
+async function readyResponse(health: () => Promise<Health>): Promise<Response> {
+  const h = await health();
+  return h.healthy
+    ? new Response("ok\n", { headers: TEXT })
+    : new Response(`[-]datastore failed: ${h.reason}\nreadyz check failed\n`, {
+      status: 503,
+      headers: TEXT,
+    });
+}
+
 /**
- * Serves `GET /metrics` (and `HEAD`) from `registry`; other paths get 404, other methods 405.
- * Resolves once listening; rejects if the address is invalid or cannot be bound.
+ * Serves `GET /metrics` (and `HEAD`) from `registry`, `/health` and `/readyz` from `health`, and
+ * any further `routes`; other paths get 404, other methods 405. Resolves once listening; rejects
+ * if the address is invalid or cannot be bound, naming the metrics listener and the address.
  */
+// async, so that a synchronous failure (a bad address, a busy port) is a rejection too.
+// deno-lint-ignore require-await
 export async function serveMetrics(options: ServeMetricsOptions): Promise<MetricsServer> {
-  const { registry } = options;
+  const { registry, tls } = options;
   const logger = options.logger ?? silentLogger;
   const { hostname, port } = parseListenAddress(options.address);
-  const tls = options.tls === undefined
-    ? undefined
-    : { cert: await pem(options.tls.cert), key: await pem(options.tls.key) };
 
-  const handler = (req: Request): Response => {
+  const { health, beforeScrape } = options;
+  const routes = options.routes ?? {};
+  const handler = async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
-    if (path !== "/metrics") {
-      return new Response("404 page not found\n", {
-        status: 404,
-        headers: { "content-type": "text/plain; charset=utf-8" },
-      });
-    }
+    const route = routes[path];
+    if (route !== undefined) return await route(req);
+    const known = path === "/metrics" ||
+      (health !== undefined && (path === "/health" || path === "/readyz"));
+    if (!known) return new Response("404 page not found\n", { status: 404, headers: TEXT });
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
     }
+    if (path === "/health") return await healthResponse(health!);
+    if (path === "/readyz") return await readyResponse(health!);
+    await beforeScrape?.();
     const body = registry.render();
     return new Response(req.method === "HEAD" ? null : body, {
       headers: { "content-type": CONTENT_TYPE },
@@ -106,15 +136,21 @@ export async function serveMetrics(options: ServeMetricsOptions): Promise<Metric
       return new Response("internal server error\n", { status: 500 });
     },
   };
-  const server = tls === undefined
-    ? Deno.serve(serveOptions, handler)
-    : Deno.serve({ ...serveOptions, cert: tls.cert, key: tls.key }, handler);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = tls === undefined
+      ? Deno.serve(serveOptions, handler)
+      : Deno.serve({ ...serveOptions, cert: tls.cert, key: tls.key }, handler);
+  } catch (err) {
+    const why = String((err as Error)?.message ?? err).replace(/ \(os error \d+\)$/, "");
+    throw new Error(`metrics listener: cannot listen on ${hostPort(hostname, port)}: ${why}`);
+  }
 
   const addr = server.addr;
   const url = `${tls === undefined ? "http" : "https"}://${
     urlHost(addr.hostname)
   }:${addr.port}/metrics`;
-  logger.info("Metrics server listening", { url });
+  logger.info("Metrics server listening", { address: hostPort(addr.hostname, addr.port), url });
 
   let closing: Promise<void> | undefined;
   return {

@@ -43,7 +43,8 @@ export class Role {
 
   /**
    * True while this process holds the role; claims or renews it at most once
-   * per second. A claim that fails (database unreachable) counts as not held.
+   * per second. A claim that fails (database unreachable or locked) changes
+   * nothing: a role held stays held until its last claim's deadline.
    */
   held(): Promise<boolean> {
     const now = performance.now();
@@ -54,11 +55,13 @@ export class Role {
 
   async #claim(now: number): Promise<boolean> {
     this.#lastTry = now;
-    let ok = false;
+    let ok: boolean;
     try {
       ok = await this.backend.claimRole(this.name, this.holder, ROLE_TTL_MS);
     } catch (err) {
+      // Not asked (the store is locked or away): the last claim's deadline still stands.
       this.logger.warn("role claim failed", { role: this.name, error: String(err) });
+      return performance.now() < this.#heldUntil;
     }
     const was = now < this.#heldUntil;
     // Stop a second early: a peer may take over the moment the stored deadline passes.

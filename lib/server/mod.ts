@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Alarms } from "../alarm/mod.ts";
 import type { Auth } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
@@ -14,6 +15,7 @@ import { authService } from "./auth_service.ts";
 import { GrpcServer as H2Server, type MethodDefinition, type TlsOptions } from "./h2/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
 import { deepTxnIsTooManyOps, loadServiceDefinitions } from "./proto.ts";
+import { byteExactAuth } from "./auth_wire.ts";
 import {
   clusterService,
   healthService,
@@ -24,16 +26,17 @@ import {
 } from "./services.ts";
 import { watchService } from "./watch.ts";
 import { instrumentService } from "./rpc_metrics.ts";
+import { requestTracer } from "./trace.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
 import { Maintenance, type MemberIdentity, memberIdentity } from "../translator/maintenance.ts";
 
 export { advertisedUrl, parseListenAddress } from "./listener.ts";
+export { loadServerTls, type ServerTlsFlags } from "./tls.ts";
 
 export interface GrpcServerOptions {
   listenAddress: string;
-  serverCertFile: string;
-  serverKeyFile: string;
-  trustedCaFile: string;
+  /** Listener TLS, already read (`loadServerTls`); plaintext without. */
+  tls?: TlsOptions;
   emulatedEtcdVersion: string;
   /** The datastore endpoint, for the cluster id Maintenance and Cluster headers carry. */
   endpoint: string;
@@ -53,6 +56,8 @@ export interface GrpcServerOptions {
   leases: LeaseManager;
   /** Users, roles and the checks they imply (lib/auth). */
   auth: Auth;
+  /** Alarms and the space quota (lib/alarm). */
+  alarms: Alarms;
   logger: Logger;
   /** Where the per-RPC gRPC metrics go; none recorded without. */
   metrics?: KineMetrics;
@@ -68,16 +73,6 @@ export interface GrpcServer {
 /** What etcd lets gRPC receive beyond `--max-request-bytes` (its grpcOverheadBytes). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
-function tlsOptions(o: GrpcServerOptions): TlsOptions | undefined {
-  if (!o.serverCertFile || !o.serverKeyFile) return undefined;
-  return {
-    cert: Deno.readFileSync(o.serverCertFile),
-    key: Deno.readFileSync(o.serverKeyFile),
-    ca: o.trustedCaFile ? Deno.readFileSync(o.trustedCaFile) : undefined,
-  };
-}
-
-/**
 /**
  * KV with Range and RangeStream answers that arrive already encoded
  * (lib/translator/range_codec.ts): an EncodedMessage has `byteLength` and
@@ -95,22 +90,47 @@ function withEncodedRange(
   };
 }
 
+/**
+ * A refused handshake, as etcd logs it ("rejected connection"): a client speaking plaintext to
+ * the TLS port is named as such, since its error ("wrong version number") says nothing to most.
+ */
+function logTlsError(logger: Logger, peer: string, error: Error): void {
+  const message = String(error?.message ?? error);
+  const plaintext = /wrong version number|http request|unknown protocol|packet length too long/i
+    .test(message);
+  logger.warn(
+    plaintext ? "plaintext connection to the TLS listener refused" : "rejected TLS handshake",
+    {
+      peer,
+      error: message,
+    },
+  );
+}
+
 /** Binds the listener and serves until `close()`. */
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
   const listener = parseListenAddress(o.listenAddress);
-  const tls = tlsOptions(o);
+  const tls = o.tls;
   const defs = loadServiceDefinitions();
   // The member id names the client URL, whose port is known once bound (before any call).
   const bound: { identity?: MemberIdentity } = {};
+  const gate = (cost: number) => o.alarms.check(cost, bound.identity!.memberId);
   const ctx: ServiceContext = {
     translator: new Translator(o.backend, {
       autoCompaction: o.autoCompaction,
       leaseExists: (id) => o.leases.has(id),
       limits: o.limits,
+      gate,
     }),
     backend: o.backend,
     leases: o.leases,
-    maintenance: new Maintenance(o.backend, () => bound.identity!, o.emulatedEtcdVersion),
+    gate,
+    maintenance: new Maintenance(
+      o.backend,
+      () => bound.identity!,
+      o.emulatedEtcdVersion,
+      o.alarms,
+    ),
     logger: o.logger,
     scheme: listener.socketPath ? (tls ? "unixs" : "unix") : (tls ? "https" : "http"),
     guard: o.auth.guard,
@@ -122,10 +142,12 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     keepaliveTimeout: o.keepaliveTimeout,
     maxConcurrentStreams: o.maxConcurrentStreams,
     maxQueuedBytes: o.maxUnreadBytes,
+    onTlsError: (peer, error) => logTlsError(o.logger, peer, error),
   });
-  // Every service's handlers record etcd's per-RPC metrics (lib/server/rpc_metrics.ts).
+  // Every service's handlers record etcd's per-RPC metrics (lib/server/rpc_metrics.ts) and trace.
+  const trace = requestTracer(o.logger);
   const add = (service: Record<string, MethodDefinition>, handlers: Record<string, any>) =>
-    server.addService(service, instrumentService(service, handlers, o.metrics));
+    server.addService(service, instrumentService(service, handlers, o.metrics, trace));
   add(deepTxnIsTooManyOps(withEncodedRange(defs["etcdserverpb.KV"])), kvService(ctx));
   const watch = watchService({
     backend: o.backend,
@@ -137,7 +159,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   add(defs["etcdserverpb.Lease"], leaseService(ctx));
   add(defs["etcdserverpb.Cluster"], clusterService(ctx));
   add(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
-  add(defs["etcdserverpb.Auth"], authService(o.auth.api, o.logger));
+  add(byteExactAuth(defs["etcdserverpb.Auth"]), authService(o.auth.api, o.logger));
   add(defs["grpc.health.v1.Health"], healthService());
 
   if (listener.socketPath) {

@@ -1,5 +1,4 @@
 import type { Buffer } from "node:buffer";
-import * as grpc from "@grpc/grpc-js";
 import * as loader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { type EtcdError, tooManyOps } from "../translator/mod.ts";
@@ -26,22 +25,14 @@ export const LOADER_OPTIONS: loader.Options = {
   oneofs: true,
 };
 
-function loadFile(file: string): loader.PackageDefinition {
+/** One of kine's .proto files (proto/) as @grpc/proto-loader defines it. */
+export function loadProtoFile(file: string): loader.PackageDefinition {
   return loader.loadSync(new URL(file, PROTO_DIR).pathname, LOADER_OPTIONS);
 }
 
 /** The server's view: method definitions (path, streaming, (de)serializers) per service. */
 export function loadServiceDefinitions(): Record<string, any> {
-  return { ...loadFile("etcd.proto"), ...loadFile("health.proto") };
-}
-
-/** Client stubs (grpc-js) of the etcd API subset and gRPC health, for tests and the bench. */
-export function loadProtos(): { etcd: any; health: any } {
-  const load = (file: string) => grpc.loadPackageDefinition(loadFile(file));
-  return {
-    etcd: load("etcd.proto").etcdserverpb,
-    health: (load("health.proto").grpc as any).health.v1,
-  };
+  return { ...loadProtoFile("etcd.proto"), ...loadProtoFile("health.proto") };
 }
 
 /** A request that decoded to an answer of its own: the handler replies with `error`. */

@@ -10,6 +10,7 @@
  */
 import type { CounterChild, HistogramChild, KineMetrics } from "../metrics/mod.ts";
 import type { MethodDefinition, StatusObject } from "./h2/grpc.ts";
+import type { TraceFn } from "./trace.ts";
 
 /** gRPC status names by code, as go-grpc-prometheus writes `grpc_code`. */
 const CODE_NAMES = [
@@ -31,6 +32,7 @@ const CODE_NAMES = [
   "DataLoss",
   "Unauthenticated",
 ];
+const codeName = (code: number) => CODE_NAMES[code] ?? String(code);
 const CANCELLED = 1;
 const UNKNOWN = 2;
 
@@ -47,16 +49,20 @@ class MethodMetrics {
     this.received = m.grpcMsgReceived.labels(...labels);
     this.sent = m.grpcMsgSent.labels(...labels);
     this.handling = m.grpcHandlingSeconds.labels(...labels);
+    // Shown at 0 from the start, so an alert on a method's success rate has a series to read.
+    this.#handled[0] = m.grpcHandled.labels(...labels, CODE_NAMES[0]);
   }
 
-  /** Records the end of one call: its status code and how long it took. */
-  done(code: number, startedAt: number): void {
+  /** Records the end of one call: its status code and how long it took; returns that, ms. */
+  done(code: number, startedAt: number): number {
     const child = this.#handled[code] ??= this.m.grpcHandled.labels(
       ...this.labels,
-      CODE_NAMES[code] ?? String(code),
+      codeName(code),
     );
     child.inc();
-    this.handling.observe((performance.now() - startedAt) / 1000);
+    const ms = performance.now() - startedAt;
+    this.handling.observe(ms / 1000);
+    return ms;
   }
 }
 
@@ -98,15 +104,22 @@ function wrap(
   handler: (...args: any[]) => unknown,
   type: string,
   mm: MethodMetrics,
+  method: string,
+  trace: TraceFn | undefined,
 ): (...args: any[]) => unknown {
   if (type === "unary") {
-    return (call: unknown, callback: (err: StatusObject | null, res?: unknown) => void) => {
+    return (
+      call: { request: unknown },
+      callback: (err: StatusObject | null, res?: unknown) => void,
+    ) => {
       const startedAt = performance.now();
       mm.started.inc();
       mm.received.inc();
       return handler(call, (err: StatusObject | null, res?: unknown) => {
         if (!err) mm.sent.inc();
-        mm.done(err ? err.code ?? UNKNOWN : 0, startedAt);
+        const code = err ? err.code ?? UNKNOWN : 0;
+        const ms = mm.done(code, startedAt);
+        trace?.(method, call.request, res, codeName(code), ms);
         return callback(err, res);
       });
     };
@@ -122,11 +135,15 @@ function wrap(
   };
 }
 
-/** The handlers of `service`, each recording its calls in `metrics`. */
+/**
+ * The handlers of `service`, each recording its calls in `metrics` and handing each unary call's
+ * end to `trace` (lib/server/trace.ts).
+ */
 export function instrumentService<H extends Record<string, any>>(
   service: Record<string, MethodDefinition>,
   handlers: H,
   metrics: KineMetrics | undefined,
+  trace?: TraceFn,
 ): H {
   if (!metrics) return handlers;
   const out: Record<string, unknown> = {};
@@ -140,7 +157,8 @@ export function instrumentService<H extends Record<string, any>>(
     // "/etcdserverpb.KV/Range" → service and method.
     const [, serviceName, method] = def.path.split("/");
     const type = grpcType(def);
-    out[name] = wrap(handler, type, new MethodMetrics(metrics, [type, serviceName, method]));
+    const mm = new MethodMetrics(metrics, [type, serviceName, method]);
+    out[name] = wrap(handler, type, mm, method, trace);
   }
   return out as H;
 }

@@ -1,4 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
+import { LEASE_COST, type WriteGate } from "../alarm/mod.ts";
 import type { AccessGuard, Check } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import type { LeaseManager } from "../lease/mod.ts";
@@ -127,6 +128,8 @@ export interface ServiceContext {
   scheme: string;
   /** Auth checks (lib/auth); each passes at once while auth is off. */
   guard: AccessGuard;
+  /** Alarms and the space quota (lib/alarm), before a lease is granted or revoked. */
+  gate: WriteGate;
 }
 
 export function kvService(ctx: ServiceContext) {
@@ -148,6 +151,7 @@ export function leaseService(ctx: ServiceContext) {
   return {
     LeaseGrant: unary(
       async (r: { TTL: number; ID: number }) => {
+        ctx.gate(LEASE_COST);
         const lease = await leases.grant(r.ID, r.TTL);
         return { header: header(), ID: lease.id, TTL: lease.ttl };
       },
@@ -156,6 +160,7 @@ export function leaseService(ctx: ServiceContext) {
     ),
     LeaseRevoke: unary(
       async (r: { ID: number }) => {
+        ctx.gate(0);
         await leases.revoke(r.ID);
         return { header: header() };
       },
@@ -235,7 +240,7 @@ export function maintenanceService(ctx: ServiceContext) {
   const g = ctx.guard;
   return {
     Status: unary(() => m.status(), ctx.logger),
-    Alarm: unary((r: { action: string }) => m.alarm(r), ctx.logger, g.admin),
+    Alarm: unary((r: any) => m.alarm(r), ctx.logger, g.admin),
     Defragment: unary(() => m.defragment(), ctx.logger, g.admin),
     Hash: unary(() => m.hash(), ctx.logger, g.admin),
     HashKV: unary((r: { revision: number }) => m.hashKV(r), ctx.logger, g.admin),

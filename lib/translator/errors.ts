@@ -5,10 +5,12 @@ export const Code = {
   UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
   NOT_FOUND: 5,
+  RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   OUT_OF_RANGE: 11,
   UNIMPLEMENTED: 12,
   UNAVAILABLE: 14,
+  DATA_LOSS: 15,
 } as const;
 
 /** An error with the gRPC code and message etcd would answer with. */
@@ -27,6 +29,11 @@ export const valueProvided = () =>
   new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: value is provided");
 export const leaseProvided = () =>
   new EtcdError(Code.INVALID_ARGUMENT, "etcdserver: lease is provided");
+/** etcd's refusal of a write while NOSPACE is raised or the store is over its quota. */
+export const noSpace = () =>
+  new EtcdError(Code.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded");
+/** etcd's refusal of a write while CORRUPT is raised. */
+export const corrupt = () => new EtcdError(Code.DATA_LOSS, "etcdserver: corrupt cluster");
 export const notSupported = (what: string) =>
   new EtcdError(Code.UNKNOWN, `${what} is not supported`);
 

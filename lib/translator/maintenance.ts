@@ -6,9 +6,9 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import type { AlarmMember, Alarms, AlarmType } from "../alarm/mod.ts";
 import type { Backend } from "../backend/types.ts";
 import { writeSqliteSnapshot } from "../backend/sql/sqlite_snapshot.ts";
-import { notSupported } from "./errors.ts";
 
 /** The ids a member reports in every Maintenance and Cluster header. */
 export interface MemberIdentity {
@@ -54,6 +54,7 @@ export class Maintenance {
     /** Known once the server is bound, before it answers any call. */
     private readonly identity: () => MemberIdentity,
     private readonly emulatedVersion: string,
+    private readonly alarms: Alarms,
   ) {}
 
   /** A header at `revision` (default: the current one) with this member's ids. */
@@ -78,15 +79,25 @@ export class Maintenance {
       raftIndex: s.revision,
       raftTerm: 1,
       raftAppliedIndex: s.revision,
-      errors: [],
+      errors: this.alarms.errors(),
       isLearner: false,
     };
   }
 
-  /** kine raises no alarms: listing and disarming answer with none. */
-  alarm(r: { action: string }) {
-    if (r.action === "ACTIVATE") throw notSupported("raising an alarm");
-    return Promise.resolve({ header: this.header(), alarms: [] });
+  /**
+   * Lists, raises or disarms an alarm, as etcd 3.4 answers: GET lists those of
+   * the type (NONE: all), ACTIVATE answers the alarm raised (also when it
+   * already was), DEACTIVATE the alarm disarmed, or none.
+   */
+  async alarm(r: { action: string; memberID: number; alarm: AlarmType }) {
+    const member: AlarmMember = { memberID: Number(r.memberID ?? 0), alarm: r.alarm ?? "NONE" };
+    let alarms: AlarmMember[];
+    if (r.action === "ACTIVATE") alarms = [await this.alarms.activate(member)];
+    else if (r.action === "DEACTIVATE") {
+      const gone = await this.alarms.deactivate(member);
+      alarms = gone ? [gone] : [];
+    } else alarms = this.alarms.list(member.alarm);
+    return { header: this.header(), alarms };
   }
 
   async defragment() {

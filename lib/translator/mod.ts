@@ -9,6 +9,7 @@ import { COMPACT_KEY } from "../backend/logstructured/compact_key.ts";
 import type {
   Backend,
   Compare,
+  DeleteOp,
   KeyValue,
   Op,
   OpResult,
@@ -39,6 +40,8 @@ import {
   requestTooLarge,
   txnSize,
 } from "./limits.ts";
+import { putCost, txnCost, type WriteGate } from "../alarm/cost.ts";
+import { deleteKeyByKey } from "./delete_range.ts";
 import { keyRange as textRange, keyText } from "./keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import { keyOrdered, rangeStream } from "./range_stream.ts";
@@ -116,6 +119,7 @@ export function rangeRequest(r: W.WireRangeRequest): RangeRequest {
     maxModRevision: r.max_mod_revision,
     minCreateRevision: r.min_create_revision,
     maxCreateRevision: r.max_create_revision,
+    serializable: r.serializable,
   };
 }
 
@@ -261,8 +265,14 @@ export class Translator {
       /** True if a lease ID may be attached to a key (it may ask the store). */
       leaseExists: (id: number) => Promise<boolean>;
       limits?: RequestLimits;
+      /** Alarms and the space quota (lib/alarm): may refuse a write before it runs. */
+      gate?: WriteGate;
     },
   ) {}
+
+  #gate(cost: number): void {
+    this.options.gate?.(cost);
+  }
 
   get #limits(): RequestLimits {
     return this.options.limits ??
@@ -341,6 +351,8 @@ export class Translator {
         revision: pinned,
         limit: LIST_PAGE,
         skipCount: true,
+        // The first page was linearized; the rest read at its revision.
+        serializable: true,
       });
     }
     return encoder.finish(header, false, count);
@@ -348,6 +360,7 @@ export class Translator {
 
   async put(p: W.WirePutRequest): Promise<W.WirePutResponse> {
     this.#checkSize(putSize(p));
+    this.#gate(putCost(p));
     const t = await this.#txn({
       compare: [],
       success: [op({ request_put: p })],
@@ -362,22 +375,32 @@ export class Translator {
 
   async deleteRange(d: W.WireDeleteRangeRequest): Promise<W.WireDeleteRangeResponse> {
     this.#checkSize(deleteSize(d));
-    const t = await this.#txn({
-      compare: [],
-      success: [op({ request_delete_range: d })],
-      failure: [],
-    });
+    this.#gate(0);
+    const del = op({ request_delete_range: d }) as DeleteOp;
+    if (del.end !== "" && this.backend.capabilities?.multiKeyTxn === false) {
+      const r = await deleteKeyByKey(this.backend, del);
+      return {
+        header: { revision: r.revision },
+        deleted: r.deleted,
+        prev_kvs: r.prevKvs.map(wireKv),
+      };
+    }
+    const t = await this.#txn({ compare: [], success: [del], failure: [] });
     return wireOp(t.responses[0], t.revision).response_delete_range!;
   }
 
   async txn(w: W.WireTxnRequest): Promise<W.WireTxnResponse> {
     const txn = txnRequest(w, this.#limits.maxTxnOps);
-    if (!readOnlyTxn(w)) this.#checkSize(txnSize(w));
+    if (!readOnlyTxn(w)) {
+      this.#checkSize(txnSize(w));
+      this.#gate(txnCost(w));
+    }
     const result = await this.#txn(txn);
     return isCompactTxn(txn) ? wireCompactTxn(result) : wireTxn(result);
   }
 
   async compact(c: W.WireCompactionRequest): Promise<{ header: W.WireHeader }> {
+    this.#gate(0);
     if (!this.options.autoCompaction) {
       return { header: { revision: await this.backend.compact(c.revision) } };
     }

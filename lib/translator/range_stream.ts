@@ -134,6 +134,8 @@ export async function* rangeStream(
       revision: pinned,
       limit: size,
       skipCount: !last,
+      // Only the first read needs the freshness check; the rest read at its revision.
+      serializable: request.serializable || header > 0,
     });
     if (header === 0) {
       header = page.revision;

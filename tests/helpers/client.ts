@@ -1,6 +1,6 @@
 /** A promise-based etcd gRPC client over the project's own protos, for tests and the bench. */
 import * as grpc from "@grpc/grpc-js";
-import { loadProtos } from "../../lib/server/proto.ts";
+import { loadProtos } from "../../lib/server/client_protos.ts";
 
 /** A unary call; `metadata` carries e.g. an auth `token`. */
 type Unary = (request: Record<string, unknown>, metadata?: grpc.Metadata) => Promise<any>;

@@ -1,7 +1,7 @@
 /** A LeaseKeepAlive stream client for tests. */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { loadProtos } from "../../lib/server/proto.ts";
+import { loadProtos } from "../../lib/server/client_protos.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

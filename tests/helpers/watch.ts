@@ -4,7 +4,7 @@
  * expects (with a deadline, so a missing response fails instead of hanging).
  */
 import * as grpc from "@grpc/grpc-js";
-import { loadProtos } from "../../lib/server/proto.ts";
+import { loadProtos } from "../../lib/server/client_protos.ts";
 
 export interface CreateOptions {
   key: string;

@@ -2,8 +2,9 @@ import { COMPACT_KEY, presentKv } from "./compact_key.ts";
 import { Compactor, type CompactorOptions } from "./compactor.ts";
 import { CountCache } from "./count_cache.ts";
 import { type LogStore, rowToKv } from "./log.ts";
-import { rangeLog } from "./range.ts";
-import { Snapshots } from "./snapshot.ts";
+import { IndexedReads, RowGone } from "./indexed_reads.ts";
+import { Snapshots, toRecord } from "./snapshot.ts";
+import { compacted, futureRevision } from "../errors.ts";
 import { hashKeySpace } from "../hash.ts";
 import { ReadIndex } from "../read_index.ts";
 import { checkTxn } from "./txn.ts";
@@ -38,7 +39,9 @@ export interface LogBackendOptions extends CompactorOptions {
  * etcd's MVCC on an append-only revision log held by a {@link LogStore},
  * assembled from three parts: the {@link WritePipeline} (group commit), the
  * {@link WatchHub} (poll loop and watch fan-out) and the {@link Compactor}.
- * Reads go straight to the store.
+ * Ranges are answered from the process's key index ({@link IndexedReads}),
+ * which follows the hub's published rows; only their values are read from
+ * the store.
  */
 export class LogBackend implements Backend {
   #current = 0;
@@ -47,6 +50,7 @@ export class LogBackend implements Backend {
   readonly #hub: WatchHub;
   readonly #compactor: Compactor;
   readonly #snapshots: Snapshots;
+  readonly #reads: IndexedReads;
   readonly #readIndex = new ReadIndex(
     () => this.latestRevision(),
     (revision) => this.waitForSyncTo(revision),
@@ -76,6 +80,8 @@ export class LogBackend implements Backend {
       (revision) => this.#advance(revision),
       () => this.#current,
     );
+    this.#reads = new IndexedReads(store.reader);
+    this.#hub.onPublish((events) => this.#reads.apply(events));
     this.#snapshots = new Snapshots(store.reader, this.#writes, this.#hub, options.pollBatchSize);
     this.#compactor = new Compactor(store, this.#writes, this.#hub, options, this.#snapshots);
   }
@@ -120,8 +126,14 @@ export class LogBackend implements Backend {
         });
       }
     });
-    this.#current = (await this.#reader.revisions()).current;
-    this.#hub.start(this.#current);
+    const { current } = await this.#revisions();
+    const started = performance.now();
+    await this.#reads.rebuild(current);
+    this.options.logger.info("key index built", {
+      ...this.#reads.stats,
+      duration: `${Math.round(performance.now() - started)}ms`,
+    });
+    this.#hub.start(current);
     // A notification this process has published already (its own, echoed) costs no poll.
     await this.store.notifier?.listen((revision) => this.#hub.notified(revision));
   }
@@ -152,11 +164,54 @@ export class LogBackend implements Backend {
     if (revision > this.#current) this.#current = revision;
   }
 
+  /**
+   * A Range from the key index. A linearizable one first waits until the
+   * index has applied every write committed to the store (ReadIndex); a
+   * serializable one every write this process acknowledged; one at a
+   * revision the index has not reached waits for it.
+   */
   async range(request: RangeRequest): Promise<RangeResult> {
-    const result = await rangeLog(this.#reader, request, this.#counts.take(request));
-    this.#counts.remember(request, result);
-    this.#advance(result.revision);
-    return result;
+    for (let attempt = 1;; attempt++) {
+      await this.#readPoint(request);
+      // From here to the index lookup nothing awaits: the header is the index's position.
+      const header = this.#hub.polled;
+      const revision = request.revision > 0 ? request.revision : header;
+      try {
+        const result = await this.#reads.range(
+          request,
+          revision,
+          header,
+          this.#counts.take(request),
+        );
+        this.#counts.remember(request, result);
+        return result;
+      } catch (err) {
+        if (!(err instanceof RowGone)) throw err;
+        // Compaction overtook the read: learn how far, then read again (or report it).
+        await this.#revisions();
+        if (attempt >= 3) throw compacted();
+      }
+    }
+  }
+
+  /** Waits until the index can answer `r` (see {@link range}); throws etcd's revision errors. */
+  async #readPoint(r: RangeRequest): Promise<void> {
+    if (r.serializable) await this.waitForSyncTo(this.#current);
+    else await this.linearize();
+    if (r.revision <= 0) return;
+    if (r.revision > this.#hub.polled) {
+      if (r.revision > (await this.#revisions()).current) throw futureRevision();
+      await this.waitForSyncTo(r.revision);
+    }
+    if (r.revision < this.#reads.compact) throw compacted();
+  }
+
+  /** The store's revisions, read now; a newer compact revision trims the index. */
+  async #revisions(): Promise<{ current: number; compact: number }> {
+    const revisions = await this.#reader.revisions();
+    this.#advance(revisions.current);
+    this.#reads.compacted(revisions.compact);
+    return revisions;
   }
 
   txn(txn: Txn): Promise<TxnResult> {
@@ -175,9 +230,7 @@ export class LogBackend implements Backend {
   }
 
   async latestRevision(): Promise<number> {
-    const { current } = await this.#reader.revisions();
-    this.#advance(current);
-    return current;
+    return (await this.#revisions()).current;
   }
 
   linearize(): Promise<number> {
@@ -207,24 +260,27 @@ export class LogBackend implements Backend {
   }
 
   deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    // Expiry (the reaper) is housekeeping; a client's revoke is not.
     return this.#writes.write(async (tx) => {
       const lease = await tx.lease(id);
       if (!lease || (expiredBy !== undefined && lease.expiresAt > expiredBy)) return false;
       await tx.deleteLease(id);
       return true;
-    });
+    }, { background: expiredBy !== undefined });
   }
 
   claimRole(role: string, holder: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    return this.#writes.write(async (tx) => await tx.claimRole(role, holder, now, now + ttlMs));
+    return this.#writes.write(
+      async (tx) => await tx.claimRole(role, holder, now, now + ttlMs),
+      { background: true },
+    );
   }
 
   async status(): Promise<Status> {
-    const { current, compact } = await this.#reader.revisions();
+    const { current, compact } = await this.#revisions();
     const dbSizeInUse = await this.store.size();
     const dbSize = await this.store.allocatedSize?.() ?? dbSizeInUse;
-    this.#advance(current);
     return { revision: current, compactRevision: compact, dbSize, dbSizeInUse };
   }
 
@@ -240,8 +296,25 @@ export class LogBackend implements Backend {
     return this.#snapshots.read(this.#current);
   }
 
-  /** Compacts history up to `revision`; returns the current revision. */
-  compact(revision: number): Promise<number> {
-    return this.#compactor.compact(revision);
+  async logRows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
+    const bound = Math.min(upTo, this.#hub.polled);
+    if (bound <= after) return [];
+    return (await this.#reader.events(after, bound, limit)).map(toRecord);
+  }
+
+  /**
+   * Compacts history exactly up to `revision`; returns the current revision.
+   * A run cut short by `--compact-timeout` goes on from where it stopped, so
+   * the answer means every read below `revision` is now refused. Reading the
+   * compact revision back also trims the key index.
+   */
+  async compact(revision: number): Promise<number> {
+    await this.#compactor.compact(revision);
+    let revisions = await this.#revisions();
+    while (revisions.compact < revision) {
+      await this.#compactor.compact(revision);
+      revisions = await this.#revisions();
+    }
+    return revisions.current;
   }
 }

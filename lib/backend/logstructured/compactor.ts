@@ -8,7 +8,6 @@ import type { WritePipeline } from "./write_pipeline.ts";
 
 export interface CompactorOptions {
   compactBatchSize: number;
-  compactMinRetain: number;
   compactTimeout: number;
   logger: Logger;
   metrics?: KineMetrics;
@@ -25,8 +24,9 @@ const INITIAL_SPAN = 128;
 
 /**
  * Deletes history up to a revision in batches of at most `compactBatchSize`
- * revisions, each its own write transaction, never the newest
- * `compactMinRetain` revisions nor rows the poll loop has not published.
+ * revisions, each its own write transaction, exactly to the revision asked
+ * (kine's periodic compactor applies `--compact-min-retain` before asking),
+ * never past rows the poll loop has not published.
  * Creates no revision. Another process compacting the same store meanwhile is
  * detected per batch and followed: each batch moves the recorded compact
  * revision with a conditional update, so no two processes run one batch, and
@@ -54,7 +54,7 @@ export class Compactor {
     if (revision <= compact) throw compacted();
     // Rows above what the poll loop published may not be compacted; catch it up first.
     await this.hub.waitForSyncTo(revision);
-    const { compactBatchSize, compactMinRetain, logger, metrics } = this.options;
+    const { compactBatchSize, logger, metrics } = this.options;
     const started = performance.now();
     let from = compact;
     let batches = 0;
@@ -68,7 +68,7 @@ export class Compactor {
         outcome = await this.writes.write(async (tx) => {
           const now = await tx.revisions();
           if (now.compact !== from) return { raced: true, reached: now.compact };
-          const target = Math.min(step, now.current - compactMinRetain, this.hub.polled);
+          const target = Math.min(step, this.hub.polled);
           if (target <= from) return { raced: false, reached: from };
           if (!await tx.compactTo(from, target)) {
             return { raced: true, reached: (await tx.revisions()).compact };

@@ -1,11 +1,27 @@
-import type { Event, KeyValue } from "../types.ts";
+import type { Event, KeyValue, LogRecord } from "../types.ts";
 import { APISERVER_COMPACT_KEY, COMPACT_KEY, presentKv } from "./compact_key.ts";
-import type { EventRow } from "./log.ts";
+import type { EventRow, LogRow } from "./log.ts";
 
 const EMPTY = new Uint8Array(0);
 
+/** The tombstone that fills a missing id (`gap-<id>`): a row no watcher sees. */
+export function gapRecord(id: number): LogRecord {
+  return {
+    id,
+    name: `gap-${id}`,
+    created: false,
+    deleted: true,
+    createRevision: 0,
+    prevRevision: 0,
+    lease: 0,
+    value: null,
+    oldValue: null,
+    version: 0,
+  };
+}
+
 /** Internal rows no watcher sees: the compaction bookkeeping row and gap fills. */
-export function isInternal(row: EventRow): boolean {
+export function isInternal(row: Pick<LogRow, "name" | "deleted" | "prevRevision">): boolean {
   return row.name === COMPACT_KEY || (row.deleted && row.prevRevision === 0);
 }
 

@@ -58,6 +58,17 @@ export interface LogReader {
   leased(revision: number): MaybePromise<LogRow[]>;
 }
 
+/**
+ * What the key index reads of the log: every row's metadata in id order (its
+ * start-up scan), and values by row id (the values a Range returns).
+ */
+export interface IndexReader {
+  /** Rows with `after < id <= upTo` in id order, at most `limit`, values left out. */
+  rows(after: number, upTo: number, limit: number): MaybePromise<LogRow[]>;
+  /** The values of rows `ids`; a row the store no longer holds is missing from the map. */
+  values(ids: number[]): MaybePromise<Map<number, Uint8Array>>;
+}
+
 /** A write transaction: reads see the transaction's own earlier appends. */
 export interface LogTx extends LogReader {
   /** Latest row of `key`, tombstones included; null if the key has no rows. */
@@ -151,12 +162,23 @@ export interface StoreFailure {
   code: string;
 }
 
+/** How a write transaction runs. */
+export interface WriteOptions {
+  /**
+   * Housekeeping (role renewals, lease expiry) that must never hold up a
+   * client's write: where a write waiting for another process's lock blocks
+   * the whole process (SQLite), it fails at once instead, and is tried again
+   * at its next turn.
+   */
+  background?: boolean;
+}
+
 /** Where a log lives: SQL tables, or memory. Everything above it is shared. */
 export interface LogStore {
   /** Autocommit reads, committed data only. */
-  readonly reader: LogReader & EventReader;
+  readonly reader: LogReader & EventReader & IndexReader;
   /** Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. */
-  write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T>;
+  write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T>;
   /** How long the poll loop waits for a missing id to commit before filling it (ms). */
   readonly fillRetryDelayMs: number;
   /**

@@ -4,13 +4,15 @@ import { FROM_KEY, type KeyValue, type RangeRequest, type RangeResult } from "..
 import { APISERVER_COMPACT_KEY, presentKv, redirectKey } from "./compact_key.ts";
 import { type LogReader, rowToKv } from "./log.ts";
 
-function needsFullScan(r: RangeRequest): boolean {
+/** True when a Range must read every key of its range: sorted other than by key, or filtered. */
+export function needsFullScan(r: RangeRequest): boolean {
   return (r.sortOrder !== "none" && !(r.sortOrder === "ascend" && r.sortTarget === "key")) ||
     r.minModRevision > 0 || r.maxModRevision > 0 || r.minCreateRevision > 0 ||
     r.maxCreateRevision > 0;
 }
 
-function keep(r: RangeRequest, kv: KeyValue): boolean {
+/** True when `kv` passes the request's revision filters. */
+export function keep(r: RangeRequest, kv: KeyValue): boolean {
   return (r.minModRevision <= 0 || kv.modRevision >= r.minModRevision) &&
     (r.maxModRevision <= 0 || kv.modRevision <= r.maxModRevision) &&
     (r.minCreateRevision <= 0 || kv.createRevision >= r.minCreateRevision) &&
@@ -23,7 +25,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-const SORT_KEYS: Record<string, (a: KeyValue, b: KeyValue) => number> = {
+/** Comparators of the sort targets. */
+export const SORT_KEYS: Record<string, (a: KeyValue, b: KeyValue) => number> = {
   key: (a, b) => compareKeys(a.key, b.key),
   version: (a, b) => a.version - b.version,
   create: (a, b) => a.createRevision - b.createRevision,

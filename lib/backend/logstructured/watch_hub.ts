@@ -88,6 +88,7 @@ export class WatchHub {
   #closed = false;
   /** Called when the poll loop stops. */
   #idle: (() => void)[] = [];
+  readonly #appliers: ((events: Event[]) => void)[] = [];
 
   constructor(
     private readonly log: HubLog,
@@ -97,6 +98,14 @@ export class WatchHub {
     /** The highest revision acknowledged to a client: where "from now" starts. */
     private readonly current: () => number,
   ) {}
+
+  /**
+   * Hands every published batch to `apply` (the key index) before watchers
+   * get it, in the same synchronous step that moves {@link polled}.
+   */
+  onPublish(apply: (events: Event[]) => void): void {
+    this.#appliers.push(apply);
+  }
 
   /** Starts polling after `position` (the store's current revision). */
   start(position: number): void {
@@ -217,6 +226,7 @@ export class WatchHub {
       if (!isInternal(row)) events.push(rowToEvent(row));
     }
     if (position !== this.#polled) {
+      if (events.length > 0) { for (const apply of this.#appliers) apply(events); }
       this.#polled = position;
       this.onPublished(position);
       if (events.length > 0) this.#fanout.publish(events);

@@ -2,7 +2,7 @@ import { setImmediate } from "node:timers";
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError } from "../errors.ts";
-import type { LogStore, LogWriteTx, StoreFailure } from "./log.ts";
+import type { LogStore, LogWriteTx, StoreFailure, WriteOptions } from "./log.ts";
 import { Pacer, TxnRunner } from "./txn.ts";
 import {
   type BulkPut,
@@ -82,8 +82,8 @@ export class WritePipeline {
   ) {}
 
   /** Runs `fn` in a store transaction after every write queued before it. */
-  write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
-    return this.exclusive(() => this.store.write(fn));
+  write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T> {
+    return this.exclusive(() => this.store.write(fn, options));
   }
 
   /** Runs `step` after every write queued before it, with none under way meanwhile. */

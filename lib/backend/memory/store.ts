@@ -5,9 +5,11 @@
  */
 import { compareKeys, keyInRange } from "../keys.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
+import { gapRecord } from "../logstructured/events.ts";
 import type {
   EventReader,
   EventRow,
+  IndexReader,
   LogRow,
   LogStore,
   LogWriteTx,
@@ -80,7 +82,7 @@ class Tables {
 }
 
 /** A view of the tables: readers are capped at the committed id, writers are not. */
-class MemoryTx implements LogWriteTx, EventReader {
+class MemoryTx implements LogWriteTx, EventReader, IndexReader {
   /** Undo steps of the open transaction; `#mark` is where the savepoint started. */
   readonly #undo: (() => void)[] = [];
   #mark = 0;
@@ -206,6 +208,25 @@ class MemoryTx implements LogWriteTx, EventReader {
     return out;
   }
 
+  rows(after: number, upTo: number, limit: number): LogRow[] {
+    const top = Math.min(upTo, this.#top());
+    const out: LogRow[] = [];
+    for (let id = after + 1; id <= top && out.length < limit; id++) {
+      const row = this.t.rows.get(id);
+      if (row) out.push(this.#logRow(row, true));
+    }
+    return out;
+  }
+
+  values(ids: number[]): Map<number, Uint8Array> {
+    const out = new Map<number, Uint8Array>();
+    for (const id of ids) {
+      const row = id <= this.#top() ? this.t.rows.get(id) : undefined;
+      if (row) out.set(id, row.value ?? EMPTY);
+    }
+    return out;
+  }
+
   savepoint(): void {
     this.#mark = this.#undo.length;
   }
@@ -256,18 +277,7 @@ class MemoryTx implements LogWriteTx, EventReader {
     let filled = 0;
     for (const id of ids) {
       if (this.t.rows.has(id)) continue;
-      this.t.insert({
-        id,
-        name: `gap-${id}`,
-        created: false,
-        deleted: true,
-        createRevision: 0,
-        prevRevision: 0,
-        lease: 0,
-        value: null,
-        oldValue: null,
-        version: 0,
-      });
+      this.t.insert(gapRecord(id));
       this.#undo.push(() => this.t.remove(id));
       filled++;
     }

@@ -69,12 +69,11 @@ const CATCH_UP_BATCH = 1000;
 export interface NatsBackendOptions {
   nats: NatsOptions;
   tls: Partial<NatsTls>;
-  compactMinRetain: number;
   logger: Logger;
 }
 
 /** Retries bucket creation while the JetStream cluster is not ready (spec §7.2). */
-async function retryUnready<T>(fn: () => Promise<T>, logger: Logger): Promise<T> {
+export async function retryUnready<T>(fn: () => Promise<T>, logger: Logger): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await fn();
@@ -357,14 +356,6 @@ export class NatsBackend implements Backend {
         const { current, compact } = this.#replica.revisions();
         if (revision > current) throw futureRevision();
         if (revision <= compact) throw compacted();
-        // Compaction records are invisible: compacting past the last other revision changes
-        // nothing, and stopping there keeps an idle store from growing a record per run.
-        const target = Math.min(
-          revision,
-          current - this.o.compactMinRetain,
-          this.#replica.lastDataRevision,
-        );
-        if (target <= compact) return current;
         const expected = this.#replica.lastSeq(COMPACT_KEY);
         try {
           await this.#publish(
@@ -373,14 +364,14 @@ export class NatsBackend implements Backend {
               created: true,
               deleted: false,
               createRevision: 0,
-              prevRevision: target,
+              prevRevision: revision,
               lease: 0,
               value: new Uint8Array(0),
               version: 0,
             }),
             expected,
           );
-          this.o.logger.info(`COMPACT compacted to ${target}`);
+          this.o.logger.info(`COMPACT compacted to ${revision}`);
           return this.#replica.applied;
         } catch (err) {
           if (!(err instanceof Conflict) || attempt >= CONFLICT_RETRIES) throw this.#classify(err);
@@ -426,6 +417,12 @@ export class NatsBackend implements Backend {
       after = rows[rows.length - 1].id;
     }
     yield* pages;
+  }
+
+  logRows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
+    const bound = Math.min(upTo, this.#replica.applied);
+    if (bound <= after) return Promise.resolve([]);
+    return Promise.resolve(this.#replica.reader.events(after, bound, limit).map(toRecord));
   }
 
   leasedKeys(): Promise<LeasedKeys> {
@@ -488,20 +485,17 @@ export class NatsBackend implements Backend {
     });
   }
 
-  async renewLease(id: number, now: number): Promise<LeaseRecord | undefined> {
-    let renewed: LeaseRecord | undefined;
+  /**
+   * Runs a read-then-write step on the lease bucket again while another
+   * process writes the entry in between (a keep-alive racing a revoke).
+   */
+  async #leaseRetry<T>(step: (kv: KV) => Promise<T>): Promise<T> {
     for (let attempt = 1; attempt <= CONFLICT_RETRIES; attempt++) {
-      renewed = undefined;
-      const done = await this.#leaseStep(async (kv) => {
-        const e = await kv.get(String(id));
-        if (!e || e.operation !== "PUT") return true;
-        const lease = e.json<LeaseRecord>();
-        if (lease.expiresAt <= now) return true;
-        renewed = { ...lease, expiresAt: now + lease.ttl * 1000 };
-        await kv.update(String(id), JSON.stringify(renewed), e.revision);
-        return true;
-      });
-      if (done) return renewed;
+      try {
+        return await step(this.#leases!);
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError && err.code === 10071)) throw this.#classify(err);
+      }
     }
     throw new BackendError(
       "unavailable",
@@ -509,8 +503,20 @@ export class NatsBackend implements Backend {
     );
   }
 
-  async deleteLease(id: number, expiredBy?: number): Promise<boolean> {
-    return await this.#leaseStep(async (kv) => {
+  renewLease(id: number, now: number): Promise<LeaseRecord | undefined> {
+    return this.#leaseRetry(async (kv) => {
+      const e = await kv.get(String(id));
+      if (!e || e.operation !== "PUT") return undefined;
+      const lease = e.json<LeaseRecord>();
+      if (lease.expiresAt <= now) return undefined;
+      const renewed = { ...lease, expiresAt: now + lease.ttl * 1000 };
+      await kv.update(String(id), JSON.stringify(renewed), e.revision);
+      return renewed;
+    });
+  }
+
+  deleteLease(id: number, expiredBy?: number): Promise<boolean> {
+    return this.#leaseRetry(async (kv) => {
       const e = await kv.get(String(id));
       if (!e || e.operation !== "PUT") return false;
       if (expiredBy !== undefined && e.json<LeaseRecord>().expiresAt > expiredBy) return false;
@@ -538,7 +544,7 @@ export class NatsBackend implements Backend {
 }
 
 /** Keys of the lease bucket that hold roles (lib/role), not leases. */
-const ROLE_PREFIX = "_role.";
+export const ROLE_PREFIX = "_role.";
 
 /** The bucket that holds kine's lease records beside the key-value bucket `bucket`. */
 export function leaseBucket(bucket: string): string {
@@ -553,8 +559,8 @@ export function openNats(_dsn: string, o: BackendOptions): Promise<OpenedBackend
   } catch (err) {
     throw dsnError((err as Error).message);
   }
-  const { tls, compactMinRetain, logger } = o;
-  const backend = new NatsBackend({ nats, tls, compactMinRetain, logger });
+  const { tls, logger } = o;
+  const backend = new NatsBackend({ nats, tls, logger });
   // Several kine processes may share a bucket.
   return Promise.resolve({ backend, leaderElect: true });
 }

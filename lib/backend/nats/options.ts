@@ -30,6 +30,8 @@ export interface NatsOptions {
   contextFile?: string;
   /** Parameters of upstream's embedded server, which this client-only port ignores. */
   ignored: string[];
+  /** Parameters neither kine nor upstream knows (upstream ignores them silently; kine warns). */
+  unknown: string[];
 }
 
 /** Upstream's embedded-server parameters: accepted, and warned about. */
@@ -42,6 +44,16 @@ const EMBEDDED = [
   "embedServer",
 ];
 const DEFAULT_SERVER = "127.0.0.1:4222";
+/** Every parameter a NATS endpoint may carry. */
+export const NATS_PARAMETERS: readonly string[] = [
+  "bucket",
+  "replicas",
+  "revHistory",
+  "slowMethod",
+  "contextFile",
+  "credsFile",
+  ...EMBEDDED,
+];
 
 /** An integer parameter; an unparsable one keeps the default, as upstream. */
 function intParam(q: URLSearchParams, name: string, dflt: number, min: number, max: number) {
@@ -85,6 +97,7 @@ export function parseNatsEndpoint(endpoint: string): NatsOptions {
     revHistory: intParam(q, "revHistory", 10, 2, 64),
     slowMethodMs,
     ignored: EMBEDDED.filter((p) => q.has(p)),
+    unknown: [...new Set(q.keys())].filter((p) => !NATS_PARAMETERS.includes(p)),
   };
   if (!/^[-\w]+$/.test(options.bucket)) throw new Error(`invalid bucket name ${options.bucket}`);
   const contextFile = q.get("contextFile");

@@ -42,8 +42,6 @@ export class Replica {
   /** Sequences of the messages JetStream still holds per key, oldest first. */
   readonly #subjects = new Map<string, number[]>();
   #applied = 0;
-  /** Highest sequence applied that is not a compaction record. */
-  #lastData = 0;
   /** Reads below this revision may miss history JetStream has dropped. */
   #floor = 0;
   #waiters: Waiter[] = [];
@@ -53,11 +51,6 @@ export class Replica {
   /** Highest stream sequence applied. */
   get applied(): number {
     return this.#applied;
-  }
-
-  /** Highest revision that is not one of kine's compaction records. */
-  get lastDataRevision(): number {
-    return this.#lastData;
   }
 
   /** Sequence of the last message of `key` (0 = none): the expected sequence of a write. */
@@ -90,7 +83,6 @@ export class Replica {
     if (seq <= this.#applied) return undefined;
     this.#applied = seq;
     let event: Event | undefined;
-    if (key !== COMPACT_KEY) this.#lastData = seq;
     if (key !== null) {
       const seqs = this.#subjects.get(key) ?? [];
       if (op.type === "purge") this.#drop(key, seqs, seqs.length);

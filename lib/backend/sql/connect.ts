@@ -35,15 +35,29 @@ export async function connectWithRetry<T>(
   }
 }
 
-/** TLS material named by file, read for a driver's TLS options; absent files are left out. */
+/**
+ * TLS material named by file, read for a driver's TLS options; absent files are left out. A file
+ * that cannot be read is an {@link EndpointError} naming it and the flags that may have named it
+ * (on PostgreSQL the DSN's `sslrootcert`/`sslcert`/`sslkey` take their place).
+ */
 export function tlsFiles(
   ca?: string | null,
   cert?: string | null,
   key?: string | null,
 ): { ca?: string; cert?: string; key?: string } {
+  const read = (path: string, what: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (err) {
+      const reason = String((err as Error)?.message ?? err).replace(/ \(os error.*$/s, "");
+      throw new EndpointError(
+        `cannot read the datastore TLS ${what} ${JSON.stringify(path)}: ${reason}`,
+      );
+    }
+  };
   const out: { ca?: string; cert?: string; key?: string } = {};
-  if (ca) out.ca = Deno.readTextFileSync(ca);
-  if (cert) out.cert = Deno.readTextFileSync(cert);
-  if (key) out.key = Deno.readTextFileSync(key);
+  if (ca) out.ca = read(ca, "CA (--ca-file, sslrootcert)");
+  if (cert) out.cert = read(cert, "certificate (--cert-file, sslcert)");
+  if (key) out.key = read(key, "key (--key-file, sslkey)");
   return out;
 }

@@ -5,7 +5,12 @@
  */
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
-import type { CommitNotifier, MaybePromise, StoreFailure } from "../logstructured/log.ts";
+import type {
+  CommitNotifier,
+  MaybePromise,
+  StoreFailure,
+  WriteOptions,
+} from "../logstructured/log.ts";
 
 export type SqlParam = string | number | null | Uint8Array | boolean;
 /** A result row: its columns in the order the statement selects them. */
@@ -47,7 +52,7 @@ export interface SqlDriver {
   /** Autocommit reads. */
   readonly reader: SqlConn;
   /** Runs `fn` in one write transaction (immediate/serializable); commits if it resolves. */
-  transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlConn) => Promise<T>, options?: WriteOptions): Promise<T>;
   /**
    * Runs the statements in order in one write transaction and commits it, in
    * one round trip: BEGIN, the statements and COMMIT leave together. Where a
@@ -306,6 +311,24 @@ export class Statements {
         `SELECT ${cols(keysOnly)} FROM kine INNER JOIN (SELECT MAX(id) AS id FROM kine ` +
         `WHERE name ${b.lo} ? ${b.hi ? `AND name ${b.hi} ? ` : ""}AND id <= ? ` +
         "GROUP BY name ORDER BY name LIMIT ?) AS mkv ON kine.id = mkv.id ORDER BY kine.name ASC",
+    );
+  }
+
+  /** Rows in id order without values, for the key index. Params: after, upTo, limit. */
+  indexRows(): string {
+    return this.#get(
+      "index_rows",
+      () =>
+        `SELECT ${cols(true)} FROM kine WHERE kine.id > ? AND kine.id <= ? ` +
+        "ORDER BY kine.id ASC LIMIT ?",
+    );
+  }
+
+  /** `id, value` of `n` rows by id. Params: the ids. */
+  values(n: number): string {
+    return this.#get(
+      `values${n}`,
+      () => `SELECT id, value FROM kine WHERE id IN (${Array(n).fill("?").join(", ")})`,
     );
   }
 

@@ -5,7 +5,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Logger } from "../../log/mod.ts";
-import { dsnError } from "../errors.ts";
+import { dsnError, EndpointError } from "../errors.ts";
 import type {
   Dialect,
   SqlConn,
@@ -15,6 +15,7 @@ import type {
   SqlParam,
   SqlRow,
 } from "./dialect.ts";
+import type { WriteOptions } from "../logstructured/log.ts";
 import { WalKeeper } from "./wal.ts";
 
 export const sqliteDialect: Dialect = {
@@ -86,7 +87,27 @@ export interface SqliteOptions {
   disableCompactWalCheckpoint: boolean;
   disableWalAutocheckpoint: boolean;
   disableStartupVacuum: boolean;
+  /** Parameters the DSN carries that have no effect here (see {@link SQLITE_PARAMETERS}). */
+  unknown: string[];
 }
+
+/**
+ * The parameters a SQLite DSN may carry: the ones kine applies, and `cache` (upstream's default
+ * DSN says `cache=shared`, which means nothing to one process).
+ */
+export const SQLITE_PARAMETERS: readonly string[] = [
+  "_txlock",
+  "_busy_timeout",
+  "_timeout",
+  "_journal_mode",
+  "_journal",
+  "_synchronous",
+  "_sync",
+  "_kine_disable_compact_wal_checkpoint",
+  "_kine_disable_wal_autocheckpoint",
+  "_kine_disable_startup_vacuum",
+  "cache",
+];
 
 export const DEFAULT_SQLITE_PATH = "./db/state.db";
 
@@ -115,6 +136,7 @@ export function parseSqliteDsn(dsn: string, litestream = false): SqliteOptions {
     disableCompactWalCheckpoint: litestream || dsn.includes("_kine_disable_compact_wal_checkpoint"),
     disableWalAutocheckpoint: litestream || dsn.includes("_kine_disable_wal_autocheckpoint"),
     disableStartupVacuum: litestream || dsn.includes("_kine_disable_startup_vacuum"),
+    unknown: [...new Set(params.keys())].filter((p) => !SQLITE_PARAMETERS.includes(p)),
   };
 }
 
@@ -201,9 +223,38 @@ export function sqliteEngine(litestream: boolean): SqlEngine {
       } catch (err) {
         throw dsnError((err as Error).message);
       }
-      return Promise.resolve(new SqliteDriver(parsed, options));
+      try {
+        return Promise.resolve(new SqliteDriver(parsed, options));
+      } catch (err) {
+        throw openError(parsed.path, err);
+      }
     },
   };
+}
+
+/**
+ * Names the file and why it cannot be opened: SQLite says only "unable to open database file", so
+ * the operating system is asked the same question (open for writing, creating it) for the reason.
+ */
+function openError(path: string, err: unknown): unknown {
+  const osReason = (e: unknown) =>
+    String((e as Error)?.message ?? e).replace(/ \(os error.*$/s, "");
+  // Creating the directory failed: the operating system's words say why.
+  if (err instanceof Error && /^[^:]*\(os error \d+\): mkdir/.test(err.message)) {
+    return new EndpointError(
+      `cannot open SQLite database ${JSON.stringify(path)}: ${osReason(err)}`,
+    );
+  }
+  if (!/unable to open database file|readonly database|disk I\/O error/.test(String(err))) {
+    return err;
+  }
+  let reason = (err as Error).message.replace(/: .*$/s, "");
+  try {
+    Deno.openSync(path, { read: true, write: true, create: true }).close();
+  } catch (probe) {
+    reason = osReason(probe);
+  }
+  return new EndpointError(`cannot open SQLite database ${JSON.stringify(path)}: ${reason}`);
 }
 
 /** The SQLite driver: start-up maintenance, and the two connections. */
@@ -265,9 +316,21 @@ export class SqliteDriver implements SqlDriver {
     return attempt();
   }
 
-  async transaction<T>(fn: (tx: SqlConn) => Promise<T>): Promise<T> {
+  /**
+   * One write transaction. SQLite waits for another process's lock inside
+   * the call, blocking the event loop: a background one does not wait
+   * (busy timeout 0 for its BEGIN), so it never holds up a client's write.
+   */
+  async transaction<T>(fn: (tx: SqlConn) => Promise<T>, options?: WriteOptions): Promise<T> {
     const db = this.#writer.db;
-    db.exec(this.#begin);
+    if (options?.background) {
+      db.exec("PRAGMA busy_timeout = 0");
+      try {
+        db.exec(this.#begin);
+      } finally {
+        db.exec(`PRAGMA busy_timeout = ${this.options.busyTimeout}`);
+      }
+    } else db.exec(this.#begin);
     try {
       const result = await fn(this.#writer);
       db.exec("COMMIT");

@@ -7,7 +7,8 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { recordParams } from "./import.ts";
 import type { Backend } from "../types.ts";
 import { sqliteDialect } from "./sqlite.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
@@ -34,18 +35,7 @@ export async function writeSqliteSnapshot(backend: Backend, path: string): Promi
     for await (const rows of backend.snapshot()) {
       db.exec("BEGIN");
       for (const r of rows) {
-        insert.run(
-          r.id,
-          r.name,
-          r.created ? 1 : 0,
-          r.deleted ? 1 : 0,
-          r.createRevision,
-          r.prevRevision,
-          r.lease,
-          r.value,
-          r.oldValue,
-          r.version,
-        );
+        insert.run(...(recordParams(r) as SQLInputValue[]));
         last = r.id;
         compactRow ||= r.name === COMPACT_KEY;
       }

@@ -1,4 +1,10 @@
-import type { CommitNotifier, LogStore, LogWriteTx, StoreFailure } from "../logstructured/log.ts";
+import type {
+  CommitNotifier,
+  LogStore,
+  LogWriteTx,
+  StoreFailure,
+  WriteOptions,
+} from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
 import {
   type Dialect,
@@ -109,8 +115,11 @@ export class SqlStore implements LogStore {
     return bulkRevision(results);
   }
 
-  write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
-    return this.driver.transaction((conn) => fn(new SqlLogTx(this.#wrap(conn), this.#sql)));
+  write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T> {
+    return this.driver.transaction(
+      (conn) => fn(new SqlLogTx(this.#wrap(conn), this.#sql)),
+      options,
+    );
   }
 
   classify(err: unknown): StoreFailure {

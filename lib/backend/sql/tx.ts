@@ -1,6 +1,7 @@
 import type {
   EventReader,
   EventRow,
+  IndexReader,
   LogRow,
   LogWriteTx,
   NewRow,
@@ -15,6 +16,8 @@ const EMPTY = new Uint8Array(0);
 const COMPACT_ROW = "compact_rev_key";
 /** Gap tombstones per fill statement: few distinct statement texts, short statements. */
 const FILL_CHUNK = 32;
+/** Values read per statement by id (a power of two). */
+const MAX_VALUES = 512;
 
 /** A `kine_lease` row: `id, ttl, expires_at`. */
 export function toLease(r: SqlRow): LeaseRecord {
@@ -119,7 +122,7 @@ function unstorable(key: string, maxChar: number): boolean {
  * The log over one SQL connection: autocommit reads, or (for the write
  * methods) an open write transaction.
  */
-export class SqlLogTx implements LogWriteTx, EventReader {
+export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
   constructor(
     private readonly conn: SqlConn,
     private readonly sql: Statements,
@@ -212,6 +215,28 @@ export class SqlLogTx implements LogWriteTx, EventReader {
   async leased(revision: number): Promise<LogRow[]> {
     const rows = await this.conn.all("leased", this.sql.leased(), [revision]);
     return rows.map((r) => toRow(r, true));
+  }
+
+  async rows(after: number, upTo: number, limit: number): Promise<LogRow[]> {
+    const rows = await this.conn.all("index_rows", this.sql.indexRows(), [after, upTo, limit]);
+    return rows.map((r) => toRow(r, true));
+  }
+
+  async values(ids: number[]): Promise<Map<number, Uint8Array>> {
+    const out = new Map<number, Uint8Array>();
+    const reads: (SqlRow[] | Promise<SqlRow[]>)[] = [];
+    for (let i = 0; i < ids.length; i += MAX_VALUES) {
+      const chunk = ids.slice(i, i + MAX_VALUES);
+      // Few statement texts: the chunk is padded to a power of two with its last id.
+      let n = 1;
+      while (n < chunk.length) n *= 2;
+      while (chunk.length < n) chunk.push(chunk[chunk.length - 1]);
+      reads.push(this.conn.all("values", this.sql.values(n), chunk));
+    }
+    for (const rows of await Promise.all(reads)) {
+      for (const r of rows) out.set(Number(r[0]), (r[1] as Uint8Array | null) ?? EMPTY);
+    }
+    return out;
   }
 
   async latest(key: string): Promise<LogRow | null> {

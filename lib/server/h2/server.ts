@@ -22,6 +22,8 @@ import {
 export interface ServerOptions extends Partial<ConnectionSettings> {
   /** Largest request message accepted, bytes. */
   maxReceiveMessageLength?: number;
+  /** Told of every failed TLS handshake, with the peer's `address:port`. */
+  onTlsError?: (peer: string, error: Error) => void;
 }
 
 /** TLS material; with `ca`, clients must present a certificate it signed. */
@@ -87,7 +89,15 @@ export class GrpcServer {
       this.#accept(socket);
     });
     // A failed TLS handshake is the client's problem; it must not end the server.
-    server.on("tlsClientError", () => {});
+    server.on("tlsClientError", (error: Error, socket: net.Socket) => {
+      // Deno's TLS socket leaves the address on the TCP socket under it.
+      const tcp = socket.remoteAddress ? socket : (socket as { _parent?: net.Socket })._parent;
+      const host = tcp?.remoteAddress ?? "unknown";
+      const peer = host.includes(":")
+        ? `[${host}]:${tcp?.remotePort}`
+        : `${host}:${tcp?.remotePort}`;
+      this.#options.onTlsError?.(peer, error);
+    });
     this.#listeners.push(server);
     return new Promise((resolve, reject) => {
       server.once("error", reject);

@@ -1,0 +1,184 @@
+/**
+ * Range answered from the process's {@link KeyIndex}: the index says which
+ * row of each key is live at the read revision, and only the values returned
+ * are read from the store, by row id. The index follows the watch hub's
+ * published rows, so it is exactly as current as the hub's position.
+ *
+ * @module
+ */
+import { FROM_KEY, type KeyValue, type RangeRequest, type RangeResult } from "../types.ts";
+import { APISERVER_COMPACT_KEY, presentKv, redirectKey } from "./compact_key.ts";
+import { isInternal } from "./events.ts";
+import { type IndexedRow, KeyIndex } from "./key_index.ts";
+import type { IndexReader, LogRow, MaybePromise, Revisions } from "./log.ts";
+import { keep, needsFullScan, SORT_KEYS } from "./range.ts";
+import type { Event } from "../types.ts";
+
+/** A row a Range chose is no longer in the store: compaction overtook the read. */
+export class RowGone extends Error {
+  constructor() {
+    super("a row the index named was compacted meanwhile");
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+/** Rows per query of the start-up scan: metadata only, so large batches stay small. */
+const SCAN_BATCH = 10_000;
+
+function fromRow(row: LogRow): IndexedRow {
+  return {
+    key: row.name,
+    mod: row.id,
+    create: row.created ? row.id : row.createRevision,
+    version: row.version,
+    lease: row.lease,
+    deleted: row.deleted,
+  };
+}
+
+function fromEvent(e: Event): IndexedRow {
+  const kv = e.kv;
+  return {
+    key: kv.key,
+    mod: kv.modRevision,
+    create: kv.createRevision,
+    version: kv.version,
+    lease: kv.lease,
+    deleted: e.type === "delete",
+  };
+}
+
+/** The key index of one log and the Range logic over it. */
+export class IndexedReads {
+  #index = new KeyIndex();
+  #compact = 0;
+
+  constructor(
+    private readonly reader: IndexReader & { revisions(): MaybePromise<Revisions> },
+  ) {}
+
+  /** The compact revision the index was last trimmed to. */
+  get compact(): number {
+    return this.#compact;
+  }
+
+  /** Keys and revisions held, for the README's memory figures and tests. */
+  get stats(): { keys: number; revisions: number } {
+    return { keys: this.#index.size, revisions: this.#index.revisions() };
+  }
+
+  /**
+   * Builds the index from the store's rows up to `upTo`. A compaction that
+   * commits during the scan may have deleted rows it had yet to read (a
+   * tombstone whose key it saw live), so the scan is repeated until the
+   * compact revision stayed put across it.
+   */
+  async rebuild(upTo: number): Promise<void> {
+    for (;;) {
+      const before = (await this.reader.revisions()).compact;
+      const index = new KeyIndex();
+      let after = 0;
+      for (;;) {
+        const rows = await this.reader.rows(after, upTo, SCAN_BATCH);
+        for (const row of rows) if (!isInternal(row)) index.apply(fromRow(row));
+        if (rows.length < SCAN_BATCH) break;
+        after = rows[rows.length - 1].id;
+      }
+      if ((await this.reader.revisions()).compact !== before) continue;
+      this.#index = index;
+      this.#compact = 0;
+      this.compacted(before);
+      return;
+    }
+  }
+
+  /** Applies a batch the watch hub published. */
+  apply(events: Event[]): void {
+    for (const e of events) this.#index.apply(fromEvent(e));
+  }
+
+  /** Learns the store's compact revision; a higher one trims the index. */
+  compacted(revision: number): void {
+    if (revision <= this.#compact) return;
+    this.#compact = revision;
+    this.#index.trim(revision);
+  }
+
+  /**
+   * etcd's Range at `revision` (already checked against the compact and
+   * current revisions), with `header` as the response's revision. Throws
+   * {@link RowGone} when a value it needs was compacted meanwhile.
+   */
+  async range(
+    r: RangeRequest,
+    revision: number,
+    header: number,
+    knownCount?: number,
+  ): Promise<RangeResult> {
+    const start = r.end === "" ? redirectKey(r.key) : r.key;
+    const end = r.end === FROM_KEY ? null : r.end;
+    const full = needsFullScan(r);
+    const limited = !full && r.limit > 0;
+    // Everything the index says is read here, before the first await.
+    let kvs: KeyValue[];
+    let count: number | undefined;
+    if (r.end === "") {
+      const kv = this.#index.get(start, revision);
+      kvs = kv ? [kv] : [];
+    } else if (r.countOnly && !full) {
+      count = this.#index.count(start, end, revision);
+      kvs = [];
+    } else {
+      kvs = this.#index.list(start, end, revision, limited ? r.limit + 1 : 0);
+    }
+    let more = false;
+    let nextKey: string | undefined;
+    if (full) {
+      // etcd counts the keys of the range before its filters.
+      count = kvs.length;
+      kvs = kvs.filter((kv) => keep(r, kv));
+      const sortsByValue = r.sortOrder !== "none" && r.sortTarget === "value";
+      if (!r.countOnly && (sortsByValue || !r.keysOnly)) await this.#values(kvs);
+      if (r.sortOrder !== "none") {
+        const cmp = SORT_KEYS[r.sortTarget];
+        kvs.sort(r.sortOrder === "descend" ? (a, b) => cmp(b, a) : cmp);
+      }
+      if (r.limit > 0 && kvs.length > r.limit) {
+        kvs = kvs.slice(0, r.limit);
+        more = true;
+      }
+    } else if (limited && kvs.length > r.limit) {
+      kvs = kvs.slice(0, r.limit);
+      more = true;
+      // The stored name: the apiserver's compaction row is presented under another.
+      nextKey = kvs[r.limit - 1].key + "\0";
+      if (!r.skipCount) count = knownCount ?? this.#index.count(start, end, revision);
+    }
+    count ??= kvs.length;
+    if (r.countOnly) return { revision: header, kvs: [], count, more };
+    if (!full && !r.keysOnly) await this.#values(kvs);
+    const apiserver = kvs.findIndex((kv) => kv.key === APISERVER_COMPACT_KEY);
+    if (apiserver >= 0) {
+      // Its version is kept in its value, which a keys-only read did not need.
+      const kv = kvs[apiserver];
+      if (r.keysOnly) await this.#values([kv]);
+      const shown = presentKv(kv);
+      kvs[apiserver] = r.keysOnly ? { ...shown, value: EMPTY } : shown;
+    }
+    if (full && r.keysOnly) {
+      for (let i = 0; i < kvs.length; i++) kvs[i] = { ...kvs[i], value: EMPTY };
+    }
+    return { revision: header, kvs, count, more, nextKey };
+  }
+
+  /** Reads the values of `kvs` by row id into them. */
+  async #values(kvs: KeyValue[]): Promise<void> {
+    if (kvs.length === 0) return;
+    const values = await this.reader.values(kvs.map((kv) => kv.modRevision));
+    for (const kv of kvs) {
+      const value = values.get(kv.modRevision);
+      if (value === undefined) throw new RowGone();
+      kv.value = value;
+    }
+  }
+}
