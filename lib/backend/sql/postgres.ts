@@ -228,7 +228,8 @@ function literal(p: SqlParam): string {
   if (typeof p === "boolean") return p ? "TRUE" : "FALSE";
   if (typeof p === "number") {
     if (!Number.isFinite(p)) throw new TypeError(`not a number a statement can carry: ${p}`);
-    return String(p);
+    // In parentheses, so that a negative number after a minus never reads as a `--` comment.
+    return p < 0 ? `(${p})` : String(p);
   }
   if (p instanceof Uint8Array) return `decode('${Buffer.from(p).toString("hex")}', 'hex')`;
   return `E'${p.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
