@@ -144,7 +144,7 @@ export interface Dialect {
    * leave it empty; upstream ignores it), and where needed a 64-bit `lease`.
    */
   readonly migrations: { needed: string; apply: string }[];
-  /** DELETE of superseded rows and tombstones up to `?` (given twice). */
+  /** DELETE of superseded rows and tombstones with ids in (`?`, `?`], the span given twice. */
   readonly compactSql: string;
   /** Bytes used by the table, one row with column `size`. */
   readonly sizeSql: string;

@@ -117,8 +117,8 @@ export const mysqlDialect: Dialect = {
   ],
   compactSql: "DELETE kv FROM kine AS kv INNER JOIN (" +
     "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
-    "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +
-    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id <= ?) AS ks " +
+    "AND kp.prev_revision != 0 AND kp.id > ? AND kp.id <= ? UNION " +
+    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id > ? AND kd.id <= ?) AS ks " +
     "ON kv.id = ks.id",
   sizeSql: "SELECT SUM(data_length + index_length) FROM information_schema.TABLES " +
     "WHERE table_schema = DATABASE() AND table_name = 'kine'",

@@ -89,8 +89,8 @@ export const postgresDialect: Dialect = {
   ],
   compactSql: "DELETE FROM kine AS kv USING (" +
     "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
-    "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +
-    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id <= ?) AS ks " +
+    "AND kp.prev_revision != 0 AND kp.id > ? AND kp.id <= ? UNION " +
+    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id > ? AND kd.id <= ?) AS ks " +
     "WHERE kv.id = ks.id",
   sizeSql: "SELECT pg_total_relation_size('kine')",
   fillRetryDelayMs: 1,

@@ -64,8 +64,8 @@ export const sqliteDialect: Dialect = {
     "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
   compactSql: "DELETE FROM kine AS kv WHERE kv.id IN (" +
     "SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' " +
-    "AND kp.prev_revision != 0 AND kp.id <= ? UNION " +
-    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id <= ?)",
+    "AND kp.prev_revision != 0 AND kp.id > ? AND kp.id <= ? UNION " +
+    "SELECT kd.id AS id FROM kine AS kd WHERE kd.deleted != 0 AND kd.id > ? AND kd.id <= ?)",
   sizeSql: "SELECT ((SELECT page_count FROM pragma_page_count()) - " +
     "(SELECT freelist_count FROM pragma_freelist_count())) * " +
     "(SELECT page_size FROM pragma_page_size()) AS size",

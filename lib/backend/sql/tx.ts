@@ -331,7 +331,8 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     // The conditional move first: it locks the bookkeeping row, so a second compactor waits here.
     const moved = await this.conn.run("update_compact", this.sql.updateCompact(), [target, from]);
     if (moved.changes === 0) return false;
-    await this.conn.run("compact", this.sql.compact(), [target, target]);
+    // Rows at or below `from` were handled by the batches that reached it: only this span is read.
+    await this.conn.run("compact", this.sql.compact(), [from, target, from, target]);
     return true;
   }
 
