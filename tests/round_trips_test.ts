@@ -112,9 +112,22 @@ for (const c of CASES) {
       assert.ok(plain.type === "put" && plain.prevKv?.modRevision === many.results[1].revision);
       const revisions = many.results.slice(0, 48).map((r) => r.revision);
       assert.equal(new Set(revisions).size, 48, "every write its own revision");
+      assert.deepEqual(revisions, [...revisions].sort((x, y) => x - y), "in the batch's order");
+      // A failed compare amid a batch fails that txn alone.
+      const mixed = await trips([
+        kube("/c/0", 0, put("/c/0", "v")),
+        kube("/b/2", 0, put("/b/2", "taken")),
+        kube("/b/3", revisions[3], del("/b/3")),
+        kube("/c/1", 0, put("/c/1", "v")),
+      ]);
+      assert.equal(mixed.n, 1, "batch with a failed compare");
+      assert.deepEqual(mixed.results.map((r) => r.succeeded), [true, false, true, true]);
+      const taken = mixed.results[1].responses[0];
+      assert.ok(taken.type === "range" && taken.result.kvs[0].modRevision === revisions[2]);
+      assert.ok(mixed.results[3].revision > mixed.results[2].revision);
 
       // A bulk load: 100 puts in one txn, one multi-row insert, one round trip.
-      const top = Math.max(...many.results.map((r) => r.revision));
+      const top = Math.max(...mixed.results.map((r) => r.revision));
       const bulk = await trips([{
         compare: [],
         success: Array.from(

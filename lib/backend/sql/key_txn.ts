@@ -132,6 +132,120 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
   ];
 }
 
+/**
+ * Whether a txn fits {@link keyTxnSetStatement}: no compare, or one on the
+ * key's mod revision being equal to an operand (kube-apiserver's create,
+ * update and delete; a plain Put or DeleteRange).
+ */
+export function setEligible(k: KeyTxn): boolean {
+  const c = k.compare;
+  return c.length === 0 ||
+    (c.length === 1 && c[0].target === "mod" && c[0].result === "equal");
+}
+
+/** The key's mod revision as the compare sees it (a missing key or tombstone: 0). */
+const MOD = `(CASE WHEN ${LIVE} THEN o.id ELSE 0 END)`;
+/** Row `o` of the set statement: compares held (no compare, or the mod revision matches). */
+const SET_OK = `(o.k_cmp IS NULL OR ${MOD} = o.k_cmp)`;
+
+/**
+ * PostgreSQL: txns on distinct keys, each {@link setEligible}, as one
+ * statement, parsed and planned once for the lot instead of once per txn.
+ * Each txn is a row of a `VALUES` list (order, key, delete?, mod operand or
+ * NULL, lease, value), joined to its key's latest row; the rows whose
+ * compares hold are inserted in the txns' order (so their ids follow it),
+ * skipping any another writer took (`ON CONFLICT DO NOTHING`, as
+ * {@link keyTxnStatements}); a row per txn comes back in order, shaped as
+ * {@link keyTxnStatements}'s answer. The keys must differ: the statement
+ * reads every latest row before it inserts any.
+ */
+export function keyTxnSetStatement(sql: Statements, d: KeyTxnDialect, ks: KeyTxn[]): SqlStatement {
+  const n = ks.length;
+  const text = sql.cached(`keytxn-set:${n}`, () => {
+    const first = `(${d.int}, ${d.text}, ${d.int}, ${d.int}, ${d.int}, ${d.bytes})`;
+    const values = [first, ...Array(n - 1).fill("(?, ?, ?, ?, ?, ?)")].join(", ");
+    const put = "o.k_del = 0";
+    return `WITH v(k_ord, k_name, k_del, k_cmp, k_lease, k_value) AS (VALUES ${values}), ` +
+      `o AS (SELECT v.*, ${cols(false)} FROM v LEFT JOIN kine ON kine.id = ` +
+      "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)), " +
+      `i AS (INSERT INTO kine(${COLUMNS}) SELECT o.k_name, ` +
+      `CASE WHEN ${put} AND NOT ${LIVE} THEN 1 ELSE 0 END, o.k_del, ` +
+      `CASE WHEN ${put} AND ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), ` +
+      `o.k_lease, o.k_value, o.value, CASE WHEN ${LIVE} THEN o.version + 1 ELSE 1 END ` +
+      `FROM o WHERE ${SET_OK} AND (${put} OR ${LIVE}) ORDER BY o.k_ord ` +
+      "ON CONFLICT DO NOTHING RETURNING id, name) " +
+      `SELECT i.id, (SELECT MAX(id) FROM kine), ${SET_OK}, o.id, o.name, o.created, o.deleted, ` +
+      "o.create_revision, o.prev_revision, o.lease, o.value, o.version " +
+      "FROM o LEFT JOIN i ON i.name = o.k_name ORDER BY o.k_ord";
+  });
+  const params = ks.flatMap((k, i): SqlParam[] => {
+    const w = k.success;
+    const cmp = k.compare.length ? k.compare[0].operand : null;
+    return w.type === "put" ? [i, k.name, 0, cmp, w.lease, w.value] : [i, k.name, 1, cmp, 0, null];
+  });
+  return { sql: text, params };
+}
+
+/** The outcomes of {@link keyTxnSetStatement}'s txns, in order. */
+export function keyTxnSetOutcomes(result: SqlResult): KeyTxnRow[] {
+  return result.rows.map((r) => answer(r));
+}
+
+/** A batch of txns as statements, and how to read each txn's outcome back. */
+export interface KeyTxnPlan {
+  statements: SqlStatement[];
+  /** The txns' outcomes, in order, from the statements' results. */
+  outcomes(results: SqlResult[]): KeyTxnRow[];
+}
+
+/**
+ * The statements of a batch, in order. On PostgreSQL, each run of
+ * consecutive {@link setEligible} txns on distinct keys is one
+ * {@link keyTxnSetStatement}; every other txn has its own statements.
+ */
+export function keyTxnPlan(sql: Statements, d: KeyTxnDialect, ks: KeyTxn[]): KeyTxnPlan {
+  const parts: { statements: SqlStatement[]; read(r: SqlResult[]): KeyTxnRow[] }[] = [];
+  let run: KeyTxn[] = [];
+  let names = new Set<string>();
+  const flush = () => {
+    if (run.length > 1) {
+      parts.push({
+        statements: [keyTxnSetStatement(sql, d, run)],
+        read: (r) => keyTxnSetOutcomes(r[0]),
+      });
+    } else if (run.length === 1) single(run[0]);
+    run = [];
+    names = new Set();
+  };
+  const single = (k: KeyTxn) =>
+    parts.push({
+      statements: keyTxnStatements(sql, d, k),
+      read: (r) => [keyTxnOutcome(d, r)],
+    });
+  for (const k of ks) {
+    if (d.shape !== "cte" || !setEligible(k)) {
+      flush();
+      single(k);
+      continue;
+    }
+    if (names.has(k.name)) flush();
+    run.push(k);
+    names.add(k.name);
+  }
+  flush();
+  return {
+    statements: parts.flatMap((p) => p.statements),
+    outcomes(results) {
+      let at = 0;
+      return parts.flatMap((p) => {
+        const n = p.statements.length;
+        at += n;
+        return p.read(results.slice(at - n, at));
+      });
+    },
+  };
+}
+
 /** What one txn's statements ({@link keyTxnStatements}) returned, as its outcome. */
 export function keyTxnOutcome(d: KeyTxnDialect, results: SqlResult[]): KeyTxnRow {
   if (d.shape === "cte") return answer(results[0].rows[0]);

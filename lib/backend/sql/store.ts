@@ -16,7 +16,7 @@ import {
   Statements,
 } from "./dialect.ts";
 import { instrument, measure } from "./instrument.ts";
-import { bulkRevision, bulkStatements, keyTxnOutcome, keyTxnStatements } from "./key_txn.ts";
+import { bulkRevision, bulkStatements, keyTxnPlan } from "./key_txn.ts";
 import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
 import { setUpSchema } from "./schema.ts";
@@ -85,17 +85,17 @@ export class SqlStore implements LogStore {
    */
   async #writeKeyTxns(d: KeyTxnDialect, txns: KeyTxn[]): Promise<(KeyTxnRow | Error)[]> {
     const unfit = txns.map((k) => this.dialect.keyError(k.name));
-    const runs = txns.flatMap((k, i) => unfit[i] ? [] : [keyTxnStatements(this.#sql, d, k)]);
-    const results = runs.length === 0 ? [] : await measure(
+    const plan = keyTxnPlan(this.#sql, d, txns.filter((_, i) => !unfit[i]));
+    const results = plan.statements.length === 0 ? [] : await measure(
       this.options,
       (err) => this.classify(err).code,
       "key_txns",
-      () => this.driver.pipeline!(runs.flat()),
+      () => this.driver.pipeline!(plan.statements),
     );
+    const rows = plan.outcomes(results);
     return txns.map((_, i) => {
       const why = unfit[i];
-      if (why) return new BackendError("invalid", why);
-      return keyTxnOutcome(d, results.splice(0, runs.shift()!.length));
+      return why ? new BackendError("invalid", why) : rows.shift()!;
     });
   }
 

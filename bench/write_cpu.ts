@@ -1,0 +1,120 @@
+/**
+ * `deno run -A bench/write_cpu.ts [postgres|mysql]… [--writes N] [--inflight N]`:
+ * where the CPU of a kube write goes on a network database. Starts a private
+ * server (bench/databases.ts), opens the backend in this process, and runs N
+ * kube-apiserver writes (a third creates, a third updates, a third deletes)
+ * with a fixed number in flight, so they group-commit as under load. Prints
+ * the CPU seconds per 1,000 writes of this process (kine's side, no gRPC) and
+ * of the database server's process tree, read from /proc before and after:
+ * CPU time, unlike wall time, holds on a shared machine. Then a bulk load
+ * (txns of 100 puts), measured the same way.
+ *
+ * @module
+ */
+import { openBackend } from "../lib/backend/endpoint.ts";
+import { backendOptions } from "../lib/mod.ts";
+import { defaultConfig } from "../lib/config/parse.ts";
+import { type Backend, plainRange, type Txn } from "../lib/backend/types.ts";
+import { deleteOp, kubeTxn, putOp, silent } from "./kube_txns.ts";
+import { type Engine, startDatabase } from "./databases.ts";
+import { cpuSeconds, initClockTicks, treeCpuSeconds } from "./procfs.ts";
+
+/** The value of `--name N` among the arguments, or `fallback`. */
+function flag(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+}
+const WRITES = flag("writes", 6000);
+const INFLIGHT = flag("inflight", 32);
+const value = new TextEncoder().encode("v".repeat(1024));
+
+/** Runs `txns` with `INFLIGHT` at a time; returns nothing, throws on a failed write. */
+async function drive(backend: Backend, txns: (() => Txn)[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < txns.length) {
+      const r = await backend.txn(txns[next++]());
+      if (!r.succeeded) throw new Error("a kube write's compare failed");
+    }
+  };
+  await Promise.all(Array.from({ length: INFLIGHT }, worker));
+}
+
+/** CPU seconds of this process and of the database tree spent in `step`. */
+async function measure(dbPid: number, step: () => Promise<void>) {
+  const k0 = cpuSeconds(Deno.pid, false);
+  const d0 = treeCpuSeconds(dbPid);
+  const t0 = performance.now();
+  await step();
+  return {
+    kine: cpuSeconds(Deno.pid, false) - k0,
+    db: treeCpuSeconds(dbPid) - d0,
+    wall: (performance.now() - t0) / 1000,
+  };
+}
+
+async function run(engine: Engine, tmp: string): Promise<void> {
+  const db = await startDatabase(engine, `${tmp}/db-${engine}`, undefined, `${tmp}/${engine}.log`);
+  try {
+    const cfg = { ...defaultConfig(), endpoint: db.endpoint("kine_write_cpu") };
+    const { backend } = await openBackend(backendOptions(cfg, silent));
+    await backend.start();
+    try {
+      const n = Math.floor(WRITES / 3);
+      const key = (i: number) => `/registry/pods/ns-${i % 50}/pod-${i}`;
+      const keys = Array.from({ length: n }, (_, i) => key(i));
+      /** The CPU of `n` writes, the i-th made by `write` from key i and its mod revision. */
+      const phase = async (write: (k: string, rev: number) => Txn) => {
+        const revs = await Promise.all(
+          keys.map(async (k) => (await backend.range(plainRange(k, ""))).kvs[0]?.modRevision ?? 0),
+        );
+        return await measure(
+          db.pid,
+          () => drive(backend, keys.map((k, i) => () => write(k, revs[i]))),
+        );
+      };
+      // warm-up: the connections, the statement shapes
+      await drive(
+        backend,
+        Array.from({ length: 200 }, (_, i) => () => kubeTxn(`/w/${i}`, 0, putOp(`/w/${i}`, value))),
+      );
+      const c = await phase((k, rev) => kubeTxn(k, rev, putOp(k, value)));
+      const u = await phase((k, rev) => kubeTxn(k, rev, putOp(k, value)));
+      const d = await phase((k, rev) => kubeTxn(k, rev, deleteOp(k)));
+      const per = (m: { kine: number; db: number }, count: number) =>
+        `kine ${(m.kine / count * 1000).toFixed(3)} s, db ${(m.db / count * 1000).toFixed(3)} s`;
+      const all = { kine: c.kine + u.kine + d.kine, db: c.db + u.db + d.db };
+      console.log(`${engine}: CPU per 1,000 kube writes: ${per(all, 3 * n)}`);
+      console.log(`  create ${per(c, n)} | update ${per(u, n)} | delete ${per(d, n)}`);
+      console.log(`  wall ${(3 * n / (c.wall + u.wall + d.wall)).toFixed(0)} writes/s (noisy)`);
+      // Bulk load: txns of 100 puts, one at a time.
+      const txns = 20;
+      const b = await measure(db.pid, async () => {
+        for (let t = 0; t < txns; t++) {
+          await backend.txn({
+            compare: [],
+            success: Array.from({ length: 100 }, (_, i) => putOp(`/bulk/${t}/${i}`, value)),
+            failure: [],
+          });
+        }
+      });
+      console.log(`  bulk load: CPU per 1,000 puts: ${per(b, txns * 100)}`);
+    } finally {
+      await backend.close();
+    }
+  } finally {
+    await db.stop();
+  }
+}
+
+await initClockTicks();
+const tmp = await Deno.makeTempDir({ prefix: "kine-write-cpu-" });
+try {
+  const named = Deno.args.filter((a, i) =>
+    !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
+  );
+  const engines = (named.length ? named : ["postgres", "mysql"]) as Engine[];
+  for (const e of engines) await run(e, tmp);
+} finally {
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+}
