@@ -77,8 +77,37 @@ function operands(k: KeyTxn): SqlParam[] {
   return k.compare.map((c) => c.operand);
 }
 
-/** MySQL: the key's latest id into the session variable `@kp`. */
-const LATEST_ID_SQL = "SET @kp = (SELECT MAX(id) FROM kine WHERE name = ?)";
+/** The columns of `o` (the key's latest row) MySQL keeps in session variables `@o_<column>`. */
+const O_COLUMNS = [
+  "id",
+  "name",
+  "created",
+  "deleted",
+  "create_revision",
+  "prev_revision",
+  "lease",
+  "value",
+  "version",
+];
+
+/**
+ * MySQL: the key's latest row into `@o_<column>` (all NULL if none) and the
+ * log's highest id into `@o_current`. Always exactly one row, so every
+ * variable is set anew for each txn.
+ */
+const LATEST_SQL = `SELECT ${cols(false)}, (SELECT MAX(id) FROM kine) INTO ` +
+  [...O_COLUMNS, "current"].map((c) => `@o_${c}`).join(", ") +
+  " FROM (SELECT 1 AS one) AS d LEFT JOIN kine ON kine.id = " +
+  "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = ?)";
+
+/**
+ * An expression on `o` rewritten onto the session variables: MySQL's insert
+ * then reads no table, where one reading `kine` itself would copy what it
+ * read into a temporary table first.
+ */
+function onVariables(expr: string): string {
+  return expr.replace(/\bo\.(\w+)/g, "@o_$1");
+}
 /** The put shape of a bulk load's row: its values are parameters. */
 const PUT: KeyTxn["success"] = { type: "put", value: new Uint8Array(0), lease: 0, prevKv: false };
 
@@ -110,14 +139,11 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
     return [{ sql: text, params: [k.name, ...insertParams(k), ...ops, ...ops] }];
   }
   return [
-    {
-      sql: sql.cached("keytxn:latest", () => LATEST_ID_SQL),
-      params: [k.name],
-    },
+    { sql: sql.cached("keytxn:latest", () => LATEST_SQL), params: [k.name] },
     {
       sql: sql.cached(
         `${shape}:insert`,
-        () => `INSERT IGNORE ${insert}(${latestRow("@kp")}) AS o WHERE ${guard}`,
+        () => onVariables(`INSERT IGNORE ${insert}DUAL WHERE ${guard}`),
       ),
       params: [...insertParams(k), ...ops],
     },
@@ -125,7 +151,8 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
       sql: sql.cached(
         `${shape}:read`,
         () =>
-          `SELECT NULL, (SELECT MAX(id) FROM kine), ${cond}, o.* FROM (${latestRow("@kp")}) AS o`,
+          `SELECT NULL, @o_current, ${onVariables(cond)}, ` +
+          O_COLUMNS.map((c) => `@o_${c}`).join(", "),
       ),
       params: ops,
     },
@@ -273,8 +300,8 @@ function answer(r: SqlRow, written?: number | null): KeyTxnRow {
  * put would be, then the highest id of the keys, which is the txn's revision
  * (our rows are the keys' latest in our transaction). Plain inserts: another
  * writer's row on a key fails the txn whole. PostgreSQL: one multi-row
- * `INSERT … SELECT`. MySQL: a single-row insert per put (the latest id in a
- * session variable), since InnoDB reserves ids in growing blocks for an
+ * `INSERT … SELECT`. MySQL: a single-row insert per put (the latest row in
+ * session variables), since InnoDB reserves ids in growing blocks for an
  * `INSERT … SELECT` of unknown length and loses those it does not use,
  * which would leave gaps in the revisions.
  */
@@ -293,10 +320,10 @@ export function bulkStatements(
     params: puts.map((p) => p.name),
   };
   if (d.shape === "variable") {
-    const latest = sql.cached("keytxn:latest", () => LATEST_ID_SQL);
+    const latest = sql.cached("keytxn:latest", () => LATEST_SQL);
     const row = sql.cached("bulk:row", () => {
       const { values } = insertion({ name: "", compare: [], success: PUT, failureGet: false }, d);
-      return `INSERT INTO kine(${COLUMNS}) SELECT ${values} FROM (${latestRow("@kp")}) AS o`;
+      return `INSERT INTO kine(${COLUMNS}) VALUES (${onVariables(values)})`;
     });
     return [
       ...puts.flatMap((p) => [
