@@ -138,6 +138,28 @@ for (const c of CASES) {
       }]);
       assert.equal(bulk.n, 1, "bulk load of 100 puts");
       assert.equal(bulk.results[0].revision, top + 100);
+
+      // Bulk loads of one batch share a round trip; one that fails runs alone and fails alone.
+      const load = (prefix: string, n: number): Txn => ({
+        compare: [],
+        success: Array.from({ length: n }, (_, i) => put(`${prefix}/${i}`, `${i}`)),
+        failure: [],
+      });
+      const loads = await trips([load("/l1", 50), load("/l2", 50), load("/l3", 50)]);
+      assert.equal(loads.n, 1, "three bulk loads in one batch");
+      assert.deepEqual(
+        loads.results.map((r) => r.revision),
+        [1, 2, 3].map((i) => bulk.results[0].revision + 50 * i),
+      );
+      const unfit = load("/l4", 3);
+      unfit.success.push(put("/l4/\0\u00e9", "x"));
+      const settled = await Promise.allSettled(
+        [load("/l5", 3), unfit, load("/l6", 3)].map((t) => pipeline.txn(t)),
+      );
+      assert.deepEqual(settled.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+      const l4 = await trips([kube("/l4/0", 0, put("/l4/0", "x"))]);
+      assert.equal(l4.results[0].succeeded, true, "nothing of the failed load was written");
+
       const after = await trips([kube("/b/1", 0, put("/b/1", "x"))]);
       const b1 = after.results[0].responses[0];
       assert.ok(b1.type === "range", "/b/1 exists");

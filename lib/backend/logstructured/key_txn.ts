@@ -51,11 +51,12 @@ export interface BulkPut {
 /** A store that runs {@link KeyTxn}s and bulk loads in one round trip per transaction. */
 export interface KeyTxnStore {
   /**
-   * Runs a bulk txn's puts as one multi-row insert in a transaction of its
-   * own, in one round trip; returns the txn's revision (its highest row).
-   * Another writer's row on one of the keys fails it whole (a `conflict`).
+   * Runs bulk txns' puts, each txn's as one multi-row insert, in order in one
+   * transaction of their own and one round trip; returns each txn's revision
+   * (its highest row). Another writer's row on one of the keys fails them
+   * all (a `conflict`), and nothing is written.
    */
-  writeBulk(puts: BulkPut[]): Promise<number>;
+  writeBulk(loads: BulkPut[][]): Promise<number[]>;
   /**
    * Runs the txns in order in one write transaction and commits it; later
    * txns see earlier ones' rows. A txn whose write lost to another writer

@@ -36,25 +36,58 @@ type Outcome = { ok: true; result: TxnResult } | { ok: false; err: unknown };
 
 /** Single-key txns per store round trip at most, and the bytes of their values. */
 const KEYED_CHUNK = 256;
-const KEYED_CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 4 << 20;
+/** Puts of bulk txns per store round trip at most (a bulk txn is never split). */
+const BULK_CHUNK = 1024;
 
-/** Consecutive runs of `indices`, each within the chunk bounds above. */
-function chunks(indices: number[], key: (i: number) => KeyTxn): number[][] {
+/**
+ * Consecutive runs of `indices`, each of at most `max` units and
+ * {@link CHUNK_BYTES} bytes (a single index may exceed them alone).
+ */
+function chunks(
+  indices: number[],
+  max: number,
+  size: (i: number) => { units: number; bytes: number },
+): number[][] {
   const out: number[][] = [];
+  let units = 0;
   let bytes = 0;
   for (const i of indices) {
-    const k = key(i);
-    const size = k.name.length + (k.success.type === "put" ? k.success.value.length : 0);
+    const s = size(i);
     const last = out[out.length - 1];
-    if (!last || last.length >= KEYED_CHUNK || (bytes + size > KEYED_CHUNK_BYTES && last.length)) {
+    if (!last || units + s.units > max || bytes + s.bytes > CHUNK_BYTES) {
       out.push([i]);
-      bytes = size;
+      units = s.units;
+      bytes = s.bytes;
     } else {
       last.push(i);
-      bytes += size;
+      units += s.units;
+      bytes += s.bytes;
     }
   }
   return out;
+}
+
+/** The size of a single-key txn's write. */
+function keyedSize(k: KeyTxn): { units: number; bytes: number } {
+  return {
+    units: 1,
+    bytes: k.name.length + (k.success.type === "put" ? k.success.value.length : 0),
+  };
+}
+
+/** The size of a bulk txn's puts. */
+function bulkSize(puts: BulkPut[]): { units: number; bytes: number } {
+  return {
+    units: puts.length,
+    bytes: puts.reduce((n, p) => n + p.name.length + p.value.length, 0),
+  };
+}
+
+/** A committed bulk txn's answer. */
+function bulkOutcome(revision: number, puts: BulkPut[]): Outcome {
+  const responses = puts.map(() => ({ type: "put" as const, prevKv: undefined }));
+  return { ok: true, result: { revision, succeeded: true, responses } };
 }
 
 function conflictError(): BackendError {
@@ -124,15 +157,23 @@ export class WritePipeline {
         if (k) keyed.push(i);
         else if (!bulks[i]) general.push(i);
       });
-      for (const chunk of chunks(keyed, (i) => keys[i]!)) {
+      for (const chunk of chunks(keyed, KEYED_CHUNK, (i) => keyedSize(keys[i]!))) {
         await this.#settle(
           outcomes,
           chunk,
           () => this.#commitKeyed(chunk.map((i) => batch[i].txn)),
         );
       }
-      for (const [i, puts] of bulks.entries()) {
-        if (puts) await this.#settle(outcomes, [i], () => this.#commitBulk(batch[i].txn, puts));
+      const loads = bulks.flatMap((puts, i) => puts ? [i] : []);
+      for (const chunk of chunks(loads, BULK_CHUNK, (i) => bulkSize(bulks[i]!))) {
+        if (
+          chunk.length > 1 && await this.#commitBulks(outcomes, chunk.map((i) => bulks[i]!), chunk)
+        ) {
+          continue;
+        }
+        for (const i of chunk) {
+          await this.#settle(outcomes, [i], () => this.#commitBulk(batch[i].txn, bulks[i]!));
+        }
       }
       if (general.length > 0) {
         await this.#settle(outcomes, general, () => this.#commit(general.map((i) => batch[i].txn)));
@@ -209,6 +250,21 @@ export class WritePipeline {
   }
 
   /**
+   * Commits several bulk loads in one store transaction, their outcomes at
+   * `indices`; false if that failed, which wrote nothing: each then runs
+   * alone ({@link #commitBulk}), so a failure is its own.
+   */
+  async #commitBulks(outcomes: Outcome[], loads: BulkPut[][], indices: number[]) {
+    try {
+      const revisions = await this.exclusive(() => this.store.writeBulk!(loads));
+      indices.forEach((i, j) => outcomes[i] = bulkOutcome(revisions[j], loads[j]));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
    * Commits a bulk load as the store's one multi-row insert, again while
    * another writer's row on one of its keys or a deadlock fails it; on any
    * other failure (a key the engine cannot store…) on the general path.
@@ -216,9 +272,8 @@ export class WritePipeline {
   async #commitBulk(txn: Txn, puts: BulkPut[]): Promise<Outcome[]> {
     for (let attempt = 1;; attempt++) {
       try {
-        const revision = await this.exclusive(() => this.store.writeBulk!(puts));
-        const responses = puts.map(() => ({ type: "put" as const, prevKv: undefined }));
-        return [{ ok: true, result: { revision, succeeded: true, responses } }];
+        const [revision] = await this.exclusive(() => this.store.writeBulk!([puts]));
+        return [bulkOutcome(revision, puts)];
       } catch (err) {
         const failure = this.store.classify(err);
         if (failure.kind === "other") return await this.#commit([txn]);

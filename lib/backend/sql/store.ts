@@ -75,7 +75,7 @@ export class SqlStore implements LogStore {
     const keyTxn = dialect.keyTxn;
     if (keyTxn && driver.pipeline) {
       this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
-      this.writeBulk = (puts) => this.#writeBulk(keyTxn, puts);
+      this.writeBulk = (loads) => this.#writeBulk(keyTxn, loads);
     }
   }
 
@@ -99,20 +99,20 @@ export class SqlStore implements LogStore {
     });
   }
 
-  /** A bulk load as one multi-row insert in its own pipelined transaction; see `LogStore`. */
-  async #writeBulk(d: KeyTxnDialect, puts: BulkPut[]): Promise<number> {
-    for (const p of puts) {
+  /** Bulk loads, each as one multi-row insert, in one pipelined transaction; see `LogStore`. */
+  async #writeBulk(d: KeyTxnDialect, loads: BulkPut[][]): Promise<number[]> {
+    for (const p of loads.flat()) {
       const unfit = this.dialect.keyError(p.name);
       if (unfit) throw new BackendError("invalid", unfit);
     }
-    const statements = bulkStatements(this.#sql, d, this.dialect.insertSuffix, puts);
+    const each = loads.map((puts) => bulkStatements(this.#sql, d, this.dialect.insertSuffix, puts));
     const results = await measure(
       this.options,
       (err) => this.classify(err).code,
       "bulk_insert",
-      () => this.driver.pipeline!(statements),
+      () => this.driver.pipeline!(each.flat()),
     );
-    return bulkRevision(results);
+    return each.map((statements) => bulkRevision(results.splice(0, statements.length)));
   }
 
   write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T> {
