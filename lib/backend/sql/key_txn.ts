@@ -91,23 +91,26 @@ const O_COLUMNS = [
 ];
 
 /**
- * MySQL: the key's latest row into `@o_<column>` (all NULL if none) and the
- * log's highest id into `@o_current`. Always exactly one row, so every
- * variable is set anew for each txn.
+ * MySQL: the key's latest row into `@<prefix>_<column>` (all NULL if none)
+ * and the log's highest id into `@<prefix>_current`. Always exactly one row,
+ * so every variable is set anew each time.
  */
-const LATEST_SQL = `SELECT ${cols(false)}, (SELECT MAX(id) FROM kine) INTO ` +
-  [...O_COLUMNS, "current"].map((c) => `@o_${c}`).join(", ") +
-  " FROM (SELECT 1 AS one) AS d LEFT JOIN kine ON kine.id = " +
-  "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = ?)";
+function latestInto(prefix: string): string {
+  return `SELECT ${cols(false)}, (SELECT MAX(id) FROM kine) INTO ` +
+    [...O_COLUMNS, "current"].map((c) => `@${prefix}_${c}`).join(", ") +
+    " FROM (SELECT 1 AS one) AS d LEFT JOIN kine ON kine.id = " +
+    "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = ?)";
+}
 
 /**
- * An expression on `o` rewritten onto the session variables: MySQL's insert
- * then reads no table, where one reading `kine` itself would copy what it
- * read into a temporary table first.
+ * An expression on `o` rewritten onto the session variables of
+ * {@link latestInto}: MySQL's insert then reads no table, where one reading
+ * `kine` itself would copy what it read into a temporary table first.
  */
-function onVariables(expr: string): string {
-  return expr.replace(/\bo\.(\w+)/g, "@o_$1");
+function onVariables(expr: string, prefix = "o"): string {
+  return expr.replace(/\bo\.(\w+)/g, `@${prefix}_$1`);
 }
+
 /** The put shape of a bulk load's row: its values are parameters. */
 const PUT: KeyTxn["success"] = { type: "put", value: new Uint8Array(0), lease: 0, prevKv: false };
 
@@ -139,7 +142,7 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
     return [{ sql: text, params: [k.name, ...insertParams(k), ...ops, ...ops] }];
   }
   return [
-    { sql: sql.cached("keytxn:latest", () => LATEST_SQL), params: [k.name] },
+    { sql: sql.cached("keytxn:latest", () => latestInto("o")), params: [k.name] },
     {
       sql: sql.cached(
         `${shape}:insert`,
@@ -187,8 +190,21 @@ const SET_OK = `(o.k_cmp IS NULL OR ${MOD} = o.k_cmp)`;
  * reads every latest row before it inserts any.
  */
 export function keyTxnSetStatement(sql: Statements, d: KeyTxnDialect, ks: KeyTxn[]): SqlStatement {
+  return setStatement(sql, d, ks, true);
+}
+
+/**
+ * {@link keyTxnSetStatement}'s statement; without `skipTaken`, a row
+ * another writer took fails the statement instead (a bulk load is whole).
+ */
+function setStatement(
+  sql: Statements,
+  d: KeyTxnDialect,
+  ks: KeyTxn[],
+  skipTaken: boolean,
+): SqlStatement {
   const n = ks.length;
-  const text = sql.cached(`keytxn-set:${n}`, () => {
+  const text = sql.cached(`${skipTaken ? "keytxn" : "bulk"}-set:${n}`, () => {
     const first = `(${d.int}, ${d.text}, ${d.int}, ${d.int}, ${d.int}, ${d.bytes})`;
     const values = [first, ...Array(n - 1).fill("(?, ?, ?, ?, ?, ?)")].join(", ");
     const put = "o.k_del = 0";
@@ -200,7 +216,7 @@ export function keyTxnSetStatement(sql: Statements, d: KeyTxnDialect, ks: KeyTxn
       `CASE WHEN ${put} AND ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), ` +
       `o.k_lease, o.k_value, o.value, CASE WHEN ${LIVE} THEN o.version + 1 ELSE 1 END ` +
       `FROM o WHERE ${SET_OK} AND (${put} OR ${LIVE}) ORDER BY o.k_ord ` +
-      "ON CONFLICT DO NOTHING RETURNING id, name) " +
+      `${skipTaken ? "ON CONFLICT DO NOTHING " : ""}RETURNING id, name) ` +
       `SELECT i.id, (SELECT MAX(id) FROM kine), ${SET_OK}, o.id, o.name, o.created, o.deleted, ` +
       "o.create_revision, o.prev_revision, o.lease, o.value, o.version " +
       "FROM o LEFT JOIN i ON i.name = o.k_name ORDER BY o.k_ord";
@@ -300,54 +316,45 @@ function answer(r: SqlRow, written?: number | null): KeyTxnRow {
  * put would be, then the highest id of the keys, which is the txn's revision
  * (our rows are the keys' latest in our transaction). Plain inserts: another
  * writer's row on a key fails the txn whole. PostgreSQL: one multi-row
- * `INSERT … SELECT`. MySQL: a single-row insert per put (the latest row in
- * session variables), since InnoDB reserves ids in growing blocks for an
- * `INSERT … SELECT` of unknown length and loses those it does not use,
- * which would leave gaps in the revisions.
+ * `INSERT … SELECT`. MySQL: each key's latest row into session variables of
+ * its own, then one multi-row `INSERT … VALUES` computed from them, since
+ * InnoDB reserves ids in growing blocks for an `INSERT … SELECT` of unknown
+ * length and loses those it does not use, which would leave gaps in the
+ * revisions (an insert of a known number of rows takes exactly that many).
  */
-export function bulkStatements(
-  sql: Statements,
-  d: KeyTxnDialect,
-  insertSuffix: string,
-  puts: BulkPut[],
-): SqlStatement[] {
-  const n = puts.length;
-  const top = {
-    sql: sql.cached(
-      `bulk-top:${n}`,
-      () => `SELECT MAX(id) FROM kine WHERE name IN (${Array(n).fill("?").join(", ")})`,
-    ),
-    params: puts.map((p) => p.name),
-  };
-  if (d.shape === "variable") {
-    const latest = sql.cached("keytxn:latest", () => LATEST_SQL);
-    const row = sql.cached("bulk:row", () => {
-      const { values } = insertion({ name: "", compare: [], success: PUT, failureGet: false }, d);
-      return `INSERT INTO kine(${COLUMNS}) VALUES (${onVariables(values)})`;
-    });
-    return [
-      ...puts.flatMap((p) => [
-        { sql: latest, params: [p.name] },
-        { sql: row, params: [p.name, p.lease, p.value] },
-      ]),
-      top,
-    ];
+export function bulkStatements(sql: Statements, d: KeyTxnDialect, puts: BulkPut[]): SqlStatement[] {
+  if (d.shape === "cte") {
+    const ks = puts.map((p): KeyTxn => ({
+      name: p.name,
+      compare: [],
+      success: { type: "put", value: p.value, lease: p.lease, prevKv: false },
+      failureGet: false,
+    }));
+    return [setStatement(sql, d, ks, false)];
   }
-  const rows = sql.cached(`bulk:${n}`, () => {
-    const first = `SELECT ${d.int} AS ord, ${d.text} AS k_name, ${d.int} AS k_lease, ` +
-      `${d.bytes} AS k_value`;
-    const union = [first, ...Array(n - 1).fill("SELECT ?, ?, ?, ?")].join(" UNION ALL ");
-    return `INSERT INTO kine(${COLUMNS}) SELECT o.k_name, CASE WHEN ${LIVE} THEN 0 ELSE 1 END, 0, ` +
-      `CASE WHEN ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), o.k_lease, ` +
-      `o.k_value, o.value, CASE WHEN ${LIVE} THEN o.version + 1 ELSE 1 END FROM (` +
-      `SELECT v.ord, v.k_name, v.k_lease, v.k_value, ${cols(false)} FROM (${union}) AS v ` +
-      "LEFT JOIN kine ON kine.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)" +
-      `) AS o ORDER BY o.ord${insertSuffix}`;
-  });
-  return [{ sql: rows, params: puts.flatMap((p, i) => [i, p.name, p.lease, p.value]) }, top];
+  const n = puts.length;
+  const { values } = insertion({ name: "", compare: [], success: PUT, failureGet: false }, d);
+  const rows = sql.cached(
+    `bulk:${n}`,
+    () =>
+      `INSERT INTO kine(${COLUMNS}) VALUES ` +
+      puts.map((_, i) => `(${onVariables(values, `b${i}`)})`).join(", "),
+  );
+  const top = sql.cached(
+    `bulk-top:${n}`,
+    () => `SELECT MAX(id) FROM kine WHERE name IN (${Array(n).fill("?").join(", ")})`,
+  );
+  return [
+    ...puts.map((p, i) => ({
+      sql: sql.cached(`bulk:latest:${i}`, () => latestInto(`b${i}`)),
+      params: [p.name],
+    })),
+    { sql: rows, params: puts.flatMap((p) => [p.name, p.lease, p.value]) },
+    { sql: top, params: puts.map((p) => p.name) },
+  ];
 }
 
 /** The revision of a bulk load from what {@link bulkStatements} returned. */
 export function bulkRevision(results: SqlResult[]): number {
-  return Number(results[results.length - 1].rows[0][0]);
+  return Math.max(...results[results.length - 1].rows.map((r) => Number(r[0])));
 }

@@ -105,7 +105,7 @@ export class SqlStore implements LogStore {
       const unfit = this.dialect.keyError(p.name);
       if (unfit) throw new BackendError("invalid", unfit);
     }
-    const each = loads.map((puts) => bulkStatements(this.#sql, d, this.dialect.insertSuffix, puts));
+    const each = loads.map((puts) => bulkStatements(this.#sql, d, puts));
     const results = await measure(
       this.options,
       (err) => this.classify(err).code,
