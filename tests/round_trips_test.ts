@@ -125,6 +125,7 @@ for (const c of CASES) {
       const taken = mixed.results[1].responses[0];
       assert.ok(taken.type === "range" && taken.result.kvs[0].modRevision === revisions[2]);
       assert.ok(mixed.results[3].revision > mixed.results[2].revision);
+      assert.ok(mixed.results[1].revision >= mixed.results[0].revision, "revisions never go back");
 
       // A bulk load: 100 puts in one txn, one multi-row insert, one round trip.
       const top = Math.max(...mixed.results.map((r) => r.revision));

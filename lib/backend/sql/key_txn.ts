@@ -217,7 +217,10 @@ function setStatement(
       `o.k_lease, o.k_value, o.value, CASE WHEN ${LIVE} THEN o.version + 1 ELSE 1 END ` +
       `FROM o WHERE ${SET_OK} AND (${put} OR ${LIVE}) ORDER BY o.k_ord ` +
       `${skipTaken ? "ON CONFLICT DO NOTHING " : ""}RETURNING id, name) ` +
-      `SELECT i.id, (SELECT MAX(id) FROM kine), ${SET_OK}, o.id, o.name, o.created, o.deleted, ` +
+      // The current revision is the statement's last: a txn's key is no other's, so what it read
+      // still holds there, and no txn is answered a revision below one answered before it.
+      "SELECT i.id, GREATEST((SELECT MAX(id) FROM kine), (SELECT MAX(id) FROM i)), " +
+      `${SET_OK}, o.id, o.name, o.created, o.deleted, ` +
       "o.create_revision, o.prev_revision, o.lease, o.value, o.version " +
       "FROM o LEFT JOIN i ON i.name = o.k_name ORDER BY o.k_ord";
   });
