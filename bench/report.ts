@@ -31,6 +31,7 @@ export interface Group {
   roundRates: number[];
   writes: number;
   serverCpuS: number;
+  databaseCpuS?: number;
   loadgenCpuS: number;
   otherCpuS?: number;
   peakRss: number;
@@ -91,6 +92,7 @@ export function group(results: Result[]): Group[] {
     g.roundRates.push(totalOps(ops) / (s.rateS ?? s.wallS));
     g.writes += s.writes;
     g.serverCpuS += s.serverCpuS;
+    if (s.databaseCpuS !== undefined) g.databaseCpuS = (g.databaseCpuS ?? 0) + s.databaseCpuS;
     g.loadgenCpuS += s.loadgenCpuS;
     if (s.otherCpuS !== undefined) g.otherCpuS = (g.otherCpuS ?? 0) + s.otherCpuS;
     g.peakRss = Math.max(g.peakRss, s.peakRss);
@@ -165,6 +167,13 @@ export function num(x: number): string {
 }
 
 /** ` (0.42×)`: ours ÷ etcd; empty for etcd itself or when undefined. */
+/** Of a stack's CPU per 1k writes, kine's and its database server's parts. */
+function databaseShare(g: Group): string {
+  if (g.databaseCpuS === undefined || g.writes === 0) return "";
+  const per = (s: number) => num((s / g.writes) * 1000);
+  return ` (kine ${per(g.serverCpuS - g.databaseCpuS)} + database ${per(g.databaseCpuS)})`;
+}
+
 function ratio(ours: number, etcd: number | undefined): string {
   if (etcd === undefined || !(etcd > 0) || !Number.isFinite(ours)) return "";
   return ` (${(ours / etcd).toFixed(2)}×)`;
@@ -259,7 +268,7 @@ export function table(results: Result[], skips: Skip[]): string {
         const cpu = g.writes > 0
           ? `${num((g.serverCpuS / g.writes) * 1000)} s/1k writes${
             ratio(g.serverCpuS / g.writes, e && e.serverCpuS / e.writes)
-          }, ${cpuPct}`
+          }${databaseShare(g)}, ${cpuPct}`
           : `${num(perRound(g))} s per run${ratio(perRound(g), e && perRound(e))}, ${cpuPct}`;
         const lg = g.loadgenCpuS > 0
           ? `${num(g.loadgenCpuS)} s, ${Math.round((g.loadgenCpuS / g.wallS) * 100)}% of a core`

@@ -18,7 +18,7 @@ import {
 import { HealthProbe } from "./probe.ts";
 import { PARTIAL } from "./summary.ts";
 import { capture } from "./process.ts";
-import { coreBusySeconds, cpuSeconds, memory, RssSampler } from "./procfs.ts";
+import { coreBusySeconds, cpuSeconds, memory, RssSampler, treeCpuSeconds } from "./procfs.ts";
 import {
   databaseMemory,
   type Server,
@@ -61,6 +61,8 @@ export interface Sample {
   writes: number;
   /** CPU of the whole stack: servers plus their database server. */
   serverCpuS: number;
+  /** The database server's part of {@link serverCpuS}, where it has one. */
+  databaseCpuS?: number;
   loadgenCpuS: number;
   /**
    * CPU that processes outside the bench used meanwhile: on the server's core
@@ -289,6 +291,7 @@ async function measure<T>(
   const probe = await HealthProbe.start(ctx.loadgen, target(stack));
   const rss = new StackRss(stack);
   const cpu0 = stackCpuSeconds(stack);
+  const db0 = stack.db ? treeCpuSeconds(stack.db.pid) : 0;
   const lg0 = ctx.loadgen.cpuSeconds();
   const self0 = cpuSeconds(Deno.pid);
   const busy0 = coreBusySeconds();
@@ -328,6 +331,7 @@ async function measure<T>(
     rate: true,
     writes: 0,
     serverCpuS,
+    databaseCpuS: stack.db ? treeCpuSeconds(stack.db.pid) - db0 : undefined,
     loadgenCpuS,
     otherCpuS: busy.length ? Math.max(0, otherCpuS) : undefined,
     peakRss: stackPeakRss(stack),
