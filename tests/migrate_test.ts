@@ -18,6 +18,8 @@ import {
   type Status,
 } from "../lib/backend/types.ts";
 import { AUTH_KEY } from "../lib/auth/store.ts";
+import { type AuthState, decodeState } from "../lib/auth/state.ts";
+import { PasswordPool } from "../lib/auth/passwords.ts";
 import { migrate, type MigrateOptions, parseMigrateArgs } from "../lib/migrate/mod.ts";
 import { Progress, type ProgressSink } from "../lib/migrate/progress.ts";
 import { b, connect, s } from "./helpers/client.ts";
@@ -636,10 +638,20 @@ Deno.test("kine migrate --from etcds:// with a client certificate and a user, au
     };
     await ctl(["put", "/registry/secret", "s"]);
     await ctl(["user", "add", "root:rootpw"]);
+    await ctl(["role", "add", "reader"]);
+    await ctl(["role", "grant-permission", "reader", "read", "/registry/", "--prefix"]);
+    await ctl(["role", "grant-permission", "reader", "readwrite", "/tmp/x"]);
+    await ctl(["user", "add", "alice:alicepw"]);
+    await ctl(["user", "add", "bob:bobpw"]);
+    await ctl(["user", "grant-role", "alice", "reader"]);
+    await ctl(["user", "grant-role", "bob", "reader"]);
     await ctl(["auth", "enable"]);
     const dst = `sqlite://${dir}/target.db`;
+    await Deno.writeTextFile(`${dir}/passwords`, "# known\nalice:alicepw\n");
     const from = (user: string) =>
       options([
+        "--from-user-password-file",
+        `${dir}/passwords`,
         "--from",
         `etcds://${target}`,
         "--from-cacert",
@@ -657,15 +669,48 @@ Deno.test("kine migrate --from etcds:// with a client certificate and a user, au
       migrate(from("root:wrong"), silentLogger, QUIET, () => false),
       /source etcds:\/\/localhost:\d+: .*authentication failed/,
     );
-    assert.equal(await migrate(from("root:rootpw"), silentLogger, QUIET, () => false), 0);
-    const k = await open(dst);
+    const output: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => output.push(line);
     try {
-      assert.deepEqual((await at(k, 0)).map((kv) => [kv.key, kv.value]), [
+      assert.equal(await migrate(from("root:rootpw"), silentLogger, QUIET, () => false), 0);
+    } finally {
+      console.log = log;
+    }
+    assert.match(output.join("\n"), /auth enabled: 3 users and 2 roles copied/);
+    assert.match(output.join("\n"), /users without a password .*: bob$/m);
+    const k = await open(dst);
+    let state: AuthState;
+    try {
+      const kvs = await at(k, 0);
+      assert.deepEqual(kvs.filter((kv) => kv.key !== AUTH_KEY).map((kv) => [kv.key, kv.value]), [
         ["/registry/health", '{"health":"true"}'],
         ["/registry/secret", "s"],
       ]);
+      state = decodeState(enc.encode(kvs.find((kv) => kv.key === AUTH_KEY)!.value));
     } finally {
       await k.close();
+    }
+    assert.equal(state.enabled, true);
+    assert.deepEqual(
+      [...state.users.values()].map((u) => [u.name, u.roles, u.noPassword]),
+      [["alice", ["reader"], false], ["bob", ["reader"], false], ["root", ["root"], false]],
+    );
+    assert.deepEqual(state.roles.get("reader")?.perms.map((p) => [p.type, s(p.key), s(p.end)]), [
+      ["READ", "/registry/", "/registry0"],
+      ["READWRITE", "/tmp/x", ""],
+    ]);
+    // Passwords known to the copy work; bob's is unknown, so no password lets him in.
+    const pool = new PasswordPool();
+    try {
+      const check = (name: string, pw: string) =>
+        pool.check(enc.encode(pw), state.users.get(name)!.password);
+      assert.equal(await check("root", "rootpw"), true);
+      assert.equal(await check("alice", "alicepw"), true);
+      assert.equal(await check("alice", "bobpw"), false);
+      assert.equal(await check("bob", "bobpw"), false);
+    } finally {
+      pool.close();
     }
   }, true);
 });

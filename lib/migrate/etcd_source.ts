@@ -14,6 +14,7 @@ import { gapRecord } from "../backend/logstructured/events.ts";
 import type { KvPager } from "./digest.ts";
 import { FIRST_KEY } from "./digest.ts";
 import { connectEtcd, type EtcdConnection, etcdPage, leaseId } from "./etcd_client.ts";
+import { type EtcdAuth, readEtcdAuth } from "./etcd_auth.ts";
 import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
 import { MigrateError } from "./copy.ts";
@@ -27,7 +28,7 @@ const OUT_OF_RANGE = 11;
 
 /** Opens a live etcd as a source. */
 export async function openEtcdSource(side: Side): Promise<EtcdSource> {
-  return new EtcdSource(await connectEtcd(side));
+  return new EtcdSource(await connectEtcd(side), side);
 }
 
 /** A key moved to a fresh revision: its etcd mod revision and the one it got. */
@@ -47,7 +48,12 @@ export class EtcdSource implements MigrateSource {
   #failure?: Error;
   readonly #wake = new Wake();
 
-  constructor(private readonly etcd: EtcdConnection) {}
+  constructor(private readonly etcd: EtcdConnection, private readonly side: Side) {}
+
+  /** etcd's users and roles as kine's auth state. */
+  auth(): Promise<EtcdAuth | { notes: string[] } | undefined> {
+    return readEtcdAuth(this.etcd, this.side);
+  }
 
   /** Reads the whole key space at etcd's current revision; returns the revision the copy ends at. */
   async pin(): Promise<number> {
