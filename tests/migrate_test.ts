@@ -28,6 +28,8 @@ import { makeCerts } from "./helpers/certs.ts";
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { etcdctl } from "./helpers/etcdctl.ts";
+import { startTestKine } from "./helpers/kine.ts";
+import { WatchClient } from "./helpers/watch.ts";
 import { leaseId } from "../lib/migrate/etcd_client.ts";
 import { BACKENDS, MYSQL, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
 
@@ -467,7 +469,9 @@ Deno.test("kine migrate --from etcd: revisions, versions, leases, compaction; on
         (await at(k, 0)).find((kv) => kv.key === "/registry/health")?.modRevision,
         head + 3,
       );
-      assert.equal(status.compactRevision, compact);
+      // Only the live keys were copied: history below etcd's head reads as compacted.
+      assert.ok(compact < head);
+      assert.equal(status.compactRevision, head);
       const moved = new Map([["/registry/t2", head + 1], ["/registry/t3", head + 2]]);
       const expected = before.map((kv: any) =>
         moved.has(kv.key)
@@ -735,6 +739,102 @@ Deno.test("kine migrate names a key the target cannot store before writing anyth
       assert.equal((rows as { n: number }[])[0].n, 0);
     } finally {
       await conn.end();
+    }
+  });
+});
+
+/** The events a watch from `from` with previous values gets, up to revision `upTo`. */
+async function watched(endpoint: string, from: number, upTo: number) {
+  const w = new WatchClient(endpoint);
+  try {
+    w.create({ key: "/registry/", rangeEnd: "/registry0", startRevision: from, prevKv: true });
+    const all: any[] = [];
+    await w.waitFor(
+      (r) => {
+        all.push(...r.events);
+        return r.canceled || all.some((e) => Number(e.kv.mod_revision) >= upTo);
+      },
+      10_000,
+    );
+    const kv = (kv: any) =>
+      kv && {
+        key: s(kv.key),
+        value: s(kv.value),
+        create: Number(kv.create_revision),
+        mod: Number(kv.mod_revision),
+        version: Number(kv.version),
+      };
+    return all.filter((e) => Number(e.kv.mod_revision) <= upTo)
+      .map((e) => ({ type: e.type, kv: kv(e.kv), prev: kv(e.prev_kv) }));
+  } finally {
+    await w.close();
+  }
+}
+
+Deno.test("kine migrate --from etcd --follow: a watch on kine from a resourceVersion read on etcd gets etcd's events", async () => {
+  await withEtcd(async (target, dir) => {
+    const c = connect(target);
+    const dst = `sqlite://${dir}/target.db`;
+    let rv = 0;
+    let head = 0;
+    try {
+      for (let i = 0; i < 10; i++) await c.kv.put({ key: b(`/registry/w${i}`), value: b(`v${i}`) });
+      const log = console.log;
+      let following!: () => void;
+      const ready = new Promise<void>((r) => following = r);
+      console.log = (line: string) => {
+        if (line.startsWith("following")) following();
+      };
+      try {
+        const copy = migrate(
+          options([
+            "--from",
+            `etcd://${target}`,
+            "--to",
+            dst,
+            "--follow",
+            "--until-idle",
+            "1500ms",
+          ]),
+          silentLogger,
+          QUIET,
+          () => false,
+        );
+        await ready;
+        // A list's resourceVersion, as an informer reads it before it watches.
+        rv = (await c.kv.range({ key: b("/registry/"), range_end: b("/registry0") })).header
+          .revision;
+        for (let i = 0; i < 30; i++) {
+          head = (await c.kv.put({ key: b(`/registry/w${i % 12}`), value: b(`u${i}`) })).header
+            .revision;
+          if (i % 5 === 0) {
+            head = (await c.kv.deleteRange({ key: b(`/registry/w${(i + 3) % 12}`) })).header
+              .revision;
+          }
+        }
+        assert.equal(await copy, 0);
+      } finally {
+        console.log = log;
+      }
+    } finally {
+      c.close();
+    }
+    const k = await startTestKine({ endpoint: dst });
+    try {
+      const theirs = await watched(target, rv + 1, head);
+      assert.ok(theirs.length >= 36);
+      assert.deepEqual(await watched(k.endpoint, rv + 1, head), theirs);
+      // Below the copy's revision kine has no history: the watch is refused as compacted.
+      const w = new WatchClient(k.endpoint);
+      try {
+        w.create({ key: "/registry/", rangeEnd: "/registry0", startRevision: 2 });
+        const r = await w.waitFor((r) => r.canceled || r.compact_revision > 0);
+        assert.ok(r.compact_revision > 2);
+      } finally {
+        await w.close();
+      }
+    } finally {
+      await k.close();
     }
   });
 });
