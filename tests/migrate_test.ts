@@ -14,6 +14,7 @@ import {
   type Event,
   FROM_KEY,
   type KeyValue,
+  type LogRecord,
   plainRange,
   type Status,
 } from "../lib/backend/types.ts";
@@ -31,7 +32,16 @@ import { etcdctl } from "./helpers/etcdctl.ts";
 import { startTestKine } from "./helpers/kine.ts";
 import { WatchClient } from "./helpers/watch.ts";
 import { leaseId } from "../lib/migrate/etcd_client.ts";
-import { BACKENDS, MYSQL, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
+import {
+  BACKENDS,
+  MYSQL,
+  NATS,
+  PG_URL,
+  POSTGRES,
+  SQLITE,
+  type TestBackend,
+} from "./helpers/backends.ts";
+import { type Importer, openImporter } from "../lib/backend/import.ts";
 
 const enc = new TextEncoder();
 const QUIET: ProgressSink = { write: () => {}, isTerminal: false };
@@ -836,5 +846,69 @@ Deno.test("kine migrate --from etcd --follow: a watch on kine from a resourceVer
     } finally {
       await k.close();
     }
+  });
+});
+
+/** A log row creating `name` at revision `id`, for an importer. */
+function row(id: number, name: string): LogRecord {
+  return {
+    id,
+    name,
+    created: true,
+    deleted: false,
+    createRevision: 0,
+    prevRevision: 0,
+    lease: 0,
+    value: enc.encode(name),
+    oldValue: null,
+    version: 1,
+  };
+}
+
+/** An importer on `endpoint`, closed after `fn`. */
+async function withImporter(endpoint: string, fn: (importer: Importer) => Promise<void>) {
+  const importer = await openImporter(
+    backendOptions({ ...defaultConfig(), endpoint }, silentLogger),
+  );
+  try {
+    await fn(importer);
+  } finally {
+    await importer.close();
+  }
+}
+
+Deno.test("kine migrate into PostgreSQL: a batch the server refuses mid-COPY fails whole", async () => {
+  await withStores([POSTGRES, POSTGRES], async (_src, dst) => {
+    await withImporter(dst, async (importer) => {
+      const { head } = await importer.state();
+      await importer.importRows([row(head + 1, "/a"), row(head + 2, "/b")]);
+      // The second row repeats a revision: the primary key refuses it after the first was sent.
+      await assert.rejects(
+        importer.importRows([row(head + 3, "/c"), row(head + 2, "/d")]),
+        /COPY refused/,
+      );
+      assert.deepEqual(await importer.state(), { rows: head + 2, head: head + 2, marker: null });
+      await importer.importRows([row(head + 3, "/c")]);
+      assert.equal((await importer.state()).head, head + 3);
+    });
+  });
+});
+
+Deno.test("kine migrate into NATS: a row JetStream refuses (another writer took its sequence) fails the batch", async () => {
+  await withStores([NATS, NATS], async (_src, dst) => {
+    await withImporter(dst, async (importer) => {
+      const { head } = await importer.state();
+      await importer.importRows([row(head + 1, "/a"), row(head + 2, "/b")]);
+      // Another writer appends: the importer's next expected sequence is taken.
+      const other = await open(dst);
+      const taken = (await put(other, "/other", "x")).revision;
+      await other.close();
+      await assert.rejects(
+        importer.importRows([row(head + 3, "/c"), row(head + 4, "/d")]),
+        /JetStream: wrong last sequence/,
+      );
+      // Neither row landed: the stream ends at the other writer's message.
+      assert.equal((await importer.state()).head, taken);
+    });
   });
 });
