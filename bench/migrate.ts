@@ -5,6 +5,14 @@
  * real command, and prints rows/s and whether the digests matched.
  *
  *   deno run -A bench/migrate.ts [--rows 200000] [--pairs sqlite:postgres,etcd:sqlite]
+ *     [--follow sqlite:postgres] [--rate 500] [--seconds 20]
+ *
+ * `--follow SRC:DST` (SQL targets) adds the cut-over row: after a copy of
+ * `--rows` revisions, `kine migrate --follow` tails the source while writers
+ * put `--rate` keys a second for `--seconds`; each write's lag is the time
+ * from its commit on the source until the target's highest id (polled every
+ * 10 ms) reaches its revision. Printed: the rate achieved, lag p50/p99/max,
+ * and the digest the command compares once the writers stopped.
  *
  * Uses the shared PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306) and
  * NATS (127.0.0.1:4222) of the test machine, in databases and buckets of its
@@ -30,7 +38,13 @@ function flag(name: string, fallback: string): string {
   return fallback;
 }
 
-const args = { rows: flag("rows", "200000"), pairs: flag("pairs", "sqlite:postgres,etcd:sqlite") };
+const args = {
+  rows: flag("rows", "200000"),
+  pairs: flag("pairs", "sqlite:postgres,etcd:sqlite"),
+  follow: flag("follow", ""),
+  rate: Number(flag("rate", "500")),
+  seconds: Number(flag("seconds", "20")),
+};
 const ROWS = Number(args.rows);
 const VALUE = new Uint8Array(1024).map((_, i) => 97 + (i % 26));
 const KEYS = ROWS / 2;
@@ -126,18 +140,18 @@ async function inParallel(n: number, width: number, fn: (i: number) => Promise<u
   }));
 }
 
-async function timeMigrate(from: string, to: string): Promise<string> {
-  const started = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "migrate"].concat([
-      "--from",
-      from,
-      "--to",
-      to,
-    ]),
+/** `kine migrate` as its own process, with its output piped. */
+function migrateCommand(args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "migrate", ...args],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+async function timeMigrate(from: string, to: string): Promise<string> {
+  const started = performance.now();
+  const out = await migrateCommand(["--from", from, "--to", to]).output();
   const wall = (performance.now() - started) / 1000;
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) throw new Error(`migrate failed: ${new TextDecoder().decode(out.stderr)}`);
@@ -147,7 +161,119 @@ async function timeMigrate(from: string, to: string): Promise<string> {
     `whole command ${wall.toFixed(1)} s; ${digest}`;
 }
 
-for (const pair of args.pairs.split(",")) {
+/** The highest id of a SQL target's log (0 while its table does not exist yet). */
+function targetHead(kind: string, endpoint: string): { head(): Promise<number>; close(): void } {
+  const name = endpoint.split("/").pop()!.split("?")[0];
+  if (kind === "postgres") {
+    const sql = postgres(`postgres://postgres@127.0.0.1:5432/${name}`, { max: 1 });
+    return {
+      head: () => sql`SELECT MAX(id) AS m FROM kine`.then((r) => Number(r[0].m ?? 0), () => 0),
+      close: () => void sql.end(),
+    };
+  }
+  if (kind === "mysql") {
+    const pool = mysql.createPool({ host: "127.0.0.1", user: "root", database: name });
+    return {
+      head: () =>
+        pool.query("SELECT MAX(id) AS m FROM kine").then(
+          ([rows]) => Number((rows as { m: number }[])[0].m ?? 0),
+          () => 0,
+        ),
+      close: () => void pool.end(),
+    };
+  }
+  throw new Error(`--follow measures SQL targets on postgres or mysql, not ${kind}`);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+}
+
+/** The cut-over row: lag of `kine migrate --follow` under steady writes, then the digest. */
+async function followRow(from: string, to: string): Promise<string> {
+  const source = await kineStore(from, "fsrc");
+  const target = await kineStore(to, "fdst");
+  const poll = targetHead(to, target.endpoint);
+  try {
+    await fillKine(from, source.endpoint);
+    const { backend } = await openBackend(
+      backendOptions({ ...defaultConfig(), endpoint: source.endpoint }, silentLogger),
+    );
+    await backend.start();
+    const start = await backend.latestRevision();
+    const child = migrateCommand([
+      "--from",
+      source.endpoint,
+      "--to",
+      target.endpoint,
+      "--follow",
+      "--until-idle",
+      "3s",
+    ]).spawn();
+    const output = child.output();
+    while (await poll.head() < start) await new Promise((r) => setTimeout(r, 50));
+    const committed = new Map<number, number>();
+    const seen = new Map<number, number>();
+    let polling = true;
+    let newest = 0;
+    const poller = (async () => {
+      let last = start;
+      // Until the target has every write (or, if the command died, 30 s after the writers).
+      let deadline = Infinity;
+      while ((polling || last < newest) && performance.now() < deadline) {
+        if (!polling) deadline = Math.min(deadline, performance.now() + 30_000);
+        const head = await poll.head();
+        const now = performance.now();
+        for (let rev = last + 1; rev <= head; rev++) seen.set(rev, now);
+        last = Math.max(last, head);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    // A tick every 10 ms writes the puts due by then, so the rate holds when a tick runs late.
+    const began = performance.now();
+    let written = 0;
+    while (performance.now() - began < args.seconds * 1000) {
+      const due = Math.floor(((performance.now() - began) / 1000) * args.rate) - written;
+      await Promise.all(Array.from({ length: due }, async () => {
+        const i = written++;
+        const r = await backend.txn({
+          compare: [],
+          success: [put(`/registry/live/${i % 1000}`)],
+          failure: [],
+        });
+        committed.set(r.revision, performance.now());
+        newest = Math.max(newest, r.revision);
+      }));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const took = (performance.now() - began) / 1000;
+    await backend.close();
+    polling = false;
+    await poller;
+    const out = await output;
+    const text = new TextDecoder().decode(out.stdout);
+    if (!out.success) throw new Error(`migrate failed: ${new TextDecoder().decode(out.stderr)}`);
+    const lags = [...committed].map(([rev, at]) => (seen.get(rev) ?? Infinity) - at)
+      .sort((a, b) => a - b);
+    const digest = /digest at revision \d+: (.*)$/m.exec(text)?.[1] ?? "?";
+    return `${written} writes in ${took.toFixed(1)} s (${Math.round(written / took)}/s); ` +
+      `lag p50 ${percentile(lags, 0.5).toFixed(0)} ms, p99 ${
+        percentile(lags, 0.99).toFixed(0)
+      } ms, ` +
+      `max ${lags.at(-1)?.toFixed(0)} ms; ${digest}`;
+  } finally {
+    poll.close();
+    await source.drop();
+    await target.drop();
+  }
+}
+
+if (args.follow) {
+  const [from, to] = args.follow.split(":");
+  console.log(`${from} -> ${to} --follow at ${args.rate} writes/s: ` + await followRow(from, to));
+}
+
+for (const pair of args.pairs.split(",").filter((p) => p !== "")) {
   const [from, to] = pair.split(":");
   const target = await kineStore(to, "dst");
   let source: Store;

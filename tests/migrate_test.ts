@@ -14,10 +14,13 @@ import {
   type Event,
   FROM_KEY,
   type KeyValue,
+  type LogRecord,
   plainRange,
   type Status,
 } from "../lib/backend/types.ts";
 import { AUTH_KEY } from "../lib/auth/store.ts";
+import { type AuthState, decodeState } from "../lib/auth/state.ts";
+import { PasswordPool } from "../lib/auth/passwords.ts";
 import { migrate, type MigrateOptions, parseMigrateArgs } from "../lib/migrate/mod.ts";
 import { Progress, type ProgressSink } from "../lib/migrate/progress.ts";
 import { b, connect, s } from "./helpers/client.ts";
@@ -26,8 +29,19 @@ import { makeCerts } from "./helpers/certs.ts";
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { etcdctl } from "./helpers/etcdctl.ts";
+import { startTestKine } from "./helpers/kine.ts";
+import { WatchClient } from "./helpers/watch.ts";
 import { leaseId } from "../lib/migrate/etcd_client.ts";
-import { BACKENDS, MYSQL, PG_URL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
+import {
+  BACKENDS,
+  MYSQL,
+  NATS,
+  PG_URL,
+  POSTGRES,
+  SQLITE,
+  type TestBackend,
+} from "./helpers/backends.ts";
+import { type Importer, openImporter } from "../lib/backend/import.ts";
 
 const enc = new TextEncoder();
 const QUIET: ProgressSink = { write: () => {}, isTerminal: false };
@@ -465,7 +479,9 @@ Deno.test("kine migrate --from etcd: revisions, versions, leases, compaction; on
         (await at(k, 0)).find((kv) => kv.key === "/registry/health")?.modRevision,
         head + 3,
       );
-      assert.equal(status.compactRevision, compact);
+      // Only the live keys were copied: history below etcd's head reads as compacted.
+      assert.ok(compact < head);
+      assert.equal(status.compactRevision, head);
       const moved = new Map([["/registry/t2", head + 1], ["/registry/t3", head + 2]]);
       const expected = before.map((kv: any) =>
         moved.has(kv.key)
@@ -636,10 +652,20 @@ Deno.test("kine migrate --from etcds:// with a client certificate and a user, au
     };
     await ctl(["put", "/registry/secret", "s"]);
     await ctl(["user", "add", "root:rootpw"]);
+    await ctl(["role", "add", "reader"]);
+    await ctl(["role", "grant-permission", "reader", "read", "/registry/", "--prefix"]);
+    await ctl(["role", "grant-permission", "reader", "readwrite", "/tmp/x"]);
+    await ctl(["user", "add", "alice:alicepw"]);
+    await ctl(["user", "add", "bob:bobpw"]);
+    await ctl(["user", "grant-role", "alice", "reader"]);
+    await ctl(["user", "grant-role", "bob", "reader"]);
     await ctl(["auth", "enable"]);
     const dst = `sqlite://${dir}/target.db`;
+    await Deno.writeTextFile(`${dir}/passwords`, "# known\nalice:alicepw\n");
     const from = (user: string) =>
       options([
+        "--from-user-password-file",
+        `${dir}/passwords`,
         "--from",
         `etcds://${target}`,
         "--from-cacert",
@@ -657,15 +683,48 @@ Deno.test("kine migrate --from etcds:// with a client certificate and a user, au
       migrate(from("root:wrong"), silentLogger, QUIET, () => false),
       /source etcds:\/\/localhost:\d+: .*authentication failed/,
     );
-    assert.equal(await migrate(from("root:rootpw"), silentLogger, QUIET, () => false), 0);
-    const k = await open(dst);
+    const output: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => output.push(line);
     try {
-      assert.deepEqual((await at(k, 0)).map((kv) => [kv.key, kv.value]), [
+      assert.equal(await migrate(from("root:rootpw"), silentLogger, QUIET, () => false), 0);
+    } finally {
+      console.log = log;
+    }
+    assert.match(output.join("\n"), /auth enabled: 3 users and 2 roles copied/);
+    assert.match(output.join("\n"), /users without a password .*: bob$/m);
+    const k = await open(dst);
+    let state: AuthState;
+    try {
+      const kvs = await at(k, 0);
+      assert.deepEqual(kvs.filter((kv) => kv.key !== AUTH_KEY).map((kv) => [kv.key, kv.value]), [
         ["/registry/health", '{"health":"true"}'],
         ["/registry/secret", "s"],
       ]);
+      state = decodeState(enc.encode(kvs.find((kv) => kv.key === AUTH_KEY)!.value));
     } finally {
       await k.close();
+    }
+    assert.equal(state.enabled, true);
+    assert.deepEqual(
+      [...state.users.values()].map((u) => [u.name, u.roles, u.noPassword]),
+      [["alice", ["reader"], false], ["bob", ["reader"], false], ["root", ["root"], false]],
+    );
+    assert.deepEqual(state.roles.get("reader")?.perms.map((p) => [p.type, s(p.key), s(p.end)]), [
+      ["READ", "/registry/", "/registry0"],
+      ["READWRITE", "/tmp/x", ""],
+    ]);
+    // Passwords known to the copy work; bob's is unknown, so no password lets him in.
+    const pool = new PasswordPool();
+    try {
+      const check = (name: string, pw: string) =>
+        pool.check(enc.encode(pw), state.users.get(name)!.password);
+      assert.equal(await check("root", "rootpw"), true);
+      assert.equal(await check("alice", "alicepw"), true);
+      assert.equal(await check("alice", "bobpw"), false);
+      assert.equal(await check("bob", "bobpw"), false);
+    } finally {
+      pool.close();
     }
   }, true);
 });
@@ -691,5 +750,165 @@ Deno.test("kine migrate names a key the target cannot store before writing anyth
     } finally {
       await conn.end();
     }
+  });
+});
+
+/** The events a watch from `from` with previous values gets, up to revision `upTo`. */
+async function watched(endpoint: string, from: number, upTo: number) {
+  const w = new WatchClient(endpoint);
+  try {
+    w.create({ key: "/registry/", rangeEnd: "/registry0", startRevision: from, prevKv: true });
+    const all: any[] = [];
+    await w.waitFor(
+      (r) => {
+        all.push(...r.events);
+        return r.canceled || all.some((e) => Number(e.kv.mod_revision) >= upTo);
+      },
+      10_000,
+    );
+    const kv = (kv: any) =>
+      kv && {
+        key: s(kv.key),
+        value: s(kv.value),
+        create: Number(kv.create_revision),
+        mod: Number(kv.mod_revision),
+        version: Number(kv.version),
+      };
+    return all.filter((e) => Number(e.kv.mod_revision) <= upTo)
+      .map((e) => ({ type: e.type, kv: kv(e.kv), prev: kv(e.prev_kv) }));
+  } finally {
+    await w.close();
+  }
+}
+
+Deno.test("kine migrate --from etcd --follow: a watch on kine from a resourceVersion read on etcd gets etcd's events", async () => {
+  await withEtcd(async (target, dir) => {
+    const c = connect(target);
+    const dst = `sqlite://${dir}/target.db`;
+    let rv = 0;
+    let head = 0;
+    try {
+      for (let i = 0; i < 10; i++) await c.kv.put({ key: b(`/registry/w${i}`), value: b(`v${i}`) });
+      const log = console.log;
+      let following!: () => void;
+      const ready = new Promise<void>((r) => following = r);
+      console.log = (line: string) => {
+        if (line.startsWith("following")) following();
+      };
+      try {
+        const copy = migrate(
+          options([
+            "--from",
+            `etcd://${target}`,
+            "--to",
+            dst,
+            "--follow",
+            "--until-idle",
+            "1500ms",
+          ]),
+          silentLogger,
+          QUIET,
+          () => false,
+        );
+        await ready;
+        // A list's resourceVersion, as an informer reads it before it watches.
+        rv = (await c.kv.range({ key: b("/registry/"), range_end: b("/registry0") })).header
+          .revision;
+        for (let i = 0; i < 30; i++) {
+          head = (await c.kv.put({ key: b(`/registry/w${i % 12}`), value: b(`u${i}`) })).header
+            .revision;
+          if (i % 5 === 0) {
+            head = (await c.kv.deleteRange({ key: b(`/registry/w${(i + 3) % 12}`) })).header
+              .revision;
+          }
+        }
+        assert.equal(await copy, 0);
+      } finally {
+        console.log = log;
+      }
+    } finally {
+      c.close();
+    }
+    const k = await startTestKine({ endpoint: dst });
+    try {
+      const theirs = await watched(target, rv + 1, head);
+      assert.ok(theirs.length >= 36);
+      assert.deepEqual(await watched(k.endpoint, rv + 1, head), theirs);
+      // Below the copy's revision kine has no history: the watch is refused as compacted.
+      const w = new WatchClient(k.endpoint);
+      try {
+        w.create({ key: "/registry/", rangeEnd: "/registry0", startRevision: 2 });
+        const r = await w.waitFor((r) => r.canceled || r.compact_revision > 0);
+        assert.ok(r.compact_revision > 2);
+      } finally {
+        await w.close();
+      }
+    } finally {
+      await k.close();
+    }
+  });
+});
+
+/** A log row creating `name` at revision `id`, for an importer. */
+function row(id: number, name: string): LogRecord {
+  return {
+    id,
+    name,
+    created: true,
+    deleted: false,
+    createRevision: 0,
+    prevRevision: 0,
+    lease: 0,
+    value: enc.encode(name),
+    oldValue: null,
+    version: 1,
+  };
+}
+
+/** An importer on `endpoint`, closed after `fn`. */
+async function withImporter(endpoint: string, fn: (importer: Importer) => Promise<void>) {
+  const importer = await openImporter(
+    backendOptions({ ...defaultConfig(), endpoint }, silentLogger),
+  );
+  try {
+    await fn(importer);
+  } finally {
+    await importer.close();
+  }
+}
+
+Deno.test("kine migrate into PostgreSQL: a batch the server refuses mid-COPY fails whole", async () => {
+  await withStores([POSTGRES, POSTGRES], async (_src, dst) => {
+    await withImporter(dst, async (importer) => {
+      const { head } = await importer.state();
+      await importer.importRows([row(head + 1, "/a"), row(head + 2, "/b")]);
+      // The second row repeats a revision: the primary key refuses it after the first was sent.
+      await assert.rejects(
+        importer.importRows([row(head + 3, "/c"), row(head + 2, "/d")]),
+        /COPY refused/,
+      );
+      assert.deepEqual(await importer.state(), { rows: head + 2, head: head + 2, marker: null });
+      await importer.importRows([row(head + 3, "/c")]);
+      assert.equal((await importer.state()).head, head + 3);
+    });
+  });
+});
+
+Deno.test("kine migrate into NATS: a row JetStream refuses (another writer took its sequence) fails the batch", async () => {
+  await withStores([NATS, NATS], async (_src, dst) => {
+    await withImporter(dst, async (importer) => {
+      const { head } = await importer.state();
+      await importer.importRows([row(head + 1, "/a"), row(head + 2, "/b")]);
+      // Another writer appends: the importer's next expected sequence is taken.
+      const other = await open(dst);
+      const taken = (await put(other, "/other", "x")).revision;
+      await other.close();
+      await assert.rejects(
+        importer.importRows([row(head + 3, "/c"), row(head + 4, "/d")]),
+        /JetStream: wrong last sequence/,
+      );
+      // Neither row landed: the stream ends at the other writer's message.
+      assert.equal((await importer.state()).head, taken);
+    });
   });
 });

@@ -12,6 +12,9 @@ export type Call = (method: string, request: Record<string, unknown>) => Promise
 export interface EtcdConnection {
   kv: Call;
   lease: Call;
+  auth: Call;
+  /** True when etcd refuses a call that carries no token: auth is enabled. */
+  authEnabled(): Promise<boolean>;
   /**
    * Watches every key from `startRevision` with previous values; `onResponse`
    * gets each WatchResponse, `onError` a stream failure. Returns a cancel.
@@ -70,11 +73,11 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
     watch: new etcd.Watch(target, credentials, opts),
   };
   const metadata = new grpc.Metadata();
-  const call = (stub: any): Call => (method, request) =>
+  const call = (stub: any, meta = metadata): Call => (method, request) =>
     new Promise((resolve, reject) =>
       stub[method](
         request,
-        metadata,
+        meta,
         { deadline: Date.now() + 30_000 },
         (err: unknown, res: unknown) => (err ? reject(err) : resolve(res)),
       )
@@ -108,7 +111,17 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
     });
     return () => stream.cancel();
   };
-  return { kv: call(stubs.kv), lease: call(stubs.lease), watch, close };
+  // etcd 3.4 has no AuthStatus: a user list without a token is refused exactly when auth is on.
+  const authEnabled = () =>
+    call(stubs.auth, new grpc.Metadata())("UserList", {}).then(() => false, () => true);
+  return {
+    kv: call(stubs.kv),
+    lease: call(stubs.lease),
+    auth: call(stubs.auth),
+    authEnabled,
+    watch,
+    close,
+  };
 }
 
 const enc = new TextEncoder();

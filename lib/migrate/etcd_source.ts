@@ -2,7 +2,7 @@
  * A live etcd as a copy's source: every key at one revision, read in pages,
  * becomes one kine row with etcd's create and mod revisions, version, lease
  * and value; leases are re-created with their remaining TTL; the compact
- * revision is etcd's (found by probing reads below the head).
+ * revision is etcd's head at the copy, since no history below it is copied.
  *
  * kine keeps one row per revision, where etcd gives every key a multi-key txn
  * wrote the same revision: the first key (in key order) of such a revision
@@ -14,20 +14,18 @@ import { gapRecord } from "../backend/logstructured/events.ts";
 import type { KvPager } from "./digest.ts";
 import { FIRST_KEY } from "./digest.ts";
 import { connectEtcd, type EtcdConnection, etcdPage, leaseId } from "./etcd_client.ts";
+import { type EtcdAuth, readEtcdAuth } from "./etcd_auth.ts";
 import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
 import { MigrateError } from "./copy.ts";
 import { Wake } from "./wake.ts";
 
 const PAGE = 1000;
-const enc = new TextEncoder();
 const dec = new TextDecoder();
-/** gRPC status of etcd's "required revision has been compacted". */
-const OUT_OF_RANGE = 11;
 
 /** Opens a live etcd as a source. */
 export async function openEtcdSource(side: Side): Promise<EtcdSource> {
-  return new EtcdSource(await connectEtcd(side));
+  return new EtcdSource(await connectEtcd(side), side);
 }
 
 /** A key moved to a fresh revision: its etcd mod revision and the one it got. */
@@ -39,7 +37,8 @@ interface Moved {
 export class EtcdSource implements MigrateSource {
   #rows: LogRecord[] = [];
   #head = 0;
-  #compact = 0;
+  /** etcd's head when the copy read it: the history below it is not copied. */
+  #pinned = 0;
   readonly #moved = new Map<string, Moved>();
   /** The id of each key's last row, for the previous revision of the rows a watch adds. */
   readonly #last = new Map<string, number>();
@@ -47,13 +46,18 @@ export class EtcdSource implements MigrateSource {
   #failure?: Error;
   readonly #wake = new Wake();
 
-  constructor(private readonly etcd: EtcdConnection) {}
+  constructor(private readonly etcd: EtcdConnection, private readonly side: Side) {}
+
+  /** etcd's users and roles as kine's auth state. */
+  auth(): Promise<EtcdAuth | { notes: string[] } | undefined> {
+    return readEtcdAuth(this.etcd, this.side);
+  }
 
   /** Reads the whole key space at etcd's current revision; returns the revision the copy ends at. */
   async pin(): Promise<number> {
     const head = await this.latestRevision();
     this.#head = head;
-    this.#compact = await this.#findCompact(head);
+    this.#pinned = head;
     const byRevision = new Map<number, LogRecord>();
     const shared: LogRecord[] = [];
     let start: string | undefined = FIRST_KEY;
@@ -134,8 +138,13 @@ export class EtcdSource implements MigrateSource {
     return out;
   }
 
+  /**
+   * The revision the copy read etcd at: only the live keys were copied, so a
+   * read or watch below it must be refused as compacted (a client relists),
+   * never answered from an incomplete history.
+   */
   compactRevision(): Promise<number> {
-    return Promise.resolve(this.#compact);
+    return Promise.resolve(this.#pinned);
   }
 
   async latestRevision(): Promise<number> {
@@ -157,33 +166,6 @@ export class EtcdSource implements MigrateSource {
     // Moved keys sort by key as before: only their revisions changed.
     return { kvs, nextKey: r.more ? kvs[kvs.length - 1].key + "\0" : undefined };
   };
-
-  /** The lowest revision etcd still serves, by bisection; 0 when nothing was compacted. */
-  async #findCompact(head: number): Promise<number> {
-    const readable = async (revision: number) => {
-      try {
-        await this.etcd.kv("Range", {
-          key: enc.encode(FIRST_KEY),
-          range_end: enc.encode("\0"),
-          revision,
-          count_only: true,
-        });
-        return true;
-      } catch (err) {
-        if ((err as { code?: number }).code === OUT_OF_RANGE) return false;
-        throw err;
-      }
-    };
-    if (await readable(1)) return 0;
-    let lo = 1; // not readable
-    let hi = head; // readable
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await readable(mid)) hi = mid;
-      else lo = mid;
-    }
-    return hi;
-  }
 
   /**
    * Follows etcd with a watch from the copied revision (with previous values);

@@ -16,6 +16,8 @@ export interface Side {
   /** etcd sources: user and password (`--from-user name:password` or `--from-password`). */
   user: string;
   password: string;
+  /** etcd sources: `name:password` lines, for the users copied from etcd (it keeps only hashes). */
+  passwordFile: string;
 }
 
 export interface MigrateOptions {
@@ -57,6 +59,8 @@ Flags:
                                        do not verify the side's server certificate
   --from-user NAME[:PASSWORD]          etcd source: user (auth enabled)
   --from-password PASSWORD             etcd source: password (or in --from-user)
+  --from-user-password-file FILE       etcd source: name:password lines for the users copied
+                                       (etcd hands out no password hashes; see the README)
   --resume                             continue a copy this command started into TARGET
   --follow                             after the copy, apply the source's changes as they come
   --until-idle DURATION                with --follow: stop after DURATION without changes (e.g. 30s)
@@ -78,6 +82,7 @@ function emptySide(): Side {
     tls: { caFile: "", certFile: "", keyFile: "", skipVerify: false },
     user: "",
     password: "",
+    passwordFile: "",
   };
 }
 
@@ -120,6 +125,7 @@ export function parseMigrateArgs(argv: string[]): MigrateArgs {
         o.from.user = user;
         if (password.length > 0) o.from.password = password.join(":");
       } else if (name === "from-password") o.from.password = value();
+      else if (name === "from-user-password-file") o.from.passwordFile = value();
       else return { kind: "error", message: `unknown flag: --${name}` };
     } catch (err) {
       if (err instanceof FlagError) return { kind: "error", message: err.message };

@@ -17,7 +17,8 @@ import { type BackendOptions, EndpointError, openBackend } from "../backend/endp
 import { type Importer, openImporter } from "../backend/import.ts";
 import { backendOptions } from "../mod.ts";
 import { createLogger, type Logger } from "../log/mod.ts";
-import { checkKeys, copyRows, MigrateError } from "./copy.ts";
+import { AUTH_KEY } from "../auth/store.ts";
+import { checkKeys, copyRows, MigrateError, writeBatch } from "./copy.ts";
 import { backendPager, type Digest, digest, FIRST_KEY } from "./digest.ts";
 import { type MigrateOptions, parseMigrateArgs, type Side } from "./flags.ts";
 import { follow } from "./follow.ts";
@@ -151,6 +152,8 @@ export async function migrate(
         report: say,
       });
     }
+    // Above the digest's revision: the source has no such key to compare it with.
+    await copyAuth(source, target, head, say);
     const leases = await source.leases();
     await target.importLeases(leases);
     const compact = await source.compactRevision();
@@ -214,6 +217,33 @@ async function migrateToEtcd(
 function openSource(o: MigrateOptions, logger: Logger): Promise<MigrateSource> {
   if (isEtcdEndpoint(o.from.endpoint)) return openEtcdSource(o.from);
   return openKineSource(sideOptions(o.from, o, logger));
+}
+
+/**
+ * Users and roles of a source that keeps them outside its keys (etcd), as
+ * kine's auth row, one revision above the copy.
+ */
+async function copyAuth(
+  source: MigrateSource,
+  target: Importer,
+  head: number,
+  say: (line: string) => void,
+): Promise<void> {
+  const auth = await source.auth?.();
+  for (const note of auth?.notes ?? []) say(note);
+  if (!auth?.state) return;
+  await writeBatch(target, [{
+    id: head + 1,
+    name: AUTH_KEY,
+    created: true,
+    deleted: false,
+    createRevision: 0,
+    prevRevision: 0,
+    lease: 0,
+    value: auth.state,
+    oldValue: null,
+    version: 1,
+  }]);
 }
 
 /** Refuses a target that holds data, unless it is this copy's, resumed. */

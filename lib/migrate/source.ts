@@ -24,6 +24,11 @@ export interface MigrateSource {
   readonly pager: KvPager;
   /** What the copy did differently from the source (printed), where anything. */
   notes?(): string[];
+  /**
+   * A source that keeps users and roles outside its keys (etcd): kine's auth
+   * state for them, with lines for the output; undefined where there are none.
+   */
+  auth?(): Promise<{ state?: Uint8Array; notes: string[] } | undefined>;
   /** Resolves at the source's next change, or after `ms`. */
   changed(ms: number): Promise<void>;
   close(): Promise<void>;

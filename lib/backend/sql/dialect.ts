@@ -32,6 +32,12 @@ export interface SqlConn {
    * surfaces at the next statement that is waited for.
    */
   send?(name: string, sql: string): void;
+  /**
+   * Runs a `COPY … FROM STDIN` statement with `data` as its whole input,
+   * where the engine has one (PostgreSQL); settles once the server has taken
+   * it all.
+   */
+  copyIn?(sql: string, data: Uint8Array): Promise<void>;
 }
 
 /** One statement of a {@link SqlDriver.pipeline}, with `?` placeholders already bound. */

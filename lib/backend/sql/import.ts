@@ -1,6 +1,7 @@
 /**
  * Rows written with their ids into a SQL log (kine migrate's target):
- * multi-row INSERTs with explicit ids, one transaction per batch, and the
+ * multi-row INSERTs with explicit ids (PostgreSQL: one binary COPY, see
+ * `pg_copy.ts`), one transaction per batch, and the
  * engine's id sequence moved past them at the end (PostgreSQL; SQLite's
  * AUTOINCREMENT and MySQL's AUTO_INCREMENT follow explicit ids themselves).
  *
@@ -18,13 +19,11 @@ import {
   type SqlOptions,
   type SqlParam,
 } from "./dialect.ts";
+import { COPY_COLUMNS, copyStream } from "./pg_copy.ts";
 import { setUpSchema } from "./schema.ts";
 
 /** Rows per INSERT statement: 10 parameters each, well inside every engine's limits. */
 const ROWS_PER_STATEMENT = 200;
-
-const COLUMNS = "id, name, created, deleted, create_revision, prev_revision, lease, value, " +
-  "old_value, version";
 
 /** Which copy is under way in this database: kine-for-Deno's own table, kine ignores it. */
 const MARKER_TABLE = "CREATE TABLE IF NOT EXISTS kine_migrate (name VARCHAR(64) PRIMARY KEY, " +
@@ -117,6 +116,10 @@ class SqlImporter implements Importer {
   async importRows(rows: LogRecord[]): Promise<void> {
     if (rows.length === 0) return;
     await this.driver.transaction(async (conn) => {
+      if (conn.copyIn) {
+        const copy = `COPY kine(${COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary)`;
+        return await conn.copyIn(this.sql(copy), copyStream(rows));
+      }
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
         const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
         const params = chunk.flatMap(recordParams);
@@ -127,7 +130,7 @@ class SqlImporter implements Importer {
 
   #insert(n: number): string {
     const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    return this.sql(`INSERT INTO kine(${COLUMNS}) VALUES ${Array(n).fill(row).join(", ")}`);
+    return this.sql(`INSERT INTO kine(${COPY_COLUMNS}) VALUES ${Array(n).fill(row).join(", ")}`);
   }
 
   async importLeases(leases: LeaseRecord[]): Promise<void> {

@@ -270,6 +270,23 @@ class PgConn implements SqlConn {
       : this.sql.unsafe(inline(query, params), [], { prepare: false });
   }
 
+  async copyIn(query: string, data: Uint8Array): Promise<void> {
+    const stream = await this.sql.unsafe(query).writable();
+    await new Promise<void>((resolve, reject) =>
+      stream.write(data, (err) => (err ? reject(err) : resolve()))
+    );
+    // Sends CopyDone at once (nothing is left to write). postgres.js never ends the stream
+    // when the server refuses the data (its error lands on a query already settled): the
+    // next statement, queued behind the COPY, answers either way, failing on a transaction
+    // the refusal aborted.
+    stream.end();
+    try {
+      await this.sql.unsafe("SELECT 1");
+    } catch (err) {
+      throw new Error(`COPY refused: ${(err as Error).message}`);
+    }
+  }
+
   send(_name: string, query: string): void {
     const q = this.sql.unsafe(query);
     q.execute();
