@@ -22,6 +22,11 @@ const MIN_SPAN = 16;
 /** The first batch's span, before any was timed: small, it doubles while batches are quick. */
 const INITIAL_SPAN = 128;
 
+/** Lets timers and I/O run (a macrotask), so requests that arrived meanwhile are queued. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /**
  * Deletes history up to a revision in batches of at most `compactBatchSize`
  * revisions, each its own write transaction, exactly to the revision asked
@@ -59,6 +64,9 @@ export class Compactor {
     let from = compact;
     let batches = 0;
     while (from < revision) {
+      // Every step of a synchronous engine resolves at once: without a turn of the event loop
+      // the whole run would be one task, and no client request could even be read until it ends.
+      await yieldToEventLoop();
       await this.snapshots.idle();
       const span = Math.min(this.#span, compactBatchSize);
       const step = Math.min(from + span, revision);
