@@ -41,7 +41,7 @@ function modelList(log: ModelRow[], start: string, end: string | null, rev: numb
     .map((r) => [r.key, r.mod, r.create, r.version]);
 }
 
-Deno.test("KeyIndex answers like a scan of the log at every revision, before and after trims", () => {
+Deno.test("KeyIndex answers like a scan of the log at every revision, before, during and after trims", () => {
   const next = random(7);
   const index = new KeyIndex();
   const log: ModelRow[] = [];
@@ -50,7 +50,10 @@ Deno.test("KeyIndex answers like a scan of the log at every revision, before and
   const keys = Array.from({ length: 1500 }, (_, i) => `/k/${(i * 7919) % 1500}`)
     .concat(["/k/\u{1F600}", "/k/\uE000", "/k/\uFFFF"]);
   let compact = 0;
+  // A trim walks the index a slice at a time, with rows applied and reads answered in between.
+  let trimFrom: string | null = null;
   for (let rev = 1; rev <= 6000; rev++) {
+    if (trimFrom !== null) trimFrom = index.trimSome(compact, trimFrom, 40);
     const key = keys[Math.floor(next() * keys.length)];
     const prev = live.get(key);
     const deleted = prev !== undefined && next() < 0.25;
@@ -65,7 +68,7 @@ Deno.test("KeyIndex answers like a scan of the log at every revision, before and
     if (rev % 1500 === 0) {
       // What compaction leaves: each key's newest row at or before it unless a tombstone, and all after.
       compact = rev - 700;
-      index.trim(compact);
+      trimFrom = index.trimSome(compact, "", 40);
       const kept = new Set<ModelRow>();
       const newest = new Map<string, ModelRow>();
       for (const r of log) if (r.mod <= compact) newest.set(r.key, r);
@@ -95,6 +98,7 @@ Deno.test("KeyIndex answers like a scan of the log at every revision, before and
       );
     }
   }
+  while (trimFrom !== null) trimFrom = index.trimSome(compact, trimFrom, 40);
   // Trimmed: one revision per live key at the last compaction, plus what came after it.
   assert.equal(index.revisions(), log.length);
   assert.equal(index.size, new Set(log.map((r) => r.key)).size);

@@ -1119,6 +1119,40 @@ Deno.test("sqlite: compaction over ~350 revisions runs in batches of 100", async
   });
 });
 
+Deno.test("sqlite: a compaction checkpoints the WAL unless _kine_disable_compact_wal_checkpoint", async () => {
+  // Without the WAL keeper (_kine_disable_wal_autocheckpoint) nothing else copies the WAL back,
+  // so the database file changes during the run only through the post-compaction checkpoint.
+  const fileAfterCompaction = async (path: string, params: string) => {
+    let before = new Uint8Array(), after = new Uint8Array();
+    await withServer(
+      path,
+      async ({ client }) => {
+        for (let round = 0; round < 3; round++) {
+          for (let i = 0; i < 20; i++) await put(client, `/wal/${i}`, `r${round}`);
+        }
+        before = Deno.readFileSync(path);
+        await client.kv.compact({ revision: await header(client) });
+        after = Deno.readFileSync(path);
+      },
+      params,
+      { compactMinRetain: 0 },
+    );
+    return { before, after };
+  };
+  await withDir(async (dir) => {
+    const checkpointed = await fileAfterCompaction(
+      `${dir}/a.db`,
+      "_kine_disable_wal_autocheckpoint=1",
+    );
+    assert.ok(!Buffer.from(checkpointed.after).equals(checkpointed.before), "file unchanged");
+    const kept = await fileAfterCompaction(
+      `${dir}/b.db`,
+      "_kine_disable_wal_autocheckpoint=1&_kine_disable_compact_wal_checkpoint=1",
+    );
+    assert.ok(Buffer.from(kept.after).equals(kept.before), "the file changed");
+  });
+});
+
 Deno.test("sqlite: compacting away a trailing tombstone never moves the revision back", async () => {
   // With compactMinRetain 0 the newest row may be a tombstone that compaction
   // deletes (spec §3.7 note). etcd revisions never decrease: headers must stay

@@ -21,6 +21,21 @@ const AIM_MS = COMPACT_BATCH_MS / 2;
 const MIN_SPAN = 16;
 /** The first batch's span, before any was timed: small, it doubles while batches are quick. */
 const INITIAL_SPAN = 128;
+/**
+ * Batch work between two turns of the event loop, ms: a client write waits
+ * for at most this plus the batch under way.
+ */
+const TURN_MS = 10;
+
+/**
+ * Lets timers and I/O run, so requests that arrived meanwhile are read and
+ * queued. A timer is the turn that lets them all in (an immediate or a message
+ * runs ahead of them), but a chained one fires only after ~4 ms, so batches
+ * give the loop a turn once every {@link TURN_MS} of work, not after each one.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
 
 /**
  * Deletes history up to a revision in batches of at most `compactBatchSize`
@@ -58,7 +73,14 @@ export class Compactor {
     const started = performance.now();
     let from = compact;
     let batches = 0;
+    let turn = started;
     while (from < revision) {
+      // Every step of a synchronous engine resolves at once: without a turn of the event loop
+      // the whole run would be one task, and no client request could even be read until it ends.
+      if (performance.now() - turn >= TURN_MS) {
+        await yieldToEventLoop();
+        turn = performance.now();
+      }
       await this.snapshots.idle();
       const span = Math.min(this.#span, compactBatchSize);
       const step = Math.min(from + span, revision);

@@ -24,6 +24,10 @@ export class RowGone extends Error {
 const EMPTY = new Uint8Array(0);
 /** Rows per query of the start-up scan: metadata only, so large batches stay small. */
 const SCAN_BATCH = 10_000;
+/** Keys trimmed per slice after a compaction: well under a millisecond of work. */
+const TRIM_SLICE = 4096;
+/** Trim work between two turns of the event loop, ms. */
+const TRIM_TURN_MS = 5;
 
 function fromRow(row: LogRow): IndexedRow {
   return {
@@ -52,6 +56,9 @@ function fromEvent(e: Event): IndexedRow {
 export class IndexedReads {
   #index = new KeyIndex();
   #compact = 0;
+  /** A compact revision was learnt that a walk under way may have passed some keys for. */
+  #trimWanted = false;
+  #trimming?: Promise<void>;
 
   constructor(
     private readonly reader: IndexReader & { revisions(): MaybePromise<Revisions> },
@@ -88,6 +95,7 @@ export class IndexedReads {
       this.#index = index;
       this.#compact = 0;
       this.compacted(before);
+      await this.trimmed();
       return;
     }
   }
@@ -97,11 +105,43 @@ export class IndexedReads {
     for (const e of events) this.#index.apply(fromEvent(e));
   }
 
-  /** Learns the store's compact revision; a higher one trims the index. */
+  /**
+   * Learns the store's compact revision; a higher one trims the index, a
+   * slice at a time between other tasks (see {@link #trim}).
+   */
   compacted(revision: number): void {
     if (revision <= this.#compact) return;
     this.#compact = revision;
-    this.#index.trim(revision);
+    this.#trimWanted = true;
+    this.#trimming ??= this.#trim().finally(() => this.#trimming = undefined);
+  }
+
+  /** Resolves once the index is trimmed to the compact revision last learnt. */
+  async trimmed(): Promise<void> {
+    while (this.#trimming) await this.#trimming;
+  }
+
+  /**
+   * Walks the whole index in slices of {@link TRIM_SLICE} keys, giving the
+   * event loop a turn every {@link TRIM_TURN_MS}: a full walk of 1,000,000
+   * keys at once would hold every request up for tens of ms, and a compaction
+   * in batches raises the compact revision hundreds of times. A revision
+   * learnt mid-walk applies to the slices after it, and the walk starts over
+   * once done.
+   */
+  async #trim(): Promise<void> {
+    while (this.#trimWanted) {
+      this.#trimWanted = false;
+      let from: string | null = "";
+      let turn = performance.now();
+      while (from !== null) {
+        from = this.#index.trimSome(this.#compact, from, TRIM_SLICE);
+        if (from !== null && performance.now() - turn >= TRIM_TURN_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          turn = performance.now();
+        }
+      }
+    }
   }
 
   /**

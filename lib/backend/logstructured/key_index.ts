@@ -243,17 +243,26 @@ export class KeyIndex {
     return n;
   }
 
-  /** Applies compaction at `revision` (see {@link KeyEntry.trim}). */
-  trim(revision: number): void {
-    const blocks: KeyEntry[][] = [];
-    let keys = 0;
-    for (const block of this.#blocks) {
+  /**
+   * Applies compaction at `revision` (see {@link KeyEntry.trim}) to the blocks from the one holding
+   * `from` on, until at least `keys` keys were visited; returns the key to go
+   * on from, or null at the end. Trimming is idempotent, and reads at or above
+   * the compact revision never see what it drops, so a large index is trimmed
+   * a slice at a time with rows applied in between.
+   */
+  trimSome(revision: number, from: string, keys: number): string | null {
+    const blocks = this.#blocks;
+    let bi = from === "" ? 0 : this.#block(from, orderFor(from));
+    for (let seen = 0; bi < blocks.length && seen < keys;) {
+      const block = blocks[bi];
+      seen += block.length;
       const kept = block.filter((e) => e.trim(revision));
-      keys += kept.length;
-      if (kept.length > 0) blocks.push(kept);
+      this.#keys -= block.length - kept.length;
+      if (kept.length > 0) blocks[bi++] = kept;
+      else if (blocks.length > 1) blocks.splice(bi, 1);
+      else blocks[bi++] = kept;
     }
-    this.#blocks = blocks.length > 0 ? blocks : [[]];
-    this.#keys = keys;
+    return blocks[bi]?.[0]?.key ?? null;
   }
 
   /** Revisions held over every key. */

@@ -68,6 +68,8 @@ export interface SqlDriver {
   pipeline?(statements: SqlStatement[]): Promise<SqlResult[]>;
   /** Gives free space back, as `LogStore.defragment`; engines that need nothing leave it out. */
   defragment?(exclusive: <T>(step: () => Promise<T>) => Promise<T>): Promise<void>;
+  /** Run after a successful compaction, as `LogStore.afterCompact`; most engines need nothing. */
+  afterCompact?(): void;
   /**
    * Runs schema set-up on one connection, the way the engine wants DDL run
    * (SQLite: one immediate transaction, waiting out other processes' locks;
@@ -164,8 +166,6 @@ export interface Dialect {
    * `… ON CONFLICT DO NOTHING` elsewhere).
    */
   readonly insertIgnore: { verb: string; suffix: string };
-  /** Run after a successful compaction, or empty. */
-  readonly postCompactSql: string;
   /**
    * How a single-key txn (`KeyTxn`) is one statement's work here, where the
    * engine can (see `key_txn.ts`); absent = every txn takes the general path.

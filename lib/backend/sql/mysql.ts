@@ -124,7 +124,6 @@ export const mysqlDialect: Dialect = {
     "WHERE table_schema = DATABASE() AND table_name = 'kine'",
   fillRetryDelayMs: 0,
   insertIgnore: { verb: "INSERT IGNORE INTO", suffix: "" },
-  postCompactSql: "",
   keyTxn: { int: "?", bytes: "?", text: "?", emptyBytes: "''", shape: "variable" },
 };
 

@@ -95,7 +95,6 @@ export const postgresDialect: Dialect = {
   sizeSql: "SELECT pg_total_relation_size('kine')",
   fillRetryDelayMs: 1,
   insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
-  postCompactSql: "",
   keyTxn: {
     int: "CAST(? AS BIGINT)",
     bytes: "CAST(? AS BYTEA)",

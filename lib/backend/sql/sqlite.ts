@@ -74,7 +74,6 @@ export const sqliteDialect: Dialect = {
   fillRetryDelayMs: 0,
   insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
   orderedListJoin: "CROSS JOIN",
-  postCompactSql: "PRAGMA wal_checkpoint(PASSIVE)",
 };
 
 /** Settings taken from a `sqlite://` DSN (go-sqlite3 parameter names). */
@@ -371,6 +370,19 @@ export class SqliteDriver implements SqlDriver {
     ) {
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
+  }
+
+  /**
+   * Copies what compaction wrote to the WAL back into the database file, so the
+   * WAL does not hold it until the next write (upstream's post-compaction
+   * checkpoint). Where the WAL keeper runs, its worker does that within its next
+   * tick, off this thread: a checkpoint here would hold up the event loop (tens
+   * of ms after a large compaction). `_kine_disable_compact_wal_checkpoint`
+   * (and Litestream, which must do every checkpoint itself) turns it off.
+   */
+  afterCompact(): void {
+    if (this.#wal || this.options.disableCompactWalCheckpoint) return;
+    this.reader.run("post_compact", "PRAGMA wal_checkpoint(PASSIVE)", []);
   }
 
   async close(): Promise<void> {

@@ -140,10 +140,9 @@ export class SqlStore implements LogStore {
     await this.driver.defragment?.(exclusive);
   }
 
-  async afterCompact(): Promise<void> {
-    if (this.dialect.postCompactSql) {
-      await this.driver.reader.run("post_compact", this.dialect.postCompactSql, []);
-    }
+  afterCompact(): Promise<void> {
+    this.driver.afterCompact?.();
+    return Promise.resolve();
   }
 
   async leaseRecords(id?: number): Promise<LeaseRecord[]> {
