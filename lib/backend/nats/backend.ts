@@ -25,7 +25,6 @@ import { CountCache } from "../logstructured/count_cache.ts";
 import { presentEvents } from "../logstructured/events.ts";
 import { Fanout } from "../logstructured/fanout.ts";
 import { rowToKv } from "../logstructured/log.ts";
-import { rangeLog } from "../logstructured/range.ts";
 import { subscribe } from "../logstructured/subscribe.ts";
 import { toRecord } from "../logstructured/snapshot.ts";
 import { hashKeySpace } from "../hash.ts";
@@ -65,6 +64,8 @@ const CONFLICT_RETRIES = 20;
 /** How long one pull of the stream consumer waits; it heartbeats every half of it. */
 const CONSUMER_EXPIRES_MS = 2000;
 const CATCH_UP_BATCH = 1000;
+/** Messages one pull asks for: the default 100 costs a pull request per 100 during a replay. */
+const PULL_BATCH = 1000;
 
 export interface NatsBackendOptions {
   nats: NatsOptions;
@@ -160,6 +161,7 @@ export class NatsBackend implements Backend {
     this.#messages = await consumer.consume({
       callback: (m) => this.#apply(m),
       expires: CONSUMER_EXPIRES_MS,
+      max_messages: PULL_BATCH,
     });
     (async () => {
       for await (const s of this.#messages!.status()) {
@@ -186,7 +188,7 @@ export class NatsBackend implements Backend {
       ignoreValue: false,
       ignoreLease: false,
     };
-    if (!this.#replica.reader.latest(HEALTH_KEY)) {
+    if (!this.#replica.latest(HEALTH_KEY)) {
       await this.txn({ compare: [], success: [health], failure: [] });
     }
     await this.txn({ compare: [], success: [health], failure: [] });
@@ -243,7 +245,7 @@ export class NatsBackend implements Backend {
 
   range(request: RangeRequest): Promise<RangeResult> {
     return this.#timed("range", async () => {
-      const result = await rangeLog(this.#replica.reader, request, this.#counts.take(request));
+      const result = await this.#replica.range(request, this.#counts.take(request));
       this.#counts.remember(request, result);
       return result;
     });
@@ -334,7 +336,7 @@ export class NatsBackend implements Backend {
       {
         compact: this.#replica.revisions().compact,
         fanout: this.#fanout,
-        reader: this.#replica.reader,
+        reader: this.#replica,
         position: this.#replica.applied,
         batchSize: CATCH_UP_BATCH,
       },
@@ -411,7 +413,7 @@ export class NatsBackend implements Backend {
     const upTo = this.#replica.applied;
     const pages: LogRecord[][] = [];
     for (let after = 0; after < upTo;) {
-      const rows = this.#replica.reader.events(after, upTo, SNAPSHOT_PAGE);
+      const rows = this.#replica.events(after, upTo, SNAPSHOT_PAGE);
       if (rows.length === 0) break;
       pages.push(rows.map(toRecord));
       after = rows[rows.length - 1].id;
@@ -422,12 +424,12 @@ export class NatsBackend implements Backend {
   logRows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
     const bound = Math.min(upTo, this.#replica.applied);
     if (bound <= after) return Promise.resolve([]);
-    return Promise.resolve(this.#replica.reader.events(after, bound, limit).map(toRecord));
+    return Promise.resolve(this.#replica.events(after, bound, limit).map(toRecord));
   }
 
   leasedKeys(): Promise<LeasedKeys> {
     const revision = this.#replica.applied;
-    const keys = this.#replica.reader.leased(revision).map((row) => {
+    const keys = this.#replica.leased(revision).map((row) => {
       const kv = presentKv(rowToKv(row, true));
       return { key: kv.key, lease: kv.lease, modRevision: kv.modRevision };
     });
