@@ -15,6 +15,7 @@ import {
   jetstream,
   JetStreamApiError,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -103,6 +104,7 @@ export class NatsBackend implements Backend {
   readonly #prefix: string;
   #nc?: NatsConnection;
   #js?: JetStreamClient;
+  #jsm?: JetStreamManager;
   #kv?: KV;
   #leases?: KV;
   #messages?: ConsumerMessages;
@@ -151,7 +153,8 @@ export class NatsBackend implements Backend {
         replicas: nats.replicas,
         description: "Holds kine leases",
       }), logger);
-    const jsm = await this.#js.jetstreamManager();
+    // Once: each jetstreamManager() asks the server for its account info first.
+    const jsm = this.#jsm = await this.#js.jetstreamManager();
     const last = (await jsm.streams.info(this.#stream)).state.last_seq;
     const consumer = await this.#js.consumers.get(this.#stream, {
       deliver_policy: DeliverPolicy.All,
@@ -243,8 +246,16 @@ export class NatsBackend implements Backend {
     }
   }
 
+  /**
+   * A Range from the key index. A linearizable one (the default) first runs
+   * etcd's ReadIndex: it learns the stream's last sequence and waits until
+   * the index has applied it, so it sees every write another server
+   * acknowledged before it started. A serializable one reads at once: this
+   * process's own writes reached the index before they were acknowledged.
+   */
   range(request: RangeRequest): Promise<RangeResult> {
     return this.#timed("range", async () => {
+      if (!request.serializable) await this.linearize();
       const result = await this.#replica.range(request, this.#counts.take(request));
       this.#counts.remember(request, result);
       return result;
@@ -387,8 +398,7 @@ export class NatsBackend implements Backend {
     const { current, compact } = this.#replica.revisions();
     let dbSize = 0;
     try {
-      const jsm = await this.#js!.jetstreamManager();
-      dbSize = (await jsm.streams.info(this.#stream)).state.bytes;
+      dbSize = (await this.#jsm!.streams.info(this.#stream)).state.bytes;
     } catch (err) {
       throw this.#classify(err);
     }
@@ -442,8 +452,7 @@ export class NatsBackend implements Backend {
 
   async latestRevision(): Promise<number> {
     try {
-      const jsm = await this.#js!.jetstreamManager();
-      return (await jsm.streams.info(this.#stream)).state.last_seq;
+      return (await this.#jsm!.streams.info(this.#stream)).state.last_seq;
     } catch (err) {
       throw this.#classify(err);
     }
