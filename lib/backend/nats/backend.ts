@@ -156,6 +156,7 @@ export class NatsBackend implements Backend {
     // Once: each jetstreamManager() asks the server for its account info first.
     const jsm = this.#jsm = await this.#js.jetstreamManager();
     const last = (await jsm.streams.info(this.#stream)).state.last_seq;
+    const replay = performance.now();
     const consumer = await this.#js.consumers.get(this.#stream, {
       deliver_policy: DeliverPolicy.All,
     });
@@ -176,6 +177,11 @@ export class NatsBackend implements Backend {
     if (!(await this.#replica.waitFor(last, REPLAY_TIMEOUT_MS))) {
       throw new Error(`timed out reading bucket ${nats.bucket} up to revision ${last}`);
     }
+    // As the SQL backends log their index build: what a cold start cost.
+    logger.info("key index built", {
+      ...this.#replica.stats,
+      duration: `${Math.round(performance.now() - replay)}ms`,
+    });
     if (this.#unreadable > 0) {
       logger.warn(`${this.#unreadable} records of bucket ${nats.bucket} are not readable`, {
         hint: "records written by upstream kine (S2-compressed JSON) are skipped",

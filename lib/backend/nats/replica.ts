@@ -76,6 +76,11 @@ export class Replica {
     return seqs ? seqs[seqs.length - 1] : 0;
   }
 
+  /** Keys and revisions the index holds (the start-up log line). */
+  get stats(): { keys: number; revisions: number } {
+    return this.#reads.stats;
+  }
+
   revisions(): Revisions {
     return { current: this.#applied, compact: Math.max(this.#compact, this.#floor) };
   }
