@@ -13,6 +13,8 @@ import { BACKENDS, type TestBackend } from "./helpers/backends.ts";
 import { putAll } from "./helpers/fill.ts";
 import { conformance } from "./helpers/conformance.ts";
 import { WatchClient } from "./helpers/watch.ts";
+import { hashKeySpace } from "../lib/backend/hash.ts";
+import type { Backend, RangeRequest } from "../lib/backend/types.ts";
 
 const OUT_OF_RANGE = 11;
 const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
@@ -325,3 +327,31 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+Deno.test("HashKV reads every page at the revision it pinned, without a ReadIndex lookup per page", async () => {
+  const keys = Array.from({ length: 2500 }, (_, i) => `/h/${String(i).padStart(5, "0")}`);
+  const seen: RangeRequest[] = [];
+  const kv = (key: string) => ({
+    key,
+    value: b("v"),
+    createRevision: 2,
+    modRevision: 2,
+    version: 1,
+    lease: 0,
+  });
+  const backend = {
+    status: () => Promise.resolve({ revision: 9, compactRevision: 1, dbSize: 0, dbSizeInUse: 0 }),
+    range: (r: RangeRequest) => {
+      seen.push(r);
+      const from = keys.findIndex((k) => k >= r.key);
+      const kvs = keys.slice(from, from + r.limit).map(kv);
+      const more = from + r.limit < keys.length;
+      const nextKey = more ? kvs[kvs.length - 1].key + "\0" : undefined;
+      return Promise.resolve({ revision: 9, kvs, count: kvs.length, more, nextKey });
+    },
+  } as unknown as Backend;
+  const { revision } = await hashKeySpace(backend, 0);
+  assert.equal(revision, 9);
+  assert.equal(seen.length, 3);
+  assert.ok(seen.every((r) => r.serializable && r.revision === 9));
+});

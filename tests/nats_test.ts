@@ -14,6 +14,9 @@ import { WatchClient } from "./helpers/watch.ts";
 
 const COMPACTED = "etcdserver: mvcc: required revision has been compacted";
 import { silentLogger } from "../lib/log/mod.ts";
+import { connect } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { base58, decodeKey, encodeKey, unbase58 } from "../lib/backend/nats/keys.ts";
 
 Deno.test("keys: upstream's examples, and back", () => {
@@ -146,6 +149,73 @@ Deno.test("revHistory: reads and watches that need a discarded message are compa
     assert.deepEqual(events.map((e: any) => s(e.kv.value)), ["4", "5"]);
   } finally {
     await w.close();
+    await k.close();
+    await deleteBucket(bucket);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reads from the index follow deletes, KV delete markers and purges, and a restart's replay", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-nats-index-" });
+  const bucket = bucketFor(dir);
+  const endpoint = `nats://${SHARED_NATS}?bucket=${bucket}`;
+  let k = await startTestKine({ endpoint });
+  const nc = await connect({ servers: SHARED_NATS });
+  const all = { key: b("/i/"), range_end: b("/i0") };
+  const count = async () => Number((await k.client.kv.range({ ...all, count_only: true })).count);
+  try {
+    for (let i = 0; i < 20; i++) {
+      await k.client.kv.put({ key: b(`/i/${String(i).padStart(2, "0")}`), value: b(`v${i}`) });
+    }
+    await k.client.kv.put({ key: b("/i/05"), value: b("again") });
+    await k.client.kv.deleteRange({ key: b("/i/00") });
+    const pinned = Number((await k.client.kv.range({ key: b("/i/01") })).header.revision);
+    // Another NATS client deletes one key (a marker) and purges another (every message of it).
+    const kv = await new Kvm(jetstream(nc)).open(bucket);
+    await kv.delete(encodeKey("/i/01"));
+    await kv.purge(encodeKey("/i/02"));
+    for (let tries = 0; (await count()) !== 17; tries++) {
+      assert.ok(tries < 100, "the markers never reached the index");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const want = Array.from({ length: 17 }, (_, i) => `/i/${String(i + 3).padStart(2, "0")}`);
+    const check = async () => {
+      assert.equal(await count(), 17);
+      const full = await k.client.kv.range(all);
+      assert.deepEqual(full.kvs.map((x: any) => s(x.key)), want);
+      assert.equal(s(full.kvs.find((x: any) => s(x.key) === "/i/05").value), "again");
+      const page = await k.client.kv.range({ ...all, keys_only: true, limit: 5 });
+      assert.deepEqual(page.kvs.map((x: any) => [s(x.key), x.value.length]), [
+        ...want.slice(0, 5).map((key) => [key, 0]),
+      ]);
+      assert.equal(Number(page.count), 17);
+      assert.ok(page.more);
+      const revision = Number(full.header.revision);
+      const rest = await k.client.kv.range({
+        key: b(want[4] + "\0"),
+        range_end: b("/i0"),
+        revision,
+        limit: 100,
+      });
+      assert.deepEqual(rest.kvs.map((x: any) => s(x.key)), want.slice(5));
+      const inTxn = await k.client.kv.txn({
+        compare: [],
+        success: [{ request_range: { ...all, count_only: true } }],
+        failure: [],
+      });
+      assert.equal(Number(inTxn.responses[0].response_range.count), 17);
+      // The purge took history the stream no longer holds: reads before it are compacted.
+      await assert.rejects(
+        k.client.kv.range({ ...all, revision: pinned }),
+        (e: any) => e.code === 11 && e.details === COMPACTED,
+      );
+    };
+    await check();
+    await k.close();
+    k = await startTestKine({ endpoint });
+    await check();
+  } finally {
+    await nc.close();
     await k.close();
     await deleteBucket(bucket);
     await Deno.remove(dir, { recursive: true });

@@ -2,10 +2,11 @@
  * Linearizable reads across servers (etcd's ReadIndex over the key index):
  * a Range through server B that starts after server A acknowledged a write
  * sees that write, and header revisions never go back, with two daemons on
- * one SQLite file, one PostgreSQL database and one MySQL database.
+ * one SQLite file, one PostgreSQL database, one MySQL database and one NATS
+ * bucket.
  */
 import assert from "node:assert/strict";
-import { MYSQL, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
+import { MYSQL, NATS, POSTGRES, SQLITE, type TestBackend } from "./helpers/backends.ts";
 import { b, s } from "./helpers/client.ts";
 import { startCluster } from "./helpers/cluster.ts";
 
@@ -20,7 +21,7 @@ function ms(samples: number[]): string {
   } ms`;
 }
 
-for (const backend of [SQLITE, POSTGRES, MYSQL] as TestBackend[]) {
+for (const backend of [SQLITE, POSTGRES, MYSQL, NATS] as TestBackend[]) {
   Deno.test(`[${backend.name}] a linearizable Range through B sees every write A acknowledged`, async () => {
     const cluster = await startCluster(backend, 2);
     const [a, bee] = cluster.members;

@@ -68,6 +68,8 @@ export async function hashKeySpace(backend: Backend, revision: number): Promise<
       revision: at,
       limit: PAGE,
       skipCount: true,
+      // Pinned to a revision status() read from the store: no page needs a ReadIndex lookup.
+      serializable: true,
     });
     for (const kv of page.kvs) hashKv(crc, kv, scratch);
     if (!page.more || page.nextKey === undefined) break;

@@ -100,6 +100,21 @@ export class IndexedReads {
     }
   }
 
+  /**
+   * Live kvs (values left empty) of `[start, end)` at `revision` in key
+   * order, at most `limit` (0 = all); `end` "" is the key `start` alone.
+   */
+  list(start: string, end: string | null, revision: number, limit: number): KeyValue[] {
+    if (end !== "") return this.#index.list(start, end, revision, limit);
+    const kv = this.#index.get(start, revision);
+    return kv ? [kv] : [];
+  }
+
+  /** Live keys of `[start, end)` at `revision`. */
+  count(start: string, end: string | null, revision: number): number {
+    return this.#index.count(start, end, revision);
+  }
+
   /** Applies a batch the watch hub published. */
   apply(events: Event[]): void {
     for (const e of events) this.#index.apply(fromEvent(e));

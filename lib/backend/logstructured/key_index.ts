@@ -148,6 +148,13 @@ function bisect(a: KeyEntry[], key: string, cmp: Compare): number {
 /** The key index of one process: see the module doc. */
 export class KeyIndex {
   #blocks: KeyEntry[][] = [[]];
+  /**
+   * Per block: how many keys are live at their newest revision, and the
+   * newest revision it holds. A count at or above that revision takes a
+   * block's number instead of visiting its keys.
+   */
+  #live: number[] = [0];
+  #top: number[] = [0];
   #keys = 0;
 
   /** Keys held (live or with a tombstone not yet compacted). */
@@ -185,16 +192,37 @@ export class KeyIndex {
     const block = this.#blocks[bi];
     if (i < block.length && block[i].key === row.key) {
       const entry = block[i];
-      if (row.mod > entry.mod) entry.push(row);
+      if (row.mod <= entry.mod) return;
+      const was = entry.version !== 0 ? 1 : 0;
+      entry.push(row);
+      this.#live[bi] += (entry.version !== 0 ? 1 : 0) - was;
+      this.#top[bi] = Math.max(this.#top[bi], row.mod);
       return;
     }
     // A key seen first as a tombstone (its earlier rows compacted away) has nothing to show.
     if (row.deleted) return;
     block.splice(i, 0, new KeyEntry(row.key, row.mod, row.create, row.version, row.lease));
     this.#keys++;
+    this.#live[bi]++;
+    this.#top[bi] = Math.max(this.#top[bi], row.mod);
     if (block.length > BLOCK) {
       this.#blocks.splice(bi + 1, 0, block.splice(BLOCK >>> 1));
+      this.#live.splice(bi + 1, 0, 0);
+      this.#top.splice(bi + 1, 0, 0);
+      this.#tally(bi);
+      this.#tally(bi + 1);
     }
+  }
+
+  /** Sets block `bi`'s live keys and newest revision from its entries. */
+  #tally(bi: number): void {
+    let live = 0, top = 0;
+    for (const e of this.#blocks[bi]) {
+      if (e.version !== 0) live++;
+      if (e.mod > top) top = e.mod;
+    }
+    this.#live[bi] = live;
+    this.#top[bi] = top;
   }
 
   /** The key's live revision at `revision`, without its value. */
@@ -209,13 +237,27 @@ export class KeyIndex {
    * bound) in key order until it returns false.
    */
   #walk(start: string, end: string | null, visit: (e: KeyEntry) => boolean): void {
+    this.#spans(start, end, (block, from, to) => {
+      for (let i = from; i < to; i++) if (!visit(block[i])) return false;
+      return true;
+    });
+  }
+
+  /**
+   * Calls `visit` for each block's part of `[start, end)`: block `bi`'s
+   * entries `from` to `to` (exclusive), in key order, until it returns false.
+   */
+  #spans(
+    start: string,
+    end: string | null,
+    visit: (block: KeyEntry[], from: number, to: number, bi: number) => boolean,
+  ): void {
     const blocks = this.#blocks;
     let [bi, i] = this.#seek(start);
     const [be, ie] = end === null ? [blocks.length, 0] : this.#seek(end);
     for (; bi < be || (bi === be && i < ie); i = 0, bi++) {
       const block = blocks[bi];
-      const stop = bi === be ? ie : block.length;
-      for (; i < stop; i++) if (!visit(block[i])) return;
+      if (!visit(block, i, bi === be ? ie : block.length, bi)) return;
     }
   }
 
@@ -236,8 +278,9 @@ export class KeyIndex {
   /** Live keys of `[start, end)` at `revision`. */
   count(start: string, end: string | null, revision: number): number {
     let n = 0;
-    this.#walk(start, end, (e) => {
-      if (e.liveAt(revision)) n++;
+    this.#spans(start, end, (block, from, to, bi) => {
+      if (from === 0 && to === block.length && this.#top[bi] <= revision) n += this.#live[bi];
+      else for (let i = from; i < to; i++) if (block[i].liveAt(revision)) n++;
       return true;
     });
     return n;
@@ -258,9 +301,14 @@ export class KeyIndex {
       seen += block.length;
       const kept = block.filter((e) => e.trim(revision));
       this.#keys -= block.length - kept.length;
-      if (kept.length > 0) blocks[bi++] = kept;
-      else if (blocks.length > 1) blocks.splice(bi, 1);
-      else blocks[bi++] = kept;
+      if (kept.length > 0 || blocks.length === 1) {
+        blocks[bi] = kept;
+        this.#tally(bi++);
+      } else {
+        blocks.splice(bi, 1);
+        this.#live.splice(bi, 1);
+        this.#top.splice(bi, 1);
+      }
     }
     return blocks[bi]?.[0]?.key ?? null;
   }

@@ -15,6 +15,7 @@ import {
   jetstream,
   JetStreamApiError,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -25,7 +26,6 @@ import { CountCache } from "../logstructured/count_cache.ts";
 import { presentEvents } from "../logstructured/events.ts";
 import { Fanout } from "../logstructured/fanout.ts";
 import { rowToKv } from "../logstructured/log.ts";
-import { rangeLog } from "../logstructured/range.ts";
 import { subscribe } from "../logstructured/subscribe.ts";
 import { toRecord } from "../logstructured/snapshot.ts";
 import { hashKeySpace } from "../hash.ts";
@@ -65,6 +65,8 @@ const CONFLICT_RETRIES = 20;
 /** How long one pull of the stream consumer waits; it heartbeats every half of it. */
 const CONSUMER_EXPIRES_MS = 2000;
 const CATCH_UP_BATCH = 1000;
+/** Messages one pull asks for: the default 100 costs a pull request per 100 during a replay. */
+const PULL_BATCH = 1000;
 
 export interface NatsBackendOptions {
   nats: NatsOptions;
@@ -102,6 +104,7 @@ export class NatsBackend implements Backend {
   readonly #prefix: string;
   #nc?: NatsConnection;
   #js?: JetStreamClient;
+  #jsm?: JetStreamManager;
   #kv?: KV;
   #leases?: KV;
   #messages?: ConsumerMessages;
@@ -150,8 +153,10 @@ export class NatsBackend implements Backend {
         replicas: nats.replicas,
         description: "Holds kine leases",
       }), logger);
-    const jsm = await this.#js.jetstreamManager();
+    // Once: each jetstreamManager() asks the server for its account info first.
+    const jsm = this.#jsm = await this.#js.jetstreamManager();
     const last = (await jsm.streams.info(this.#stream)).state.last_seq;
+    const replay = performance.now();
     const consumer = await this.#js.consumers.get(this.#stream, {
       deliver_policy: DeliverPolicy.All,
     });
@@ -160,6 +165,7 @@ export class NatsBackend implements Backend {
     this.#messages = await consumer.consume({
       callback: (m) => this.#apply(m),
       expires: CONSUMER_EXPIRES_MS,
+      max_messages: PULL_BATCH,
     });
     (async () => {
       for await (const s of this.#messages!.status()) {
@@ -171,6 +177,11 @@ export class NatsBackend implements Backend {
     if (!(await this.#replica.waitFor(last, REPLAY_TIMEOUT_MS))) {
       throw new Error(`timed out reading bucket ${nats.bucket} up to revision ${last}`);
     }
+    // As the SQL backends log their index build: what a cold start cost.
+    logger.info("key index built", {
+      ...this.#replica.stats,
+      duration: `${Math.round(performance.now() - replay)}ms`,
+    });
     if (this.#unreadable > 0) {
       logger.warn(`${this.#unreadable} records of bucket ${nats.bucket} are not readable`, {
         hint: "records written by upstream kine (S2-compressed JSON) are skipped",
@@ -186,7 +197,7 @@ export class NatsBackend implements Backend {
       ignoreValue: false,
       ignoreLease: false,
     };
-    if (!this.#replica.reader.latest(HEALTH_KEY)) {
+    if (!this.#replica.latest(HEALTH_KEY)) {
       await this.txn({ compare: [], success: [health], failure: [] });
     }
     await this.txn({ compare: [], success: [health], failure: [] });
@@ -241,9 +252,17 @@ export class NatsBackend implements Backend {
     }
   }
 
+  /**
+   * A Range from the key index. A linearizable one (the default) first runs
+   * etcd's ReadIndex: it learns the stream's last sequence and waits until
+   * the index has applied it, so it sees every write another server
+   * acknowledged before it started. A serializable one reads at once: this
+   * process's own writes reached the index before they were acknowledged.
+   */
   range(request: RangeRequest): Promise<RangeResult> {
     return this.#timed("range", async () => {
-      const result = await rangeLog(this.#replica.reader, request, this.#counts.take(request));
+      if (!request.serializable) await this.linearize();
+      const result = await this.#replica.range(request, this.#counts.take(request));
       this.#counts.remember(request, result);
       return result;
     });
@@ -334,7 +353,7 @@ export class NatsBackend implements Backend {
       {
         compact: this.#replica.revisions().compact,
         fanout: this.#fanout,
-        reader: this.#replica.reader,
+        reader: this.#replica,
         position: this.#replica.applied,
         batchSize: CATCH_UP_BATCH,
       },
@@ -385,8 +404,7 @@ export class NatsBackend implements Backend {
     const { current, compact } = this.#replica.revisions();
     let dbSize = 0;
     try {
-      const jsm = await this.#js!.jetstreamManager();
-      dbSize = (await jsm.streams.info(this.#stream)).state.bytes;
+      dbSize = (await this.#jsm!.streams.info(this.#stream)).state.bytes;
     } catch (err) {
       throw this.#classify(err);
     }
@@ -411,7 +429,7 @@ export class NatsBackend implements Backend {
     const upTo = this.#replica.applied;
     const pages: LogRecord[][] = [];
     for (let after = 0; after < upTo;) {
-      const rows = this.#replica.reader.events(after, upTo, SNAPSHOT_PAGE);
+      const rows = this.#replica.events(after, upTo, SNAPSHOT_PAGE);
       if (rows.length === 0) break;
       pages.push(rows.map(toRecord));
       after = rows[rows.length - 1].id;
@@ -422,12 +440,12 @@ export class NatsBackend implements Backend {
   logRows(after: number, upTo: number, limit: number): Promise<LogRecord[]> {
     const bound = Math.min(upTo, this.#replica.applied);
     if (bound <= after) return Promise.resolve([]);
-    return Promise.resolve(this.#replica.reader.events(after, bound, limit).map(toRecord));
+    return Promise.resolve(this.#replica.events(after, bound, limit).map(toRecord));
   }
 
   leasedKeys(): Promise<LeasedKeys> {
     const revision = this.#replica.applied;
-    const keys = this.#replica.reader.leased(revision).map((row) => {
+    const keys = this.#replica.leased(revision).map((row) => {
       const kv = presentKv(rowToKv(row, true));
       return { key: kv.key, lease: kv.lease, modRevision: kv.modRevision };
     });
@@ -440,8 +458,7 @@ export class NatsBackend implements Backend {
 
   async latestRevision(): Promise<number> {
     try {
-      const jsm = await this.#js!.jetstreamManager();
-      return (await jsm.streams.info(this.#stream)).state.last_seq;
+      return (await this.#jsm!.streams.info(this.#stream)).state.last_seq;
     } catch (err) {
       throw this.#classify(err);
     }

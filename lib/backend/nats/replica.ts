@@ -1,9 +1,12 @@
 /**
  * The NATS backend's index: a copy, in memory, of the retained part of the
  * bucket's stream, as kine's revision log. Every process applies every stream
- * message in sequence order; reads, compares and watch catch-ups are served
- * from it. Rows keep their stream sequence as id, so revisions have gaps where
- * messages were not rows (delete markers, lease-free bookkeeping).
+ * message in sequence order. Its rows are held by sequence (their id, so
+ * revisions have gaps where messages were not rows: delete markers,
+ * unreadable records) for values, compares and watch catch-ups; which row of
+ * each key is live at a revision is the key index every log backend keeps
+ * ({@link IndexedReads}), fed here with each row as it is applied, and it
+ * answers Range, count and the txn logic's lists.
  *
  * JetStream keeps only `revHistory` messages per key; the copy drops the same
  * ones. Reads and watches that would need a dropped message get "compacted":
@@ -12,11 +15,13 @@
  *
  * @module
  */
-import { MemoryStore } from "../memory/store.ts";
+import { compacted, futureRevision } from "../errors.ts";
+import { keyInRange } from "../keys.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
 import { isInternal, rowToEvent } from "../logstructured/events.ts";
-import type { NewRow, Revisions } from "../logstructured/log.ts";
-import type { Event } from "../types.ts";
+import { IndexedReads, RowGone } from "../logstructured/indexed_reads.ts";
+import type { EventRow, LogRow, Revisions } from "../logstructured/log.ts";
+import type { Event, KeyValue, RangeRequest, RangeResult } from "../types.ts";
 import type { Record } from "./codec.ts";
 
 /** What a stream message is to the copy. */
@@ -27,10 +32,12 @@ export type Operation =
   /** A message whose subject or value this codec cannot read. */
   | { type: "unreadable" };
 
-/** Synchronous reads of the copy, as the shared range, txn and watch logic use them. */
-export type ReplicaReader =
-  & Pick<MemoryStore["reader"], "list" | "count" | "leased" | "events" | "latest">
-  & { revisions(): Revisions };
+/** A row of the copy: the log row and the value of the row it follows, as of when it came. */
+interface Row extends LogRow {
+  oldValue: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
 
 interface Waiter {
   seq: number;
@@ -38,13 +45,23 @@ interface Waiter {
 }
 
 export class Replica {
-  readonly #store = new MemoryStore();
+  /** Rows by sequence, in sequence order (the order they were applied). */
+  readonly #rows = new Map<number, Row>();
   /** Sequences of the messages JetStream still holds per key, oldest first. */
   readonly #subjects = new Map<string, number[]>();
+  readonly #reads = new IndexedReads({
+    rows: (after, upTo, limit) => this.events(after, upTo, limit),
+    values: (ids) => this.#values(ids),
+    revisions: () => this.revisions(),
+  });
   #applied = 0;
+  /** The logical compact revision (kine's `compact_rev_key` record). */
+  #compact = 0;
   /** Reads below this revision may miss history JetStream has dropped. */
   #floor = 0;
   #waiters: Waiter[] = [];
+  /** The lowest sequence a waiter waits for (Infinity: none). */
+  #nextWake = Infinity;
 
   constructor(private readonly revHistory: number) {}
 
@@ -59,20 +76,113 @@ export class Replica {
     return seqs ? seqs[seqs.length - 1] : 0;
   }
 
-  revisions(): Revisions {
-    const { compact } = this.#store.reader.revisions();
-    return { current: this.#applied, compact: Math.max(compact, this.#floor) };
+  /** Keys and revisions the index holds (the start-up log line). */
+  get stats(): { keys: number; revisions: number } {
+    return this.#reads.stats;
   }
 
-  /** The log as reads and the txn logic see it. */
-  readonly reader: ReplicaReader = {
-    revisions: () => this.revisions(),
-    list: (...a) => this.#store.reader.list(...a),
-    count: (...a) => this.#store.reader.count(...a),
-    leased: (...a) => this.#store.reader.leased(...a),
-    events: (...a) => this.#store.reader.events(...a),
-    latest: (key) => this.#store.reader.latest(key),
-  };
+  revisions(): Revisions {
+    return { current: this.#applied, compact: Math.max(this.#compact, this.#floor) };
+  }
+
+  /**
+   * etcd's Range from the key index, at the request's revision or the
+   * applied one. Everything it reads is read in this synchronous step (the
+   * copy's values are in memory), so no message applied meanwhile can split it.
+   */
+  range(r: RangeRequest, knownCount?: number): Promise<RangeResult> {
+    const { current, compact } = this.revisions();
+    if (r.revision > current) return Promise.reject(futureRevision());
+    if (r.revision > 0 && r.revision < compact) return Promise.reject(compacted());
+    return this.#reads.range(r, r.revision > 0 ? r.revision : current, current, knownCount)
+      // A row the index names that JetStream has dropped: history the stream no longer holds.
+      .catch((err) => Promise.reject(err instanceof RowGone ? compacted() : err));
+  }
+
+  /** Live rows of `[start, end)` at `revision` (`end` "" = `start` alone), as the txn logic reads. */
+  list(start: string, end: string | null, revision: number, limit = 0, keysOnly = false): LogRow[] {
+    return this.#reads.list(start, end, revision, limit).map((kv) => this.#rowOf(kv, keysOnly));
+  }
+
+  /** Live keys of `[start, end)` at `revision`. */
+  count(start: string, end: string | null, revision: number): number {
+    return end === ""
+      ? this.list(start, end, revision).length
+      : this.#reads.count(start, end, revision);
+  }
+
+  /** Live rows with a lease at `revision`, values left out. */
+  leased(revision: number): LogRow[] {
+    const kvs = this.#reads.list("", null, revision, 0);
+    return kvs.filter((kv) => kv.lease !== 0).map((kv) => this.#rowOf(kv, true));
+  }
+
+  /** The newest row of `key`, tombstones included; null if it has none. */
+  latest(key: string): LogRow | null {
+    const seqs = this.#subjects.get(key) ?? [];
+    for (let i = seqs.length - 1; i >= 0; i--) {
+      const row = this.#rows.get(seqs[i]);
+      if (row) return row;
+    }
+    return null;
+  }
+
+  /**
+   * Rows with `after < id <= upTo` (0: no bound) in id order, at most
+   * `limit`, optionally only those of `[key, end)`, as watch catch-ups read them.
+   */
+  events(
+    after: number,
+    upTo: number,
+    limit: number,
+    key?: string,
+    end?: string | null,
+  ): EventRow[] {
+    const top = upTo > 0 ? Math.min(upTo, this.#applied) : this.#applied;
+    const out: EventRow[] = [];
+    for (let id = after + 1; id <= top && out.length < limit; id++) {
+      const row = this.#rows.get(id);
+      if (!row || (key !== undefined && !keyInRange(row.name, key, end ?? "\0"))) continue;
+      out.push(this.#event(row));
+    }
+    return out;
+  }
+
+  /** The row as the watch logic reads it: with the create revision and lease of its predecessor. */
+  #event(row: Row): EventRow {
+    const prev = row.created ? undefined : this.#rows.get(row.prevRevision);
+    // Field by field: a spread is several times slower, and a replay does this per message.
+    return {
+      id: row.id,
+      name: row.name,
+      created: row.created,
+      deleted: row.deleted,
+      createRevision: row.createRevision,
+      prevRevision: row.prevRevision,
+      lease: row.lease,
+      value: row.value,
+      version: row.version,
+      oldValue: row.oldValue,
+      prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
+      prevLease: prev?.lease ?? 0,
+    };
+  }
+
+  /** The row behind an index kv. */
+  #rowOf(kv: KeyValue, keysOnly: boolean): LogRow {
+    const row = this.#rows.get(kv.modRevision);
+    if (!row) throw new RowGone();
+    return keysOnly ? { ...row, value: EMPTY } : row;
+  }
+
+  #values(ids: number[]): Map<number, Uint8Array> {
+    const out = new Map<number, Uint8Array>();
+    for (const id of ids) {
+      const row = this.#rows.get(id);
+      if (row) out.set(id, row.value);
+    }
+    return out;
+  }
 
   /**
    * Applies message `seq` of `key` (null: not a key this codec makes); returns
@@ -84,17 +194,19 @@ export class Replica {
     this.#applied = seq;
     let event: Event | undefined;
     if (key !== null) {
-      const seqs = this.#subjects.get(key) ?? [];
-      if (op.type === "purge") this.#drop(key, seqs, seqs.length);
-      const row = this.#row(key, seqs, op);
-      if (row) {
-        if (key === COMPACT_KEY) this.#replaceBookkeeping(seq, row);
-        else this.#store.insertAt(seq, row);
-        const added = this.#store.reader.events(seq - 1, seq, 1)[0];
-        if (added && !isInternal(added)) event = rowToEvent(added);
+      let seqs = this.#subjects.get(key);
+      if (!seqs) this.#subjects.set(key, seqs = []);
+      if (op.type === "purge") this.#purge(seq, key, seqs);
+      const row = this.#row(seq, key, seqs, op);
+      if (row && key === COMPACT_KEY) this.#replaceBookkeeping(row);
+      else if (row) {
+        this.#rows.set(seq, row);
+        if (!isInternal(row)) {
+          event = rowToEvent(this.#event(row));
+          this.#reads.apply([event]);
+        }
       }
       seqs.push(seq);
-      this.#subjects.set(key, seqs);
       if (seqs.length > this.revHistory) this.#drop(key, seqs, seqs.length - this.revHistory);
     }
     this.#wake();
@@ -102,45 +214,87 @@ export class Replica {
   }
 
   /** The row a message adds to the log, if any. */
-  #row(key: string, seqs: number[], op: Operation): NewRow | undefined {
+  #row(seq: number, key: string, seqs: number[], op: Operation): Row | undefined {
     if (op.type === "put") {
-      const { prevRevision } = op.record;
-      // The row it follows is gone from the stream: history before it is unknown.
-      if (prevRevision > 0 && !seqs.includes(prevRevision) && key !== COMPACT_KEY) {
-        this.#floor = Math.max(this.#floor, this.#applied);
+      const r = op.record;
+      const prevRevision = r.prevRevision;
+      let oldValue: Uint8Array = EMPTY;
+      // The compaction record's prevRevision is the compact revision, not a row of its key.
+      if (prevRevision > 0 && key !== COMPACT_KEY) {
+        // The row it follows is gone from the stream: history before it is unknown.
+        if (!seqs.includes(prevRevision)) this.#floor = Math.max(this.#floor, this.#applied);
+        oldValue = this.#rows.get(prevRevision)?.value ?? EMPTY;
       }
-      return { name: key, ...op.record };
+      return {
+        id: seq,
+        name: key,
+        created: r.created,
+        deleted: r.deleted,
+        createRevision: r.createRevision,
+        prevRevision,
+        lease: r.lease,
+        value: r.value,
+        version: r.version,
+        oldValue,
+      };
     }
     if (op.type === "unreadable") return undefined;
     // A marker deletes a live key (someone ran `nats kv del`); after a kine tombstone it is a no-op.
-    const latest = this.#store.reader.latest(key);
+    const latest = this.latest(key);
     if (!latest || latest.deleted) return undefined;
     return {
+      id: seq,
       name: key,
       created: false,
       deleted: true,
       createRevision: 0,
       prevRevision: latest.id,
       lease: 0,
-      value: null,
+      value: EMPTY,
       version: latest.version + 1,
+      oldValue: latest.value,
     };
   }
 
   /** Drops the oldest `n` messages of a key, as JetStream does past its history limit. */
   #drop(key: string, seqs: number[], n: number): void {
-    for (const seq of seqs.splice(0, n)) this.#store.removeRow(seq);
+    for (const seq of seqs.splice(0, n)) this.#rows.delete(seq);
     if (key !== COMPACT_KEY) {
       // A read at a revision before the oldest kept message would miss the dropped ones.
       this.#floor = Math.max(this.#floor, seqs[0] ?? this.#applied);
     }
   }
 
-  /** kine's compact revision record: one row, then the log below it is compacted. */
-  #replaceBookkeeping(seq: number, row: NewRow): void {
-    for (const id of this.#subjects.get(COMPACT_KEY) ?? []) this.#store.removeRow(id);
-    this.#store.insertAt(seq, row);
-    this.#store.compactTo(row.prevRevision);
+  /**
+   * A purge (rollup) takes every message of the key out of the stream: the
+   * key is gone from the copy, and from the index as of `seq` (reads below it
+   * are below the floor the drop raises).
+   */
+  #purge(seq: number, key: string, seqs: number[]): void {
+    this.#drop(key, seqs, seqs.length);
+    const kv = { key, value: EMPTY, createRevision: 0, modRevision: seq, version: 0, lease: 0 };
+    this.#reads.apply([{ type: "delete", kv }]);
+  }
+
+  /**
+   * kine's compact revision record: one row, then the log below it is
+   * compacted as the store's compaction does: every row superseded at or
+   * before it, and tombstones at or before it.
+   */
+  #replaceBookkeeping(row: Row): void {
+    for (const id of this.#subjects.get(COMPACT_KEY) ?? []) this.#rows.delete(id);
+    this.#rows.set(row.id, row);
+    const target = row.prevRevision;
+    if (target <= this.#compact) return;
+    this.#compact = target;
+    const doomed: number[] = [];
+    for (const r of this.#rows.values()) {
+      if (r.id > target) break;
+      if (r.name !== COMPACT_KEY && r.prevRevision !== 0) doomed.push(r.prevRevision);
+      if (r.deleted) doomed.push(r.id);
+    }
+    for (const id of doomed) this.#rows.delete(id);
+    this.#reads.compacted(target);
   }
 
   /** Resolves once the copy has applied `seq`, or after `timeoutMs` (then false). */
@@ -159,13 +313,22 @@ export class Replica {
         },
       };
       this.#waiters.push(waiter);
+      this.#nextWake = Math.min(this.#nextWake, seq);
     });
   }
 
   #wake(): void {
-    if (this.#waiters.length === 0) return;
+    // Most messages wake nobody (a replay has one waiter, for its last sequence).
+    if (this.#applied < this.#nextWake) return;
     const still: Waiter[] = [];
-    for (const w of this.#waiters) this.#applied >= w.seq ? w.resolve() : still.push(w);
+    this.#nextWake = Infinity;
+    for (const w of this.#waiters) {
+      if (this.#applied >= w.seq) w.resolve();
+      else {
+        still.push(w);
+        this.#nextWake = Math.min(this.#nextWake, w.seq);
+      }
+    }
     this.#waiters = still;
   }
 
@@ -173,5 +336,6 @@ export class Replica {
   release(): void {
     for (const w of this.#waiters) w.resolve();
     this.#waiters = [];
+    this.#nextWake = Infinity;
   }
 }

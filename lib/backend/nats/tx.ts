@@ -35,21 +35,21 @@ export class NatsTx implements LogTx {
   }
 
   list(start: string, end: string | null, revision: number, limit: number, keysOnly: boolean) {
-    return this.replica.reader.list(start, end, revision, limit, keysOnly);
+    return this.replica.list(start, end, revision, limit, keysOnly);
   }
 
   count(start: string, end: string | null, revision: number) {
-    return this.replica.reader.count(start, end, revision);
+    return this.replica.count(start, end, revision);
   }
 
   leased(revision: number) {
-    return this.replica.reader.leased(revision);
+    return this.replica.leased(revision);
   }
 
   latest(key: string): LogRow | null {
     // Read together, synchronously: the row compared and the sequence the write expects.
     if (!this.#expected.has(key)) this.#expected.set(key, this.replica.lastSeq(key));
-    return this.replica.reader.latest(key);
+    return this.replica.latest(key);
   }
 
   async append(row: NewRow): Promise<number> {
