@@ -18,6 +18,8 @@ import {
   type SqlOptions,
   type SqlParam,
 } from "./dialect.ts";
+import { nameToWrite } from "./keys.ts";
+import { BackendError } from "../errors.ts";
 import { setUpSchema } from "./schema.ts";
 
 /** Rows per INSERT statement: 10 parameters each, well inside every engine's limits. */
@@ -50,11 +52,16 @@ export async function openSqlImporter(
   }
 }
 
-/** A log row's values in the order of `INSERT INTO kine(id, name, …, version)`. */
-export function recordParams(r: LogRecord): SqlParam[] {
+/**
+ * A log row's values in the order of `INSERT INTO kine(id, name, …, version)`;
+ * throws the `InvalidArgument` error of a key `dialect` cannot store.
+ */
+export function recordParams(r: LogRecord, dialect: Dialect): SqlParam[] {
+  const name = nameToWrite(r.name, dialect);
+  if (name instanceof BackendError) throw name;
   return [
     r.id,
-    r.name,
+    name,
     r.created ? 1 : 0,
     r.deleted ? 1 : 0,
     r.createRevision,
@@ -111,7 +118,8 @@ class SqlImporter implements Importer {
   }
 
   keyError(key: string): string | undefined {
-    return this.dialect.keyError(key);
+    const name = nameToWrite(key, this.dialect);
+    return name instanceof BackendError ? name.message : undefined;
   }
 
   async importRows(rows: LogRecord[]): Promise<void> {
@@ -119,7 +127,7 @@ class SqlImporter implements Importer {
     await this.driver.transaction(async (conn) => {
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
         const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-        const params = chunk.flatMap(recordParams);
+        const params = chunk.flatMap((r) => recordParams(r, this.dialect));
         await conn.run("migrate_insert", this.#insert(chunk.length), params);
       }
     });

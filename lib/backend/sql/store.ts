@@ -19,6 +19,7 @@ import { instrument, measure } from "./instrument.ts";
 import { bulkRevision, bulkStatements, keyTxnOutcome, keyTxnStatements } from "./key_txn.ts";
 import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
+import { nameToWrite } from "./keys.ts";
 import { setUpSchema } from "./schema.ts";
 import { SqlLogTx, toLease } from "./tx.ts";
 
@@ -84,8 +85,15 @@ export class SqlStore implements LogStore {
    * engine has the statements and the driver pipelines; see `LogStore`.
    */
   async #writeKeyTxns(d: KeyTxnDialect, txns: KeyTxn[]): Promise<(KeyTxnRow | Error)[]> {
-    const unfit = txns.map((k) => this.dialect.keyError(k.name));
-    const runs = txns.flatMap((k, i) => unfit[i] ? [] : [keyTxnStatements(this.#sql, d, k)]);
+    // Key txns run on the text engines: a name is text or an error (`keys.ts`).
+    const names = txns.map((k) => nameToWrite(k.name, this.dialect));
+    const runs = txns.flatMap((k, i) => {
+      const name = names[i];
+      return name instanceof BackendError ? [] : [keyTxnStatements(this.#sql, d, {
+        ...k,
+        name: name as string,
+      })];
+    });
     const results = runs.length === 0 ? [] : await measure(
       this.options,
       (err) => this.classify(err).code,
@@ -93,19 +101,20 @@ export class SqlStore implements LogStore {
       () => this.driver.pipeline!(runs.flat()),
     );
     return txns.map((_, i) => {
-      const why = unfit[i];
-      if (why) return new BackendError("invalid", why);
+      const name = names[i];
+      if (name instanceof BackendError) return name;
       return keyTxnOutcome(d, results.splice(0, runs.shift()!.length));
     });
   }
 
   /** A bulk load as one multi-row insert in its own pipelined transaction; see `LogStore`. */
   async #writeBulk(d: KeyTxnDialect, puts: BulkPut[]): Promise<number> {
-    for (const p of puts) {
-      const unfit = this.dialect.keyError(p.name);
-      if (unfit) throw new BackendError("invalid", unfit);
-    }
-    const statements = bulkStatements(this.#sql, d, this.dialect.insertSuffix, puts);
+    const stored = puts.map((p) => {
+      const name = nameToWrite(p.name, this.dialect);
+      if (name instanceof BackendError) throw name;
+      return { ...p, name: name as string };
+    });
+    const statements = bulkStatements(this.#sql, d, this.dialect.insertSuffix, stored);
     const results = await measure(
       this.options,
       (err) => this.classify(err).code,
