@@ -45,10 +45,14 @@ export function keyFromBytes(b: Uint8Array): string {
   return out;
 }
 
-/** The bytes of `key` (a client key: every code unit is a byte). */
+/**
+ * The bytes of `key`. One of kine's own keys gives the bytes it had before
+ * keys were bytes (`\x01kine/auth`), which hashes and copies to etcd keep.
+ */
 export function keyToBytes(key: string): Uint8Array {
   const out = new Uint8Array(key.length);
   for (let i = 0; i < key.length; i++) out[i] = key.charCodeAt(i);
+  if (isReserved(key)) out[0] = 1;
   return out;
 }
 

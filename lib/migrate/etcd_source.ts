@@ -18,10 +18,9 @@ import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
 import { MigrateError } from "./copy.ts";
 import { Wake } from "./wake.ts";
+import { keyFromBytes, keyToBytes } from "../backend/keys.ts";
 
 const PAGE = 1000;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 /** gRPC status of etcd's "required revision has been compacted". */
 const OUT_OF_RANGE = 11;
 
@@ -163,8 +162,8 @@ export class EtcdSource implements MigrateSource {
     const readable = async (revision: number) => {
       try {
         await this.etcd.kv("Range", {
-          key: enc.encode(FIRST_KEY),
-          range_end: enc.encode("\0"),
+          key: keyToBytes(FIRST_KEY),
+          range_end: keyToBytes("\0"),
           revision,
           count_only: true,
         });
@@ -220,7 +219,7 @@ export class EtcdSource implements MigrateSource {
         );
         break;
       }
-      const name = dec.decode(kv.key);
+      const name = keyFromBytes(kv.key);
       const prev = e.prev_kv ? Number(e.prev_kv.mod_revision) : this.#last.get(name) ?? 0;
       const created = e.type !== "DELETE" && kv.create_revision === kv.mod_revision;
       this.#rows.push(
