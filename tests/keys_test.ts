@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { b, s } from "./helpers/client.ts";
 import { conformance } from "./helpers/conformance.ts";
 import { WatchClient } from "./helpers/watch.ts";
+import { startTestKine } from "./helpers/kine.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const INVALID_ARGUMENT = 3;
 const TEXT_ONLY =
@@ -209,3 +211,42 @@ conformance(
     }
   },
 );
+
+Deno.test("[sqlite] kine's own rows stay where they were; a client key with their bytes is a BLOB beside them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kine-keys-" });
+  const endpoint = `sqlite://${dir}/state.db`;
+  const alarmKey = bytes([1], "kine/alarms");
+  try {
+    const first = await startTestKine({ endpoint });
+    try {
+      await first.client.kv.put({ key: alarmKey, value: b("client") });
+      await first.client.maintenance.alarm({ action: "ACTIVATE", alarm: "NOSPACE", memberID: 7 });
+    } finally {
+      await first.close();
+    }
+    const db = new DatabaseSync(`${dir}/state.db`);
+    try {
+      const rows = db.prepare(
+        "SELECT typeof(name) AS t, hex(name) AS h FROM kine WHERE hex(name) = ? ORDER BY id",
+      ).all(hex(alarmKey).toUpperCase()).map((r) => r.t);
+      // The alarms as text (where kine kept them before keys were bytes), the client's key as bytes.
+      assert.deepEqual(rows, ["blob", "text"]);
+    } finally {
+      db.close();
+    }
+    const again = await startTestKine({ endpoint });
+    try {
+      const c = again.client;
+      const listed = await c.maintenance.alarm({ action: "GET", alarm: "NONE", memberID: 0 });
+      assert.deepEqual(listed.alarms.map((a: any) => a.alarm), ["NOSPACE"]);
+      assert.equal(s((await c.kv.range({ key: alarmKey })).kvs[0].value), "client");
+      // Every client range ends below kine's own keys: one key with these bytes, the client's.
+      const all = await c.kv.range({ key: bytes([1]), range_end: bytes([0]) });
+      assert.deepEqual(keysOf(all), [hex(alarmKey)]);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
