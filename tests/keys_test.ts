@@ -104,9 +104,21 @@ conformance(
       assert.deepEqual(await prefix(bytes([1])), [hex(BYTE_KEYS[4]), hex(BYTE_KEYS[3])]);
       // Keys only and count only see the same keys.
       assert.equal((await client.kv.range({ ...ALL, count_only: true })).count, want.length + 1);
-      // The watch got the three NUL-prefixed puts, keys exact.
+      // The watch got the three NUL-prefixed puts, keys exact; a watch from history too.
       const events = await w.waitEvents(created.watch_id, 3);
       assert.deepEqual(events.map((e: any) => hex(e.kv.key)), ["0000ff", "006b", "00"]);
+      const from = events[0].kv.mod_revision;
+      w.call.write({
+        create_request: { key: bytes([0]), range_end: bytes([1]), start_revision: from },
+      });
+      const past = await w.waitFor((r) => r.created && r.watch_id !== created.watch_id);
+      const history = await w.waitEvents(past.watch_id, 3);
+      assert.deepEqual(history.map((e: any) => hex(e.kv.key)), ["0000ff", "006b", "00"]);
+      // A txn's own range reads the store (SQLite: text and BLOB keys merged in byte order).
+      const inTxn = await client.kv.txn({
+        success: [{ request_range: { key: bytes([0]), range_end: bytes("b"), limit: 4 } }],
+      });
+      assert.deepEqual(keysOf(inTxn.responses[0].response_range), want.slice(0, 4));
       // A txn compares a byte key's value and writes it (one key: NATS's txns are single-key).
       const t = await client.kv.txn({
         compare: [{
@@ -127,6 +139,13 @@ conformance(
       });
       assert.deepEqual(del.prev_kvs.map((kv: any) => hex(kv.key)), ["ff", "ff00ff"]);
       assert.deepEqual(await prefix(bytes([0xff])), ["ffff"]);
+      // A lease lists its byte keys exactly, and revoking it deletes them.
+      const lease = await client.lease.leaseGrant({ TTL: 60 });
+      await client.kv.put({ key: bytes([0, 0xfe]), value: b("l"), lease: lease.ID });
+      const ttl = await client.lease.leaseTimeToLive({ ID: lease.ID, keys: true });
+      assert.deepEqual(ttl.keys.map(hex), ["00fe"]);
+      await client.lease.leaseRevoke({ ID: lease.ID });
+      assert.equal((await client.kv.range({ key: bytes([0, 0xfe]) })).count, 0);
     } finally {
       await w.close();
     }
