@@ -17,7 +17,15 @@
  */
 import { BackendError } from "../errors.ts";
 import type { Dialect } from "./dialect.ts";
-import { ceilText, isReserved, keyFromBytes, keyFromText, keyToBytes, keyToText } from "../keys.ts";
+import {
+  ceilText,
+  isReserved,
+  keyFromBytes,
+  keyFromText,
+  keyToBytes,
+  keyToText,
+  RESERVED,
+} from "../keys.ts";
 
 /** The stored prefix of kine's own keys. */
 const STORED_RESERVED = "\x01";
@@ -62,7 +70,7 @@ export function nameToWrite(key: string, dialect: Dialect): string | Uint8Array 
 export function keyOfStored(name: unknown): string {
   if (name instanceof Uint8Array) return keyFromBytes(name);
   const s = String(name);
-  if (s.charCodeAt(0) === 1) return "\u0100" + s.slice(1);
+  if (s.charCodeAt(0) === 1) return RESERVED + s.slice(1);
   return keyFromText(s);
 }
 
