@@ -72,9 +72,12 @@ export function keyFromText(text: string): string {
 
 /** The text `key`'s bytes spell in UTF-8, or undefined if they are not valid UTF-8. */
 export function keyToText(key: string): string | undefined {
-  if (isAscii(key)) return key;
+  return isAscii(key) ? key : utf8Text(keyToBytes(key));
+}
+
+/** The text bytes `b` spell in UTF-8, or undefined if they are not valid UTF-8. */
+export function utf8Text(b: Uint8Array): string | undefined {
   // Checked first: a decoder's exception costs more than the whole check (check perf's keys).
-  const b = keyToBytes(key);
   return validPrefix(b) === b.length ? strict.decode(b) : undefined;
 }
 

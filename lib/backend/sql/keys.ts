@@ -19,12 +19,13 @@ import { BackendError } from "../errors.ts";
 import type { Dialect } from "./dialect.ts";
 import {
   ceilText,
+  isAscii,
   isReserved,
   keyFromBytes,
   keyFromText,
   keyToBytes,
-  keyToText,
   RESERVED,
+  utf8Text,
 } from "../keys.ts";
 
 /** The stored prefix of kine's own keys. */
@@ -41,9 +42,11 @@ function textStorable(s: string): boolean {
  */
 export function storedKey(key: string, binary: boolean): string | Uint8Array | undefined {
   if (isReserved(key)) return STORED_RESERVED + key.slice(1);
-  const text = keyToText(key);
+  if (isAscii(key)) return textStorable(key) ? key : binary ? keyToBytes(key) : undefined;
+  const bytes = keyToBytes(key);
+  const text = utf8Text(bytes);
   if (text !== undefined && textStorable(text)) return text;
-  return binary ? keyToBytes(key) : undefined;
+  return binary ? bytes : undefined;
 }
 
 const ENGINE: Record<string, string> = { postgres: "PostgreSQL", mysql: "MySQL" };
