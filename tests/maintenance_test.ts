@@ -271,6 +271,12 @@ for (const backend of BACKENDS) {
       for (let i = 100; i < 110; i++) await k.client.kv.deleteRange({ key: b(`/snap/${i}`) });
       const lease = await k.client.lease.leaseGrant({ TTL: 600 });
       await k.client.kv.put({ key: b("/leased"), value: b("x"), lease: lease.ID });
+      // Keys only bytes spell (text key columns refuse them): NUL, 0xFF, invalid UTF-8.
+      const binary = [[0], [0, 0xff], [1, ...b("kine/auth")], [0x2f, 0xc3, 0x28]].map((x) =>
+        new Uint8Array(x)
+      );
+      const textOnly = backend.name === "postgres" || backend.name === "mysql";
+      for (const key of textOnly ? [] : binary) await k.client.kv.put({ key, value: key });
       let writing = true;
       let n = 0;
       const writer = (async () => {
@@ -303,6 +309,11 @@ for (const backend of BACKENDS) {
         (await copy.client.lease.leaseLeases({})).leases.map((l: any) => l.ID),
         [lease.ID],
       );
+      for (const key of textOnly ? [] : binary) {
+        const got: { key: Uint8Array; value: Uint8Array } =
+          (await copy.client.kv.range({ key })).kvs[0];
+        assert.deepEqual([...got.key, ...got.value], [...key, ...key]);
+      }
       const next = await copy.client.kv.put({ key: b("/after"), value: b("1") });
       assert.equal(next.header.revision, revision + 1);
 

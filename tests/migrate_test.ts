@@ -21,6 +21,7 @@ import {
 import { AUTH_KEY } from "../lib/auth/store.ts";
 import { type AuthState, decodeState } from "../lib/auth/state.ts";
 import { PasswordPool } from "../lib/auth/passwords.ts";
+import { keyFromText } from "../lib/backend/keys.ts";
 import { migrate, type MigrateOptions, parseMigrateArgs } from "../lib/migrate/mod.ts";
 import { Progress, type ProgressSink } from "../lib/migrate/progress.ts";
 import { b, connect, s } from "./helpers/client.ts";
@@ -734,7 +735,7 @@ Deno.test("kine migrate names a key the target cannot store before writing anyth
     const source = await open(src);
     try {
       await put(source, "/registry/a", "1");
-      await put(source, "/registry/é", "2");
+      await put(source, keyFromText("/registry/é"), "2"); // keys are bytes: é is C3 A9
     } finally {
       await source.close();
     }

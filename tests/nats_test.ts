@@ -18,6 +18,8 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { base58, decodeKey, encodeKey, unbase58 } from "../lib/backend/nats/keys.ts";
+import { keyFromText } from "../lib/backend/keys.ts";
+import { AUTH_KEY } from "../lib/auth/store.ts";
 
 Deno.test("keys: upstream's examples, and back", () => {
   const cases: [string, string][] = [
@@ -30,10 +32,28 @@ Deno.test("keys: upstream's examples, and back", () => {
     assert.equal(encodeKey(key), subject);
     assert.equal(decodeKey(subject), key);
   }
-  for (const key of ["/registry/pods/default/ü-🙂", "compact_rev_key", "//x", "/a b/\u0000c"]) {
+  // Keys are byte strings (one code unit per byte): text, NUL, 0xFF, invalid UTF-8.
+  const keys = [
+    keyFromText("/registry/pods/default/ü-🙂"),
+    "compact_rev_key",
+    "//x",
+    "/a b/\u0000c",
+    "/\xff\xff/\xc3(",
+    "\0",
+    "\x01kine/auth",
+    "\0/\x01",
+    AUTH_KEY,
+  ];
+  for (const key of keys) {
     assert.equal(decodeKey(encodeKey(key)), key);
-    assert.match(encodeKey(key), /^[1-9A-HJ-NP-Za-km-z.]+$/, "subject tokens only");
+    assert.match(encodeKey(key), /^(_b\.)?[1-9A-HJ-NP-Za-km-z.]+$/, "subject tokens only");
   }
+  // kine's own keys keep the subjects of the bytes they had (\x01kine/…); a client key with
+  // those bytes gets one of its own.
+  const legacy = `meta.${base58(new Uint8Array([1, ...b("kine")]))}.${base58(b("auth"))}`;
+  assert.equal(encodeKey(AUTH_KEY), legacy);
+  assert.equal(decodeKey(legacy), AUTH_KEY);
+  assert.equal(encodeKey("\x01kine/auth"), `_b.${legacy}`);
   assert.throws(() => encodeKey(""), /not valid on NATS/);
   assert.throws(() => encodeKey("/"), /not valid on NATS/);
   assert.throws(() => decodeKey("0OIl"), /invalid base58/);

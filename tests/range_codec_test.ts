@@ -8,6 +8,7 @@ import {
   RangeEncoder,
 } from "../lib/translator/range_codec.ts";
 import { Buffer } from "node:buffer";
+import { keyFromText, keyToBytes } from "../lib/backend/keys.ts";
 
 const { etcd } = loadProtos();
 /** Copies the message out the way grpc-js's server does (behind a 5-byte frame header), then decodes it. */
@@ -32,8 +33,10 @@ Deno.test("encodeRangeResponse matches the protobuf schema for every field and s
   const big = new Uint8Array(300_000).map((_, i) => i % 251);
   const kvs = [
     kv("/a", new Uint8Array(0), 1),
-    kv("/ü/é/😀", new TextEncoder().encode("v"), 2),
-    kv("/€/\uE000/\u07FF/\u0800", new Uint8Array([7]), 3),
+    // Keys are byte strings (one code unit per byte): UTF-8 text and bytes that are not.
+    kv(keyFromText("/ü/é/😀"), new TextEncoder().encode("v"), 2),
+    kv(keyFromText("/€/\uE000/\u07FF/\u0800"), new Uint8Array([7]), 3),
+    kv("/\0\xff\xc3(\x80", new Uint8Array([8]), 4),
     kv("/big", big, 2 ** 40),
     kv("/z", new Uint8Array([0, 255]), 127),
     kv("/y", new Uint8Array([1]), 128),
@@ -51,7 +54,7 @@ Deno.test("encodeRangeResponse matches the protobuf schema for every field and s
     assert.equal(m.kvs.length, result.kvs.length);
     m.kvs.forEach((got: any, i: number) => {
       const want = result.kvs[i];
-      assert.equal(new TextDecoder().decode(got.key), want.key);
+      assert.deepEqual(new Uint8Array(got.key), keyToBytes(want.key));
       assert.deepEqual(new Uint8Array(got.value), want.value);
       assert.equal(got.create_revision, want.createRevision);
       assert.equal(got.mod_revision, want.modRevision);

@@ -23,9 +23,10 @@ import type { Logger } from "../log/mod.ts";
 import type { Registry } from "../metrics/mod.ts";
 import { corrupt, noSpace } from "../translator/errors.ts";
 export * from "./cost.ts";
+import { RESERVED } from "../backend/keys.ts";
 
-/** Where the alarms live: below `CLIENT_KEYS_START` (lib/translator/keys.ts). */
-export const ALARM_KEY = "\x01kine/alarms";
+/** Where the alarms live: one of kine's own keys, out of every client's reach (`backend/keys.ts`). */
+export const ALARM_KEY = `${RESERVED}kine/alarms`;
 
 /** etcd's AlarmType, as the wire spells it. */
 export type AlarmType = "NONE" | "NOSPACE" | "CORRUPT";

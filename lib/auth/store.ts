@@ -10,9 +10,13 @@ import * as E from "./errors.ts";
 import { rangePermitted } from "./perms.ts";
 import { type AuthState, decodeState, EMPTY_STATE, encodeState, hasRootRole } from "./state.ts";
 import type { TokenProvider } from "./tokens.ts";
+import { RESERVED } from "../backend/keys.ts";
 
-/** Where the auth state lives: below `CLIENT_KEYS_START` (lib/translator/keys.ts). */
-export const AUTH_KEY = "\x01kine/auth";
+/**
+ * Where the auth state lives: one of kine's own keys, out of every client's
+ * reach (`backend/keys.ts`); stored where kine before byte keys kept it.
+ */
+export const AUTH_KEY = `${RESERVED}kine/auth`;
 
 /** What the transport knows about a caller (see lib/server/caller.ts). */
 export interface Caller {

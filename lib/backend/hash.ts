@@ -8,6 +8,7 @@
  */
 import { setImmediate } from "node:timers";
 import { compacted, futureRevision } from "./errors.ts";
+import { keyToBytes } from "./keys.ts";
 import { type Backend, FROM_KEY, type KeyValue, type KvHash, plainRange } from "./types.ts";
 
 const TABLE = (() => {
@@ -38,11 +39,10 @@ export class Crc32c {
 }
 
 const PAGE = 1000;
-const encoder = new TextEncoder();
 
 /** Key length and key, value length and value, then the four numbers as 64-bit little-endian. */
 export function hashKv(crc: Crc32c, kv: KeyValue, scratch: DataView): void {
-  const key = encoder.encode(kv.key);
+  const key = keyToBytes(kv.key);
   scratch.setUint32(0, key.length, true);
   crc.update(new Uint8Array(scratch.buffer, 0, 4)).update(key);
   scratch.setUint32(0, kv.value.length, true);

@@ -1,5 +1,6 @@
 /** The copy itself: rows in id order from a source into an importer, a batch at a time. */
 import type { Importer } from "../backend/import.ts";
+import { keyToText } from "../backend/keys.ts";
 import type { LogRecord } from "../backend/types.ts";
 import type { Progress } from "./progress.ts";
 import type { MigrateSource } from "./source.ts";
@@ -13,7 +14,8 @@ export function checkKeys(target: Importer, rows: { name: string; id: number }[]
     const why = target.keyError(r.name);
     if (why) {
       throw new MigrateError(
-        `the target cannot store key ${JSON.stringify(r.name)} (revision ${r.id}): ${why}`,
+        `the target cannot store key ${JSON.stringify(keyToText(r.name) ?? r.name)} ` +
+          `(revision ${r.id}): ${why}`,
       );
     }
   }

@@ -25,11 +25,11 @@ export interface Digest {
 const PAGE = 1000;
 
 /**
- * Where a walk over every key starts: no engine stores a NUL, and on MySQL (a
- * PAD SPACE collation) a range from `\0` would miss keys below a space, as
- * kine's auth key (`\x01kine/auth`) is.
+ * Where a walk over every key starts: `\0`, the lowest key (keys are bytes;
+ * reads come from the key index, in byte order on every engine). kine's own
+ * keys sort after every client key, so the walk ends with them.
  */
-export const FIRST_KEY = "\x01";
+export const FIRST_KEY = "\0";
 
 /** The digest of the live keys a pager reads at `revision`. */
 export async function digest(pages: KvPager, revision: number): Promise<Digest> {

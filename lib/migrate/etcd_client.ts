@@ -5,6 +5,8 @@ import * as loader from "@grpc/proto-loader";
 import { LOADER_OPTIONS } from "../server/proto.ts";
 import type { KeyValue } from "../backend/types.ts";
 import type { Side } from "./flags.ts";
+import { keyFromBytes, keyToBytes } from "../backend/keys.ts";
+import { FIRST_KEY } from "./digest.ts";
 
 /** A unary call on one of the stubs. */
 export type Call = (method: string, request: Record<string, unknown>) => Promise<any>;
@@ -103,8 +105,8 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
     });
     stream.write({
       create_request: {
-        key: enc.encode("\x01"),
-        range_end: enc.encode("\0"),
+        key: keyToBytes(FIRST_KEY),
+        range_end: keyToBytes("\0"),
         start_revision: startRevision,
         prev_kv: true,
       },
@@ -124,9 +126,6 @@ export async function connectEtcd(side: Side): Promise<EtcdConnection> {
   };
 }
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
 /** One page of etcd's live keys from `start` at `revision` (0 = current), as kine's KeyValues. */
 export async function etcdPage(
   etcd: EtcdConnection,
@@ -136,14 +135,14 @@ export async function etcdPage(
   keysOnly = false,
 ): Promise<{ kvs: KeyValue[]; more: boolean; revision: number }> {
   const r = await etcd.kv("Range", {
-    key: enc.encode(start),
-    range_end: enc.encode("\0"),
+    key: keyToBytes(start),
+    range_end: keyToBytes("\0"),
     revision,
     limit,
     keys_only: keysOnly,
   });
   const kvs = r.kvs.map((kv: any): KeyValue => ({
-    key: dec.decode(kv.key),
+    key: keyFromBytes(kv.key),
     value: kv.value,
     createRevision: Number(kv.create_revision),
     modRevision: Number(kv.mod_revision),

@@ -19,9 +19,9 @@ import type { Side } from "./flags.ts";
 import type { MigrateSource } from "./source.ts";
 import { MigrateError } from "./copy.ts";
 import { Wake } from "./wake.ts";
+import { keyFromBytes } from "../backend/keys.ts";
 
 const PAGE = 1000;
-const dec = new TextDecoder();
 
 /** Opens a live etcd as a source. */
 export async function openEtcdSource(side: Side): Promise<EtcdSource> {
@@ -202,7 +202,7 @@ export class EtcdSource implements MigrateSource {
         );
         break;
       }
-      const name = dec.decode(kv.key);
+      const name = keyFromBytes(kv.key);
       const prev = e.prev_kv ? Number(e.prev_kv.mod_revision) : this.#last.get(name) ?? 0;
       const created = e.type !== "DELETE" && kv.create_revision === kv.mod_revision;
       this.#rows.push(

@@ -4,24 +4,23 @@
  * revisions and versions start afresh); leases are granted anew with their
  * remaining TTL and their keys attached. kine's own auth row stays behind.
  */
-import { AUTH_KEY } from "../auth/store.ts";
 import { FIRST_KEY, type KvPager } from "./digest.ts";
 import type { EtcdConnection } from "./etcd_client.ts";
 import { etcdPage } from "./etcd_client.ts";
 import { MigrateError } from "./copy.ts";
 import type { Progress } from "./progress.ts";
 import type { MigrateSource } from "./source.ts";
+import { isReserved, keyToBytes } from "../backend/keys.ts";
 
 /** etcd's default `--max-txn-ops`. */
 const TXN_OPS = 128;
 const PAGE = 1000;
-const enc = new TextEncoder();
 
 /** Refuses an etcd that holds keys. */
 export async function checkEtcdEmpty(etcd: EtcdConnection, name: string): Promise<void> {
   const r = await etcd.kv("Range", {
-    key: enc.encode(FIRST_KEY),
-    range_end: enc.encode("\0"),
+    key: keyToBytes(FIRST_KEY),
+    range_end: keyToBytes("\0"),
     count_only: true,
   });
   if (Number(r.count) > 0) {
@@ -51,12 +50,13 @@ export async function copyToEtcd(
   let start: string | undefined = FIRST_KEY;
   while (start !== undefined && !stopped()) {
     const page = await source.pager(start, revision, PAGE);
-    const kvs = page.kvs.filter((kv) => kv.key !== AUTH_KEY);
+    // kine's own keys (auth state, alarms) stay behind: etcd keeps its own.
+    const kvs = page.kvs.filter((kv) => !isReserved(kv.key));
     for (let i = 0; i < kvs.length; i += TXN_OPS) {
       await etcd.kv("Txn", {
         success: kvs.slice(i, i + TXN_OPS).map((kv) => ({
           request_put: {
-            key: enc.encode(kv.key),
+            key: keyToBytes(kv.key),
             value: kv.value,
             lease: leases.get(kv.lease) ?? "0",
           },
@@ -80,12 +80,12 @@ export function etcdPager(etcd: EtcdConnection): KvPager {
 
 /**
  * A pager that shows keys and values only (revisions, versions and leases
- * zero), leaving out kine's auth row: what a copy to etcd keeps.
+ * zero), leaving out kine's own keys: what a copy to etcd keeps.
  */
 export function valuesOnly(pager: KvPager): KvPager {
   return async (start, revision, limit, keysOnly) => {
     const page = await pager(start, revision, limit, keysOnly);
-    const kvs = page.kvs.filter((kv) => kv.key !== AUTH_KEY).map((kv) => ({
+    const kvs = page.kvs.filter((kv) => !isReserved(kv.key)).map((kv) => ({
       ...kv,
       createRevision: 0,
       modRevision: 0,

@@ -2,6 +2,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { LEASE_COST, type WriteGate } from "../alarm/mod.ts";
 import type { AccessGuard, Check } from "../auth/mod.ts";
 import type { Backend } from "../backend/types.ts";
+import { keyToBytes } from "../backend/keys.ts";
 import type { LeaseManager } from "../lease/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { callerOf } from "./caller.ts";
@@ -116,8 +117,6 @@ function serverStream<Req, Res>(
   };
 }
 
-const encoder = new TextEncoder();
-
 export interface ServiceContext {
   translator: Translator;
   maintenance: Maintenance;
@@ -189,7 +188,7 @@ export function leaseService(ctx: ServiceContext) {
           ID: r.ID,
           TTL: t ? t.ttl : -1,
           grantedTTL: t?.grantedTtl ?? 0,
-          keys: t && r.keys ? t.keys.map((k) => encoder.encode(k)) : [],
+          keys: t && r.keys ? t.keys.map(keyToBytes) : [],
         };
       },
       ctx.logger,

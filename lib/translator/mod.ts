@@ -43,6 +43,7 @@ import {
 import { putCost, txnCost, type WriteGate } from "../alarm/cost.ts";
 import { deleteKeyByKey } from "./delete_range.ts";
 import { keyRange as textRange, keyText } from "./keys.ts";
+import { keyToBytes } from "../backend/keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
 import { keyOrdered, rangeStream } from "./range_stream.ts";
 import type * as W from "./wire.ts";
@@ -70,9 +71,7 @@ function pageable(r: RangeRequest): boolean {
   return r.limit === 0 && keyOrdered(r);
 }
 
-const encoder = new TextEncoder();
-
-/** A request's key and range end; a ranged start may be rounded up to valid UTF-8. */
+/** A request's key and range end (see keys.ts). */
 function keyRange(keyBytes: Uint8Array | undefined, endBytes: Uint8Array | undefined) {
   if (!keyBytes || keyBytes.length === 0) throw emptyKey();
   return textRange(keyBytes, endBytes);
@@ -173,7 +172,7 @@ function toTxn(t: W.WireTxnRequest): Txn {
 
 export function wireKv(kv: KeyValue): W.WireKeyValue {
   return {
-    key: encoder.encode(kv.key),
+    key: keyToBytes(kv.key),
     create_revision: kv.createRevision,
     mod_revision: kv.modRevision,
     version: kv.version,
@@ -242,7 +241,7 @@ function wireCompactTxn(t: TxnResult): W.WireTxnResponse {
       response_range: {
         header: { revision: 0 },
         kvs: [{
-          key: encoder.encode(COMPACT_KEY),
+          key: keyToBytes(COMPACT_KEY),
           create_revision: 0,
           mod_revision: 0,
           version: kv?.version ?? 0,

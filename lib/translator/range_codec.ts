@@ -7,8 +7,6 @@
  */
 import type { KeyValue, RangeResult } from "../backend/types.ts";
 
-const encoder = new TextEncoder();
-
 function varintSize(n: number): number {
   let size = 1;
   while (n >= 0x80) {
@@ -22,17 +20,6 @@ function varintSize(n: number): number {
 function intField(n: number): number {
   if (n === 0) return 0;
   return 1 + (n < 0 ? 10 : varintSize(n));
-}
-
-/** UTF-8 length of a well-formed string (keys are validated as UTF-8 on the way in). */
-function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    // 2 bytes below U+0800, 3 above; a surrogate pair is 2 units for 4 bytes.
-    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
-  }
-  return n;
 }
 
 function bytesField(len: number): number {
@@ -67,16 +54,13 @@ class Writer {
     this.varint(n);
   }
 
-  /** A string field of `len` UTF-8 bytes; ASCII is copied by hand, cheaper than an encoder call. */
-  string(tag: number, s: string, len: number): void {
+  /** A key's bytes (one code unit per byte, `backend/keys.ts`), copied by hand. */
+  key(tag: number, s: string): void {
+    const len = s.length;
     if (len === 0) return;
     this.buf[this.pos++] = tag;
     this.varint(len);
-    if (len === s.length) {
-      for (let i = 0; i < len; i++) this.buf[this.pos + i] = s.charCodeAt(i);
-    } else {
-      encoder.encodeInto(s, this.buf.subarray(this.pos, this.pos + len));
-    }
+    for (let i = 0; i < len; i++) this.buf[this.pos + i] = s.charCodeAt(i);
     this.pos += len;
   }
 
@@ -120,9 +104,8 @@ export class RangeEncoder {
   /** Appends `kvs` to the response's repeated `kvs` field. */
   add(kvs: KeyValue[]): void {
     if (kvs.length === 0) return;
-    const keyLengths = kvs.map((kv) => utf8Length(kv.key));
-    const sizes = kvs.map((kv, i) =>
-      bytesField(keyLengths[i]) + intField(kv.createRevision) + intField(kv.modRevision) +
+    const sizes = kvs.map((kv) =>
+      bytesField(kv.key.length) + intField(kv.createRevision) + intField(kv.modRevision) +
       intField(kv.version) + bytesField(kv.value.length) + intField(kv.lease)
     );
     let total = 0;
@@ -131,7 +114,7 @@ export class RangeEncoder {
     kvs.forEach((kv, i) => {
       w.buf[w.pos++] = 0x12; // kvs
       w.varint(sizes[i]);
-      w.string(0x0a, kv.key, keyLengths[i]);
+      w.key(0x0a, kv.key);
       w.int(0x10, kv.createRevision);
       w.int(0x18, kv.modRevision);
       w.int(0x20, kv.version);

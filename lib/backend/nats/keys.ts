@@ -3,17 +3,25 @@
  * bucket written by upstream kine names the same keys: a leading `/` is
  * dropped (a key without one gets a first token `meta`), the rest is split on
  * `/`, and each segment (an empty one becomes `/`) is Base58-encoded with the
- * Bitcoin alphabet; tokens are joined with `.`.
+ * Bitcoin alphabet; tokens are joined with `.`. Segments are bytes (keys are
+ * byte strings, `../keys.ts`), so NUL, 0xFF and invalid UTF-8 encode too.
+ *
+ * kine's own keys (`\u0100…`) are encoded as `\x01…`, where kine kept them
+ * before keys were bytes, so existing buckets keep their auth state and
+ * alarms. A client key starting with byte 0x00 or 0x01 (refused before) gets
+ * a first token `_b`, outside the Base58 alphabet, so it never meets them.
+ * The backend needs no order of KV keys: its replica orders the keys itself.
  *
  * @module
  */
 import { BackendError } from "../errors.ts";
+import { isReserved, keyFromBytes, keyToBytes, RESERVED } from "../keys.ts";
 
 const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 const DIGIT = new Map([...ALPHABET].map((c, i) => [c, i]));
 const META = "meta";
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+/** First token of a client key that starts with byte 0x00 or 0x01. */
+const LOW = "_b";
 
 /** Base58 (Bitcoin alphabet) of some bytes; each leading zero byte is a `1`. */
 export function base58(bytes: Uint8Array): string {
@@ -69,18 +77,30 @@ export function encodeKey(key: string): string {
       `etcdserver: key ${JSON.stringify(key)} is not valid on NATS`,
     );
   }
+  if (isReserved(key)) return plainKey("\x01" + key.slice(1));
+  return key.charCodeAt(0) < 2 ? `${LOW}.${plainKey(key)}` : plainKey(key);
+}
+
+/** Upstream's encoding of a key's bytes. */
+function plainKey(key: string): string {
   const tokens = key.startsWith("/") ? [] : [META];
   const rest = key.startsWith("/") ? key.slice(1) : key;
-  for (const segment of rest.split("/")) tokens.push(base58(encoder.encode(segment || "/")));
+  for (const segment of rest.split("/")) tokens.push(base58(keyToBytes(segment || "/")));
   return tokens.join(".");
 }
 
 /** The etcd key a KV key stands for; throws if it is not one {@link encodeKey} makes. */
 export function decodeKey(subjectKey: string): string {
+  if (subjectKey.startsWith(`${LOW}.`)) return decodePlain(subjectKey.slice(LOW.length + 1));
+  const key = decodePlain(subjectKey);
+  return key.charCodeAt(0) === 1 ? RESERVED + key.slice(1) : key;
+}
+
+function decodePlain(subjectKey: string): string {
   const tokens = subjectKey.split(".");
   const meta = tokens[0] === META && tokens.length > 1;
   const segments = (meta ? tokens.slice(1) : tokens).map((t) => {
-    const s = decoder.decode(unbase58(t));
+    const s = keyFromBytes(unbase58(t));
     return s === "/" ? "" : s;
   });
   return (meta ? "" : "/") + segments.join("/");

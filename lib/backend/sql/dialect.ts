@@ -129,6 +129,8 @@ export interface Dialect {
   readonly insertWithValues: boolean;
   /** The highest UTF-16 code unit a stored key may hold (MySQL's ascii column: 0x7f). */
   readonly maxKeyChar: number;
+  /** Keys that are not UTF-8 text are stored as BLOBs (SQLite); else refused (`keys.ts`). */
+  readonly binaryKeys?: boolean;
   /** Why the engine cannot store `key`, or undefined if it can. */
   keyError(key: string): string | undefined;
   /** What an engine error means for the log (see {@link StoreFailure}). */

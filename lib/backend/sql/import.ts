@@ -20,6 +20,8 @@ import {
   type SqlParam,
 } from "./dialect.ts";
 import { COPY_COLUMNS, copyStream } from "./pg_copy.ts";
+import { nameToWrite } from "./keys.ts";
+import { BackendError } from "../errors.ts";
 import { setUpSchema } from "./schema.ts";
 
 /** Rows per INSERT statement: 10 parameters each, well inside every engine's limits. */
@@ -49,11 +51,16 @@ export async function openSqlImporter(
   }
 }
 
-/** A log row's values in the order of `INSERT INTO kine(id, name, …, version)`. */
-export function recordParams(r: LogRecord): SqlParam[] {
+/**
+ * A log row's values in the order of `INSERT INTO kine(id, name, …, version)`;
+ * throws the `InvalidArgument` error of a key `dialect` cannot store.
+ */
+export function recordParams(r: LogRecord, dialect: Dialect): SqlParam[] {
+  const name = nameToWrite(r.name, dialect);
+  if (name instanceof BackendError) throw name;
   return [
     r.id,
-    r.name,
+    name,
     r.created ? 1 : 0,
     r.deleted ? 1 : 0,
     r.createRevision,
@@ -110,7 +117,8 @@ class SqlImporter implements Importer {
   }
 
   keyError(key: string): string | undefined {
-    return this.dialect.keyError(key);
+    const name = nameToWrite(key, this.dialect);
+    return name instanceof BackendError ? name.message : undefined;
   }
 
   async importRows(rows: LogRecord[]): Promise<void> {
@@ -118,11 +126,16 @@ class SqlImporter implements Importer {
     await this.driver.transaction(async (conn) => {
       if (conn.copyIn) {
         const copy = `COPY kine(${COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary)`;
-        return await conn.copyIn(this.sql(copy), copyStream(rows));
+        // COPY takes the stored name as text: a PostgreSQL key is always text (`keys.ts`).
+        const stored = rows.map((r) => ({
+          ...r,
+          name: recordParams(r, this.dialect)[1] as string,
+        }));
+        return await conn.copyIn(this.sql(copy), copyStream(stored));
       }
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
         const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-        const params = chunk.flatMap(recordParams);
+        const params = chunk.flatMap((r) => recordParams(r, this.dialect));
         await conn.run("migrate_insert", this.#insert(chunk.length), params);
       }
     });

@@ -23,6 +23,7 @@ export const sqliteDialect: Dialect = {
   param: () => "?",
   insertSuffix: "",
   maxKeyChar: 0xffff,
+  binaryKeys: true,
   insertWithValues: false,
   keyError: () => undefined,
   // A busy database has already been waited for (busy_timeout): it is not retried on top.

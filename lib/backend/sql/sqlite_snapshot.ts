@@ -35,7 +35,7 @@ export async function writeSqliteSnapshot(backend: Backend, path: string): Promi
     for await (const rows of backend.snapshot()) {
       db.exec("BEGIN");
       for (const r of rows) {
-        insert.run(...(recordParams(r) as SQLInputValue[]));
+        insert.run(...(recordParams(r, sqliteDialect) as SQLInputValue[]));
         last = r.id;
         compactRow ||= r.name === COMPACT_KEY;
       }

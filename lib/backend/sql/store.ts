@@ -19,6 +19,7 @@ import { instrument, measure } from "./instrument.ts";
 import { bulkRevision, bulkStatements, keyTxnPlan } from "./key_txn.ts";
 import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
+import { nameToWrite } from "./keys.ts";
 import { setUpSchema } from "./schema.ts";
 import { SqlLogTx, toLease } from "./tx.ts";
 
@@ -84,8 +85,13 @@ export class SqlStore implements LogStore {
    * engine has the statements and the driver pipelines; see `LogStore`.
    */
   async #writeKeyTxns(d: KeyTxnDialect, txns: KeyTxn[]): Promise<(KeyTxnRow | Error)[]> {
-    const unfit = txns.map((k) => this.dialect.keyError(k.name));
-    const plan = keyTxnPlan(this.#sql, d, txns.filter((_, i) => !unfit[i]));
+    // Key txns run on the text engines: a name is text or an error (`keys.ts`).
+    const names = txns.map((k) => nameToWrite(k.name, this.dialect));
+    const fit = txns.flatMap((k, i) => {
+      const name = names[i];
+      return name instanceof BackendError ? [] : [{ ...k, name: name as string }];
+    });
+    const plan = keyTxnPlan(this.#sql, d, fit);
     const results = plan.statements.length === 0 ? [] : await measure(
       this.options,
       (err) => this.classify(err).code,
@@ -94,18 +100,21 @@ export class SqlStore implements LogStore {
     );
     const rows = plan.outcomes(results);
     return txns.map((_, i) => {
-      const why = unfit[i];
-      return why ? new BackendError("invalid", why) : rows.shift()!;
+      const name = names[i];
+      return name instanceof BackendError ? name : rows.shift()!;
     });
   }
 
   /** Bulk loads, each as one multi-row insert, in one pipelined transaction; see `LogStore`. */
   async #writeBulk(d: KeyTxnDialect, loads: BulkPut[][]): Promise<number[]> {
-    for (const p of loads.flat()) {
-      const unfit = this.dialect.keyError(p.name);
-      if (unfit) throw new BackendError("invalid", unfit);
-    }
-    const each = loads.map((puts) => bulkStatements(this.#sql, d, puts));
+    const stored = loads.map((puts) =>
+      puts.map((p) => {
+        const name = nameToWrite(p.name, this.dialect);
+        if (name instanceof BackendError) throw name;
+        return { ...p, name: name as string };
+      })
+    );
+    const each = stored.map((puts) => bulkStatements(this.#sql, d, puts));
     const results = await measure(
       this.options,
       (err) => this.classify(err).code,

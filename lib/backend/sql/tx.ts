@@ -10,6 +10,7 @@ import type {
 import type { LeaseRecord } from "../types.ts";
 import { BackendError } from "../errors.ts";
 import type { Bounds, EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
+import { keyOfStored, nameToWrite, rangeParts, storedKey, type StoredRange } from "./keys.ts";
 
 const EMPTY = new Uint8Array(0);
 /** kine's bookkeeping row, never a key a client sees. */
@@ -31,7 +32,7 @@ export function toLease(r: SqlRow): LeaseRecord {
 export function toRow(r: SqlRow, keysOnly = false): LogRow {
   return {
     id: Number(r[0]),
-    name: r[1] as string,
+    name: keyOfStored(r[1]),
     created: Number(r[2]) === 1,
     deleted: Number(r[3]) !== 0,
     createRevision: Number(r[4]),
@@ -59,40 +60,34 @@ function toEventRow(r: SqlRow): EventRow {
 }
 
 /**
- * A range's bounds as the engine can compare them (see {@link Bounds}): cut
- * at a NUL, and, where the key column holds only characters up to
- * `maxChar` (MySQL's ascii), cut before the first character above it and
- * rounded up to the next storable prefix. `end` null = no upper bound.
- * Returns null for a range no storable key can be in.
+ * A text range's bounds as the engine can compare them: cut at a NUL, and,
+ * where the key column holds only characters up to `maxChar` (MySQL's
+ * ascii), cut before the first character above it and rounded up to the
+ * next storable prefix. `end` null = no upper bound. Returns null for a
+ * range no storable key can be in.
  */
-function bounds(
-  start: string,
-  end: string | null,
-  maxChar: number,
-): { b: Bounds; params: string[] } | null {
-  const b: Bounds = { lo: ">=", hi: "" };
-  const params: string[] = [];
+function textBounds(start: string, end: string | null, maxChar: number): StoredRange | null {
   const lo = cut(start, maxChar);
-  if (lo.at === "nul") b.lo = ">";
+  let r: StoredRange;
   if (lo.at === "wide") {
     const next = successor(lo.key, maxChar);
     if (next === null) return null;
-    params.push(next);
-  } else params.push(lo.key);
+    r = { lo: next, loOp: ">=" };
+  } else r = { lo: lo.key, loOp: lo.at === "nul" ? ">" : ">=" };
   if (end !== null) {
     const hi = cut(end, maxChar);
     if (hi.at === "wide") {
       const next = successor(hi.key, maxChar);
-      if (next !== null) {
-        b.hi = "<";
-        params.push(next);
-      }
-    } else {
-      b.hi = hi.at === "nul" ? "<=" : "<";
-      params.push(hi.key);
-    }
+      if (next !== null) Object.assign(r, { hi: next, hiOp: "<" });
+    } else Object.assign(r, { hi: hi.key, hiOp: hi.at === "nul" ? "<=" : "<" });
   }
-  return { b, params };
+  return r;
+}
+
+/** A stored range as statement bounds and their params. */
+function toBounds(r: StoredRange): { b: Bounds; params: SqlParam[] } {
+  const b: Bounds = { lo: r.loOp, hi: r.hi === undefined ? "" : r.hiOp! };
+  return { b, params: r.hi === undefined ? [r.lo] : [r.lo, r.hi] };
 }
 
 /** `key` up to its first NUL or character above `maxChar`, and which one stopped it. */
@@ -113,11 +108,6 @@ function successor(prefix: string, maxChar: number): string | null {
   return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1);
 }
 
-/** True if the engine cannot hold `key`, so no row can carry it. */
-function unstorable(key: string, maxChar: number): boolean {
-  return cut(key, maxChar).at !== "";
-}
-
 /**
  * The log over one SQL connection: autocommit reads, or (for the write
  * methods) an open write transaction.
@@ -128,9 +118,24 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     private readonly sql: Statements,
   ) {
     this.#maxChar = sql.dialect.maxKeyChar;
+    this.#binary = sql.dialect.binaryKeys === true;
   }
 
   readonly #maxChar: number;
+  readonly #binary: boolean;
+
+  /** `key` as the column holds it; undefined if no row can carry it. */
+  #stored(key: string): string | Uint8Array | undefined {
+    const name = storedKey(key, this.#binary);
+    if (typeof name === "string" && cut(name, this.#maxChar).at !== "") return undefined;
+    return name;
+  }
+
+  /** The statement bounds of each stored part of `[start, end)` (see `keys.ts`). */
+  #parts(start: string, end: string | null): { b: Bounds; params: SqlParam[] }[] {
+    const text = (lo: string, hi: string | null) => textBounds(lo, hi, this.#maxChar);
+    return rangeParts(start, end, this.#binary, text).map(toBounds);
+  }
 
   async revisions(): Promise<Revisions> {
     const [r] = await this.conn.all("revisions", this.sql.revisions(), []);
@@ -146,14 +151,16 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     limit: number,
     keysOnly: boolean,
   ): Promise<LogRow[]> {
-    let rows: SqlRow[];
     if (end === "") {
-      if (unstorable(start, this.#maxChar)) return [];
-      rows = await this.conn.all("get", this.sql.getAt(keysOnly), [start, revision]);
-    } else {
-      const cut = bounds(start, end, this.#maxChar);
-      if (!cut) return [];
-      const { b, params } = cut;
+      const name = this.#stored(start);
+      if (name === undefined) return [];
+      const rows = await this.conn.all("get", this.sql.getAt(keysOnly), [name, revision]);
+      return rows.map((r) => toRow(r, keysOnly));
+    }
+    const parts = this.#parts(start, end);
+    const out: LogRow[] = [];
+    for (const { b, params } of parts) {
+      let rows: SqlRow[];
       if (limit > 0 && !this.sql.dialect.orderedListJoin) {
         rows = await this.#pages(b, params, revision, limit, keysOnly);
       } else {
@@ -161,8 +168,11 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
         if (limit > 0) all.push(limit);
         rows = await this.conn.all("list", this.sql.list(b, keysOnly, limit > 0), all);
       }
+      for (const r of rows) out.push(toRow(r, keysOnly));
     }
-    return rows.map((r) => toRow(r, keysOnly));
+    // Parts interleave in key order (SQLite's text and BLOB keys): merged here.
+    if (parts.length > 1) out.sort((x, y) => x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+    return limit > 0 ? out.slice(0, limit) : out;
   }
 
   /**
@@ -171,7 +181,7 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
    */
   async #pages(
     b: Bounds,
-    params: string[],
+    params: SqlParam[],
     revision: number,
     limit: number,
     keysOnly: boolean,
@@ -193,23 +203,24 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
         if (out.length === limit) return out;
       }
       if (page.length < fetch) return out;
-      from = page[page.length - 1][1] as string;
+      from = page[page.length - 1][1] as SqlParam;
       lo = ">";
     }
   }
 
   async count(start: string, end: string | null, revision: number): Promise<number> {
-    let rows: SqlRow[];
     if (end === "") {
-      if (unstorable(start, this.#maxChar)) return 0;
-      rows = await this.conn.all("count", this.sql.countOne(), [start, revision]);
-    } else {
-      const cut = bounds(start, end, this.#maxChar);
-      if (!cut) return 0;
-      const { b, params } = cut;
-      rows = await this.conn.all("count", this.sql.count(b), [...params, revision]);
+      const name = this.#stored(start);
+      if (name === undefined) return 0;
+      const rows = await this.conn.all("count", this.sql.countOne(), [name, revision]);
+      return Number(rows[0]?.[0] ?? 0);
     }
-    return Number(rows[0]?.[0] ?? 0);
+    let n = 0;
+    for (const { b, params } of this.#parts(start, end)) {
+      const rows = await this.conn.all("count", this.sql.count(b), [...params, revision]);
+      n += Number(rows[0]?.[0] ?? 0);
+    }
+    return n;
   }
 
   async leased(revision: number): Promise<LogRow[]> {
@@ -240,16 +251,17 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
   }
 
   async latest(key: string): Promise<LogRow | null> {
-    if (unstorable(key, this.#maxChar)) return null;
-    const [r] = await this.conn.all("latest", this.sql.latest(), [key]);
+    const name = this.#stored(key);
+    if (name === undefined) return null;
+    const [r] = await this.conn.all("latest", this.sql.latest(), [name]);
     return r ? toRow(r) : null;
   }
 
   async append(row: NewRow): Promise<number> {
-    const unfit = this.sql.dialect.keyError(row.name);
-    if (unfit) throw new BackendError("invalid", unfit);
+    const name = nameToWrite(row.name, this.sql.dialect);
+    if (name instanceof BackendError) throw name;
     const params: SqlParam[] = [
-      row.name,
+      name,
       row.created ? 1 : 0,
       row.deleted ? 1 : 0,
       row.createRevision,
@@ -278,25 +290,24 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     key?: string,
     end?: string | null,
   ): Promise<EventRow[]> {
-    const params: SqlParam[] = [after];
-    if (upTo > 0) params.push(upTo);
-    let range: EventRange = "all";
-    let b: Bounds = { lo: ">=", hi: "" };
-    if (key !== undefined) {
-      range = end === "" ? "exact" : end === null ? "from" : "range";
-      if (range === "exact") {
-        if (unstorable(key, this.#maxChar)) return [];
-        params.push(key);
-      } else {
-        const cut = bounds(key, end ?? null, this.#maxChar);
-        if (!cut) return [];
-        b = cut.b;
-        params.push(...cut.params);
-      }
+    const head: SqlParam[] = upTo > 0 ? [after, upTo] : [after];
+    const read = async (range: EventRange, b: Bounds, params: SqlParam[]) =>
+      (await this.conn.all(
+        "events",
+        this.sql.events(range, upTo > 0, b),
+        [...head, ...params, limit],
+      )).map(toEventRow);
+    if (key === undefined) return read("all", { lo: ">=", hi: "" }, []);
+    if (end === "") {
+      const name = this.#stored(key);
+      return name === undefined ? [] : read("exact", { lo: ">=", hi: "" }, [name]);
     }
-    params.push(limit);
-    const rows = await this.conn.all("events", this.sql.events(range, upTo > 0, b), params);
-    return rows.map(toEventRow);
+    const parts = this.#parts(key, end ?? null);
+    const out: EventRow[] = [];
+    for (const { b, params } of parts) out.push(...await read(b.hi ? "range" : "from", b, params));
+    // Each part is in id order and at most `limit` long: the first `limit` of their union.
+    if (parts.length > 1) out.sort((x, y) => x.id - y.id);
+    return out.slice(0, limit);
   }
 
   async savepoint(): Promise<void> {
