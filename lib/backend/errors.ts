@@ -20,6 +20,18 @@ export class BackendError extends Error {
   }
 }
 
+/**
+ * A background write (role claim, lease expiry) that found another process
+ * holding the store's write lock and did not wait for it: expected while
+ * several processes share a SQLite file, and retried on the next pass.
+ */
+export class StoreBusy extends BackendError {
+  constructor() {
+    super("unavailable", "store busy: background write deferred");
+    this.name = "StoreBusy";
+  }
+}
+
 export const ERR_COMPACTED = "etcdserver: mvcc: required revision has been compacted";
 export const ERR_FUTURE_REV = "etcdserver: mvcc: required revision is a future revision";
 export const ERR_DUPLICATE_KEY = "etcdserver: duplicate key given in txn request";

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { BackendError } from "../backend/errors.ts";
+import { BackendError, StoreBusy } from "../backend/errors.ts";
 import {
   type Backend,
   type Event,
@@ -275,7 +275,8 @@ export class LeaseManager {
         }
       }
     } catch (err) {
-      this.logger.warn("lease expiry failed; retrying", { error: String(err) });
+      const log = err instanceof StoreBusy ? this.logger.debug : this.logger.warn;
+      log.call(this.logger, "lease expiry failed; retrying", { error: String(err) });
     }
   }
 

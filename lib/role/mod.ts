@@ -10,6 +10,7 @@
  * @module
  */
 import type { Backend } from "../backend/types.ts";
+import { StoreBusy } from "../backend/errors.ts";
 import type { Logger } from "../log/mod.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
 
@@ -60,7 +61,9 @@ export class Role {
       ok = await this.backend.claimRole(this.name, this.holder, ROLE_TTL_MS);
     } catch (err) {
       // Not asked (the store is locked or away): the last claim's deadline still stands.
-      this.logger.warn("role claim failed", { role: this.name, error: String(err) });
+      // Another process's write lock is ordinary sharing, not something to warn about.
+      const log = err instanceof StoreBusy ? this.logger.debug : this.logger.warn;
+      log.call(this.logger, "role claim failed", { role: this.name, error: String(err) });
       return performance.now() < this.#heldUntil;
     }
     const was = now < this.#heldUntil;

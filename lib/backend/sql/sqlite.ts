@@ -5,7 +5,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Logger } from "../../log/mod.ts";
-import { dsnError, EndpointError } from "../errors.ts";
+import { dsnError, EndpointError, StoreBusy } from "../errors.ts";
 import type {
   Dialect,
   SqlConn,
@@ -172,6 +172,11 @@ class SqliteConn implements SqlConn {
   }
 }
 
+/** True if `err` is SQLite's "another connection holds the lock" (SQLITE_BUSY). */
+function isBusy(err: unknown): boolean {
+  return /database is locked|SQLITE_BUSY/.test(String(err));
+}
+
 /**
  * Runs a start-up step again while another process holds a lock SQLite will
  * not wait for (switching the journal mode of a fresh file, for one), up to
@@ -184,7 +189,7 @@ function whileBusy<T>(busyTimeout: number, step: () => T): T {
     try {
       return step();
     } catch (err) {
-      if (!/database is locked|SQLITE_BUSY/.test(String(err)) || Date.now() > deadline) throw err;
+      if (!isBusy(err) || Date.now() > deadline) throw err;
       Atomics.wait(nap, 0, 0, 50); // start-up only: nothing else runs yet
     }
   }
@@ -306,7 +311,7 @@ export class SqliteDriver implements SqlDriver {
         return result;
       } catch (err) {
         if (db.isTransaction) db.exec("ROLLBACK");
-        if (!/database is locked|SQLITE_BUSY/.test(String(err)) || Date.now() > deadline) {
+        if (!isBusy(err) || Date.now() > deadline) {
           throw err;
         }
         await new Promise((r) => setTimeout(r, 50));
@@ -327,6 +332,8 @@ export class SqliteDriver implements SqlDriver {
       db.exec("PRAGMA busy_timeout = 0");
       try {
         db.exec(this.#begin);
+      } catch (err) {
+        throw isBusy(err) ? new StoreBusy() : err;
       } finally {
         db.exec(`PRAGMA busy_timeout = ${this.options.busyTimeout}`);
       }
