@@ -12,7 +12,7 @@ import { type SqlAdmin, sqlAdmin } from "./helpers/sql_admin.ts";
 import { key, WatchClient } from "./helpers/watch.ts";
 import { parsePostgresDsn } from "../lib/backend/sql/postgres.ts";
 import { parseMysqlDsn } from "../lib/backend/sql/mysql.ts";
-import { startKine } from "../lib/mod.ts";
+import { type KineConfig, startKine } from "../lib/mod.ts";
 import { createLogger } from "../lib/log/mod.ts";
 
 const INVALID_ARGUMENT = 3;
@@ -86,6 +86,7 @@ function perEngine(
   name: string,
   fn: (k: TestKine, admin: SqlAdmin, engine: TestBackend) => Promise<void>,
   engines = ENGINES,
+  config: Partial<KineConfig> = {},
 ) {
   for (const engine of engines) {
     Deno.test(`[${engine.name}] ${name}`, () =>
@@ -98,7 +99,7 @@ function perEngine(
             await admin.close();
           }
         },
-        {},
+        config,
         engine,
       ));
   }
@@ -432,6 +433,13 @@ perEngine(
   },
 );
 
+/** `kine_gap_fill_total{result}` of the server. */
+async function gapFills(k: TestKine, result: string): Promise<number> {
+  const text = await (await fetch(k.kine.metricsUrl!)).text();
+  const m = new RegExp(`^kine_gap_fill_total\\{result="${result}"\\} (\\S+)$`, "m").exec(text);
+  return Number(m?.[1]);
+}
+
 perEngine(
   "an id held by an open transaction: its row is delivered once, in order, when it commits",
   async (k, admin) => {
@@ -451,6 +459,8 @@ perEngine(
       const l = (await late.watch({ key: "/held/", rangeEnd: "/held0", startRevision: start }))
         .watch_id;
       await new Promise((r) => setTimeout(r, 200));
+      // The fill found the id held and gave up at once, filling nothing, rather than wait.
+      assert.ok(await gapFills(k, "held") > 0, "no fill met the held id");
       await admin.exec("COMMIT");
       const want = ["/held/slow", "/held/fast"];
       assert.deepEqual((await early.waitEvents(e, 2)).map(key), want);
@@ -460,11 +470,14 @@ perEngine(
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(early.events(e).length, 2, "an event came twice");
       assert.equal(late.events(l).length, 3, "an event came twice");
+      assert.equal(await gapFills(k, "filled"), 0);
     } finally {
       await early.close();
       await late.close();
     }
   },
+  ENGINES,
+  { metricsBindAddress: "127.0.0.1:0" },
 );
 
 perEngine(

@@ -158,6 +158,13 @@ export interface Dialect {
    * `… ON CONFLICT DO NOTHING` elsewhere).
    */
   readonly insertIgnore: { verb: string; suffix: string };
+  /**
+   * How a gap fill finds an id held by a transaction in flight without
+   * waiting for it: a statement run first in the fill's transaction (with a
+   * `?` per id where `perId`), and the error codes that then mean "held".
+   * Absent (SQLite, one writer): the fill waits for the lock.
+   */
+  readonly fillGuard?: { sql: string; perId: boolean; held: string[] };
   /** Run after a successful compaction, or empty. */
   readonly postCompactSql: string;
   /**
@@ -381,6 +388,16 @@ export class Statements {
         "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
         `WHERE ${where.join(" AND ")} ORDER BY kine.id ASC LIMIT ?`;
     });
+  }
+
+  /** The dialect's fill guard for `n` ids (see {@link Dialect.fillGuard}); undefined if none. */
+  fillGuard(n: number): string | undefined {
+    const guard = this.dialect.fillGuard;
+    if (!guard) return undefined;
+    return this.#get(
+      `fill_guard${guard.perId ? n : 0}`,
+      () => guard.perId ? guard.sql.replace("?", Array(n).fill("?").join(", ")) : guard.sql,
+    );
   }
 
   /** Gap tombstones for `n` ids, skipping ids that are taken. Params: id, name per row. */
