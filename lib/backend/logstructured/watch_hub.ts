@@ -20,6 +20,12 @@ const MAX_FILL = 1000;
  * races it costs a statement that waits on its lock (or makes it run again).
  */
 const GAP_STAND_MS = 15;
+/**
+ * The longest wait between two fills that met an id held by a transaction in
+ * flight: the wait doubles from the stand time while they keep meeting one,
+ * so a slow batch of another server costs a few attempts, not one per stand.
+ */
+const HELD_BACKOFF_MAX_MS = 120;
 /** The shortest poll interval, where the timer keeps finding other processes' rows. */
 const MIN_POLL_MS = 1;
 
@@ -103,6 +109,8 @@ export class WatchHub {
   #retryTimer?: ReturnType<typeof setTimeout>;
   /** No fill before this time: the last one met an id still held by a transaction in flight. */
   #fillAfter = 0;
+  /** The wait after the next fill that meets a held id; back to the stand time once no id is missing. */
+  #heldBackoff = 0;
   #closed = false;
   /** Called when the poll loop stops. */
   #idle: (() => void)[] = [];
@@ -264,10 +272,13 @@ export class WatchHub {
     }
     this.#notifySynced();
     for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
-    // A full read, or a settled span with rows above it: there may be more to read at once.
-    if (missing.length === 0) return read.length >= limit || spanRead;
-    // Ids that have stood missing long enough are filled now; the others get time to commit.
     const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
+    if (missing.length === 0) {
+      this.#heldBackoff = stand;
+      // A full read, or a settled span with rows above it: there may be more to read at once.
+      return read.length >= limit || spanRead;
+    }
+    // Ids that have stood missing long enough are filled now; the others get time to commit.
     for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);
     const due = now < this.#fillAfter
       ? []
@@ -281,9 +292,11 @@ export class WatchHub {
     }
     if (await this.#fill(due)) return true;
     // A transaction in flight holds one: its commit (or the timer) brings the loop back.
-    this.#fillAfter = performance.now() + stand;
+    const backoff = Math.max(this.#heldBackoff, stand);
+    this.#heldBackoff = Math.min(backoff * 2, HELD_BACKOFF_MAX_MS);
+    this.#fillAfter = performance.now() + backoff;
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.wake(), stand);
+    this.#retryTimer = setTimeout(() => this.wake(), backoff);
     return false;
   }
 
