@@ -408,6 +408,13 @@ for (
   });
 }
 
+/** `kine_gap_fill_total{result}` of the server. */
+async function gapFills(k: TestKine, result: string): Promise<number> {
+  const text = await (await fetch(k.kine.metricsUrl!)).text();
+  const m = new RegExp(`^kine_gap_fill_total\\{result="${result}"\\} (\\S+)$`, "m").exec(text);
+  return Number(m?.[1]);
+}
+
 perEngine(
   "an id consumed by a rolled-back insert is filled; watchers never see the gap",
   async (k, admin) => {
@@ -425,20 +432,16 @@ perEngine(
       assert.deepEqual(events.map(key), ["/gap/after"]);
       const [hole] = await admin.rows("SELECT name FROM kine WHERE id = ?", [after - 1]);
       assert.equal(hole?.name, `gap-${after - 1}`, "the consumed id was not filled");
+      assert.equal(await gapFills(k, "filled"), 1);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(w.events(id).length, 1, "a gap row was shown");
     } finally {
       await w.close();
     }
   },
+  ENGINES,
+  { metricsBindAddress: "127.0.0.1:0" },
 );
-
-/** `kine_gap_fill_total{result}` of the server. */
-async function gapFills(k: TestKine, result: string): Promise<number> {
-  const text = await (await fetch(k.kine.metricsUrl!)).text();
-  const m = new RegExp(`^kine_gap_fill_total\\{result="${result}"\\} (\\S+)$`, "m").exec(text);
-  return Number(m?.[1]);
-}
 
 perEngine(
   "an id held by an open transaction: its row is delivered once, in order, when it commits",
