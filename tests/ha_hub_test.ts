@@ -65,10 +65,10 @@ function row(id: number, name: string): EventRow {
 }
 
 /** A hub on `log` whose timer never fires during the test, and what it published. */
-function hubOn(log: FakeLog): { hub: WatchHub; seen: number[] } {
+function hubOn(log: FakeLog, pollBatchSize = 100): { hub: WatchHub; seen: number[] } {
   const hub: WatchHub = new WatchHub(
     { reader: log.reader, fill: (ids) => log.fill(ids) },
-    { pollBatchSize: 100, fillRetryDelayMs: 0, pollIntervalMs: 60_000, logger: silentLogger },
+    { pollBatchSize, fillRetryDelayMs: 0, pollIntervalMs: 60_000, logger: silentLogger },
     () => {},
     (): number => hub.polled,
   );
@@ -139,6 +139,33 @@ Deno.test("an id nobody holds is filled and never shown; the rows above it follo
     await hub.waitForSyncTo(4);
     assert.deepEqual(seen, [1, 3, 4]);
     assert.equal(log.committed.get(2)?.name, "gap-2");
+  } finally {
+    await hub.close();
+  }
+});
+
+Deno.test("ids committing in any order, some never: every row is published once, in id order", async () => {
+  // A fixed pseudo-random order (LCG), small reads so that spans and the read limit both come up.
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const log = new FakeLog();
+  const ids = Array.from({ length: 300 }, (_, i) => i + 1);
+  const rolledBack = new Set(ids.filter(() => random() < 0.05));
+  for (const id of ids) log.held.add(id);
+  const { hub, seen } = hubOn(log, 7);
+  try {
+    // Commits land out of order within a sliding window of 20 ids, as overlapping batches do.
+    const pending = [...ids];
+    while (pending.length > 0) {
+      const i = Math.floor(random() * Math.min(20, pending.length));
+      const [id] = pending.splice(i, 1);
+      if (rolledBack.has(id)) log.held.delete(id);
+      else log.commit(id);
+      if (random() < 0.3) hub.wake("notify");
+      if (random() < 0.1) await new Promise((r) => setTimeout(r, random() * 20));
+    }
+    await hub.waitForSyncTo(300);
+    assert.deepEqual(seen, ids.filter((id) => !rolledBack.has(id)));
   } finally {
     await hub.close();
   }

@@ -68,7 +68,6 @@ export class LogBackend implements Backend {
     // Off the write queue where a pool allows (SQLite's fill waits for the file's lock).
     const fill = async (ids: number[]) => {
       try {
-        if (store.fill) return await store.fill(ids);
         return store.parallelWrites
           ? await store.write(async (tx) => await tx.fill(ids))
           : await this.#writes.write(async (tx) => await tx.fill(ids));

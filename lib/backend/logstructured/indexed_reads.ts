@@ -95,6 +95,11 @@ export class IndexedReads {
   /** Applies a batch the watch hub published. */
   apply(events: Event[]): void {
     for (const e of events) this.#index.apply(fromEvent(e));
+    // Rows the poll loop read before another process compacted past them (it holds rows above a
+    // missing id) come in below the compact revision: trimmed again, as the store trimmed them.
+    if (events.length > 0 && events[0].kv.modRevision <= this.#compact) {
+      this.#index.trim(this.#compact);
+    }
   }
 
   /** Learns the store's compact revision; a higher one trims the index. */

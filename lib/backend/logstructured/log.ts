@@ -225,11 +225,6 @@ export interface LogStore {
    * `key_txn.ts`); stores without it run every txn through {@link write}.
    */
   writeKeyTxns?: KeyTxnStore["writeKeyTxns"];
-  /**
-   * A gap fill (as {@link LogWriteTx.fill}, throwing {@link GapHeld} alike) in
-   * one round trip; stores without it fill through {@link write}.
-   */
-  fill?(ids: number[]): Promise<number>;
   /** A bulk load in one round trip (see `key_txn.ts`); stores without it use {@link write}. */
   writeBulk?: KeyTxnStore["writeBulk"];
   /** Lease records (only `id`'s when given), read outside any transaction. */

@@ -239,8 +239,10 @@ export class WatchHub {
     const holeEnd = this.#holeEnd();
     const read = await this.log.reader.events(this.#polled, holeEnd, limit);
     this.options.metrics?.watchRowsRead.inc(read.length);
-    const spanRead = holeEnd > 0 && read.length < limit;
-    const rows = spanRead ? merged(this.#ahead, read) : read;
+    // A span cut short by the limit leaves ids above it unread: they count as missing until read.
+    const rows = holeEnd > 0 ? merged(this.#ahead, read) : read;
+    /** Ids up to here were looked at by this read: only those may be given up. */
+    const looked = read.length >= limit ? read[read.length - 1].id : Infinity;
     this.#ahead = [];
     const now = performance.now();
     const events: Event[] = [];
@@ -251,7 +253,7 @@ export class WatchHub {
     for (const row of rows) {
       let id = seen + 1;
       for (; id < row.id && missing.length < MAX_FILL; id++) {
-        if (missing.length === 0 && this.#givenUp(id, now)) position = id;
+        if (missing.length === 0 && id <= looked && this.#givenUp(id, now)) position = id;
         else missing.push(id);
       }
       // More missing ids than one pass takes: the rows above them are read again later.
@@ -276,7 +278,7 @@ export class WatchHub {
     if (missing.length === 0) {
       this.#heldBackoff = stand;
       // A full read, or a settled span with rows above it: there may be more to read at once.
-      return read.length >= limit || spanRead;
+      return read.length >= limit || holeEnd > 0;
     }
     // Ids that have stood missing long enough are filled now; the others get time to commit.
     for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);

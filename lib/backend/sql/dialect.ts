@@ -405,9 +405,8 @@ export class Statements {
     return this.#get(`fill${n}`, () => {
       const { verb, suffix } = this.dialect.insertIgnore;
       const rows = Array(n).fill("(?, ?, 0, 1, 0, 0, 0, NULL, NULL)").join(", ");
-      // RETURNING where the engine has it: a pipelined fill counts the rows it answers.
       return `${verb} kine(id, name, created, deleted, create_revision, prev_revision, lease, ` +
-        `value, old_value) VALUES ${rows}${suffix}${this.dialect.insertSuffix}`;
+        `value, old_value) VALUES ${rows}${suffix}`;
     });
   }
 

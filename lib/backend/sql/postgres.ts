@@ -95,13 +95,8 @@ export const postgresDialect: Dialect = {
   sizeSql: "SELECT pg_total_relation_size('kine')",
   fillRetryDelayMs: 1,
   insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
-  // SET LOCAL as a query with a row (a pipeline's statements answer with rows): the insert
-  // would wait for a transaction inserting the same id; 1 ms, then lock_not_available.
-  fillGuard: {
-    sql: "SELECT set_config('lock_timeout', '1ms', true)",
-    perId: false,
-    held: ["55P03"],
-  },
+  // The insert would wait for the transaction inserting the same id: 1 ms, then lock_not_available.
+  fillGuard: { sql: "SET LOCAL lock_timeout = '1ms'", perId: false, held: ["55P03"] },
   postCompactSql: "",
   keyTxn: {
     int: "CAST(? AS BIGINT)",

@@ -20,7 +20,7 @@ import { bulkRevision, bulkStatements, keyTxnOutcome, keyTxnStatements } from ".
 import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
 import { setUpSchema } from "./schema.ts";
-import { fillStatements, heldOr, SqlLogTx, toLease } from "./tx.ts";
+import { SqlLogTx, toLease } from "./tx.ts";
 
 /** Poll interval where commits of other processes announce themselves: a fallback only. */
 const NOTIFIED_POLL_MS = 1000;
@@ -57,7 +57,6 @@ export class SqlStore implements LogStore {
   readonly notifier?: CommitNotifier;
   readonly writeKeyTxns?: LogStore["writeKeyTxns"];
   readonly writeBulk?: LogStore["writeBulk"];
-  readonly fill?: LogStore["fill"];
 
   constructor(
     readonly dialect: Dialect,
@@ -73,7 +72,6 @@ export class SqlStore implements LogStore {
     // SQLite writes through one connection; the network engines through a pool.
     this.parallelWrites = dialect.name !== "sqlite";
     this.notifier = driver.notifier;
-    if (driver.pipeline && dialect.fillGuard) this.fill = (ids) => this.#fill(ids);
     const keyTxn = dialect.keyTxn;
     if (keyTxn && driver.pipeline) {
       this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
@@ -115,22 +113,6 @@ export class SqlStore implements LogStore {
       () => this.driver.pipeline!(statements),
     );
     return bulkRevision(results);
-  }
-
-  /** A guarded gap fill as one pipelined transaction: one round trip; see `LogStore.fill`. */
-  async #fill(ids: number[]): Promise<number> {
-    const statements = fillStatements(this.#sql, ids);
-    try {
-      const results = await measure(
-        this.options,
-        (err) => this.classify(err).code,
-        "fill",
-        () => this.driver.pipeline!(statements),
-      );
-      return results.reduce((n, r, i) => n + (statements[i].name === "fill" ? r.changes : 0), 0);
-    } catch (err) {
-      throw heldOr(this.#sql, err);
-    }
   }
 
   write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T> {

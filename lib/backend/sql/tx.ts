@@ -346,14 +346,21 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
   }
 
   async fill(ids: number[]): Promise<number> {
+    const guard = this.sql.dialect.fillGuard;
     let filled = 0;
     try {
-      for (const s of fillStatements(this.sql, ids)) {
-        const changes = (await this.conn.run(s.name, s.sql, s.params)).changes;
-        if (s.name === "fill") filled += changes;
+      for (let i = 0; i < ids.length; i += FILL_CHUNK) {
+        const chunk = ids.slice(i, i + FILL_CHUNK);
+        const first = this.sql.fillGuard(chunk.length);
+        if (first && (i === 0 || guard!.perId)) {
+          await this.conn.run("fill_guard", first, guard!.perId ? chunk : []);
+        }
+        const params = chunk.flatMap((id) => [id, `gap-${id}`]);
+        filled += (await this.conn.run("fill", this.sql.fill(chunk.length), params)).changes;
       }
     } catch (err) {
-      throw heldOr(this.sql, err);
+      if (guard?.held.includes(errorCode(err))) throw new GapHeld();
+      throw err;
     }
     return filled;
   }
@@ -382,32 +389,4 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
   async deleteLease(id: number): Promise<void> {
     await this.conn.run("lease_delete", this.sql.leaseDelete(), [id]);
   }
-}
-
-/**
- * A gap fill's statements in order: the dialect's guard (see
- * `Dialect.fillGuard`), once or per chunk, and the inserts, named `fill_guard`
- * and `fill`.
- */
-export function fillStatements(
-  sql: Statements,
-  ids: number[],
-): { name: "fill" | "fill_guard"; sql: string; params: SqlParam[] }[] {
-  const guard = sql.dialect.fillGuard;
-  const out: { name: "fill" | "fill_guard"; sql: string; params: SqlParam[] }[] = [];
-  for (let i = 0; i < ids.length; i += FILL_CHUNK) {
-    const chunk = ids.slice(i, i + FILL_CHUNK);
-    const first = sql.fillGuard(chunk.length);
-    if (first && (i === 0 || guard!.perId)) {
-      out.push({ name: "fill_guard", sql: first, params: guard!.perId ? chunk : [] });
-    }
-    const params = chunk.flatMap((id) => [id, `gap-${id}`]);
-    out.push({ name: "fill", sql: sql.fill(chunk.length), params });
-  }
-  return out;
-}
-
-/** {@link GapHeld} for an error that means a fill met an id held in flight; else the error. */
-export function heldOr(sql: Statements, err: unknown): unknown {
-  return sql.dialect.fillGuard?.held.includes(errorCode(err)) ? new GapHeld() : err;
 }
