@@ -230,6 +230,7 @@ Deno.test("every labelled kine counter shows its known label sets at 0 before an
       'kine_insert_errors_total{retriable="false"} 0',
       'kine_gap_fill_total{result="filled"} 0',
       'kine_gap_fill_total{result="failed"} 0',
+      'kine_gap_fill_total{result="held"} 0',
       'kine_gap_fill_total{result="skipped"} 0',
       'kine_watch_wakeups_total{source="local"} 0',
       'kine_watch_wakeups_total{source="notify"} 0',

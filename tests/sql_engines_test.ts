@@ -12,7 +12,7 @@ import { type SqlAdmin, sqlAdmin } from "./helpers/sql_admin.ts";
 import { key, WatchClient } from "./helpers/watch.ts";
 import { parsePostgresDsn } from "../lib/backend/sql/postgres.ts";
 import { parseMysqlDsn } from "../lib/backend/sql/mysql.ts";
-import { startKine } from "../lib/mod.ts";
+import { type KineConfig, startKine } from "../lib/mod.ts";
 import { createLogger } from "../lib/log/mod.ts";
 
 const INVALID_ARGUMENT = 3;
@@ -86,6 +86,7 @@ function perEngine(
   name: string,
   fn: (k: TestKine, admin: SqlAdmin, engine: TestBackend) => Promise<void>,
   engines = ENGINES,
+  config: Partial<KineConfig> = {},
 ) {
   for (const engine of engines) {
     Deno.test(`[${engine.name}] ${name}`, () =>
@@ -98,7 +99,7 @@ function perEngine(
             await admin.close();
           }
         },
-        {},
+        config,
         engine,
       ));
   }
@@ -407,6 +408,13 @@ for (
   });
 }
 
+/** `kine_gap_fill_total{result}` of the server. */
+async function gapFills(k: TestKine, result: string): Promise<number> {
+  const text = await (await fetch(k.kine.metricsUrl!)).text();
+  const m = new RegExp(`^kine_gap_fill_total\\{result="${result}"\\} (\\S+)$`, "m").exec(text);
+  return Number(m?.[1]);
+}
+
 perEngine(
   "an id consumed by a rolled-back insert is filled; watchers never see the gap",
   async (k, admin) => {
@@ -424,12 +432,15 @@ perEngine(
       assert.deepEqual(events.map(key), ["/gap/after"]);
       const [hole] = await admin.rows("SELECT name FROM kine WHERE id = ?", [after - 1]);
       assert.equal(hole?.name, `gap-${after - 1}`, "the consumed id was not filled");
+      assert.equal(await gapFills(k, "filled"), 1);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(w.events(id).length, 1, "a gap row was shown");
     } finally {
       await w.close();
     }
   },
+  ENGINES,
+  { metricsBindAddress: "127.0.0.1:0" },
 );
 
 perEngine(
@@ -451,6 +462,8 @@ perEngine(
       const l = (await late.watch({ key: "/held/", rangeEnd: "/held0", startRevision: start }))
         .watch_id;
       await new Promise((r) => setTimeout(r, 200));
+      // The fill found the id held and gave up at once, filling nothing, rather than wait.
+      assert.ok(await gapFills(k, "held") > 0, "no fill met the held id");
       await admin.exec("COMMIT");
       const want = ["/held/slow", "/held/fast"];
       assert.deepEqual((await early.waitEvents(e, 2)).map(key), want);
@@ -460,11 +473,14 @@ perEngine(
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(early.events(e).length, 2, "an event came twice");
       assert.equal(late.events(l).length, 3, "an event came twice");
+      assert.equal(await gapFills(k, "filled"), 0);
     } finally {
       await early.close();
       await late.close();
     }
   },
+  ENGINES,
+  { metricsBindAddress: "127.0.0.1:0" },
 );
 
 perEngine(

@@ -38,13 +38,19 @@ export interface KineMetrics {
   readonly compactBatchSeconds: Histogram;
   /** `kine_insert_errors_total{retriable}`: failed RETURNING inserts, `true`/`false`. */
   readonly insertErrorsTotal: Counter<readonly ["retriable"]>;
-  /** `kine_gap_fill_total{result}`: gap outcomes, `filled`/`failed`/`skipped`. */
+  /**
+   * `kine_gap_fill_total{result}`: gap outcomes per id, `filled`, `failed` (its real row
+   * committed first), `held` (a fill found an id of a transaction still in flight and
+   * filled nothing; looked at again later), `skipped` (given up).
+   */
   readonly gapFillTotal: Counter<readonly ["result"]>;
   /**
    * `kine_watch_wakeups_total{source}`: what woke the watch poll loop — `local` (a commit of this
    * process), `notify` (another process's commit, by LISTEN/NOTIFY), `poll` (the timer).
    */
   readonly watchWakeups: Counter<readonly ["source"]>;
+  /** `kine_watch_rows_read_total`: rows the watch poll loop read (over its queries). */
+  readonly watchRowsRead: Counter;
   /** `kine_role_held{role}`: 1 while this process holds the role (`lease_reaper`, `compactor`). */
   readonly roleHeld: Gauge<readonly ["role"]>;
   /** `kine_txn_batch_size`: txns committed together in one group commit. */
@@ -108,6 +114,10 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
       help: "Wake-ups of the watch poll loop by source: local commit, notify, poll timer",
       labelNames: ["source"] as const,
     }),
+    watchRowsRead: registry.counter({
+      name: "kine_watch_rows_read_total",
+      help: "Rows read by the watch poll loop",
+    }),
     roleHeld: registry.gauge({
       name: "kine_role_held",
       help:
@@ -162,7 +172,7 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
   // Every known label set from the start, so alerts on a rate or absence work before the first event.
   for (const r of ["success", "error"]) m.compactTotal.labels(r);
   for (const r of ["true", "false"]) m.insertErrorsTotal.labels(r);
-  for (const r of ["filled", "failed", "skipped"]) m.gapFillTotal.labels(r);
+  for (const r of ["filled", "failed", "held", "skipped"]) m.gapFillTotal.labels(r);
   for (const s of ["local", "notify", "poll"]) m.watchWakeups.labels(s);
   for (const r of ["lease_reaper", "compactor"]) m.roleHeld.labels(r);
   return m;

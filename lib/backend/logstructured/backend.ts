@@ -1,7 +1,7 @@
 import { COMPACT_KEY, presentKv } from "./compact_key.ts";
 import { Compactor, type CompactorOptions } from "./compactor.ts";
 import { CountCache } from "./count_cache.ts";
-import { type LogStore, rowToKv } from "./log.ts";
+import { GapHeld, type LogStore, rowToKv } from "./log.ts";
 import { IndexedReads, RowGone } from "./indexed_reads.ts";
 import { Snapshots, toRecord } from "./snapshot.ts";
 import { compacted, futureRevision } from "../errors.ts";
@@ -65,17 +65,24 @@ export class LogBackend implements Backend {
       this.#hub.wake("local");
       store.notifier?.announce(revision);
     });
-    // Fills wait for the transactions holding the ids: off the write queue where a pool allows.
-    const fill = (ids: number[]) =>
-      store.parallelWrites
-        ? store.write(async (tx) => await tx.fill(ids))
-        : this.#writes.write(async (tx) => await tx.fill(ids));
+    // Off the write queue where a pool allows (SQLite's fill waits for the file's lock).
+    const fill = async (ids: number[]) => {
+      try {
+        return store.parallelWrites
+          ? await store.write(async (tx) => await tx.fill(ids))
+          : await this.#writes.write(async (tx) => await tx.fill(ids));
+      } catch (err) {
+        if (err instanceof GapHeld) return null;
+        throw err;
+      }
+    };
     this.#hub = new WatchHub(
       { reader: store.reader, fill },
       {
         ...options,
         fillRetryDelayMs: store.fillRetryDelayMs,
         pollIntervalMs: options.pollInterval || store.pollIntervalMs,
+        announced: store.notifier !== undefined,
       },
       (revision) => this.#advance(revision),
       () => this.#current,

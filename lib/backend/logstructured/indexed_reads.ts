@@ -118,6 +118,9 @@ export class IndexedReads {
   /** Applies a batch the watch hub published. */
   apply(events: Event[]): void {
     for (const e of events) this.#index.apply(fromEvent(e));
+    // Rows the poll loop read before another process compacted past them (it holds rows above a
+    // missing id) come in below the compact revision: trimmed again, as the store trimmed them.
+    if (events.length > 0 && events[0].kv.modRevision <= this.#compact) this.#wantTrim();
   }
 
   /**
@@ -127,6 +130,11 @@ export class IndexedReads {
   compacted(revision: number): void {
     if (revision <= this.#compact) return;
     this.#compact = revision;
+    this.#wantTrim();
+  }
+
+  /** Starts a walk of the index, or one more after the walk under way. */
+  #wantTrim(): void {
     this.#trimWanted = true;
     this.#trimming ??= this.#trim().finally(() => this.#trimming = undefined);
   }

@@ -114,6 +114,17 @@ export interface EventReader {
   ): MaybePromise<EventRow[]>;
 }
 
+/**
+ * A gap fill found one of its ids held by a transaction that has not ended:
+ * its row may still commit, so nothing was filled and the poll loop looks
+ * again later.
+ */
+export class GapHeld extends Error {
+  constructor() {
+    super("a missing id is held by a transaction in flight");
+  }
+}
+
 /** A write transaction with savepoints and the log's maintenance operations. */
 export interface LogWriteTx extends LogTx {
   savepoint(): MaybePromise<void>;
@@ -132,8 +143,10 @@ export interface LogWriteTx extends LogTx {
   compactTo(from: number, target: number): MaybePromise<boolean>;
   /**
    * Inserts a `gap-<id>` tombstone for each missing id, in one statement;
-   * an id whose real row exists (or commits while the statement waits for its
-   * transaction) is left alone. Returns how many tombstones it inserted.
+   * an id whose real row exists is left alone. Returns how many tombstones it
+   * inserted. Where the engine can tell without waiting (PostgreSQL, MySQL),
+   * an id held by another transaction still in flight throws {@link GapHeld}
+   * at once instead of waiting for that transaction to end.
    */
   fill(ids: number[]): MaybePromise<number>;
   /** A lease record, read inside the transaction; null if there is none. */

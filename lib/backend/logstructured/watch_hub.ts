@@ -2,7 +2,7 @@ import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { isInternal, rowToEvent } from "./events.ts";
 import { Fanout } from "./fanout.ts";
-import type { EventReader, Revisions } from "./log.ts";
+import type { EventReader, EventRow, Revisions } from "./log.ts";
 import { subscribe } from "./subscribe.ts";
 import type { Event, EventSink, WatchResult } from "../types.ts";
 
@@ -20,6 +20,12 @@ const MAX_FILL = 1000;
  * races it costs a statement that waits on its lock (or makes it run again).
  */
 const GAP_STAND_MS = 15;
+/**
+ * The longest wait between two fills that met an id held by a transaction in
+ * flight: the wait doubles from the stand time while they keep meeting one,
+ * so a slow batch of another server costs a few attempts, not one per stand.
+ */
+const HELD_BACKOFF_MAX_MS = 120;
 /** The shortest poll interval, where the timer keeps finding other processes' rows. */
 const MIN_POLL_MS = 1;
 
@@ -37,6 +43,11 @@ export interface WatchHubOptions {
    * up to this while it finds none.
    */
   pollIntervalMs: number;
+  /**
+   * True where every commit of every process announces itself (PostgreSQL's
+   * NOTIFY): the timer is only a safety net there and keeps its interval.
+   */
+  announced?: boolean;
   logger: Logger;
   metrics?: KineMetrics;
 }
@@ -50,10 +61,12 @@ interface SyncWaiter {
 export interface HubLog {
   reader: EventReader & { revisions(): Promise<Revisions> | Revisions };
   /**
-   * Inserts `gap-<id>` tombstones for the ids that are still free, waiting
-   * for a transaction that holds one to end; returns how many it inserted.
+   * Inserts `gap-<id>` tombstones for the ids that are still free; returns
+   * how many it inserted, or null (nothing filled) when one of them is held
+   * by a transaction still in flight, where the engine can tell without
+   * waiting for it (elsewhere it waits for that transaction to end).
    */
-  fill(ids: number[]): Promise<number>;
+  fill(ids: number[]): Promise<number | null>;
 }
 
 /** What woke the poll loop. */
@@ -67,10 +80,13 @@ export type WakeSource = "local" | "notify" | "poll";
  *
  * Ids can be missing below the newest row: an insert of another transaction
  * (or process) that has not committed yet, or one that rolled back. The loop
- * publishes up to the first missing id and looks again; ids still missing on
- * the second look are all filled with tombstones in one statement, which
- * waits for any transaction still holding one of them (bounded by the
- * engine's lock timeout) and leaves the ids that committed meanwhile alone.
+ * publishes up to the first missing id and looks again; ids that have stood
+ * missing for a while are all filled with tombstones in one statement, which
+ * leaves the ids that committed meanwhile alone. Where the engine can tell
+ * (PostgreSQL, MySQL), a fill that meets an id still held by a transaction in
+ * flight fills nothing and gives up at once: that row will commit or roll
+ * back, and the loop looks again after another while, never blocked behind
+ * it. Elsewhere the fill waits for it (bounded by the lock timeout).
  */
 export class WatchHub {
   readonly #fanout = new Fanout();
@@ -84,7 +100,17 @@ export class WatchHub {
   #syncWaiters: SyncWaiter[] = [];
   /** Ids found missing, and when each was first seen missing. */
   #missing = new Map<number, number>();
+  /**
+   * Rows read above the first missing id, in id order, held until the ids
+   * below them are settled: the next poll reads only up to the highest
+   * missing id instead of everything above the first one again.
+   */
+  #ahead: EventRow[] = [];
   #retryTimer?: ReturnType<typeof setTimeout>;
+  /** No fill before this time: the last one met an id still held by a transaction in flight. */
+  #fillAfter = 0;
+  /** The wait after the next fill that meets a held id; back to the stand time once no id is missing. */
+  #heldBackoff = 0;
   #closed = false;
   /** Called when the poll loop stops. */
   #idle: (() => void)[] = [];
@@ -127,7 +153,7 @@ export class WatchHub {
     const known = Math.max(this.#polled, this.current());
     this.wake("poll");
     while (this.#polling && !this.#closed) await this.#settled();
-    const found = this.#polled > known;
+    const found = this.#polled > known && !this.options.announced;
     this.#pollDelay = found
       ? MIN_POLL_MS
       : Math.min(this.#pollDelay * 2, this.options.pollIntervalMs);
@@ -151,6 +177,7 @@ export class WatchHub {
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#retryTimer);
     this.#fanout.clear();
+    this.#ahead = [];
     while (this.#polling) await new Promise((r) => setTimeout(r, 5));
     for (const w of this.#syncWaiters) w.resolve();
     this.#syncWaiters = [];
@@ -208,7 +235,15 @@ export class WatchHub {
    */
   async #pollOnce(): Promise<boolean> {
     const limit = this.options.pollBatchSize;
-    const rows = await this.log.reader.events(this.#polled, 0, limit);
+    // With rows held above missing ids, only the span up to the highest missing id is read.
+    const holeEnd = this.#holeEnd();
+    const read = await this.log.reader.events(this.#polled, holeEnd, limit);
+    this.options.metrics?.watchRowsRead.inc(read.length);
+    // A span cut short by the limit leaves ids above it unread: they count as missing until read.
+    const rows = holeEnd > 0 ? merged(this.#ahead, read) : read;
+    /** Ids up to here were looked at by this read: only those may be given up. */
+    const looked = read.length >= limit ? read[read.length - 1].id : Infinity;
+    this.#ahead = [];
     const now = performance.now();
     const events: Event[] = [];
     let position = this.#polled;
@@ -216,12 +251,18 @@ export class WatchHub {
     /** Missing ids, from the first one the loop must wait for. */
     const missing: number[] = [];
     for (const row of rows) {
-      for (let id = seen + 1; id < row.id && missing.length < MAX_FILL; id++) {
-        if (missing.length === 0 && this.#givenUp(id, now)) position = id;
+      let id = seen + 1;
+      for (; id < row.id && missing.length < MAX_FILL; id++) {
+        if (missing.length === 0 && id <= looked && this.#givenUp(id, now)) position = id;
         else missing.push(id);
       }
+      // More missing ids than one pass takes: the rows above them are read again later.
+      if (id < row.id) break;
       seen = row.id;
-      if (missing.length > 0) continue;
+      if (missing.length > 0) {
+        this.#ahead.push(row);
+        continue;
+      }
       position = row.id;
       if (!isInternal(row)) events.push(rowToEvent(row));
     }
@@ -233,20 +274,43 @@ export class WatchHub {
     }
     this.#notifySynced();
     for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
-    if (missing.length === 0) return rows.length >= limit;
-    // Ids that have stood missing long enough are filled now; the others get time to commit.
     const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
+    if (missing.length === 0) {
+      this.#heldBackoff = stand;
+      // A full read, or a settled span with rows above it: there may be more to read at once.
+      return read.length >= limit || holeEnd > 0;
+    }
+    // Ids that have stood missing long enough are filled now; the others get time to commit.
     for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);
-    const due = missing.filter((id) => now - this.#missing.get(id)! >= stand);
+    const due = now < this.#fillAfter
+      ? []
+      : missing.filter((id) => now - this.#missing.get(id)! >= stand);
     if (due.length === 0) {
       const oldest = Math.min(...missing.map((id) => this.#missing.get(id)!));
-      const wait = stand - (now - oldest);
+      const wait = Math.max(stand - (now - oldest), this.#fillAfter - now);
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => this.wake(), Math.max(1, wait));
       return false;
     }
-    await this.#fill(due);
-    return true;
+    if (await this.#fill(due)) return true;
+    // A transaction in flight holds one: its commit (or the timer) brings the loop back.
+    const backoff = Math.max(this.#heldBackoff, stand);
+    this.#heldBackoff = Math.min(backoff * 2, HELD_BACKOFF_MAX_MS);
+    this.#fillAfter = performance.now() + backoff;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.wake(), backoff);
+    return false;
+  }
+
+  /** The highest id missing below the rows held ahead; 0 when none are held. */
+  #holeEnd(): number {
+    let end = 0;
+    let prev = this.#polled;
+    for (const row of this.#ahead) {
+      if (row.id > prev + 1) end = row.id - 1;
+      prev = row.id;
+    }
+    return end;
   }
 
   /** True for an id missing longer than {@link GAP_GIVE_UP_MS}: it is skipped, and said so. */
@@ -259,11 +323,18 @@ export class WatchHub {
     return true;
   }
 
-  /** Takes missing ids with `gap-<id>` tombstones, except those whose real rows land first. */
-  async #fill(ids: number[]): Promise<void> {
+  /**
+   * Takes missing ids with `gap-<id>` tombstones, except those whose real rows
+   * land first; false when a transaction in flight holds one (nothing filled).
+   */
+  async #fill(ids: number[]): Promise<boolean> {
     const gaps = this.options.metrics?.gapFillTotal;
     try {
       const filled = await this.log.fill(ids);
+      if (filled === null) {
+        gaps?.labels("held").inc(ids.length);
+        return false;
+      }
       gaps?.labels("filled").inc(filled);
       // The others committed while the fill waited for their transactions: the next read has them.
       gaps?.labels("failed").inc(ids.length - filled);
@@ -272,6 +343,7 @@ export class WatchHub {
       this.options.logger.warn("gap fill failed", { ids: ids.length, error: String(err) });
       gaps?.labels("failed").inc(ids.length);
     }
+    return true;
   }
 
   #notifySynced(): void {
@@ -312,4 +384,15 @@ export class WatchHub {
       sink,
     );
   }
+}
+
+/**
+ * Held rows and a read of the span below the highest missing id, in id order,
+ * each id once (the read covers held rows below that id too; a held row the
+ * read no longer finds, compacted meanwhile, is kept).
+ */
+function merged(held: EventRow[], read: EventRow[]): EventRow[] {
+  const byId = new Map(held.map((r) => [r.id, r]));
+  for (const r of read) byId.set(r.id, r);
+  return [...byId.values()].sort((a, b) => a.id - b.id);
 }

@@ -169,6 +169,13 @@ export interface Dialect {
    */
   readonly insertIgnore: { verb: string; suffix: string };
   /**
+   * How a gap fill finds an id held by a transaction in flight without
+   * waiting for it: a statement run first in the fill's transaction (with a
+   * `?` per id where `perId`), and the error codes that then mean "held".
+   * Absent (SQLite, one writer): the fill waits for the lock.
+   */
+  readonly fillGuard?: { sql: string; perId: boolean; held: string[] };
+  /**
    * How a single-key txn (`KeyTxn`) is one statement's work here, where the
    * engine can (see `key_txn.ts`); absent = every txn takes the general path.
    */
@@ -389,6 +396,16 @@ export class Statements {
         "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
         `WHERE ${where.join(" AND ")} ORDER BY kine.id ASC LIMIT ?`;
     });
+  }
+
+  /** The dialect's fill guard for `n` ids (see {@link Dialect.fillGuard}); undefined if none. */
+  fillGuard(n: number): string | undefined {
+    const guard = this.dialect.fillGuard;
+    if (!guard) return undefined;
+    return this.#get(
+      `fill_guard${guard.perId ? n : 0}`,
+      () => guard.perId ? guard.sql.replace("?", Array(n).fill("?").join(", ")) : guard.sql,
+    );
   }
 
   /** Gap tombstones for `n` ids, skipping ids that are taken. Params: id, name per row. */

@@ -124,6 +124,12 @@ export const mysqlDialect: Dialect = {
     "WHERE table_schema = DATABASE() AND table_name = 'kine'",
   fillRetryDelayMs: 0,
   insertIgnore: { verb: "INSERT IGNORE INTO", suffix: "" },
+  // A locking read of an id another transaction inserted and has not committed fails at once.
+  fillGuard: {
+    sql: "SELECT id FROM kine WHERE id IN (?) FOR UPDATE NOWAIT",
+    perId: true,
+    held: ["ER_LOCK_WAIT_TIMEOUT", "ER_LOCK_NOWAIT"],
+  },
   keyTxn: { int: "?", bytes: "?", text: "?", emptyBytes: "''", shape: "variable" },
 };
 

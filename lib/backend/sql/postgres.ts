@@ -95,6 +95,8 @@ export const postgresDialect: Dialect = {
   sizeSql: "SELECT pg_total_relation_size('kine')",
   fillRetryDelayMs: 1,
   insertIgnore: { verb: "INSERT INTO", suffix: " ON CONFLICT DO NOTHING" },
+  // The insert would wait for the transaction inserting the same id: 1 ms, then lock_not_available.
+  fillGuard: { sql: "SET LOCAL lock_timeout = '1ms'", perId: false, held: ["55P03"] },
   keyTxn: {
     int: "CAST(? AS BIGINT)",
     bytes: "CAST(? AS BYTEA)",

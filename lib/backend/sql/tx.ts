@@ -7,9 +7,18 @@ import type {
   NewRow,
   Revisions,
 } from "../logstructured/log.ts";
+import { GapHeld } from "../logstructured/log.ts";
 import type { LeaseRecord } from "../types.ts";
 import { BackendError } from "../errors.ts";
-import type { Bounds, EventRange, SqlConn, SqlParam, SqlRow, Statements } from "./dialect.ts";
+import {
+  type Bounds,
+  errorCode,
+  type EventRange,
+  type SqlConn,
+  type SqlParam,
+  type SqlRow,
+  type Statements,
+} from "./dialect.ts";
 import { keyOfStored, nameToWrite, rangeParts, storedKey, type StoredRange } from "./keys.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -348,11 +357,21 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
   }
 
   async fill(ids: number[]): Promise<number> {
+    const guard = this.sql.dialect.fillGuard;
     let filled = 0;
-    for (let i = 0; i < ids.length; i += FILL_CHUNK) {
-      const chunk = ids.slice(i, i + FILL_CHUNK);
-      const params = chunk.flatMap((id) => [id, `gap-${id}`]);
-      filled += (await this.conn.run("fill", this.sql.fill(chunk.length), params)).changes;
+    try {
+      for (let i = 0; i < ids.length; i += FILL_CHUNK) {
+        const chunk = ids.slice(i, i + FILL_CHUNK);
+        const first = this.sql.fillGuard(chunk.length);
+        if (first && (i === 0 || guard!.perId)) {
+          await this.conn.run("fill_guard", first, guard!.perId ? chunk : []);
+        }
+        const params = chunk.flatMap((id) => [id, `gap-${id}`]);
+        filled += (await this.conn.run("fill", this.sql.fill(chunk.length), params)).changes;
+      }
+    } catch (err) {
+      if (guard?.held.includes(errorCode(err))) throw new GapHeld();
+      throw err;
     }
     return filled;
   }
