@@ -3,7 +3,7 @@
  * already filled by earlier starts), resident memory at rest on it, and again at rest after
  * a bulk load of 100,000 keys (256 B values). Each server gets a fresh store.
  */
-import { memory } from "./procfs.ts";
+import { cpuSeconds, memory } from "./procfs.ts";
 import { Histogram } from "./stats.ts";
 import {
   newStore,
@@ -39,7 +39,8 @@ function row(
     ops,
     rate: false,
     writes: 0,
-    serverCpuS: 0,
+    // Everything the server used since it was spawned: to its first answer, or to rest.
+    serverCpuS: cpuSeconds(pid),
     loadgenCpuS: 0,
     peakRss: hwm,
     rss: { peak: rss, last: rss },

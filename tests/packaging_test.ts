@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { parseArgs } from "../lib/config/mod.ts";
+import { V8_FLAGS } from "../lib/config/v8_flags.ts";
+import { compileArgs } from "../.github/release/compile.ts";
 import { ROOT, sh, step, TARGETS, workflow, WORKFLOWS } from "./helpers/workflows.ts";
 
 // ------------------------------------------------------------ pinning
@@ -21,6 +23,27 @@ Deno.test("every third-party action is pinned by commit SHA, its version in a co
     }
   }
   assert.ok(pinned >= 10, `only ${pinned} pinned uses found`);
+});
+
+// ------------------------------------------------------------ V8 flags
+
+Deno.test("deno task start and the compiled binary run with kine's V8 flags", async () => {
+  const flag = `--v8-flags=${V8_FLAGS}`;
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks;
+  const start: string[] = tasks.start.split(" ");
+  // A deno flag: before the script, whose own flags follow it.
+  assert.ok(
+    start.indexOf(flag) >= 0 && start.indexOf(flag) < start.indexOf("main.ts"),
+    tasks.start,
+  );
+  const compile = compileArgs(undefined, "dist/kine");
+  assert.ok(compile.indexOf(flag) >= 0 && compile.indexOf(flag) < compile.indexOf("main.ts"));
+  // Each flag is one V8 knows: deno refuses to start with an unknown one.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", flag, "--quiet", "data:text/javascript,"],
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
 });
 
 // ------------------------------------------------------------ Dockerfile
