@@ -23,6 +23,7 @@ function row(
   server: string,
   workload: string,
   pid: number,
+  spawnedAt: number,
   o: { startMs?: number; notes?: string[] } = {},
 ): Sample {
   const { rss, hwm } = memory(pid);
@@ -35,7 +36,8 @@ function row(
   return {
     workload,
     server,
-    wallS: (o.startMs ?? 0) / 1000 || 1,
+    // Since the spawn, so that the CPU cell's share of wall time is the server's mean load.
+    wallS: (performance.now() - spawnedAt) / 1000,
     ops,
     rate: false,
     writes: 0,
@@ -56,17 +58,24 @@ export async function footprint(ctx: RunContext): Promise<Sample[]> {
   const store = await newStore(ctx);
   try {
     // `start` times spawn → first Range on a fresh connection, as the cold start row does.
+    const spawnedAt = performance.now();
     const { stack, coldMs } = await start(ctx, store);
     try {
       const server = stack.servers[0];
       const name = stack.name;
       const samples = [
-        row(name, "footprint: warm start, empty store (spawn → first Range)", server.pid, {
-          startMs: coldMs,
-        }),
+        row(
+          name,
+          "footprint: warm start, empty store (spawn → first Range)",
+          server.pid,
+          spawnedAt,
+          {
+            startMs: coldMs,
+          },
+        ),
       ];
       await sleep(z.settleMs);
-      const idle = row(name, `footprint: RSS at rest, empty store`, server.pid);
+      const idle = row(name, `footprint: RSS at rest, empty store`, server.pid, spawnedAt);
       samples.push(idle);
       const loaded = await preload(ctx, stack, "scale", z.keys, VALUE_BYTES);
       await sleep(z.settleMs);
@@ -74,6 +83,7 @@ export async function footprint(ctx: RunContext): Promise<Sample[]> {
         name,
         `footprint: RSS at rest after ${keys} keys (${VALUE_BYTES} B)`,
         server.pid,
+        spawnedAt,
       );
       const perKey = (after.rss.last - idle.rss.last) / loaded.loaded;
       after.notes.push(`${Math.round(perKey)} B per key over the empty store's RSS`);

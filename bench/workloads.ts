@@ -123,7 +123,7 @@ export const FULL: Sizes = {
   scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 60_000 },
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
   logins: { logins: 1000, conns: 4 },
-  footprint: { keys: 100_000, settleMs: 3000 },
+  footprint: { keys: 100_000, settleMs: 2000 },
 };
 
 /** Sizes of a smoke run. */
