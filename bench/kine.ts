@@ -1,4 +1,5 @@
 /** Our daemon, `deno run -A main.ts`, on a loopback port and a given endpoint. */
+import { V8_FLAGS } from "../lib/config/v8_flags.ts";
 import { freePort, spawn } from "./process.ts";
 import { LogScan, type Server } from "./server.ts";
 
@@ -31,6 +32,8 @@ export function spawnKine(
   const child = spawn(Deno.execPath(), [
     "run",
     "-A",
+    // As `deno task start` and the compiled binary run it.
+    `--v8-flags=${V8_FLAGS}`,
     ...extra,
     "--config",
     config,

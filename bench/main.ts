@@ -8,6 +8,7 @@
  * @module
  */
 import { type Database, type Engine, startDatabase, Unavailable } from "./databases.ts";
+import { footprint } from "./footprint.ts";
 import { requirePackages } from "./gobuild.ts";
 import { KINE_MAIN } from "./kine.ts";
 import { LoadGen } from "./loadgen.ts";
@@ -39,7 +40,18 @@ import {
   type Store,
 } from "./workloads.ts";
 
-const WORKLOADS = ["kube", "lease", "sweep", "list", "watch", "progress", "scale", "ha", "logins"];
+const WORKLOADS = [
+  "footprint",
+  "kube",
+  "lease",
+  "sweep",
+  "list",
+  "watch",
+  "progress",
+  "scale",
+  "ha",
+  "logins",
+];
 
 const USAGE = `usage: deno task bench [flags]
   --mode pinned|unpinned|both   pinned: server stack on core 0, load generator on core 1 (default both)
@@ -137,6 +149,8 @@ type Workload = (ctx: RunContext) => Promise<Sample[]>;
 function plan(o: Options, mode: string): { name: string; run: Workload; rounds: number }[] {
   const headline = mode === "pinned" && !o.quick;
   const all = [
+    // Resident sizes and one start each: once per run, in its first mode.
+    { name: "footprint", run: footprint, rounds: mode === o.modes[0] ? 1 : 0 },
     { name: "kube", run: kubeMix, rounds: headline ? 2 : 1 },
     { name: "lease", run: leasePuts, rounds: headline ? 2 : 1 },
     { name: "sweep", run: putSweep, rounds: mode === "pinned" ? 1 : 0 },

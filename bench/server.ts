@@ -69,6 +69,22 @@ export class LogScan {
   }
 }
 
+/** Resolves once `target` (`host:port`) accepts a TCP connection, tried every 10 ms. */
+async function listening(target: string, timeoutMs: number): Promise<void> {
+  const i = target.lastIndexOf(":");
+  const address = { hostname: target.slice(0, i), port: Number(target.slice(i + 1)) };
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    try {
+      (await Deno.connect(address)).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  throw new Error(`nothing listens on ${target} after ${timeoutMs} ms`);
+}
+
 /**
  * Waits until the server answers a Range of one key on a fresh connection
  * (tried every 10 ms by the load generator); returns the ms since
@@ -85,6 +101,9 @@ export async function waitForRange(
     throw new StartError(`${server.name} exited while starting: ${why}`);
   });
   try {
+    // Only once the port accepts: a Go client whose first dial is refused waits out gRPC's 1 s
+    // reconnect backoff, which every start measured that way included.
+    await Promise.race([listening(server.target, timeoutMs), exited]);
     await Promise.race([loadgen.call("waitRange", { target: server.target, timeoutMs }), exited]);
   } catch (err) {
     if (err instanceof StartError) throw err;

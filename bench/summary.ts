@@ -48,6 +48,10 @@ function measures(gs: Group[]): Measure[] {
       });
     }
   }
+  // A row of a resident size alone (bench/footprint.ts): no operations, one VmRSS reading.
+  if (!g.rate && g.ops.byOp.size === 0 && g.sampledRss > 0) {
+    out.push({ label: "RSS MiB (VmRSS)", value: (x) => x.sampledRss / 2 ** 20 });
+  }
   if (gs.some((x) => x.delivery.count > 0)) {
     out.push({
       label: "watch delivery p99 ms (put response → event)",

@@ -110,6 +110,8 @@ export interface Sizes {
   scale: { objects: number; callers: number; statusCalls: number; maxMs: number };
   ha: { servers: number; ms: number; writers: number; rate: number };
   logins: { logins: number; conns: number };
+  /** Keys loaded before the second memory reading; how long a server rests before each. */
+  footprint: { keys: number; settleMs: number };
 }
 
 /** Sizes of a full run. */
@@ -123,6 +125,7 @@ export const FULL: Sizes = {
   scale: { objects: 200_000, callers: 16, statusCalls: 200, maxMs: 60_000 },
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
   logins: { logins: 1000, conns: 4 },
+  footprint: { keys: 100_000, settleMs: 2000 },
 };
 
 /** Sizes of a smoke run. */
@@ -136,6 +139,7 @@ export const QUICK: Sizes = {
   scale: { objects: 2000, callers: 16, statusCalls: 20, maxMs: 30_000 },
   ha: { servers: 3, ms: 1000, writers: 16, rate: 200 },
   logins: { logins: 200, conns: 4 },
+  footprint: { keys: 10_000, settleMs: 1000 },
 };
 
 /** What a workload run needs. */
@@ -168,7 +172,8 @@ export interface Store {
 
 let serial = 0;
 
-async function newStore(ctx: RunContext): Promise<Store> {
+/** A new, empty store for the context's backend. */
+export async function newStore(ctx: RunContext): Promise<Store> {
   const dir = `${ctx.tmp}/${ctx.backend.name}-${++serial}`;
   await Deno.mkdir(dir, { recursive: true });
   switch (ctx.backend.kind) {
@@ -184,7 +189,8 @@ async function newStore(ctx: RunContext): Promise<Store> {
   return { dir, dbName };
 }
 
-async function removeStore(ctx: RunContext, store: Store): Promise<void> {
+/** Removes a store's files (and its database on a private database server). */
+export async function removeStore(ctx: RunContext, store: Store): Promise<void> {
   await Deno.remove(store.dir, { recursive: true }).catch(() => {});
   if (store.dbName) await ctx.db?.drop(store.dbName);
 }
@@ -194,7 +200,7 @@ async function removeStore(ctx: RunContext, store: Store): Promise<void> {
  * etcd is always one) and waits for each to answer a Range; returns the stack
  * and the ms the first took.
  */
-async function start(
+export async function start(
   ctx: RunContext,
   store: Store,
   o: { replicas?: number; kineArgs?: string[] } = {},
@@ -226,7 +232,8 @@ async function start(
   }
 }
 
-async function stopStack(stack: Stack): Promise<void> {
+/** Stops every server of a stack. */
+export async function stopStack(stack: Stack): Promise<void> {
   await Promise.all(stack.servers.map((s) => s.stop()));
 }
 
@@ -391,7 +398,7 @@ function multiKeyTxns(kind: Backend["kind"]): boolean {
  * flight; where the backend has no multi-key txns, in single puts, 64 in
  * flight. With `maxMs` it stops after that long: keys `0..loaded-1` are there.
  */
-function preload(
+export function preload(
   ctx: RunContext,
   stack: Stack,
   set: "kube" | "list" | "scale",

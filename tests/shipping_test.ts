@@ -31,7 +31,7 @@ Deno.test("compile task stamps the tag's version and embeds the protos", async (
   assert.match(text, /export const VERSION = "v0\.16\.3\.vcluster\.7";/);
   assert.match(
     text,
-    /deno compile --allow-all --include proto\/ --include lib\/backend\/sql\/checkpointer\.ts --include lib\/auth\/bcrypt_worker\.ts --target aarch64-unknown-linux-gnu --output dist\/kine-arm64 main\.ts/,
+    /deno compile --allow-all --v8-flags=--max-semi-space-size=2,--heap-growing-percent=50 --include proto\/ --include lib\/backend\/sql\/checkpointer\.ts --include lib\/auth\/bcrypt_worker\.ts --target aarch64-unknown-linux-gnu --output dist\/kine-arm64 main\.ts/,
   );
   assert.deepEqual(compileArgs(undefined, "x").slice(-3), ["--output", "x", "main.ts"]);
   assert.match(versionSource("v1", "abc"), /GIT_COMMIT = "abc"/);

@@ -410,8 +410,25 @@ Deno.test("updatecli deno manifest tracks npm deno at the version pinned everywh
   }
 });
 
+Deno.test("updatecli debian manifest moves the digest Dockerfile.release pins debian:12-slim at", async () => {
+  const m = await load("updatecli/updatecli.d/debian.yaml");
+  const source = m.sources.debian;
+  assert.equal(source.kind, "dockerdigest");
+  assert.deepEqual(source.spec, { image: "debian", tag: "12-slim" });
+  assert.deepEqual(source.transformers, [{ addprefix: "debian:" }]);
+  const targets = Object.values(m.targets as Record<string, Yaml>);
+  assert.equal(targets.length, 1);
+  assert.equal(targets[0].kind, "dockerfile");
+  assert.equal(targets[0].spec.file, "Dockerfile.release");
+  assert.deepEqual(targets[0].spec.instruction, { keyword: "FROM", matcher: "debian" });
+  // What the target rewrites: the one FROM, whose image the source's tag names.
+  const text = await Deno.readTextFile(`${ROOT}Dockerfile.release`);
+  const from = text.split("\n").filter((l) => l.startsWith("FROM "));
+  assert.deepEqual(from.map((l) => l.split("@")[0]), ["FROM debian:12-slim"]);
+});
+
 Deno.test("updatecli commits pass the fork policy on main", async () => {
-  for (const file of ["upstream-kine.yaml", "deno.yaml"]) {
+  for (const file of ["upstream-kine.yaml", "deno.yaml", "debian.yaml"]) {
     const m = await load(`updatecli/updatecli.d/${file}`);
     const msg = m.scms.default.spec.commitmessage;
     assert.equal(m.scms.default.spec.branch, "main");

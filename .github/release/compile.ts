@@ -5,6 +5,8 @@
  * `--dry-run` prints the stamped version file and the compile command.
  */
 
+import { V8_FLAGS } from "../../lib/config/v8_flags.ts";
+
 /** `--help`. */
 export const USAGE =
   `usage: deno task compile [--target <rust-triple>] [--output <file>] [--dry-run]
@@ -84,6 +86,7 @@ export function compileArgs(target: string | undefined, output: string): string[
   return [
     "compile",
     "--allow-all",
+    `--v8-flags=${V8_FLAGS}`,
     "--include",
     "proto/",
     "--include",

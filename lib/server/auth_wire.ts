@@ -12,8 +12,6 @@ import { bytesToName, nameToBytes } from "../auth/mod.ts";
 import type { MethodDefinition } from "./h2/mod.ts";
 import { LOADER_OPTIONS } from "./proto.ts";
 
-const PROTO = new URL("../../proto/etcd.proto", import.meta.url);
-
 /** A message type whose top-level `string` fields were turned into `bytes`; their names. */
 interface ByteType {
   type: protobuf.Type;
@@ -47,12 +45,13 @@ function mapStrings(
   return out;
 }
 
-/** `service` (the Auth methods) with byte-exact (de)serializers. */
+/** `service` (the Auth methods of `shared`, the server's types) with byte-exact (de)serializers. */
 export function byteExactAuth(
   service: Record<string, MethodDefinition>,
+  shared: protobuf.Root,
 ): Record<string, MethodDefinition> {
-  // A root of our own: changing its field types leaves the shared definitions alone.
-  const root = new protobuf.Root().loadSync(PROTO.pathname, { keepCase: true });
+  // A copy of our own: changing its field types leaves the shared ones alone.
+  const root = protobuf.Root.fromJSON(shared.toJSON());
   const out: Record<string, MethodDefinition> = { ...service };
   for (const m of root.lookupService("etcdserverpb.Auth").methodsArray) {
     const req = byteType(root, `etcdserverpb.${m.requestType}`);

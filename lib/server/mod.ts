@@ -14,7 +14,7 @@ import { type RequestLimits, Translator } from "../translator/mod.ts";
 import { authService } from "./auth_service.ts";
 import { GrpcServer as H2Server, type MethodDefinition, type TlsOptions } from "./h2/mod.ts";
 import { advertisedUrl, parseListenAddress } from "./listener.ts";
-import { deepTxnIsTooManyOps, loadServiceDefinitions } from "./proto.ts";
+import { deepTxnIsTooManyOps, loadProtoRoot, serviceDefinitions } from "./proto.ts";
 import { byteExactAuth } from "./auth_wire.ts";
 import {
   clusterService,
@@ -111,7 +111,8 @@ function logTlsError(logger: Logger, peer: string, error: Error): void {
 export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer> {
   const listener = parseListenAddress(o.listenAddress);
   const tls = o.tls;
-  const defs = loadServiceDefinitions();
+  const root = loadProtoRoot();
+  const defs = serviceDefinitions(root);
   // The member id names the client URL, whose port is known once bound (before any call).
   const bound: { identity?: MemberIdentity } = {};
   const gate = (cost: number) => o.alarms.check(cost, bound.identity!.memberId);
@@ -159,7 +160,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   add(defs["etcdserverpb.Lease"], leaseService(ctx));
   add(defs["etcdserverpb.Cluster"], clusterService(ctx));
   add(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));
-  add(byteExactAuth(defs["etcdserverpb.Auth"]), authService(o.auth.api, o.logger));
+  add(byteExactAuth(defs["etcdserverpb.Auth"], root), authService(o.auth.api, o.logger));
   add(defs["grpc.health.v1.Health"], healthService());
 
   if (listener.socketPath) {

@@ -15,7 +15,7 @@ import {
   windowUpdateFrame,
 } from "../../lib/server/h2/frame.ts";
 import { encodeHeaders, HpackDecoder } from "../../lib/server/h2/hpack.ts";
-import { loadServiceDefinitions } from "../../lib/server/proto.ts";
+import { loadProtoFile } from "../../lib/server/client_protos.ts";
 
 export interface RawFrame {
   type: number;
@@ -24,7 +24,10 @@ export interface RawFrame {
   payload: Uint8Array;
 }
 
-const defs = loadServiceDefinitions();
+const defs: Record<string, any> = {
+  ...loadProtoFile("etcd.proto"),
+  ...loadProtoFile("health.proto"),
+};
 
 /** etcd method definitions (path, serializers) by `Service/Method`, e.g. `KV/Put`. */
 export function method(name: string): any {

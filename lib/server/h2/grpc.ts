@@ -33,7 +33,7 @@ export interface Serialized {
   copy(target: Uint8Array, targetStart: number): number;
 }
 
-/** One method of a service definition, as @grpc/proto-loader produces it. */
+/** One method of a service definition, as lib/server/proto.ts builds it (@grpc/proto-loader's shape). */
 export interface MethodDefinition {
   path: string;
   requestStream: boolean;
