@@ -278,7 +278,7 @@ export class SqliteDriver implements SqlDriver {
     if (!options.disableCompactWalCheckpoint) startupCheckpoint(writer, logger);
     if (options.disableWalAutocheckpoint) writer.exec("PRAGMA wal_autocheckpoint = 0");
     else if (options.journalMode === "WAL") {
-      // Checkpoints run in a worker instead of inside the writer's commits.
+      // The WalKeeper (wal.ts) checkpoints, between commits or in its worker, never inside a commit.
       writer.exec("PRAGMA wal_autocheckpoint = 0");
       this.#wal = new WalKeeper(
         options.path,
