@@ -53,6 +53,8 @@ function fileBytes(path: string): number {
 /** The checkpoints of one database: on the writer's thread while idle, then a worker's. */
 export class WalKeeper {
   #worker?: Worker;
+  /** False until the worker has its connection: until then the writer's thread bounds the WAL. */
+  #workerReady = false;
   #wanted = false;
   /** When the writer's thread last emptied the WAL (the store opened with an empty one). */
   #emptiedAt: number;
@@ -84,6 +86,11 @@ export class WalKeeper {
   afterTransaction(): void {
     if (!this.#worker) {
       this.#whileIdle();
+      return;
+    }
+    if (!this.#workerReady) {
+      // A worker takes a while to start, and a write load can fill many MiB meanwhile.
+      if (fileBytes(`${this.path}-wal`) >= WAL_RESET_BYTES) this.#checkpoint("RESTART");
       return;
     }
     if (!this.#wanted) return;
@@ -132,6 +139,7 @@ export class WalKeeper {
   #startWorker(): void {
     const worker = new Worker(new URL("./checkpointer.ts", import.meta.url), { type: "module" });
     worker.onmessage = (e) => {
+      if (e.data === "ready") this.#workerReady = true;
       if (e.data !== "reset") return;
       this.#wanted = true;
       if (!this.inTransaction()) this.afterTransaction();
