@@ -3,7 +3,6 @@
  * schema and DSN conventions, the fork's lock_timeout, and a mode without
  * server-side prepared statements for PgBouncer's transaction pooling.
  */
-import { Buffer } from "node:buffer";
 import postgres from "postgres";
 import { dsnError } from "../errors.ts";
 import type { CommitNotifier, StoreFailure } from "../logstructured/log.ts";
@@ -232,7 +231,7 @@ function literal(p: SqlParam): string {
     // In parentheses, so that a negative number after a minus never reads as a `--` comment.
     return p < 0 ? `(${p})` : String(p);
   }
-  if (p instanceof Uint8Array) return `decode('${Buffer.from(p).toString("hex")}', 'hex')`;
+  if (p instanceof Uint8Array) return `decode('${p.toHex()}', 'hex')`;
   return `E'${p.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
 
@@ -448,6 +447,16 @@ function clientOptions(
       ? Math.max(1, Math.round(o.pool.maxLifetime / 1000))
       : null,
     fetch_types: false,
+    // bytea travels as hex text: V8's own hex codec is 4–8× faster than node:buffer's in Deno,
+    // which was a fifth of the CPU of reading values (lists, migrate).
+    types: {
+      bytea: {
+        to: 17,
+        from: [17],
+        serialize: (x: Uint8Array) => "\\x" + x.toHex(),
+        parse: (x: string) => Uint8Array.fromHex(x.slice(2)),
+      },
+    },
     // postgres.js waits up to 20 s between reconnects after many failures: a database back
     // from a short outage would stay unused that long. Try again within a second instead.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
