@@ -56,11 +56,9 @@ export async function openSqlImporter(
  * throws the `InvalidArgument` error of a key `dialect` cannot store.
  */
 export function recordParams(r: LogRecord, dialect: Dialect): SqlParam[] {
-  const name = nameToWrite(r.name, dialect);
-  if (name instanceof BackendError) throw name;
   return [
     r.id,
-    name,
+    writableName(r.name, dialect),
     r.created ? 1 : 0,
     r.deleted ? 1 : 0,
     r.createRevision,
@@ -70,6 +68,13 @@ export function recordParams(r: LogRecord, dialect: Dialect): SqlParam[] {
     r.oldValue,
     r.version,
   ];
+}
+
+/** The name `key` is stored under; throws the `InvalidArgument` error of a key `dialect` cannot store. */
+function writableName(key: string, dialect: Dialect): string | Uint8Array {
+  const name = nameToWrite(key, dialect);
+  if (name instanceof BackendError) throw name;
+  return name;
 }
 
 class SqlImporter implements Importer {
@@ -129,7 +134,7 @@ class SqlImporter implements Importer {
         // COPY takes the stored name as text: a PostgreSQL key is always text (`keys.ts`).
         const stored = rows.map((r) => ({
           ...r,
-          name: recordParams(r, this.dialect)[1] as string,
+          name: writableName(r.name, this.dialect) as string,
         }));
         return await conn.copyIn(this.sql(copy), copyStream(stored));
       }
