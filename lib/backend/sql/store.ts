@@ -99,10 +99,8 @@ export class SqlStore implements LogStore {
       () => this.driver.pipeline!(plan.statements),
     );
     const rows = plan.outcomes(results);
-    return txns.map((_, i) => {
-      const name = names[i];
-      return name instanceof BackendError ? name : rows.shift()!;
-    });
+    let next = 0;
+    return names.map((name) => name instanceof BackendError ? name : rows[next++]);
   }
 
   /** Bulk loads, each as one multi-row insert, in one pipelined transaction; see `LogStore`. */
