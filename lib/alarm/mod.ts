@@ -18,7 +18,7 @@
  * @module
  */
 import { SharedRecord } from "../backend/shared_record.ts";
-import type { Backend } from "../backend/types.ts";
+import type { ChangeStream, Maintenance, MvccStore } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { Registry } from "../metrics/mod.ts";
 import { corrupt, noSpace } from "../translator/errors.ts";
@@ -80,7 +80,10 @@ export class Alarms {
   #timer?: ReturnType<typeof setInterval>;
   #measuring?: Promise<void>;
 
-  constructor(private readonly backend: Backend, private readonly o: AlarmOptions) {
+  constructor(
+    private readonly backend: MvccStore & ChangeStream & Maintenance,
+    private readonly o: AlarmOptions,
+  ) {
     this.#record = new SharedRecord(backend, ALARM_KEY, codec, [], o.logger, (next, prev) => {
       for (const type of ALARM_TYPES) {
         const was = prev.some((a) => a.alarm === type);

@@ -1,5 +1,5 @@
 /**
- * etcd's `HashKV` over any {@link Backend}: a CRC-32C (Castagnoli, as etcd
+ * etcd's `HashKV` over any {@link MvccStore}: a CRC-32C (Castagnoli, as etcd
  * hashes) over every live key at one revision, read a page at a time in key
  * order. Two servers on one database, or one server across restarts, give the
  * same hash for the same revision.
@@ -9,7 +9,14 @@
 import { setImmediate } from "node:timers";
 import { compacted, futureRevision } from "./errors.ts";
 import { keyToBytes } from "./keys.ts";
-import { type Backend, FROM_KEY, type KeyValue, type KvHash, plainRange } from "./types.ts";
+import {
+  FROM_KEY,
+  type KeyValue,
+  type KvHash,
+  type Maintenance,
+  type MvccStore,
+  plainRange,
+} from "./types.ts";
 
 const TABLE = (() => {
   const t = new Uint32Array(256);
@@ -54,7 +61,10 @@ export function hashKv(crc: Crc32c, kv: KeyValue, scratch: DataView): void {
 }
 
 /** Hashes the live keys of `backend` at `revision` (0 = the current one). */
-export async function hashKeySpace(backend: Backend, revision: number): Promise<KvHash> {
+export async function hashKeySpace(
+  backend: MvccStore & Maintenance,
+  revision: number,
+): Promise<KvHash> {
   const status = await backend.status();
   if (revision > status.revision) throw futureRevision();
   if (revision > 0 && revision < status.compactRevision) throw compacted();

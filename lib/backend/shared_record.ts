@@ -10,7 +10,13 @@
  * @module
  */
 import type { Logger } from "../log/mod.ts";
-import { type Backend, type Event, plainRange, type WatchResult } from "./types.ts";
+import {
+  type ChangeStream,
+  type Event,
+  type MvccStore,
+  plainRange,
+  type WatchResult,
+} from "./types.ts";
 
 /** How a value is stored; `decode` throws on bytes it cannot read. */
 export interface RecordCodec<T> {
@@ -25,7 +31,7 @@ export class SharedRecord<T> {
   #watch?: WatchResult;
 
   constructor(
-    private readonly backend: Backend,
+    private readonly backend: MvccStore & ChangeStream,
     readonly key: string,
     private readonly codec: RecordCodec<T>,
     initial: T,

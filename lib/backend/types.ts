@@ -174,18 +174,45 @@ export interface BackendCapabilities {
 }
 
 /**
- * The storage contract the front end relies on. Every call takes and returns
- * plain data. `txn` is atomic: its compares and ops see one consistent state
- * and its writes commit together or not at all.
+ * etcd's MVCC store: reads and atomic writes of the revision log. `txn` is
+ * atomic: its compares and ops see one consistent state and its writes commit
+ * together or not at all.
  */
-export interface Backend {
+export interface MvccStore {
   readonly capabilities?: BackendCapabilities;
-  start(): Promise<void>;
-  close(): Promise<void>;
   range(request: RangeRequest): Promise<RangeResult>;
   txn(txn: Txn): Promise<TxnResult>;
   /** Compacts history up to `revision`; returns the current revision. */
   compact(revision: number): Promise<number>;
+  currentRevision(): number;
+  /**
+   * The store's current revision, read now: it covers every write acknowledged
+   * by any process sharing the store (unlike {@link currentRevision}).
+   */
+  latestRevision(): Promise<number>;
+  /**
+   * etcd's ReadIndex: resolves once this process has applied every write that
+   * any process sharing the store committed before the call, with a revision
+   * covering them. Concurrent callers share one store lookup.
+   */
+  linearize(): Promise<number>;
+}
+
+/** The ordered stream of changes that watches (and every process's key index) follow. */
+export interface ChangeStream {
+  /**
+   * Delivers every change of `[key, end)` (`end` "" = the key, {@link FROM_KEY} =
+   * open-ended) from `startRevision` (0 = after the current revision) to `sink`.
+   */
+  watch(key: string, end: string, startRevision: number, sink: EventSink): Promise<WatchResult>;
+  /** Resolves once every revision up to `revision` has been handed to watchers. */
+  waitForSyncTo(revision: number): Promise<void>;
+  /** The highest revision handed to watchers. */
+  syncedRevision(): number;
+}
+
+/** etcd's Maintenance service as far as it concerns the store. */
+export interface Maintenance {
   status(): Promise<Status>;
   /** Hashes the live keys at `revision` (0 = the current one). */
   hashKV(revision: number): Promise<KvHash>;
@@ -203,31 +230,14 @@ export interface Backend {
    * only rows that can no longer change.
    */
   logRows?(after: number, upTo: number, limit: number): Promise<LogRecord[]>;
-  currentRevision(): number;
-  /**
-   * Delivers every change of `[key, end)` (`end` "" = the key, {@link FROM_KEY} =
-   * open-ended) from `startRevision` (0 = after the current revision) to `sink`.
-   */
-  watch(key: string, end: string, startRevision: number, sink: EventSink): Promise<WatchResult>;
-  /** Resolves once every revision up to `revision` has been handed to watchers. */
-  waitForSyncTo(revision: number): Promise<void>;
-  /** The highest revision handed to watchers. */
-  syncedRevision(): number;
-  /**
-   * The store's current revision, read now: it covers every write acknowledged
-   * by any process sharing the store (unlike {@link currentRevision}).
-   */
-  latestRevision(): Promise<number>;
-  /**
-   * etcd's ReadIndex: resolves once this process has applied every write that
-   * any process sharing the store committed before the call, with a revision
-   * covering them. Concurrent callers share one store lookup.
-   */
-  linearize(): Promise<number>;
-  /**
-   * Persisted lease records (kine's own leases; see lib/lease), or only `id`'s.
-   * Read from the store every time: other processes grant, renew and revoke too.
-   */
+}
+
+/**
+ * Persisted lease records (kine's own leases; see lib/lease). Read from the
+ * store every time: other processes grant, renew and revoke too.
+ */
+export interface LeaseStore {
+  /** Every lease record, or only `id`'s. */
   leaseRecords(id?: number): Promise<LeaseRecord[]>;
   /** Every live key that carries a lease (an ID, or a legacy TTL), at the current revision. */
   leasedKeys(): Promise<LeasedKeys>;
@@ -243,12 +253,26 @@ export interface Backend {
    * before it (a keep-alive elsewhere wins); returns whether it deleted it.
    */
   deleteLease(id: number, expiredBy?: number): Promise<boolean>;
+}
+
+/** Roles that one process sharing the store performs at a time (lease expiry, compaction). */
+export interface RoleStore {
   /**
-   * Takes or renews a role that one process sharing the store performs at a
-   * time, for `ttlMs` from now; returns whether `holder` holds it. A holder
-   * that stops renewing loses it when the time runs out; `ttlMs` 0 gives it up.
+   * Takes or renews `role` for `ttlMs` from now; returns whether `holder`
+   * holds it. A holder that stops renewing loses it when the time runs out;
+   * `ttlMs` 0 gives it up.
    */
   claimRole(role: string, holder: string, ttlMs: number): Promise<boolean>;
+}
+
+/**
+ * The storage contract the front end relies on: the MVCC store and its change
+ * stream, maintenance, leases and roles. Every call takes and returns plain
+ * data. Consumers that need less take the smaller interfaces.
+ */
+export interface Backend extends MvccStore, ChangeStream, Maintenance, LeaseStore, RoleStore {
+  start(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** Keys with a lease and the revision they were read at. */

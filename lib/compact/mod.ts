@@ -11,7 +11,7 @@
  * @module
  */
 import { BackendError } from "../backend/errors.ts";
-import type { Backend } from "../backend/types.ts";
+import type { MvccStore, RoleStore } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
 import { Role } from "../role/mod.ts";
@@ -31,7 +31,10 @@ export interface CompactorOptions {
 const ROLE_RENEW_MS = 1000;
 
 /** Starts the compactor; returns a function that stops it. */
-export function startCompactor(backend: Backend, o: CompactorOptions): () => Promise<void> {
+export function startCompactor(
+  backend: MvccStore & RoleStore,
+  o: CompactorOptions,
+): () => Promise<void> {
   if (o.interval <= 0) return () => Promise.resolve();
   const spread = o.jitter > 0 ? (Math.random() * 2 - 1) * (o.jitter / 100) : 0;
   const period = Math.max(1, Math.round(o.interval * (1 + spread)));

@@ -16,11 +16,14 @@
  */
 import { BackendError, StoreBusy } from "../backend/errors.ts";
 import {
-  type Backend,
+  type ChangeStream,
   type Event,
   FROM_KEY,
   type LeaseRecord,
+  type LeaseStore,
+  type MvccStore,
   type Op,
+  type RoleStore,
   type Txn,
   type WatchResult,
 } from "../backend/types.ts";
@@ -68,7 +71,7 @@ export class LeaseManager {
   #expiring?: Promise<void>;
 
   constructor(
-    private readonly backend: Backend,
+    private readonly backend: MvccStore & ChangeStream & LeaseStore & RoleStore,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
     metrics?: KineMetrics,

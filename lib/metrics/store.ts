@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Backend, FROM_KEY, plainRange } from "../backend/types.ts";
+import { FROM_KEY, type Maintenance, type MvccStore, plainRange } from "../backend/types.ts";
 import type { Registry } from "./registry.ts";
 
 /** The answer of a health round trip; `reason` is empty when healthy. */
@@ -46,7 +46,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
  */
 export function storeMetrics(
   registry: Registry,
-  backend: Backend,
+  backend: MvccStore & Maintenance,
   o: StoreMetricsOptions,
 ): StoreMetrics {
   const gauge = (name: string, help: string) => registry.gauge({ name, help });

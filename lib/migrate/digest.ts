@@ -5,7 +5,7 @@
  */
 import { setImmediate } from "node:timers";
 import { Crc32c, hashKv } from "../backend/hash.ts";
-import { type Backend, FROM_KEY, type KeyValue, plainRange } from "../backend/types.ts";
+import { FROM_KEY, type KeyValue, type MvccStore, plainRange } from "../backend/types.ts";
 
 /** One page of live keys in key order from `start`; `nextKey` continues it. */
 export type KvPager = (
@@ -49,7 +49,7 @@ export async function digest(pages: KvPager, revision: number): Promise<Digest> 
 }
 
 /** Pages of a kine backend's key space. */
-export function backendPager(backend: Backend): KvPager {
+export function backendPager(backend: MvccStore): KvPager {
   return async (start, revision, limit, keysOnly = false) => {
     const r = await backend.range({
       ...plainRange(start, FROM_KEY),

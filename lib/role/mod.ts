@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Backend } from "../backend/types.ts";
+import type { RoleStore } from "../backend/types.ts";
 import { StoreBusy } from "../backend/errors.ts";
 import type { Logger } from "../log/mod.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
@@ -36,7 +36,7 @@ export class Role {
   #trying?: Promise<boolean>;
 
   constructor(
-    private readonly backend: Backend,
+    private readonly backend: RoleStore,
     readonly name: string,
     private readonly logger: Logger,
     private readonly metrics?: KineMetrics,

@@ -14,7 +14,7 @@
  */
 import { type AccessGuard, REVOKED_REASON } from "../auth/mod.ts";
 import { ERR_COMPACTED } from "../backend/errors.ts";
-import type { Backend, Event } from "../backend/types.ts";
+import type { ChangeStream, Event, MvccStore } from "../backend/types.ts";
 import type { Logger } from "../log/mod.ts";
 import type { ServerCall } from "./h2/mod.ts";
 import { compareBytes, keyRange, wireKv } from "../translator/mod.ts";
@@ -31,7 +31,7 @@ const ERR_EMPTY_RANGE = "mvcc: watcher range is empty";
 const ERR_SLOW = "etcdserver: watcher is too slow: the client stopped reading its events";
 
 export interface WatchOptions {
-  backend: Backend;
+  backend: MvccStore & ChangeStream;
   logger: Logger;
   /** Periodic progress notification interval, ms. */
   progressInterval: number;

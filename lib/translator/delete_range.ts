@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type Backend, type DeleteOp, type KeyValue, plainRange } from "../backend/types.ts";
+import { type DeleteOp, type KeyValue, type MvccStore, plainRange } from "../backend/types.ts";
 
 /** Keys listed per page of the range. */
 const PAGE = 1000;
@@ -22,7 +22,7 @@ export interface RangeDeleted {
 }
 
 /** Deletes every key of `op`'s range one at a time, in key order. */
-export async function deleteKeyByKey(backend: Backend, op: DeleteOp): Promise<RangeDeleted> {
+export async function deleteKeyByKey(backend: MvccStore, op: DeleteOp): Promise<RangeDeleted> {
   const out: RangeDeleted = { revision: 0, deleted: 0, prevKvs: [] };
   let start = op.key;
   for (;;) {

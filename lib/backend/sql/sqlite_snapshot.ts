@@ -9,7 +9,7 @@
 import { setImmediate } from "node:timers";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { recordParams } from "./import.ts";
-import type { Backend } from "../types.ts";
+import type { LeaseStore, Maintenance } from "../types.ts";
 import { sqliteDialect } from "./sqlite.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
 
@@ -18,7 +18,10 @@ const INSERT_ROW = "INSERT INTO kine(id, name, created, deleted, create_revision
 const INSERT_LEASE = "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?)";
 
 /** Writes `backend`'s snapshot to a new SQLite file at `path`; returns the revision it holds. */
-export async function writeSqliteSnapshot(backend: Backend, path: string): Promise<number> {
+export async function writeSqliteSnapshot(
+  backend: Maintenance & LeaseStore,
+  path: string,
+): Promise<number> {
   const db = new DatabaseSync(path);
   try {
     // A file written once and read back: no journal to keep, nothing to sync until the end.
