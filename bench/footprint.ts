@@ -18,8 +18,11 @@ import {
 const VALUE_BYTES = 256;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A row of one measured value: a start time, or a resident size. */
-function row(
+/**
+ * A row of one measured value of the server `pid`: a start time, or its
+ * resident size now (as `rss.last`); its CPU and wall time count from `spawnedAt`.
+ */
+export function row(
   server: string,
   workload: string,
   pid: number,

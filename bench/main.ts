@@ -8,10 +8,13 @@
  * @module
  */
 import { type Database, type Engine, startDatabase, Unavailable } from "./databases.ts";
+import { checkPerf } from "./checkperf.ts";
 import { footprint } from "./footprint.ts";
+import { freshness } from "./freshness.ts";
 import { requirePackages } from "./gobuild.ts";
 import { KINE_MAIN } from "./kine.ts";
 import { LoadGen } from "./loadgen.ts";
+import { million } from "./million.ts";
 import { capture, killAll, pinSelf } from "./process.ts";
 import { initClockTicks } from "./procfs.ts";
 import { HEADER, type Result, SATURATED, type Skip, table } from "./report.ts";
@@ -51,7 +54,15 @@ const WORKLOADS = [
   "scale",
   "ha",
   "logins",
+  "checkperf",
+  "million",
+  "freshness",
 ];
+
+const CP_S = FULL.checkperf.maxMs / 1000;
+const MILLION = FULL.million.keys.toLocaleString("en-US");
+const MILLION_S = FULL.million.maxMs / 1000;
+const FRESH_S = FULL.freshness.maxMs / 1000;
 
 const USAGE = `usage: deno task bench [flags]
   --mode pinned|unpinned|both   pinned: server stack on core 0, load generator on core 1 (default both)
@@ -59,6 +70,14 @@ const USAGE = `usage: deno task bench [flags]
                                 (default sqlite,memory); postgres, mysql and nats run on private
                                 servers the bench starts (initdb, mariadbd, nats-server -js)
   --only LIST                   workloads, from ${WORKLOADS.join(",")} (default all)
+                                time bounds per server of the newest ones (once per run):
+                                checkperf: etcdctl check perf --load=l and --load=m (--quick: s),
+                                  60 s each by etcdctl's own clock, killed after ${CP_S} s
+                                million: ${MILLION} keys of ${FULL.million.valueSize} B in txns of 100 puts,
+                                  cut at ${MILLION_S} s (later rows use what loaded), then 5 count-only
+                                  Ranges and 5 first pages of 500 (120 s each at most)
+                                freshness (each mode): ${FULL.freshness.count} put-then-Range pairs, cut at ${FRESH_S} s;
+                                  two kine servers on one store, so not memory
   --scale-objects N             objects of the scale workload (default ${FULL.scale.objects})
   --ha-servers N                kine processes on one store in the ha workload (default ${FULL.ha.servers})
   --quick                       short smoke run
@@ -148,9 +167,10 @@ type Workload = (ctx: RunContext) => Promise<Sample[]>;
  */
 function plan(o: Options, mode: string): { name: string; run: Workload; rounds: number }[] {
   const headline = mode === "pinned" && !o.quick;
+  const once = mode === o.modes[0] ? 1 : 0;
   const all = [
     // Resident sizes and one start each: once per run, in its first mode.
-    { name: "footprint", run: footprint, rounds: mode === o.modes[0] ? 1 : 0 },
+    { name: "footprint", run: footprint, rounds: once },
     { name: "kube", run: kubeMix, rounds: headline ? 2 : 1 },
     { name: "lease", run: leasePuts, rounds: headline ? 2 : 1 },
     { name: "sweep", run: putSweep, rounds: mode === "pinned" ? 1 : 0 },
@@ -161,8 +181,24 @@ function plan(o: Options, mode: string): { name: string; run: Workload; rounds: 
     { name: "ha", run: severalServers, rounds: 1 },
     { name: "logins", run: loginFlood, rounds: 1 },
     { name: "scale", run: scale, rounds: mode === "unpinned" || o.quick ? 1 : 0 },
+    // A minute or more per server each: once per run, in its first mode.
+    { name: "checkperf", run: checkPerf, rounds: once },
+    { name: "million", run: million, rounds: once },
+    { name: "freshness", run: freshness, rounds: 1 },
   ];
   return all.filter((w) => o.only.includes(w.name) && w.rounds > 0);
+}
+
+/**
+ * What the checkperf and million workloads may add to the run's time limit:
+ * their bounds per server, once per run (the rest of the limit predates them).
+ */
+function addedBoundMs(o: Options): number {
+  const z = o.sizes;
+  const perServer =
+    (o.only.includes("checkperf") ? z.checkperf.loads.length * z.checkperf.maxMs : 0) +
+    (o.only.includes("million") ? z.million.maxMs + 120_000 : 0);
+  return perServer * o.backends.length;
 }
 
 async function machine(): Promise<string> {
@@ -227,8 +263,13 @@ async function main(): Promise<number> {
     console.error((err as Error).message);
     return 2;
   }
-  const etcdMissing = !(await capture("sh", ["-c", "command -v etcd"]));
-  await requirePackages(etcdMissing ? [{ what: "etcd", pkg: "etcd-server" }] : []);
+  const missing = async (cmd: string) => !(await capture("sh", ["-c", `command -v ${cmd}`]));
+  await requirePackages([
+    ...(await missing("etcd")) ? [{ what: "etcd", pkg: "etcd-server" }] : [],
+    ...o.only.includes("checkperf") && await missing("etcdctl")
+      ? [{ what: "etcdctl", pkg: "etcd-client" }]
+      : [],
+  ]);
   const started = performance.now();
   // Before this process pins itself, or nproc would count its one core.
   const machineInfo = await machine();
@@ -256,7 +297,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   // A hard bound on the whole run, whatever hangs.
-  const limitMs = o.quick ? 10 * 60_000 : 75 * 60_000;
+  const limitMs = (o.quick ? 10 * 60_000 : 75 * 60_000) + addedBoundMs(o);
   const watchdog = setTimeout(() => {
     console.error(`bench exceeded ${limitMs / 60_000} min: giving up`);
     cleanup().finally(() => Deno.exit(1));
@@ -281,6 +322,7 @@ async function main(): Promise<number> {
       const ctxFor = (backend: Backend): RunContext => ({
         backend,
         serverCpus,
+        loadCpus,
         loadgen: loadgen!,
         sizes: o.sizes,
         tmp,
@@ -292,7 +334,7 @@ async function main(): Promise<number> {
         for (let round = 1; round <= w.rounds; round++) {
           for (const backend of o.backends) {
             if (skipped.has(backend.name)) continue;
-            if (w.name === "ha" && !sharesStore(backend.kind)) continue;
+            if (["ha", "freshness"].includes(w.name) && !sharesStore(backend.kind)) continue;
             const label = `[${mode}] ${w.name} round ${round}/${w.rounds} ${backend.name}`;
             console.error(`${label} ...`);
             try {
@@ -303,7 +345,7 @@ async function main(): Promise<number> {
               console.error(`${label} failed: ${why}`);
               // A daemon that cannot start on its backend (a scheme not built yet, say)
               // is left out from then on; several processes on one store may fail alone.
-              if (err instanceof StartError && w.name !== "ha") {
+              if (err instanceof StartError && !["ha", "freshness"].includes(w.name)) {
                 skipped.set(backend.name, `daemon failed to start (${why})`);
                 continue;
               }

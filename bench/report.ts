@@ -45,6 +45,8 @@ export interface Group {
   disk?: { loaded: number; compacted?: number };
   delivery: Histogram;
   deliverySent: Histogram;
+  /** The last round's {@link Sample.figures}. */
+  figures?: Record<string, number | string>;
   errors: Record<string, number>;
   notes: string[];
   watchCheck?: { watchers: number; writes: number; problems: string[] };
@@ -108,6 +110,7 @@ export function group(results: Result[]): Group[] {
     if (s.disk) g.disk = s.disk;
     if (s.delivery) g.delivery.merge(s.delivery);
     if (s.deliverySent) g.deliverySent.merge(s.deliverySent);
+    if (s.figures) g.figures = { ...g.figures, ...s.figures };
     for (const [m, n] of Object.entries(s.errors)) g.errors[m] = (g.errors[m] ?? 0) + n;
     for (const n of s.notes) if (!g.notes.includes(n)) g.notes.push(n);
     if (s.watchCheck) {

@@ -13,10 +13,10 @@ function allOps(g: Group): Histogram {
   return all;
 }
 
-/** One line of the summary: what it shows of a group. */
+/** One line of the summary: what it shows of a group (a figure may be a word: PASS). */
 interface Measure {
   label: string;
-  value: (g: Group) => number | undefined;
+  value: (g: Group) => number | string | undefined;
 }
 
 /** The measures worth a line for a workload, judged from what its groups hold. */
@@ -48,8 +48,11 @@ function measures(gs: Group[]): Measure[] {
       });
     }
   }
+  for (const name of new Set(gs.flatMap((x) => Object.keys(x.figures ?? {})))) {
+    out.push({ label: name, value: (x) => x.figures?.[name] });
+  }
   // A row of a resident size alone (bench/footprint.ts): no operations, one VmRSS reading.
-  if (!g.rate && g.ops.byOp.size === 0 && g.sampledRss > 0) {
+  if (!g.rate && g.ops.byOp.size === 0 && g.sampledRss > 0 && !g.figures) {
     out.push({ label: "RSS MiB (VmRSS)", value: (x) => x.sampledRss / 2 ** 20 });
   }
   if (gs.some((x) => x.delivery.count > 0)) {
@@ -79,6 +82,22 @@ const base = (server: string) => server.replace(/^\d+× /, "");
 export const PARTIAL = "objects loaded";
 
 /**
+ * etcd 3.4 has no RangeStream: where a workload streams (and so has no etcd
+ * row), etcd's paged listing of the same keys is the baseline, each measure
+ * matched by its label.
+ */
+function pagedBaseline(
+  groups: Group[],
+  mode: string,
+  workload: string,
+): { etcd: Group; measures: Measure[] } | undefined {
+  if (!workload.includes("RangeStream")) return undefined;
+  const paged = workload.replace("RangeStream", "paged");
+  const etcd = groups.find((g) => g.mode === mode && g.workload === paged && g.server === "etcd");
+  return etcd && { etcd, measures: measures([etcd]) };
+}
+
+/**
  * Markdown: per mode, a line per workload × measure; a cell is the value and
  * its ratio to etcd's, or says "invalid" where the load generator saturated
  * its core on either side.
@@ -95,21 +114,30 @@ export function summary(results: Result[]): string {
     for (const workload of new Set(groups.map((g) => g.workload))) {
       const gs = groups.filter((g) => g.mode === mode && g.workload === workload);
       if (!gs.length) continue;
-      const etcd = gs.find((g) => g.server === "etcd");
+      const own = gs.find((g) => g.server === "etcd");
+      const stand = own ? undefined : pagedBaseline(groups, mode, workload);
       for (const m of measures(gs)) {
+        const pagedLabel = m.label.replace("RangeStream", "paged");
+        const paged = stand?.measures.find((x) => x.label === pagedLabel);
+        const etcd = own ?? (paged && stand!.etcd);
+        const valueOf = (g: Group) => g === etcd && paged ? paged.value(g) : m.value(g);
         const cells = servers.map((server) => {
-          const g = gs.find((x) => base(x.server) === server);
-          const v = g && m.value(g);
-          if (!g || v === undefined || !Number.isFinite(v)) return "";
-          const shown = num(v) + (g.notes.some((n) => n.includes(PARTIAL)) ? " †" : "");
+          const g = server === "etcd" ? etcd : gs.find((x) => base(x.server) === server);
+          const v = g && valueOf(g);
+          if (!g || v === undefined || (typeof v === "number" && !Number.isFinite(v))) return "";
+          const shown = (typeof v === "number" ? num(v) : v) +
+            (g.notes.some((n) => n.includes(PARTIAL)) ? " †" : "");
           if (!valid(g)) return `${shown} (invalid)`;
-          if (g === etcd || !etcd) return shown;
-          const e = m.value(etcd);
+          if (g === etcd || !etcd || typeof v === "string") return shown;
+          const e = valueOf(etcd);
           if (!valid(etcd)) return `${shown} (etcd invalid)`;
-          return e && e > 0 ? `${shown} (${(v / e).toFixed(2)}×)` : shown;
+          return typeof e === "number" && e > 0 ? `${shown} (${(v / e).toFixed(2)}×)` : shown;
         });
         const name = workload.replaceAll("|", "\\|");
-        lines.push(`| ${mode} | ${name} | ${m.label} | ${cells.join(" | ")} |`);
+        const label = paged
+          ? `${m.label} (etcd: ${pagedLabel}, limit 500, as 3.4 has no RangeStream)`
+          : m.label;
+        lines.push(`| ${mode} | ${name} | ${label} | ${cells.join(" | ")} |`);
       }
     }
   }

@@ -88,6 +88,11 @@ export interface Sample {
   deliverySent?: HistogramData;
   /** Bytes on disk the store grew by (data, indexes, WAL): after the load and after compaction. */
   disk?: { loaded: number; compacted?: number };
+  /**
+   * Values a workload reports besides latencies (what `etcdctl check perf`
+   * printed, a difference of percentiles): one summary line each.
+   */
+  figures?: Record<string, number | string>;
   errors: Record<string, number>;
   notes: string[];
   /** What the prefix watchers of the kube mix saw, against the acknowledged writes. */
@@ -112,6 +117,12 @@ export interface Sizes {
   logins: { logins: number; conns: number };
   /** Keys loaded before the second memory reading; how long a server rests before each. */
   footprint: { keys: number; settleMs: number };
+  /** `etcdctl check perf` loads to run; `maxMs` bounds each run (etcdctl's own is 60 s). */
+  checkperf: { loads: string[]; maxMs: number };
+  /** Keys of the large store; `maxMs` bounds its bulk load. */
+  million: { keys: number; valueSize: number; maxMs: number; settleMs: number };
+  /** Write-then-read pairs, bounded by `maxMs`. */
+  freshness: { count: number; maxMs: number };
 }
 
 /** Sizes of a full run. */
@@ -126,6 +137,9 @@ export const FULL: Sizes = {
   ha: { servers: 3, ms: 8000, writers: 64, rate: 1000 },
   logins: { logins: 1000, conns: 4 },
   footprint: { keys: 100_000, settleMs: 2000 },
+  checkperf: { loads: ["l", "m"], maxMs: 150_000 },
+  million: { keys: 1_000_000, valueSize: 128, maxMs: 240_000, settleMs: 2000 },
+  freshness: { count: 1000, maxMs: 30_000 },
 };
 
 /** Sizes of a smoke run. */
@@ -140,6 +154,9 @@ export const QUICK: Sizes = {
   ha: { servers: 3, ms: 1000, writers: 16, rate: 200 },
   logins: { logins: 200, conns: 4 },
   footprint: { keys: 10_000, settleMs: 1000 },
+  checkperf: { loads: ["s"], maxMs: 150_000 },
+  million: { keys: 20_000, valueSize: 128, maxMs: 30_000, settleMs: 1000 },
+  freshness: { count: 200, maxMs: 10_000 },
 };
 
 /** What a workload run needs. */
@@ -147,6 +164,8 @@ export interface RunContext {
   backend: Backend;
   /** CPU list for servers and their databases (`taskset -c`), unset when unpinned. */
   serverCpus?: string;
+  /** CPU list of the load generator and of other clients the bench runs, unset when unpinned. */
+  loadCpus?: string;
   loadgen: LoadGen;
   sizes: Sizes;
   /** Directory for stores and logs of this run. */
@@ -238,7 +257,7 @@ export async function stopStack(stack: Stack): Promise<void> {
 }
 
 /** A fresh store and server stack for one run; stopped and removed after `fn`. */
-async function withFreshStack(
+export async function withFreshStack(
   ctx: RunContext,
   fn: (stack: Stack, store: Store) => Promise<Sample[]>,
   o: { replicas?: number; kineArgs?: string[] } = {},
@@ -256,7 +275,8 @@ async function withFreshStack(
   }
 }
 
-const target = (stack: Stack) => stack.servers[0].target;
+/** The gRPC target of a stack's first server. */
+export const target = (stack: Stack) => stack.servers[0].target;
 
 /** Every server's metrics, merged; undefined if any scrape failed or none exposes them. */
 async function scrapeAll(stack: Stack): Promise<DaemonMetrics | undefined> {
@@ -289,18 +309,24 @@ class StackRss {
   }
 }
 
-/** Runs `load` while measuring the stack from outside; returns a partial sample. */
-async function measure<T>(
+/**
+ * Runs `load` while measuring the stack from outside; returns a partial
+ * sample. `loadCpuSeconds` counts the CPU of the load's side where the Go
+ * generator is not all of it (a client the bench spawned, say).
+ */
+export async function measure<T>(
   ctx: RunContext,
   stack: Stack,
   load: () => Promise<T>,
+  loadCpuSeconds = () => ctx.loadgen.cpuSeconds(),
 ): Promise<{ result: T; sample: Sample }> {
   const probe = await HealthProbe.start(ctx.loadgen, target(stack));
   const rss = new StackRss(stack);
   const cpu0 = stackCpuSeconds(stack);
   const db0 = stack.db ? treeCpuSeconds(stack.db.pid) : 0;
-  const lg0 = ctx.loadgen.cpuSeconds();
-  const self0 = cpuSeconds(Deno.pid);
+  const lg0 = loadCpuSeconds();
+  // Without reaped children: a client that ran and exited meanwhile is the load's CPU.
+  const self0 = cpuSeconds(Deno.pid, false);
   const busy0 = coreBusySeconds();
   const issues0 = stack.servers.map((s) => new Map(s.log.issues));
   const metrics0 = await scrapeAll(stack);
@@ -322,13 +348,13 @@ async function measure<T>(
   }
   const wallS = (performance.now() - t0 - scrapeMs) / 1000;
   const serverCpuS = stackCpuSeconds(stack) - cpu0;
-  const loadgenCpuS = ctx.loadgen.cpuSeconds() - lg0;
+  const loadgenCpuS = loadCpuSeconds() - lg0;
   const busy = coreBusySeconds().map((b, i) => b - busy0[i]);
   // Pinned: whatever else ran on the server's core. Unpinned: all the machine
   // did besides the servers, the generator and this coordinator.
   const otherCpuS = ctx.serverCpus === undefined
     ? busy.reduce((n, b) => n + b, 0) - serverCpuS - loadgenCpuS -
-      (cpuSeconds(Deno.pid) - self0)
+      (cpuSeconds(Deno.pid, false) - self0)
     : ctx.serverCpus.split(",").reduce((n, c) => n + (busy[Number(c)] ?? 0), 0) - serverCpuS;
   const sample: Sample = {
     workload: "",
@@ -373,7 +399,10 @@ function gapFillsWorthNoting(
 }
 
 /** Merges job results (histograms, errors, writes) into a sample. */
-function absorb(sample: Sample, results: { hist?: any; errors?: any; writes?: number }[]): void {
+export function absorb(
+  sample: Sample,
+  results: { hist?: any; errors?: any; writes?: number }[],
+): void {
   const h = new Histograms().merge(sample.ops);
   for (const r of results) {
     if (r.hist) h.merge(r.hist);
@@ -421,7 +450,7 @@ export function preload(
 }
 
 /** The notes a bulk-load row gets where it could not use txns or ran out of time. */
-function bulkNotes(ctx: RunContext, loaded: number, asked: number, maxMs: number): string[] {
+export function bulkNotes(ctx: RunContext, loaded: number, asked: number, maxMs: number): string[] {
   return [
     multiKeyTxns(ctx.backend.kind)
       ? ""
@@ -545,7 +574,9 @@ export function putSweep(ctx: RunContext): Promise<Sample[]> {
   });
 }
 
-const count = (n: number) => n >= 1000 ? `${n / 1000}k` : String(n);
+/** `100k`, `500`: a key count as the workload names show it. */
+export const count = (n: number) =>
+  n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n);
 
 /**
  * (3) Full listings of a large store and (5) cold start on it. The store is

@@ -362,7 +362,7 @@ type listingsParams struct {
 }
 
 // listings times whole listings of prefixes: paged (limit 500, pinned to the
-// first page's revision), unpaged, or count-only.
+// first page's revision), unpaged, or count-only; or the first page of 500 alone.
 func listings(p *listingsParams, _ control) (interface{}, error) {
 	c, err := dial(p.Target)
 	if err != nil {
@@ -390,6 +390,12 @@ func listings(p *listingsParams, _ control) (interface{}, error) {
 			return int64(len(res.Kvs)), nil
 		case "stream":
 			return rangeStream(ctx, c, l.Prefix, prefixEnd(l.Prefix))
+		case "first":
+			res, err := c.Get(ctx, l.Prefix, end, clientv3.WithLimit(500))
+			if err != nil {
+				return 0, err
+			}
+			return int64(len(res.Kvs)), nil
 		}
 		key := l.Prefix
 		var revision, n int64
