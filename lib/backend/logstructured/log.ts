@@ -142,6 +142,20 @@ export interface LogWriteTx extends LogTx {
    */
   compactTo(from: number, target: number): MaybePromise<boolean>;
   /**
+   * How far after `from` (up to `target`) a compaction batch may go to
+   * delete the rows of at most `rows` revisions that supersede an earlier row
+   * (each deletes that row, a tombstone itself too): the deletes, not the
+   * revisions, are what a batch's time grows with, and history mixes spans
+   * that delete nothing (a bulk load's creates) with spans that delete a row
+   * per revision. `cut` is true when `rows` stopped it short of `target`.
+   * Stores whose deletes cost next to nothing leave it out.
+   */
+  compactBound?(
+    from: number,
+    target: number,
+    rows: number,
+  ): MaybePromise<{ target: number; cut: boolean }>;
+  /**
    * Inserts a `gap-<id>` tombstone for each missing id, in one statement;
    * an id whose real row exists is left alone. Returns how many tombstones it
    * inserted. Where the engine can tell without waiting (PostgreSQL, MySQL),

@@ -452,6 +452,20 @@ export class Statements {
     return this.#get("compact", () => this.dialect.compactSql);
   }
 
+  /**
+   * Params: from, target, rows. The id of the first superseding row after
+   * the first `rows` of them in `(from, target]`: the terms of SQLite's
+   * partial compaction index, so there it reads that index alone.
+   */
+  compactBound(): string {
+    return this.#get(
+      "compact_bound",
+      () =>
+        "SELECT id FROM kine WHERE name != 'compact_rev_key' AND prev_revision != 0 " +
+        "AND id > ? AND id <= ? ORDER BY id LIMIT 1 OFFSET ?",
+    );
+  }
+
   leases(one: boolean): string {
     return this.#get(
       `leases${one}`,

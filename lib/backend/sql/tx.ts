@@ -356,6 +356,15 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     return true;
   }
 
+  async compactBound(
+    from: number,
+    target: number,
+    rows: number,
+  ): Promise<{ target: number; cut: boolean }> {
+    const [r] = await this.conn.all("compact_bound", this.sql.compactBound(), [from, target, rows]);
+    return r ? { target: Number(r[0]) - 1, cut: true } : { target, cut: false };
+  }
+
   async fill(ids: number[]): Promise<number> {
     const guard = this.sql.dialect.fillGuard;
     let filled = 0;
