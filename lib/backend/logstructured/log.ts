@@ -32,6 +32,11 @@ export interface NewRow {
    * plus one for an update or a tombstone; 0 for rows no client sees.
    */
   version: number;
+  /**
+   * The value of the row at `prevRevision` (null for a tombstone), where the
+   * writer has read it; else the store reads it.
+   */
+  oldValue?: Uint8Array | null;
 }
 
 export interface Revisions {

@@ -280,7 +280,9 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
       row.prevRevision,
       row.version,
     ];
-    const insert = this.sql.insert();
+    const known = row.oldValue !== undefined && this.sql.dialect.oldValueParam === true;
+    if (known) params[7] = row.oldValue!;
+    const insert = known ? this.sql.insertKnown() : this.sql.insert();
     if (this.sql.dialect.insertSuffix) {
       const [r] = await this.conn.all("insert", insert, params);
       return Number(r[0]);
