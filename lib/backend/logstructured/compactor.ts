@@ -86,10 +86,12 @@ export class Compactor {
       await this.snapshots.idle();
       const span = Math.min(this.#span, compactBatchSize);
       const step = Math.min(from + span, revision);
-      const batchStarted = performance.now();
+      /** When the batch got the write queue: the time writes queued before it wait is not its own. */
+      let batchStarted = 0;
       let outcome: { raced: boolean; reached: number; cut?: boolean };
       try {
         outcome = await this.writes.write(async (tx) => {
+          batchStarted = performance.now();
           const now = await tx.revisions();
           if (now.compact !== from) return { raced: true, reached: now.compact };
           let target = Math.min(step, this.hub.polled);
