@@ -7,6 +7,11 @@
 import assert from "node:assert/strict";
 import { b, type EtcdClient } from "./helpers/client.ts";
 import { startTestKine } from "./helpers/kine.ts";
+import { sqliteEngine } from "../lib/backend/sql/sqlite.ts";
+import { WritePipeline } from "../lib/backend/logstructured/write_pipeline.ts";
+import type { Txn } from "../lib/backend/types.ts";
+import { COMPACT_KEY } from "../lib/backend/logstructured/compact_key.ts";
+import { openQuietStore, putOp, silent } from "../bench/kube_txns.ts";
 
 /** Writes keys /c/0…/c/99 `rounds` times, a txn of 100 puts each; returns the revision reached. */
 async function rewriteKeys(client: EtcdClient, rounds: number): Promise<number> {
@@ -63,5 +68,47 @@ Deno.test("a client write is answered while a long compaction is still running",
     assert.deepEqual(answered, ["put", "compact"]);
   } finally {
     await k.close();
+  }
+});
+
+Deno.test("[sqlite] a compaction batch is bounded by the rows it deletes, not only by revisions", async () => {
+  // 300 creates (nothing to delete), then 300 updates of them (a row each): a batch sized for the
+  // creates must stop in the updates after the rows it may delete.
+  const dir = await Deno.makeTempDir({ prefix: "compact-bound" });
+  const store = await openQuietStore(sqliteEngine(false), `${dir}/state.db`);
+  try {
+    // The bookkeeping row a backend's start writes: the compact revision is its prev_revision.
+    await store.write(async (tx) =>
+      await tx.append({
+        name: COMPACT_KEY,
+        created: true,
+        deleted: false,
+        createRevision: 0,
+        prevRevision: 0,
+        lease: 0,
+        value: new Uint8Array(0),
+        version: 0,
+      })
+    );
+    const pipeline = new WritePipeline(store, { logger: silent }, () => {});
+    const load = (tag: string): Txn => ({
+      compare: [],
+      success: Array.from({ length: 300 }, (_, i) => putOp(`/k/${i}`, b(tag))),
+      failure: [],
+    });
+    const created = (await pipeline.txn(load("a"))).revision;
+    const updated = (await pipeline.txn(load("b"))).revision;
+    const { compact } = await store.reader.revisions();
+    const bound = await store.write(async (tx) => await tx.compactBound!(compact, updated, 100));
+    assert.deepEqual(bound, { target: created + 100, cut: true }, "creates, then 100 updates");
+    const whole = await store.write(async (tx) => await tx.compactBound!(compact, updated, 300));
+    assert.deepEqual(whole, { target: updated, cut: false }, "300 updates fit in 300 rows");
+    const before = (await store.reader.rows(0, updated, 10_000)).length;
+    assert.ok(await store.write(async (tx) => await tx.compactTo(compact, bound.target)));
+    const after = (await store.reader.rows(0, updated, 10_000)).length;
+    assert.equal(before - after, 100, "the batch deleted the rows it was bounded to");
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -53,6 +53,8 @@ function yieldToEventLoop(): Promise<void> {
 export class Compactor {
   /** Revisions per batch, learnt from the time batches took. */
   #span = INITIAL_SPAN;
+  /** Superseding revisions (rows to delete) per batch, learnt likewise (`compactBound`). */
+  #rows = INITIAL_SPAN;
 
   constructor(
     private readonly store: LogStore,
@@ -84,18 +86,22 @@ export class Compactor {
       await this.snapshots.idle();
       const span = Math.min(this.#span, compactBatchSize);
       const step = Math.min(from + span, revision);
-      const batchStarted = performance.now();
-      let outcome: { raced: boolean; reached: number };
+      /** When the batch got the write queue: the time writes queued before it wait is not its own. */
+      let batchStarted = 0;
+      let outcome: { raced: boolean; reached: number; cut?: boolean };
       try {
         outcome = await this.writes.write(async (tx) => {
+          batchStarted = performance.now();
           const now = await tx.revisions();
           if (now.compact !== from) return { raced: true, reached: now.compact };
-          const target = Math.min(step, this.hub.polled);
+          let target = Math.min(step, this.hub.polled);
           if (target <= from) return { raced: false, reached: from };
+          let cut = false;
+          if (tx.compactBound) ({ target, cut } = await tx.compactBound(from, target, this.#rows));
           if (!await tx.compactTo(from, target)) {
             return { raced: true, reached: (await tx.revisions()).compact };
           }
-          return { raced: false, reached: target };
+          return { raced: false, reached: target, cut };
         });
       } catch (err) {
         metrics?.compactTotal.labels("error").inc();
@@ -107,7 +113,9 @@ export class Compactor {
         if (outcome.reached === from) break;
         batches++;
         metrics?.compactBatchSeconds.observe(took / 1000);
-        this.#resize(outcome.reached - from, took, compactBatchSize);
+        // A batch its deletes cut short says how many deletes fit, not how many revisions.
+        if (outcome.cut) this.#rows = resized(this.#rows, took, compactBatchSize);
+        else this.#span = resized(outcome.reached - from, took, compactBatchSize);
       }
       if (took > this.options.compactTimeout) {
         // A synchronous engine cannot abandon a batch half-way; say so, and let the next run go on.
@@ -118,7 +126,7 @@ export class Compactor {
         from = outcome.reached;
         break;
       }
-      const limited = !outcome.raced && outcome.reached < step;
+      const limited = !outcome.raced && !outcome.cut && outcome.reached < step;
       from = outcome.reached;
       if (limited) break;
     }
@@ -134,14 +142,15 @@ export class Compactor {
     }
     return (await this.store.reader.revisions()).current;
   }
+}
 
-  /**
-   * The next span from the last batch's: scaled toward {@link AIM_MS}, at most
-   * doubling at a time (a cheap stretch of history says little about the
-   * next), within [{@link MIN_SPAN}, `max`].
-   */
-  #resize(span: number, took: number, max: number): void {
-    const scaled = took > 0 ? Math.floor(span * AIM_MS / took) : span * 2;
-    this.#span = Math.max(MIN_SPAN, Math.min(scaled, span * 2, max));
-  }
+/**
+ * The next batch's size from the last one's (`size` revisions or deletes in
+ * `took` ms): scaled toward {@link AIM_MS}, at most doubling at a time (a
+ * cheap stretch of history says little about the next), within
+ * [{@link MIN_SPAN}, `max`].
+ */
+function resized(size: number, took: number, max: number): number {
+  const scaled = took > 0 ? Math.floor(size * AIM_MS / took) : size * 2;
+  return Math.max(MIN_SPAN, Math.min(scaled, size * 2, max));
 }

@@ -32,6 +32,11 @@ export interface NewRow {
    * plus one for an update or a tombstone; 0 for rows no client sees.
    */
   version: number;
+  /**
+   * The value of the row at `prevRevision` (null for a tombstone), where the
+   * writer has read it; else the store reads it.
+   */
+  oldValue?: Uint8Array | null;
 }
 
 export interface Revisions {
@@ -141,6 +146,20 @@ export interface LogWriteTx extends LogTx {
    * so two processes never both run one batch.
    */
   compactTo(from: number, target: number): MaybePromise<boolean>;
+  /**
+   * How far after `from` (up to `target`) a compaction batch may go to
+   * delete the rows of at most `rows` revisions that supersede an earlier row
+   * (each deletes that row, a tombstone itself too): the deletes, not the
+   * revisions, are what a batch's time grows with, and history mixes spans
+   * that delete nothing (a bulk load's creates) with spans that delete a row
+   * per revision. `cut` is true when `rows` stopped it short of `target`.
+   * Stores whose deletes cost next to nothing leave it out.
+   */
+  compactBound?(
+    from: number,
+    target: number,
+    rows: number,
+  ): MaybePromise<{ target: number; cut: boolean }>;
   /**
    * Inserts a `gap-<id>` tombstone for each missing id, in one statement;
    * an id whose real row exists is left alone. Returns how many tombstones it

@@ -261,6 +261,7 @@ export class TxnRunner {
       lease: op.ignoreLease ? live!.lease : op.lease,
       value,
       version: live ? live.version + 1 : 1,
+      oldValue: live ? live.value : null,
     });
     return { type: "put", prevKv: op.prevKv && live ? presentKv(rowToKv(live)) : undefined };
   }
@@ -284,6 +285,7 @@ export class TxnRunner {
         lease: 0,
         value: null,
         version: row.version + 1,
+        oldValue: row.value,
       });
     }
     return {

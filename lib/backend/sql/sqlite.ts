@@ -25,6 +25,7 @@ export const sqliteDialect: Dialect = {
   maxKeyChar: 0xffff,
   binaryKeys: true,
   insertWithValues: false,
+  oldValueParam: true,
   keyError: () => undefined,
   // A busy database has already been waited for (busy_timeout): it is not retried on top.
   classify: (err) => {

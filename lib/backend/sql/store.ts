@@ -20,6 +20,8 @@ import { bulkRevision, bulkStatements, keyTxnPlan } from "./key_txn.ts";
 import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
 import { nameToWrite } from "./keys.ts";
+import { appendPuts } from "./bulk_put.ts";
+import { Pacer } from "../logstructured/txn.ts";
 import { setUpSchema } from "./schema.ts";
 import { SqlLogTx, toLease } from "./tx.ts";
 
@@ -77,7 +79,7 @@ export class SqlStore implements LogStore {
     if (keyTxn && driver.pipeline) {
       this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
       this.writeBulk = (loads) => this.#writeBulk(keyTxn, loads);
-    }
+    } else if (!driver.pipeline) this.writeBulk = (loads) => this.#appendBulk(loads);
   }
 
   /**
@@ -120,6 +122,25 @@ export class SqlStore implements LogStore {
       () => this.driver.pipeline!(each.flat()),
     );
     return each.map((statements) => bulkRevision(results.splice(0, statements.length)));
+  }
+
+  /**
+   * Bulk loads in one write transaction, each set-based (`bulk_put.ts`): the
+   * engines without a pipelined driver, where a statement costs no round
+   * trip but a put at a time still costs a statement and an await each.
+   */
+  #appendBulk(loads: BulkPut[][]): Promise<number[]> {
+    return this.driver.transaction(async (conn) => {
+      const tx = this.#wrap(conn);
+      const pacer = new Pacer();
+      const pace = () => pacer.pace();
+      const revisions: number[] = [];
+      for (const puts of loads) {
+        await pace();
+        revisions.push(await appendPuts(tx, this.#sql, puts, pace));
+      }
+      return revisions;
+    });
   }
 
   write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T> {

@@ -280,7 +280,9 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
       row.prevRevision,
       row.version,
     ];
-    const insert = this.sql.insert();
+    const known = row.oldValue !== undefined && this.sql.dialect.oldValueParam === true;
+    if (known) params[7] = row.oldValue!;
+    const insert = known ? this.sql.insertKnown() : this.sql.insert();
     if (this.sql.dialect.insertSuffix) {
       const [r] = await this.conn.all("insert", insert, params);
       return Number(r[0]);
@@ -354,6 +356,15 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     // Rows at or below `from` were handled by the batches that reached it: only this span is read.
     await this.conn.run("compact", this.sql.compact(), [from, target, from, target]);
     return true;
+  }
+
+  async compactBound(
+    from: number,
+    target: number,
+    rows: number,
+  ): Promise<{ target: number; cut: boolean }> {
+    const [r] = await this.conn.all("compact_bound", this.sql.compactBound(), [from, target, rows]);
+    return r ? { target: Number(r[0]) - 1, cut: true } : { target, cut: false };
   }
 
   async fill(ids: number[]): Promise<number> {
