@@ -212,6 +212,11 @@ export interface LogStore {
    */
   readonly pollIntervalMs: number;
   /**
+   * The shortest poll interval, where the timer keeps finding other
+   * processes' rows (ms); absent = 1 ms.
+   */
+  readonly busyPollIntervalMs?: number;
+  /**
    * True when write transactions may run side by side (a connection pool);
    * false where they must take turns on one connection (SQLite, memory).
    */

@@ -26,7 +26,7 @@ const GAP_STAND_MS = 15;
  * so a slow batch of another server costs a few attempts, not one per stand.
  */
 const HELD_BACKOFF_MAX_MS = 120;
-/** The shortest poll interval, where the timer keeps finding other processes' rows. */
+/** The shortest poll interval, where the timer keeps finding other processes' rows, unless set. */
 const MIN_POLL_MS = 1;
 
 export interface WatchHubOptions {
@@ -39,10 +39,12 @@ export interface WatchHubOptions {
   fillRetryDelayMs: number;
   /**
    * How often to look for other processes' rows (ms) while none come: the
-   * timer drops to {@link MIN_POLL_MS} while it finds rows, and doubles back
-   * up to this while it finds none.
+   * timer drops to {@link busyPollIntervalMs} while it finds rows, and
+   * doubles back up to this while it finds none.
    */
   pollIntervalMs: number;
+  /** The shortest interval the timer drops to (ms); {@link MIN_POLL_MS} unless set. */
+  busyPollIntervalMs?: number;
   /**
    * True where every commit of every process announces itself (PostgreSQL's
    * NOTIFY): the timer is only a safety net there and keeps its interval.
@@ -154,9 +156,11 @@ export class WatchHub {
     this.wake("poll");
     while (this.#polling && !this.#closed) await this.#settled();
     const found = this.#polled > known && !this.options.announced;
-    this.#pollDelay = found
-      ? MIN_POLL_MS
-      : Math.min(this.#pollDelay * 2, this.options.pollIntervalMs);
+    const busy = Math.min(
+      this.options.busyPollIntervalMs ?? MIN_POLL_MS,
+      this.options.pollIntervalMs,
+    );
+    this.#pollDelay = found ? busy : Math.min(this.#pollDelay * 2, this.options.pollIntervalMs);
     this.#schedule();
   }
 
