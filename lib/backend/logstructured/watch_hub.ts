@@ -82,9 +82,12 @@ export type WakeSource = "local" | "notify" | "poll";
  *
  * Ids can be missing below the newest row: an insert of another transaction
  * (or process) that has not committed yet, or one that rolled back. The loop
- * publishes up to the first missing id and looks again; ids that have stood
- * missing for a while are all filled with tombstones in one statement, which
- * leaves the ids that committed meanwhile alone. Where the engine can tell
+ * publishes up to the first missing id, holds the rows above it, and then
+ * reads only the missing ids — where the engine can (MySQL), in a read that
+ * waits for the transactions holding them, so each is published as its
+ * transaction commits. Missing ids of the first run that have stood missing
+ * for a while are filled with tombstones in one statement, which leaves the
+ * ids that committed meanwhile alone. Where the engine can tell
  * (PostgreSQL, MySQL), a fill that meets an id still held by a transaction in
  * flight fills nothing and gives up at once: that row will commit or roll
  * back, and the loop looks again after another while, never blocked behind
@@ -97,7 +100,7 @@ export class WatchHub {
   #polling = false;
   #pollAgain = false;
   #pollTimer?: ReturnType<typeof setTimeout>;
-  /** The timer's current interval (ms), between MIN_POLL_MS and pollIntervalMs. */
+  /** The timer's current interval (ms), between the busy interval and pollIntervalMs. */
   #pollDelay = 0;
   #syncWaiters: SyncWaiter[] = [];
   /** Ids found missing, and when each was first seen missing. */
