@@ -8,14 +8,18 @@
  * wall-clock rates do not.
  *
  *   deno run -A bench/ha_probe.ts --backend postgres [--ms 5000] [--writers 64] [--rate 1000]
- *     [--kine /path/to/other/checkout/main.ts]
+ *     [--kine /path/to/other/checkout/main.ts] [--private] [--phases closed,paced]
+ *
+ * `--private` runs the database on a server of its own (as the bench does),
+ * whose whole CPU is then counted, MariaDB's included.
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { KINE_MAIN, spawnKine } from "./kine.ts";
 import { LoadGen } from "./loadgen.ts";
 import { killAll } from "./process.ts";
-import { cpuSeconds, initClockTicks } from "./procfs.ts";
+import { cpuSeconds, initClockTicks, treeCpuSeconds } from "./procfs.ts";
+import { type Engine, startDatabase } from "./databases.ts";
 import { Histogram } from "./stats.ts";
 import type { Server } from "./server.ts";
 
@@ -28,19 +32,30 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "1000" },
     servers: { type: "string", default: "3" },
     kine: { type: "string", default: KINE_MAIN },
+    private: { type: "boolean", default: false },
+    phases: { type: "string", default: "closed,paced" },
   },
 });
 const PG = "postgres://postgres@127.0.0.1:5432";
 const name = `ha_probe_${Date.now()}`;
 const dir = await Deno.makeTempDir({ prefix: "ha-probe-" });
-const endpoint = args.backend === "postgres"
+const own = args.private && args.backend !== "sqlite"
+  ? await startDatabase(args.backend as Engine, `${dir}/db`, undefined, `${dir}/db.log`)
+  : undefined;
+const endpoint = own
+  ? own.endpoint(name)
+  : args.backend === "postgres"
   ? `${PG}/${name}?sslmode=disable`
   : args.backend === "mysql"
   ? `mysql://root@tcp(127.0.0.1:3306)/${name}`
   : `sqlite://${dir}/state.db`;
 
-/** CPU seconds of the PostgreSQL backends connected to our database (0 elsewhere). */
+/**
+ * CPU seconds of the database: the whole private server, or the shared
+ * PostgreSQL's backends connected to our database (0 for the shared MariaDB).
+ */
 async function dbCpu(): Promise<number> {
+  if (own) return treeCpuSeconds(own.pid);
   if (args.backend !== "postgres") return 0;
   const sql = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} });
   try {
@@ -83,7 +98,9 @@ try {
     servers.push(s);
     await waitReady(s);
   }
+  const phases = args.phases.split(",");
   for (const paced of [false, true]) {
+    if (!phases.includes(paced ? "paced" : "closed")) continue;
     const before = await counters(servers);
     const cpu0 = servers.map((s) => cpuSeconds(s.pid, false));
     const db0 = await dbCpu();
@@ -105,7 +122,8 @@ try {
     console.log(
       `\n== ${args.backend} ${paced ? `paced ${args.rate}/s` : `closed loop ${args.writers}`}: ` +
         `${writes} writes, ${(writes * 1000 / r.writeMs).toFixed(0)}/s, delivery p50 ` +
-        `${delivery.quantile(0.5).toFixed(2)} p99 ${delivery.quantile(0.99).toFixed(1)} ms, ` +
+        `${delivery.quantile(0.5).toFixed(2)} p90 ${delivery.quantile(0.9).toFixed(1)} ` +
+        `p99 ${delivery.quantile(0.99).toFixed(1)} max ${delivery.max.toFixed(0)} ms, ` +
         `missed ${r.missedEvents}, dup ${r.duplicates}, errors ${JSON.stringify(r.errors)}`,
     );
     console.log(
@@ -127,12 +145,14 @@ try {
 } finally {
   await loadgen.close();
   for (const s of servers) await s.stop();
+  // A private server's data goes with the temp directory.
+  if (own) await own.stop();
   await killAll();
-  if (args.backend === "postgres") {
+  if (!own && args.backend === "postgres") {
     const sql = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} });
     await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await sql.end();
-  } else if (args.backend === "mysql") {
+  } else if (!own && args.backend === "mysql") {
     const mysql = (await import("mysql2/promise")).default;
     const conn = await mysql.createConnection({ host: "127.0.0.1", user: "root" });
     await conn.query(`DROP DATABASE IF EXISTS ${name}`);

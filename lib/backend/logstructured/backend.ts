@@ -82,6 +82,7 @@ export class LogBackend implements Backend {
         ...options,
         fillRetryDelayMs: store.fillRetryDelayMs,
         pollIntervalMs: options.pollInterval || store.pollIntervalMs,
+        busyPollIntervalMs: store.busyPollIntervalMs,
         announced: store.notifier !== undefined,
       },
       (revision) => this.#advance(revision),

@@ -119,6 +119,18 @@ export interface EventReader {
   ): MaybePromise<EventRow[]>;
 }
 
+/** What the poll loop reads the log with: {@link EventReader}, and missing ids by id. */
+export interface PollReader extends EventReader {
+  /**
+   * The rows of `ids` (ascending, at most 1,024; those that exist) as
+   * {@link events} reads them; `waiting`, once every transaction that holds
+   * one of them has ended (committed or rolled back), where {@link waits}.
+   */
+  eventsOf(ids: number[], waiting: boolean): MaybePromise<EventRow[]>;
+  /** True where {@link eventsOf} can wait for the transactions holding its ids (MySQL). */
+  readonly waits?: boolean;
+}
+
 /**
  * A gap fill found one of its ids held by a transaction that has not ended:
  * its row may still commit, so nothing was filled and the poll loop looks
@@ -208,7 +220,7 @@ export interface WriteOptions {
 /** Where a log lives: SQL tables, or memory. Everything above it is shared. */
 export interface LogStore {
   /** Autocommit reads, committed data only. */
-  readonly reader: LogReader & EventReader & IndexReader;
+  readonly reader: LogReader & PollReader & IndexReader;
   /** Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. */
   write<T>(fn: (tx: LogWriteTx) => Promise<T>, options?: WriteOptions): Promise<T>;
   /** How long the poll loop waits for a missing id to commit before filling it (ms). */
@@ -218,6 +230,11 @@ export interface LogStore {
    * configured; the safety net where {@link notifier} wakes it.
    */
   readonly pollIntervalMs: number;
+  /**
+   * The shortest poll interval, where the timer keeps finding other
+   * processes' rows (ms); absent = 1 ms.
+   */
+  readonly busyPollIntervalMs?: number;
   /**
    * True when write transactions may run side by side (a connection pool);
    * false where they must take turns on one connection (SQLite, memory).

@@ -2,7 +2,7 @@ import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { isInternal, rowToEvent } from "./events.ts";
 import { Fanout } from "./fanout.ts";
-import type { EventReader, EventRow, Revisions } from "./log.ts";
+import type { EventRow, PollReader, Revisions } from "./log.ts";
 import { subscribe } from "./subscribe.ts";
 import type { Event, EventSink, WatchResult } from "../types.ts";
 
@@ -26,7 +26,7 @@ const GAP_STAND_MS = 15;
  * so a slow batch of another server costs a few attempts, not one per stand.
  */
 const HELD_BACKOFF_MAX_MS = 120;
-/** The shortest poll interval, where the timer keeps finding other processes' rows. */
+/** The shortest poll interval, where the timer keeps finding other processes' rows, unless set. */
 const MIN_POLL_MS = 1;
 
 export interface WatchHubOptions {
@@ -39,10 +39,12 @@ export interface WatchHubOptions {
   fillRetryDelayMs: number;
   /**
    * How often to look for other processes' rows (ms) while none come: the
-   * timer drops to {@link MIN_POLL_MS} while it finds rows, and doubles back
-   * up to this while it finds none.
+   * timer drops to {@link busyPollIntervalMs} while it finds rows, and
+   * doubles back up to this while it finds none.
    */
   pollIntervalMs: number;
+  /** The shortest interval the timer drops to (ms); {@link MIN_POLL_MS} unless set. */
+  busyPollIntervalMs?: number;
   /**
    * True where every commit of every process announces itself (PostgreSQL's
    * NOTIFY): the timer is only a safety net there and keeps its interval.
@@ -59,7 +61,7 @@ interface SyncWaiter {
 
 /** What the hub needs of the log: committed reads, and a way to take missing ids. */
 export interface HubLog {
-  reader: EventReader & { revisions(): Promise<Revisions> | Revisions };
+  reader: PollReader & { revisions(): Promise<Revisions> | Revisions };
   /**
    * Inserts `gap-<id>` tombstones for the ids that are still free; returns
    * how many it inserted, or null (nothing filled) when one of them is held
@@ -80,9 +82,12 @@ export type WakeSource = "local" | "notify" | "poll";
  *
  * Ids can be missing below the newest row: an insert of another transaction
  * (or process) that has not committed yet, or one that rolled back. The loop
- * publishes up to the first missing id and looks again; ids that have stood
- * missing for a while are all filled with tombstones in one statement, which
- * leaves the ids that committed meanwhile alone. Where the engine can tell
+ * publishes up to the first missing id, holds the rows above it, and then
+ * reads only the missing ids — where the engine can (MySQL), in a read that
+ * waits for the transactions holding them, so each is published as its
+ * transaction commits. Missing ids of the first run that have stood missing
+ * for a while are filled with tombstones in one statement, which leaves the
+ * ids that committed meanwhile alone. Where the engine can tell
  * (PostgreSQL, MySQL), a fill that meets an id still held by a transaction in
  * flight fills nothing and gives up at once: that row will commit or roll
  * back, and the loop looks again after another while, never blocked behind
@@ -95,7 +100,7 @@ export class WatchHub {
   #polling = false;
   #pollAgain = false;
   #pollTimer?: ReturnType<typeof setTimeout>;
-  /** The timer's current interval (ms), between MIN_POLL_MS and pollIntervalMs. */
+  /** The timer's current interval (ms), between the busy interval and pollIntervalMs. */
   #pollDelay = 0;
   #syncWaiters: SyncWaiter[] = [];
   /** Ids found missing, and when each was first seen missing. */
@@ -154,9 +159,11 @@ export class WatchHub {
     this.wake("poll");
     while (this.#polling && !this.#closed) await this.#settled();
     const found = this.#polled > known && !this.options.announced;
-    this.#pollDelay = found
-      ? MIN_POLL_MS
-      : Math.min(this.#pollDelay * 2, this.options.pollIntervalMs);
+    const busy = Math.min(
+      this.options.busyPollIntervalMs ?? MIN_POLL_MS,
+      this.options.pollIntervalMs,
+    );
+    this.#pollDelay = found ? busy : Math.min(this.#pollDelay * 2, this.options.pollIntervalMs);
     this.#schedule();
   }
 
@@ -231,18 +238,22 @@ export class WatchHub {
   /**
    * Publishes the rows after the poll position in id order, up to the first
    * missing id. Returns true when it should run again at once (a full
-   * batch, or gaps just filled).
+   * batch, gaps just filled or settled, or a wait for their holders to make).
    */
   async #pollOnce(): Promise<boolean> {
     const limit = this.options.pollBatchSize;
-    // With rows held above missing ids, only the span up to the highest missing id is read.
-    const holeEnd = this.#holeEnd();
-    const read = await this.log.reader.events(this.#polled, holeEnd, limit);
+    const reader = this.log.reader;
+    // With rows held above missing ids, only those ids are read: the held rows are not read
+    // again, and what committed above them is read once they are settled.
+    const gaps = this.#gaps();
+    const waited = gaps.length > 0 && reader.waits === true;
+    const read = gaps.length > 0
+      ? await this.#readGaps(gaps, waited)
+      : await reader.events(this.#polled, 0, limit);
     this.options.metrics?.watchRowsRead.inc(read.length);
-    // A span cut short by the limit leaves ids above it unread: they count as missing until read.
-    const rows = holeEnd > 0 ? merged(this.#ahead, read) : read;
+    const rows = gaps.length > 0 ? merged(this.#ahead, read) : read;
     /** Ids up to here were looked at by this read: only those may be given up. */
-    const looked = read.length >= limit ? read[read.length - 1].id : Infinity;
+    const looked = gaps.length === 0 && read.length >= limit ? read[read.length - 1].id : Infinity;
     this.#ahead = [];
     const now = performance.now();
     const events: Event[] = [];
@@ -277,16 +288,21 @@ export class WatchHub {
     const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
     if (missing.length === 0) {
       this.#heldBackoff = stand;
-      // A full read, or a settled span with rows above it: there may be more to read at once.
-      return read.length >= limit || holeEnd > 0;
+      // A full read, or settled gaps with rows above them: there may be more to read at once.
+      return read.length >= limit || gaps.length > 0;
     }
-    // Ids that have stood missing long enough are filled now; the others get time to commit.
     for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);
+    // Where a read can wait for the transactions holding missing ids, the next one does.
+    if (reader.waits && !waited) return true;
+    // Only the first run is filled: it alone holds the loop back, and an id of a later run
+    // that a transaction in flight holds would make the fill of all of them give up.
+    const above = this.#ahead.length > 0 ? this.#ahead[0].id : Infinity;
+    const run = missing.filter((id) => id < above);
     const due = now < this.#fillAfter
       ? []
-      : missing.filter((id) => now - this.#missing.get(id)! >= stand);
+      : run.filter((id) => now - this.#missing.get(id)! >= stand);
     if (due.length === 0) {
-      const oldest = Math.min(...missing.map((id) => this.#missing.get(id)!));
+      const oldest = Math.min(...run.map((id) => this.#missing.get(id)!));
       const wait = Math.max(stand - (now - oldest), this.#fillAfter - now);
       clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => this.wake(), Math.max(1, wait));
@@ -302,15 +318,31 @@ export class WatchHub {
     return false;
   }
 
-  /** The highest id missing below the rows held ahead; 0 when none are held. */
-  #holeEnd(): number {
-    let end = 0;
+  /** The ids missing below the rows held ahead, ascending (at most {@link MAX_FILL}). */
+  #gaps(): number[] {
+    const gaps: number[] = [];
     let prev = this.#polled;
     for (const row of this.#ahead) {
-      if (row.id > prev + 1) end = row.id - 1;
+      for (let id = prev + 1; id < row.id; id++) gaps.push(id);
       prev = row.id;
     }
-    return end;
+    return gaps;
+  }
+
+  /**
+   * The rows of missing ids that exist now; `waiting`, once the transactions
+   * holding them have ended. A waiting read that fails (its lock wait timed
+   * out) is made again without waiting.
+   */
+  async #readGaps(gaps: number[], waiting: boolean): Promise<EventRow[]> {
+    if (waiting) {
+      try {
+        return await this.log.reader.eventsOf(gaps, true);
+      } catch (err) {
+        this.options.logger.warn("waiting watch read failed", { error: String(err) });
+      }
+    }
+    return await this.log.reader.eventsOf(gaps, false);
   }
 
   /** True for an id missing longer than {@link GAP_GIVE_UP_MS}: it is skipped, and said so. */
@@ -386,13 +418,14 @@ export class WatchHub {
   }
 }
 
-/**
- * Held rows and a read of the span below the highest missing id, in id order,
- * each id once (the read covers held rows below that id too; a held row the
- * read no longer finds, compacted meanwhile, is kept).
- */
+/** Rows held and rows read of the ids missing among them, in id order (each list is). */
 function merged(held: EventRow[], read: EventRow[]): EventRow[] {
-  const byId = new Map(held.map((r) => [r.id, r]));
-  for (const r of read) byId.set(r.id, r);
-  return [...byId.values()].sort((a, b) => a.id - b.id);
+  const out: EventRow[] = [];
+  let i = 0;
+  for (const row of read) {
+    while (i < held.length && held[i].id < row.id) out.push(held[i++]);
+    out.push(row);
+  }
+  while (i < held.length) out.push(held[i++]);
+  return out;
 }

@@ -7,13 +7,13 @@ import { compareKeys, keyInRange } from "../keys.ts";
 import { COMPACT_KEY } from "../logstructured/compact_key.ts";
 import { gapRecord } from "../logstructured/events.ts";
 import type {
-  EventReader,
   EventRow,
   IndexReader,
   LogRow,
   LogStore,
   LogWriteTx,
   NewRow,
+  PollReader,
   Revisions,
   StoreFailure,
 } from "../logstructured/log.ts";
@@ -82,7 +82,7 @@ class Tables {
 }
 
 /** A view of the tables: readers are capped at the committed id, writers are not. */
-class MemoryTx implements LogWriteTx, EventReader, IndexReader {
+class MemoryTx implements LogWriteTx, PollReader, IndexReader {
   /** Undo steps of the open transaction; `#mark` is where the savepoint started. */
   readonly #undo: (() => void)[] = [];
   #mark = 0;
@@ -98,6 +98,17 @@ class MemoryTx implements LogWriteTx, EventReader, IndexReader {
     if (!ids) return undefined;
     const i = bisect(ids, revision, byNumber, true) - 1;
     return i >= 0 ? ids[i] : undefined;
+  }
+
+  /** A row with what its event needs of the previous row. */
+  #eventRow(row: Row): EventRow {
+    const prev = row.created ? undefined : this.t.rows.get(row.prevRevision);
+    return {
+      ...this.#logRow(row),
+      oldValue: row.oldValue ?? EMPTY,
+      prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
+      prevLease: prev?.lease ?? 0,
+    };
   }
 
   #logRow(row: Row, keysOnly = false): LogRow {
@@ -197,15 +208,16 @@ class MemoryTx implements LogWriteTx, EventReader, IndexReader {
       const row = this.t.rows.get(id);
       if (!row) continue;
       if (key !== undefined && !keyInRange(row.name, key, end ?? "\0")) continue;
-      const prev = row.created ? undefined : this.t.rows.get(row.prevRevision);
-      out.push({
-        ...this.#logRow(row),
-        oldValue: row.oldValue ?? EMPTY,
-        prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
-        prevLease: prev?.lease ?? 0,
-      });
+      out.push(this.#eventRow(row));
     }
     return out;
+  }
+
+  eventsOf(ids: number[]): EventRow[] {
+    return ids.flatMap((id) => {
+      const row = this.t.rows.get(id);
+      return row ? [this.#eventRow(row)] : [];
+    });
   }
 
   rows(after: number, upTo: number, limit: number): LogRow[] {

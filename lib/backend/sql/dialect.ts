@@ -184,6 +184,14 @@ export interface Dialect {
    */
   readonly fillGuard?: { sql: string; perId: boolean; held: string[] };
   /**
+   * A clause that makes the poll loop's read of missing ids wait for the
+   * transactions that hold them (MySQL: ` LOCK IN SHARE MODE`, which waits
+   * on another transaction's uncommitted insert until it commits or rolls
+   * back, and in autocommit keeps no lock). Absent where a read never waits
+   * (PostgreSQL, whose commits notify instead; SQLite, one writer).
+   */
+  readonly waitingRead?: string;
+  /**
    * How a single-key txn (`KeyTxn`) is one statement's work here, where the
    * engine can (see `key_txn.ts`); absent = every txn takes the general path.
    */
@@ -266,6 +274,22 @@ export interface Bounds {
 }
 
 const LIVE = "kine.deleted = 0 AND kine.name != 'compact_rev_key'";
+
+/**
+ * A read of the rows `where` selects, with what events need of the previous
+ * row, in id order, then `tail` (a limit, a locking clause).
+ */
+function eventsSql(where: string, tail: string): string {
+  return `SELECT ${COLS}, kine.value, ` +
+    "COALESCE(kine.version, CASE WHEN kine.created = 1 THEN 1 ELSE " +
+    "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
+    "v.id >= (CASE WHEN kine.deleted = 0 THEN kine.create_revision " +
+    "WHEN p.created = 1 THEN p.id WHEN p.id IS NOT NULL THEN p.create_revision " +
+    "ELSE kine.id END)) END) AS version, kine.old_value, " +
+    "p.created AS p_created, p.create_revision AS p_create_revision, p.lease AS p_lease " +
+    "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
+    `WHERE ${where} ORDER BY kine.id ASC${tail}`;
+}
 
 /** Statement texts, built once per dialect and shape. */
 export class Statements {
@@ -394,16 +418,24 @@ export class Statements {
       if (range === "exact") where.push("kine.name = ?");
       if (range === "from" || range === "range") where.push(`kine.name ${b.lo} ?`);
       if (range === "range") where.push(`kine.name ${b.hi} ?`);
-      return `SELECT ${COLS}, kine.value, ` +
-        "COALESCE(kine.version, CASE WHEN kine.created = 1 THEN 1 ELSE " +
-        "(SELECT COUNT(*) FROM kine AS v WHERE v.name = kine.name AND v.id <= kine.id AND " +
-        "v.id >= (CASE WHEN kine.deleted = 0 THEN kine.create_revision " +
-        "WHEN p.created = 1 THEN p.id WHEN p.id IS NOT NULL THEN p.create_revision " +
-        "ELSE kine.id END)) END) AS version, kine.old_value, " +
-        "p.created AS p_created, p.create_revision AS p_create_revision, p.lease AS p_lease " +
-        "FROM kine LEFT JOIN kine AS p ON p.id = kine.prev_revision AND kine.created = 0 " +
-        `WHERE ${where.join(" AND ")} ORDER BY kine.id ASC LIMIT ?`;
+      return eventsSql(where.join(" AND "), " LIMIT ?");
     });
+  }
+
+  /**
+   * The rows of `n` ids as {@link events} reads them; `waiting`, once the
+   * transactions holding them have ended (see {@link Dialect.waitingRead}).
+   * Params: the ids.
+   */
+  eventsOf(n: number, waiting: boolean): string {
+    return this.#get(
+      `events_of${n}${waiting}`,
+      () =>
+        eventsSql(
+          `kine.id IN (${Array(n).fill("?").join(", ")})`,
+          waiting ? this.dialect.waitingRead ?? "" : "",
+        ),
+    );
   }
 
   /** The dialect's fill guard for `n` ids (see {@link Dialect.fillGuard}); undefined if none. */

@@ -130,6 +130,8 @@ export const mysqlDialect: Dialect = {
     perId: true,
     held: ["ER_LOCK_WAIT_TIMEOUT", "ER_LOCK_NOWAIT"],
   },
+  // A shared lock waits for an insert's transaction to end; in autocommit it is let go at once.
+  waitingRead: " LOCK IN SHARE MODE",
   keyTxn: { int: "?", bytes: "?", text: "?", emptyBytes: "''", shape: "variable" },
 };
 

@@ -29,6 +29,14 @@ import { SqlLogTx, toLease } from "./tx.ts";
 const NOTIFIED_POLL_MS = 1000;
 /** Poll interval where nothing announces them (SQLite, MySQL): their delivery delay. */
 const SHORT_POLL_MS = 50;
+/**
+ * The shortest poll interval where a poll is a query to a database server
+ * (MySQL; PostgreSQL behind PgBouncer): each one costs the server a
+ * statement, and at 1 ms under another server's load the polls of three
+ * processes took more of the server than the writes. SQLite's poll reads the
+ * file in-process and keeps the hub's 1 ms.
+ */
+const SERVER_BUSY_POLL_MS = 5;
 
 /**
  * Connects to an engine and readies its tables: the one start-up path every
@@ -56,6 +64,7 @@ export class SqlStore implements LogStore {
   readonly reader: SqlLogTx;
   readonly fillRetryDelayMs: number;
   readonly pollIntervalMs: number;
+  readonly busyPollIntervalMs?: number;
   readonly parallelWrites: boolean;
   readonly notifier?: CommitNotifier;
   readonly writeKeyTxns?: LogStore["writeKeyTxns"];
@@ -74,6 +83,7 @@ export class SqlStore implements LogStore {
     this.pollIntervalMs = driver.notifier ? NOTIFIED_POLL_MS : SHORT_POLL_MS;
     // SQLite writes through one connection; the network engines through a pool.
     this.parallelWrites = dialect.name !== "sqlite";
+    if (this.parallelWrites) this.busyPollIntervalMs = SERVER_BUSY_POLL_MS;
     this.notifier = driver.notifier;
     const keyTxn = dialect.keyTxn;
     if (keyTxn && driver.pipeline) {

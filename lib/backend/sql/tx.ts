@@ -1,10 +1,10 @@
 import type {
-  EventReader,
   EventRow,
   IndexReader,
   LogRow,
   LogWriteTx,
   NewRow,
+  PollReader,
   Revisions,
 } from "../logstructured/log.ts";
 import { GapHeld } from "../logstructured/log.ts";
@@ -121,14 +121,17 @@ function successor(prefix: string, maxChar: number): string | null {
  * The log over one SQL connection: autocommit reads, or (for the write
  * methods) an open write transaction.
  */
-export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
+export class SqlLogTx implements LogWriteTx, PollReader, IndexReader {
   constructor(
     private readonly conn: SqlConn,
     private readonly sql: Statements,
   ) {
     this.#maxChar = sql.dialect.maxKeyChar;
     this.#binary = sql.dialect.binaryKeys === true;
+    this.waits = sql.dialect.waitingRead !== undefined;
   }
+
+  readonly waits: boolean;
 
   readonly #maxChar: number;
   readonly #binary: boolean;
@@ -319,6 +322,18 @@ export class SqlLogTx implements LogWriteTx, EventReader, IndexReader {
     // Each part is in id order and at most `limit` long: the first `limit` of their union.
     if (parts.length > 1) out.sort((x, y) => x.id - y.id);
     return out.slice(0, limit);
+  }
+
+  async eventsOf(ids: number[], waiting: boolean): Promise<EventRow[]> {
+    // Padded to a power of two with the last id again: few statement texts.
+    const n = 2 ** Math.ceil(Math.log2(ids.length));
+    const params = [...ids, ...Array(n - ids.length).fill(ids[ids.length - 1])];
+    const wait = waiting && this.waits;
+    return (await this.conn.all(
+      wait ? "events_wait" : "events_of",
+      this.sql.eventsOf(n, wait),
+      params,
+    )).map(toEventRow);
   }
 
   async savepoint(): Promise<void> {
