@@ -66,6 +66,19 @@ Deno.test("keys: base58 keeps leading zero bytes", () => {
   assert.equal(base58(new TextEncoder().encode("hello world")), "StV1DL6CwTryKyV");
 });
 
+Deno.test("keys: random byte keys round trip, past the decoder's prefix cache", () => {
+  // Shared prefixes (the decoder remembers them), long segments (check perf's 256 bytes) and
+  // every byte value; more keys than the cache holds, so it is cleared on the way.
+  const rand = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 256));
+  for (let i = 0; i < 6000; i++) {
+    const segment = String.fromCharCode(...rand(1 + (i % 300)));
+    const key = `${i % 2 ? "/" : ""}p${i % 7}/q${i % 5000}/` + segment;
+    assert.equal(decodeKey(encodeKey(key)), key);
+    const bytes = new Uint8Array(rand(i % 40));
+    assert.deepEqual(unbase58(base58(bytes)), bytes);
+  }
+});
+
 Deno.test("records: version 1 round trip; upstream's S2 records are told apart", () => {
   const r = {
     created: false,

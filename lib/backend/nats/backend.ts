@@ -213,13 +213,16 @@ export class NatsBackend implements Backend {
         // not a key kine writes
       }
     }
-    const kvOp = m.headers?.get("KV-Operation");
+    const data = m.data;
+    // A KV delete or purge marker has no body, a record always one: only a message without one
+    // has its headers read (parsing every message's headers was a tenth of a replay's CPU).
+    const kvOp = data.length === 0 ? m.headers?.get("KV-Operation") : undefined;
     let op: Operation;
     if (kvOp === "DEL") op = { type: "delete" };
     else if (kvOp === "PURGE") op = { type: "purge" };
     else {
       try {
-        op = { type: "put", record: decodeRecord(m.data) };
+        op = { type: "put", record: decodeRecord(data) };
       } catch (err) {
         if (!(err instanceof RecordError)) throw err;
         this.#unreadable++;
