@@ -15,7 +15,7 @@
  * @module
  */
 import { BackendError } from "../errors.ts";
-import { isReserved, keyToBytes, RESERVED } from "../keys.ts";
+import { isReserved, keyFromBytes, RESERVED } from "../keys.ts";
 
 const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 /** Each ASCII character's Base58 digit; -1 outside the alphabet. */
@@ -25,40 +25,70 @@ const META = "meta";
 /** First token of a client key that starts with byte 0x00 or 0x01. */
 const LOW = "_b";
 
+/**
+ * Base58 works on big numbers held in limbs, little-endian, in plain numbers:
+ * a limb times a factor plus a carry stays below 2^53, so every step is exact
+ * and a key of 256 bytes (etcdctl check perf's) costs a few thousand steps,
+ * not the ~100,000 of one byte and one digit at a time.
+ */
+const LIMB = 2 ** 24;
+/** 58⁴: four Base58 digits per limb while encoding. */
+const LIMB58 = 58 ** 4;
+/** Limbs of the number being converted: one buffer for every conversion. */
+let limbs = new Float64Array(64);
+
 /** Base58 (Bitcoin alphabet) of some bytes; each leading zero byte is a `1`. */
 export function base58(bytes: Uint8Array): string {
+  return base58Text(keyFromBytes(bytes));
+}
+
+/** Base58 of a binary string (one byte per code unit). */
+function base58Text(text: string): string {
   let zeros = 0;
-  while (zeros < bytes.length && bytes[zeros] === 0) zeros++;
-  // Little-endian base-58 digits of the big-endian number the bytes spell.
-  const digits: number[] = [];
-  for (let i = zeros; i < bytes.length; i++) {
-    let carry = bytes[i];
-    for (let j = 0; j < digits.length; j++) {
-      carry += digits[j] << 8;
-      digits[j] = carry % 58;
-      carry = (carry / 58) | 0;
+  while (zeros < text.length && text.charCodeAt(zeros) === 0) zeros++;
+  if (limbs.length < text.length) limbs = new Float64Array(2 * text.length);
+  const digits = limbs;
+  // Three bytes at a time into limbs of four digits each.
+  let n = 0;
+  for (let i = zeros; i < text.length;) {
+    let carry = 0;
+    let factor = 1;
+    for (const stop = Math.min(text.length, i + 3); i < stop; i++) {
+      carry = carry * 256 + text.charCodeAt(i);
+      factor *= 256;
+    }
+    for (let j = 0; j < n; j++) {
+      const x = digits[j] * factor + carry;
+      carry = Math.floor(x / LIMB58);
+      digits[j] = x - carry * LIMB58;
     }
     while (carry > 0) {
-      digits.push(carry % 58);
-      carry = (carry / 58) | 0;
+      const next = Math.floor(carry / LIMB58);
+      digits[n++] = carry - next * LIMB58;
+      carry = next;
     }
   }
   let out = "1".repeat(zeros);
-  for (let i = digits.length - 1; i >= 0; i--) out += ALPHABET[digits[i]];
+  let leading = true;
+  for (let j = n - 1; j >= 0; j--) {
+    const limb = digits[j];
+    for (let place = 58 ** 3; place >= 1; place /= 58) {
+      const d = Math.floor(limb / place) % 58;
+      if (leading && d === 0) continue;
+      leading = false;
+      out += ALPHABET[d];
+    }
+  }
   return out;
 }
 
 /** The bytes a Base58 string spells; throws on a character outside the alphabet. */
 export function unbase58(text: string): Uint8Array {
-  const zeros = leadingOnes(text, 0, text.length);
-  const n = digitsToBytes(text, zeros, text.length);
-  const out = new Uint8Array(zeros + n);
-  for (let i = 0; i < n; i++) out[zeros + i] = scratch[n - 1 - i];
+  const segment = segmentAt(text, 0, text.length);
+  const out = new Uint8Array(segment.length);
+  for (let i = 0; i < out.length; i++) out[i] = segment.charCodeAt(i);
   return out;
 }
-
-/** Little-endian bytes of the number being decoded: one buffer for every decode. */
-let scratch = new Uint8Array(64);
 
 function leadingOnes(text: string, start: number, end: number): number {
   let i = start;
@@ -67,20 +97,18 @@ function leadingOnes(text: string, start: number, end: number): number {
 }
 
 /**
- * Decodes the Base58 digits `text[start, end)` into {@link scratch} as
- * little-endian bytes and returns how many; leading `1`s give no bytes here.
- * Three digits at a time: 255 · 58³ plus a carry stays within 31 bits, so the
- * arithmetic stays on small integers, a third as many passes over the bytes.
+ * Decodes the Base58 digits `text[start, end)` into {@link limbs} of 24
+ * bits, four digits at a time, and returns how many limbs; leading `1`s give
+ * none here.
  */
-function digitsToBytes(text: string, start: number, end: number): number {
-  // Each digit adds under 6 bits: the bytes never outgrow the digits.
-  if (scratch.length < end - start) scratch = new Uint8Array(2 * (end - start));
-  const bytes = scratch;
+function digitsToLimbs(text: string, start: number, end: number): number {
+  if (limbs.length < end - start) limbs = new Float64Array(2 * (end - start));
+  const out = limbs;
   let n = 0;
   for (let i = start + leadingOnes(text, start, end); i < end;) {
     let carry = 0;
     let factor = 1;
-    for (const stop = Math.min(end, i + 3); i < stop; i++) {
+    for (const stop = Math.min(end, i + 4); i < stop; i++) {
       const c = text.charCodeAt(i);
       const d = c < 128 ? DIGIT[c] : -1;
       if (d < 0) throw new Error(`invalid base58 character ${text[i]}`);
@@ -88,13 +116,14 @@ function digitsToBytes(text: string, start: number, end: number): number {
       factor *= 58;
     }
     for (let j = 0; j < n; j++) {
-      carry += bytes[j] * factor;
-      bytes[j] = carry & 0xff;
-      carry >>>= 8;
+      const x = out[j] * factor + carry;
+      carry = Math.floor(x / LIMB);
+      out[j] = x - carry * LIMB;
     }
     while (carry > 0) {
-      bytes[n++] = carry & 0xff;
-      carry >>>= 8;
+      const next = Math.floor(carry / LIMB);
+      out[n++] = carry - next * LIMB;
+      carry = next;
     }
   }
   return n;
@@ -103,9 +132,18 @@ function digitsToBytes(text: string, start: number, end: number): number {
 /** The key segment (a binary string) the Base58 token `text[start, end)` spells. */
 function segmentAt(text: string, start: number, end: number): string {
   const zeros = leadingOnes(text, start, end);
-  const n = digitsToBytes(text, start, end);
+  const n = digitsToLimbs(text, start, end);
   let out = zeros > 0 ? "\0".repeat(zeros) : "";
-  for (let j = n - 1; j >= 0; j--) out += String.fromCharCode(scratch[j]);
+  let leading = true;
+  for (let j = n - 1; j >= 0; j--) {
+    const limb = limbs[j];
+    for (let shift = 16; shift >= 0; shift -= 8) {
+      const byte = (limb >>> shift) & 0xff;
+      if (leading && byte === 0) continue;
+      leading = false;
+      out += String.fromCharCode(byte);
+    }
+  }
   return out;
 }
 
@@ -125,7 +163,7 @@ export function encodeKey(key: string): string {
 function plainKey(key: string): string {
   const tokens = key.startsWith("/") ? [] : [META];
   const rest = key.startsWith("/") ? key.slice(1) : key;
-  for (const segment of rest.split("/")) tokens.push(base58(keyToBytes(segment || "/")));
+  for (const segment of rest.split("/")) tokens.push(base58Text(segment || "/"));
   return tokens.join(".");
 }
 
@@ -187,4 +225,34 @@ function decodeTokens(tokens: string): string {
 function segment(text: string, start: number, end: number): string {
   const s = segmentAt(text, start, end);
   return s === "/" ? "" : s;
+}
+
+/**
+ * The KV keys of the etcd keys this process met, both ways: a key's
+ * segments take many steps to convert (a 256-byte one thousands), and each
+ * write of a key and each message the index applies names one. A pair once
+ * converted is true forever, so it is kept as long as the index keeps the key.
+ */
+export class KeyNames {
+  readonly #keys = new Map<string, string>();
+  readonly #kvKeys = new Map<string, string>();
+
+  /** The etcd key of a KV key ({@link decodeKey}). */
+  decode(kvKey: string): string {
+    let key = this.#keys.get(kvKey);
+    if (key === undefined) this.#remember(kvKey, key = decodeKey(kvKey));
+    return key;
+  }
+
+  /** The KV key of an etcd key ({@link encodeKey}). */
+  encode(key: string): string {
+    let kvKey = this.#kvKeys.get(key);
+    if (kvKey === undefined) this.#remember(kvKey = encodeKey(key), key);
+    return kvKey;
+  }
+
+  #remember(kvKey: string, key: string): void {
+    this.#keys.set(kvKey, key);
+    this.#kvKeys.set(key, kvKey);
+  }
 }
