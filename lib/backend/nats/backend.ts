@@ -33,11 +33,13 @@ import { ReadIndex } from "../read_index.ts";
 import { checkTxn, multiKeyUnsupported, txnKeys, TxnRunner } from "../logstructured/txn.ts";
 import type {
   Backend,
+  DeleteOp,
   EventSink,
   KvHash,
   LeasedKeys,
   LeaseRecord,
   LogRecord,
+  RangeDeleted,
   RangeRequest,
   RangeResult,
   Status,
@@ -47,7 +49,8 @@ import type {
 } from "../types.ts";
 import { decodeRecord, encodeRecord, RecordError } from "./codec.ts";
 import { connectNats } from "./connect.ts";
-import { decodeKey, encodeKey } from "./keys.ts";
+import { deleteRange } from "./delete_range.ts";
+import { KeyNames } from "./keys.ts";
 import { type NatsOptions, type NatsTls, parseNatsEndpoint } from "./options.ts";
 import type { BackendOptions, OpenedBackend } from "../endpoint.ts";
 import { type Operation, Replica } from "./replica.ts";
@@ -102,6 +105,7 @@ export class NatsBackend implements Backend {
     (revision) => this.waitForSyncTo(revision),
   );
   readonly #prefix: string;
+  readonly #names = new KeyNames();
   #nc?: NatsConnection;
   #js?: JetStreamClient;
   #jsm?: JetStreamManager;
@@ -208,7 +212,7 @@ export class NatsBackend implements Backend {
     let key: string | null = null;
     if (m.subject.startsWith(this.#prefix)) {
       try {
-        key = decodeKey(m.subject.slice(this.#prefix.length));
+        key = this.#names.decode(m.subject.slice(this.#prefix.length));
       } catch {
         // not a key kine writes
       }
@@ -310,12 +314,12 @@ export class NatsBackend implements Backend {
     }
   }
 
-  /** Publishes one row of `key` if the key's last message is still `expected`. */
+  /** Publishes one row of (etcd key) `key` if the key's last message is still `expected`. */
   readonly #publish: Publish = async (key, data, expected) => {
     if (!this.#kv) throw new BackendError("unavailable", "etcdserver: NATS backend not started");
     let seq: number;
     try {
-      seq = await this.#kv.put(key, data, { previousSeq: expected });
+      seq = await this.#kv.put(this.#names.encode(key), data, { previousSeq: expected });
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10071) {
         const actual = Number(/(\d+)\s*$/.exec(err.message)?.[1] ?? 0);
@@ -323,11 +327,32 @@ export class NatsBackend implements Backend {
       }
       throw err;
     }
+    await this.#sync(seq);
+    return seq;
+  };
+
+  /** Waits until the index has applied this process's write `seq` (read-your-writes). */
+  async #sync(seq: number): Promise<void> {
     if (!(await this.#replica.waitFor(seq, SYNC_TIMEOUT_MS)) && !this.#closed) {
       this.o.logger.warn("write not yet seen by this process's index", { revision: seq });
     }
-    return seq;
-  };
+  }
+
+  /** A DeleteRange over several keys: pipelined single-key deletes ({@link deleteRange}). */
+  deleteRange(op: DeleteOp): Promise<RangeDeleted> {
+    if (!this.#nc) throw new BackendError("unavailable", "etcdserver: NATS backend not started");
+    const context = {
+      nc: this.#nc,
+      replica: this.#replica,
+      subject: (key: string) => this.#prefix + this.#names.encode(key),
+      txn: (d: DeleteOp) => this.txn({ compare: [], success: [d], failure: [] }),
+      sync: (seq: number) => this.#sync(seq),
+    };
+    return this.#timed("deleteRange", () =>
+      deleteRange(context, op).catch((err) => {
+        throw this.#classify(err);
+      }));
+  }
 
   #classify(err: unknown): BackendError {
     if (err instanceof BackendError) return err;
@@ -381,7 +406,7 @@ export class NatsBackend implements Backend {
         const expected = this.#replica.lastSeq(COMPACT_KEY);
         try {
           await this.#publish(
-            encodeKey(COMPACT_KEY),
+            COMPACT_KEY,
             encodeRecord({
               created: true,
               deleted: false,
