@@ -227,11 +227,17 @@ function segment(text: string, start: number, end: number): string {
   return s === "/" ? "" : s;
 }
 
+/** A KV key longer than this is remembered; about 73 bytes of key make one. */
+const LONG_KV_KEY = 100;
+const LONG_KEY = 73;
+
 /**
- * The KV keys of the etcd keys this process met, both ways: a key's
- * segments take many steps to convert (a 256-byte one thousands), and each
- * write of a key and each message the index applies names one. A pair once
- * converted is true forever, so it is kept as long as the index keeps the key.
+ * The KV keys of long etcd keys this process met, both ways. Converting a
+ * segment costs the square of its length (a 256-byte one, as etcdctl check
+ * perf writes, thousands of steps), a map lookup only its length, so a long
+ * key is converted once for its writes and the messages the index applies.
+ * Short keys are converted each time: cheaper than a map entry (remembering
+ * every key of a replay of 100,000 cost more than converting them).
  */
 export class KeyNames {
   readonly #keys = new Map<string, string>();
@@ -239,6 +245,7 @@ export class KeyNames {
 
   /** The etcd key of a KV key ({@link decodeKey}). */
   decode(kvKey: string): string {
+    if (kvKey.length <= LONG_KV_KEY) return decodeKey(kvKey);
     let key = this.#keys.get(kvKey);
     if (key === undefined) this.#remember(kvKey, key = decodeKey(kvKey));
     return key;
@@ -246,6 +253,7 @@ export class KeyNames {
 
   /** The KV key of an etcd key ({@link encodeKey}). */
   encode(key: string): string {
+    if (key.length < LONG_KEY) return encodeKey(key);
     let kvKey = this.#kvKeys.get(key);
     if (kvKey === undefined) this.#remember(kvKey = encodeKey(key), key);
     return kvKey;
