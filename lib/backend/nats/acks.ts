@@ -10,6 +10,7 @@
 import {
   createInbox,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   type Subscription,
 } from "@nats-io/transport-node";
@@ -105,5 +106,76 @@ export class Acks {
 
   close(): void {
     this.#sub.unsubscribe();
+  }
+}
+
+/** JetStream refused a publish. */
+export class PublishRefused extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(`JetStream: ${refusal.description}`);
+  }
+}
+
+interface Pending {
+  resolve(seq: number): void;
+  reject(err: Error): void;
+  deadline: number;
+}
+
+/**
+ * Single publishes awaiting their JetStream acks on one inbox, for writes:
+ * nats.js's request builds an error with a stack trace for each answered
+ * request (its `cancel`) and a timer each; here one timer sweeps them all.
+ */
+export class Publisher {
+  readonly #inbox = createInbox();
+  readonly #sub: Subscription;
+  readonly #pending = new Map<number, Pending>();
+  readonly #sweeper: ReturnType<typeof setInterval>;
+  #next = 0;
+
+  constructor(private readonly nc: NatsConnection, private readonly timeoutMs: number) {
+    this.#sub = nc.subscribe(`${this.#inbox}.*`, { callback: (_err, m) => this.#ack(m) });
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, timeoutMs));
+    Deno.unrefTimer(this.#sweeper);
+  }
+
+  /** Publishes and resolves with the stream sequence; rejects with a refusal or a timeout. */
+  publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<number> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs });
+      this.nc.publish(subject, data, { reply: `${this.#inbox}.${id}`, headers });
+    });
+  }
+
+  #ack(m: Msg): void {
+    const id = Number(m.subject.slice(this.#inbox.length + 1));
+    const p = this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id);
+    if (m.data.length === 0) {
+      p.reject(new Error(`JetStream did not take the publish: ${m.headers?.description}`));
+      return;
+    }
+    const ack = m.json<{ seq?: number; error?: Refusal }>();
+    if (ack.error) p.reject(new PublishRefused(ack.error));
+    else p.resolve(ack.seq ?? 0);
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const [id, p] of this.#pending) {
+      if (p.deadline > now) continue;
+      this.#pending.delete(id);
+      p.reject(new Error(`no JetStream ack within ${this.timeoutMs} ms`));
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+    this.#sub.unsubscribe();
+    for (const p of this.#pending.values()) p.reject(new Error("NATS connection closed"));
+    this.#pending.clear();
   }
 }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import {
   type ConsumerMessages,
   DeliverPolicy,
@@ -48,6 +48,7 @@ import type {
   WatchResult,
 } from "../types.ts";
 import { decodeRecord, encodeRecord, RecordError } from "./codec.ts";
+import { Publisher, PublishRefused } from "./acks.ts";
 import { connectNats } from "./connect.ts";
 import { asBackendError, CONFLICT_RETRIES, LeaseBucket, leaseBucket } from "./leases.ts";
 import { deleteRange } from "./delete_range.ts";
@@ -108,6 +109,7 @@ export class NatsBackend implements Backend {
   readonly #names = new KeyNames();
   #nc?: NatsConnection;
   #js?: JetStreamClient;
+  #publisher?: Publisher;
   #jsm?: JetStreamManager;
   #leases?: LeaseBucket;
   #messages?: ConsumerMessages;
@@ -143,6 +145,7 @@ export class NatsBackend implements Backend {
     }
     this.#nc = await connectNats(nats, this.o.tls, logger);
     this.#js = jetstream(this.#nc, { timeout: REQUEST_TIMEOUT_MS });
+    this.#publisher = new Publisher(this.#nc, REQUEST_TIMEOUT_MS);
     const kvm = new Kvm(this.#js);
     await retryUnready(() =>
       kvm.create(nats.bucket, {
@@ -244,6 +247,7 @@ export class NatsBackend implements Backend {
     this.#fanout.clear();
     this.#replica.release();
     await this.#messages?.close().catch(() => {});
+    this.#publisher?.close();
     await this.#nc?.close().catch(() => {});
   }
 
@@ -317,17 +321,19 @@ export class NatsBackend implements Backend {
 
   /** Publishes one row of (etcd key) `key` if the key's last message is still `expected`. */
   readonly #publish: Publish = async (key, data, expected) => {
-    if (!this.#js) throw new BackendError("unavailable", "etcdserver: NATS backend not started");
+    if (!this.#publisher) {
+      throw new BackendError("unavailable", "etcdserver: NATS backend not started");
+    }
     let seq: number;
     try {
       // A plain JetStream publish, not the KV client's put: on "wrong last sequence" that reads
       // the key and, if its last message is a delete marker, writes again expecting the marker,
       // past the compare the txn made.
-      const subject = this.#prefix + this.#names.encode(key);
-      seq = (await this.#js.publish(subject, data, { expect: { lastSubjectSequence: expected } }))
-        .seq;
+      const h = headers();
+      h.set("Nats-Expected-Last-Subject-Sequence", String(expected));
+      seq = await this.#publisher.publish(this.#prefix + this.#names.encode(key), data, h);
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10071) {
+      if (err instanceof PublishRefused && err.refusal.err_code === 10071) {
         const actual = Number(/(\d+)\s*$/.exec(err.message)?.[1] ?? 0);
         throw new Conflict(actual || this.#replica.applied + 1);
       }

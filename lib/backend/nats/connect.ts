@@ -37,8 +37,8 @@ export async function connectionOptions(
     name: `kine using bucket: ${o.bucket}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
-    // Otherwise every request (each write is one) builds two errors with stack traces up front,
-    // in case it fails; a failure is still reported, without the caller's stack.
+    // Otherwise every request (a linearizable read's stream info, a lease step) builds two errors
+    // with stack traces up front, in case it fails; a failure is still reported, without them.
     noAsyncTraces: true,
     user: o.user ?? ctx.user,
     pass: o.pass ?? ctx.password,
