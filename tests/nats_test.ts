@@ -17,7 +17,7 @@ import { silentLogger } from "../lib/log/mod.ts";
 import { connect } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { base58, decodeKey, encodeKey, unbase58 } from "../lib/backend/nats/keys.ts";
+import { base58, decodeKey, encodeKey, KeyNames, unbase58 } from "../lib/backend/nats/keys.ts";
 import { keyFromText } from "../lib/backend/keys.ts";
 import { AUTH_KEY } from "../lib/auth/store.ts";
 
@@ -64,6 +64,39 @@ Deno.test("keys: base58 keeps leading zero bytes", () => {
   assert.equal(base58(bytes).slice(0, 2), "11");
   assert.deepEqual(unbase58(base58(bytes)), bytes);
   assert.equal(base58(new TextEncoder().encode("hello world")), "StV1DL6CwTryKyV");
+});
+
+/** Base58 the slow, plain way (a BigInt), to check the fast one against. */
+function reference58(bytes: Uint8Array): string {
+  const alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+  let n = 0n;
+  for (const x of bytes) n = n * 256n + BigInt(x);
+  let out = "";
+  for (; n > 0n; n /= 58n) out = alphabet[Number(n % 58n)] + out;
+  let zeros = 0;
+  while (zeros < bytes.length && bytes[zeros] === 0) zeros++;
+  return "1".repeat(zeros) + out;
+}
+
+Deno.test("keys: random byte keys round trip, past the decoder's prefix cache", () => {
+  // Shared prefixes (the decoder remembers them), long segments (check perf's 256 bytes) and
+  // every byte value; more keys than the cache holds, so it is cleared on the way.
+  const names = new KeyNames();
+  const rand = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 256));
+  for (let i = 0; i < 6000; i++) {
+    const segment = String.fromCharCode(...rand(1 + (i % 300)));
+    const key = `${i % 2 ? "/" : ""}p${i % 7}/q${i % 5000}/` + segment;
+    assert.equal(decodeKey(encodeKey(key)), key);
+    // Remembered (long keys) or converted again (short ones): the same pair either way, twice.
+    for (let twice = 0; twice < 2; twice++) {
+      assert.equal(names.encode(key), encodeKey(key));
+      assert.equal(names.decode(encodeKey(key)), key);
+    }
+    const bytes = new Uint8Array(rand(i % 300));
+    if (i % 3 === 0) bytes.fill(0, 0, i % 4); // leading zero bytes
+    assert.equal(base58(bytes), reference58(bytes));
+    assert.deepEqual(unbase58(base58(bytes)), bytes);
+  }
 });
 
 Deno.test("records: version 1 round trip; upstream's S2 records are told apart", () => {

@@ -162,6 +162,13 @@ export interface LogRecord {
   version: number;
 }
 
+/** What a key-by-key DeleteRange answers: the revision after it, the count and the deleted kvs. */
+export interface RangeDeleted {
+  revision: number;
+  deleted: number;
+  prevKvs: KeyValue[];
+}
+
 /** What a backend can do beyond the core contract; a backend without them can do everything. */
 export interface BackendCapabilities {
   /**
@@ -182,6 +189,12 @@ export interface MvccStore {
   readonly capabilities?: BackendCapabilities;
   range(request: RangeRequest): Promise<RangeResult>;
   txn(txn: Txn): Promise<TxnResult>;
+  /**
+   * A DeleteRange over a range of keys, on a backend whose txns write one key
+   * only (`multiKeyTxn` false), which deletes the keys one by one: each
+   * deletion is its own revision and event, the whole is not atomic.
+   */
+  deleteRange?(op: DeleteOp): Promise<RangeDeleted>;
   /** Compacts history up to `revision`; returns the current revision. */
   compact(revision: number): Promise<number>;
   currentRevision(): number;

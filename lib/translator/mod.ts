@@ -41,7 +41,6 @@ import {
   txnSize,
 } from "./limits.ts";
 import { putCost, txnCost, type WriteGate } from "../alarm/cost.ts";
-import { deleteKeyByKey } from "./delete_range.ts";
 import { keyRange as textRange, keyText } from "./keys.ts";
 import { keyToBytes } from "../backend/keys.ts";
 import { type EncodedMessage, encodeRangeResponse, RangeEncoder } from "./range_codec.ts";
@@ -376,8 +375,8 @@ export class Translator {
     this.#checkSize(deleteSize(d));
     this.#gate(0);
     const del = op({ request_delete_range: d }) as DeleteOp;
-    if (del.end !== "" && this.backend.capabilities?.multiKeyTxn === false) {
-      const r = await deleteKeyByKey(this.backend, del);
+    if (del.end !== "" && this.backend.deleteRange) {
+      const r = await this.backend.deleteRange(del);
       return {
         header: { revision: r.revision },
         deleted: r.deleted,

@@ -1,7 +1,7 @@
 /** The shared NATS server of the test machine, and buckets made for one test each. */
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { leaseBucket } from "../../lib/backend/nats/backend.ts";
+import { leaseBucket } from "../../lib/backend/nats/leases.ts";
 
 /** The nats-server (with JetStream) every NATS test uses; `.ci/run` starts it. */
 export const SHARED_NATS = "127.0.0.1:4222";

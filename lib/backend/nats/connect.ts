@@ -37,6 +37,9 @@ export async function connectionOptions(
     name: `kine using bucket: ${o.bucket}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // Otherwise every request (a linearizable read's stream info, a lease step) builds two errors
+    // with stack traces up front, in case it fails; a failure is still reported, without them.
+    noAsyncTraces: true,
     user: o.user ?? ctx.user,
     pass: o.pass ?? ctx.password,
     token: o.token ?? ctx.token,

@@ -9,20 +9,16 @@
  *
  * @module
  */
-import {
-  createInbox,
-  headers,
-  type Msg,
-  type NatsConnection,
-  type Subscription,
-} from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { BackendOptions } from "../endpoint.ts";
 import { dsnError } from "../errors.ts";
 import type { Importer, ImportState } from "../import.ts";
 import type { LeaseRecord, LogRecord } from "../types.ts";
-import { leaseBucket, retryUnready, ROLE_PREFIX } from "./backend.ts";
+import { retryUnready } from "./backend.ts";
+import { leaseBucket, ROLE_PREFIX } from "./leases.ts";
+import { Acks } from "./acks.ts";
 import { encodeRecord } from "./codec.ts";
 import { connectNats } from "./connect.ts";
 import { encodeKey } from "./keys.ts";
@@ -122,11 +118,11 @@ class NatsImporter implements Importer {
       value: new Uint8Array(0),
       version: 0,
     });
-    const acks = new Acks(this.nc);
+    const acks = new Acks(this.nc, WINDOW, ACK_TIMEOUT_MS);
     let filled = false;
     try {
       const publish = async (subject: string, data: Uint8Array) => {
-        // Only a full window waits: each await lets nats.js flush its buffer, a write per message.
+        // Only a full window waits (see Acks.room): an await per publish would flush each alone.
         if (acks.full) await acks.room();
         const h = headers();
         h.set("Nats-Expected-Last-Sequence", String(this.#head));
@@ -166,77 +162,5 @@ class NatsImporter implements Importer {
 
   async close(): Promise<void> {
     await this.nc.close().catch(() => {});
-  }
-}
-
-/**
- * JetStream acks of plain publishes, each with a reply subject of one inbox:
- * `js.publish` is a request per message and builds two errors for each
- * (their stack traces were a fifth of a copy's CPU), where a copy needs only
- * to count acks and stop at the first refusal.
- */
-class Acks {
-  readonly #inbox = createInbox();
-  readonly #sub: Subscription;
-  #sent = 0;
-  #acked = 0;
-  #failure?: Error;
-  #waiting?: () => void;
-  #timer?: ReturnType<typeof setTimeout>;
-
-  constructor(nc: NatsConnection) {
-    this.#sub = nc.subscribe(`${this.#inbox}.*`, { callback: (_err, m) => this.#ack(m) });
-  }
-
-  /** The reply subject of the next publish. */
-  next(): string {
-    return `${this.#inbox}.${this.#sent++}`;
-  }
-
-  #ack(m: Msg): void {
-    if (m.data.length === 0) {
-      // A status without a body: no stream listens (503), or another refusal.
-      this.#failure ??= new Error(`JetStream did not take the publish: ${m.headers?.description}`);
-    } else {
-      const ack = m.json<{ error?: { description?: string } }>();
-      if (ack.error) this.#failure ??= new Error(`JetStream: ${ack.error.description}`);
-    }
-    this.#acked++;
-    this.#waiting?.();
-  }
-
-  /** Waits until an ack comes (or the timeout, a failure, ends the wait). */
-  async #progress(): Promise<void> {
-    const before = this.#acked;
-    await new Promise<void>((resolve) => {
-      this.#waiting = resolve;
-      this.#timer = setTimeout(resolve, ACK_TIMEOUT_MS);
-    });
-    clearTimeout(this.#timer);
-    this.#waiting = undefined;
-    if (this.#acked === before && !this.#failure) {
-      this.#failure = new Error(`no JetStream ack within ${ACK_TIMEOUT_MS} ms`);
-    }
-  }
-
-  /** True when a window of publishes waits for acks. */
-  get full(): boolean {
-    return this.#sent - this.#acked >= WINDOW || this.#failure !== undefined;
-  }
-
-  /** Resolves when fewer than the window are in flight; throws the first refusal. */
-  async room(): Promise<void> {
-    while (!this.#failure && this.#sent - this.#acked >= WINDOW) await this.#progress();
-    if (this.#failure) throw this.#failure;
-  }
-
-  /** Resolves when every publish is acked; throws the first refusal. */
-  async all(): Promise<void> {
-    while (!this.#failure && this.#acked < this.#sent) await this.#progress();
-    if (this.#failure) throw this.#failure;
-  }
-
-  close(): void {
-    this.#sub.unsubscribe();
   }
 }

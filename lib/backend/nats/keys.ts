@@ -15,57 +15,135 @@
  * @module
  */
 import { BackendError } from "../errors.ts";
-import { isReserved, keyFromBytes, keyToBytes, RESERVED } from "../keys.ts";
+import { isReserved, keyFromBytes, RESERVED } from "../keys.ts";
 
 const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-const DIGIT = new Map([...ALPHABET].map((c, i) => [c, i]));
+/** Each ASCII character's Base58 digit; -1 outside the alphabet. */
+const DIGIT = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) DIGIT[ALPHABET.charCodeAt(i)] = i;
 const META = "meta";
 /** First token of a client key that starts with byte 0x00 or 0x01. */
 const LOW = "_b";
 
+/**
+ * Base58 works on big numbers held in limbs, little-endian, in plain numbers:
+ * a limb times a factor plus a carry stays below 2^53, so every step is exact
+ * and a key of 256 bytes (etcdctl check perf's) costs a few thousand steps,
+ * not the ~100,000 of one byte and one digit at a time.
+ */
+const LIMB = 2 ** 24;
+/** 58⁴: four Base58 digits per limb while encoding. */
+const LIMB58 = 58 ** 4;
+/** Limbs of the number being converted: one buffer for every conversion. */
+let limbs = new Float64Array(64);
+
 /** Base58 (Bitcoin alphabet) of some bytes; each leading zero byte is a `1`. */
 export function base58(bytes: Uint8Array): string {
+  return base58Text(keyFromBytes(bytes));
+}
+
+/** Base58 of a binary string (one byte per code unit). */
+function base58Text(text: string): string {
   let zeros = 0;
-  while (zeros < bytes.length && bytes[zeros] === 0) zeros++;
-  // Little-endian base-58 digits of the big-endian number the bytes spell.
-  const digits: number[] = [];
-  for (let i = zeros; i < bytes.length; i++) {
-    let carry = bytes[i];
-    for (let j = 0; j < digits.length; j++) {
-      carry += digits[j] << 8;
-      digits[j] = carry % 58;
-      carry = (carry / 58) | 0;
+  while (zeros < text.length && text.charCodeAt(zeros) === 0) zeros++;
+  if (limbs.length < text.length) limbs = new Float64Array(2 * text.length);
+  const digits = limbs;
+  // Three bytes at a time into limbs of four digits each.
+  let n = 0;
+  for (let i = zeros; i < text.length;) {
+    let carry = 0;
+    let factor = 1;
+    for (const stop = Math.min(text.length, i + 3); i < stop; i++) {
+      carry = carry * 256 + text.charCodeAt(i);
+      factor *= 256;
+    }
+    for (let j = 0; j < n; j++) {
+      const x = digits[j] * factor + carry;
+      carry = Math.floor(x / LIMB58);
+      digits[j] = x - carry * LIMB58;
     }
     while (carry > 0) {
-      digits.push(carry % 58);
-      carry = (carry / 58) | 0;
+      const next = Math.floor(carry / LIMB58);
+      digits[n++] = carry - next * LIMB58;
+      carry = next;
     }
   }
   let out = "1".repeat(zeros);
-  for (let i = digits.length - 1; i >= 0; i--) out += ALPHABET[digits[i]];
+  let leading = true;
+  for (let j = n - 1; j >= 0; j--) {
+    const limb = digits[j];
+    for (let place = 58 ** 3; place >= 1; place /= 58) {
+      const d = Math.floor(limb / place) % 58;
+      if (leading && d === 0) continue;
+      leading = false;
+      out += ALPHABET[d];
+    }
+  }
   return out;
 }
 
 /** The bytes a Base58 string spells; throws on a character outside the alphabet. */
 export function unbase58(text: string): Uint8Array {
-  let zeros = 0;
-  while (zeros < text.length && text[zeros] === "1") zeros++;
-  const bytes: number[] = [];
-  for (let i = zeros; i < text.length; i++) {
-    let carry = DIGIT.get(text[i]);
-    if (carry === undefined) throw new Error(`invalid base58 character ${text[i]}`);
-    for (let j = 0; j < bytes.length; j++) {
-      carry += bytes[j] * 58;
-      bytes[j] = carry & 0xff;
-      carry >>= 8;
+  const segment = segmentAt(text, 0, text.length);
+  const out = new Uint8Array(segment.length);
+  for (let i = 0; i < out.length; i++) out[i] = segment.charCodeAt(i);
+  return out;
+}
+
+function leadingOnes(text: string, start: number, end: number): number {
+  let i = start;
+  while (i < end && text.charCodeAt(i) === 49) i++;
+  return i - start;
+}
+
+/**
+ * Decodes the Base58 digits `text[start, end)` into {@link limbs} of 24
+ * bits, four digits at a time, and returns how many limbs; leading `1`s give
+ * none here.
+ */
+function digitsToLimbs(text: string, start: number, end: number): number {
+  if (limbs.length < end - start) limbs = new Float64Array(2 * (end - start));
+  const out = limbs;
+  let n = 0;
+  for (let i = start + leadingOnes(text, start, end); i < end;) {
+    let carry = 0;
+    let factor = 1;
+    for (const stop = Math.min(end, i + 4); i < stop; i++) {
+      const c = text.charCodeAt(i);
+      const d = c < 128 ? DIGIT[c] : -1;
+      if (d < 0) throw new Error(`invalid base58 character ${text[i]}`);
+      carry = carry * 58 + d;
+      factor *= 58;
+    }
+    for (let j = 0; j < n; j++) {
+      const x = out[j] * factor + carry;
+      carry = Math.floor(x / LIMB);
+      out[j] = x - carry * LIMB;
     }
     while (carry > 0) {
-      bytes.push(carry & 0xff);
-      carry >>= 8;
+      const next = Math.floor(carry / LIMB);
+      out[n++] = carry - next * LIMB;
+      carry = next;
     }
   }
-  const out = new Uint8Array(zeros + bytes.length);
-  for (let i = 0; i < bytes.length; i++) out[zeros + i] = bytes[bytes.length - 1 - i];
+  return n;
+}
+
+/** The key segment (a binary string) the Base58 token `text[start, end)` spells. */
+function segmentAt(text: string, start: number, end: number): string {
+  const zeros = leadingOnes(text, start, end);
+  const n = digitsToLimbs(text, start, end);
+  let out = zeros > 0 ? "\0".repeat(zeros) : "";
+  let leading = true;
+  for (let j = n - 1; j >= 0; j--) {
+    const limb = limbs[j];
+    for (let shift = 16; shift >= 0; shift -= 8) {
+      const byte = (limb >>> shift) & 0xff;
+      if (leading && byte === 0) continue;
+      leading = false;
+      out += String.fromCharCode(byte);
+    }
+  }
   return out;
 }
 
@@ -85,9 +163,17 @@ export function encodeKey(key: string): string {
 function plainKey(key: string): string {
   const tokens = key.startsWith("/") ? [] : [META];
   const rest = key.startsWith("/") ? key.slice(1) : key;
-  for (const segment of rest.split("/")) tokens.push(base58(keyToBytes(segment || "/")));
+  for (const segment of rest.split("/")) tokens.push(base58Text(segment || "/"));
   return tokens.join(".");
 }
+
+/**
+ * Decoded key prefixes (every token but the last) of recent keys: keys share
+ * their prefixes (`/registry/pods/<namespace>/`), so a replay of the stream
+ * decodes mostly one token per message. Cleared when full.
+ */
+const prefixes = new Map<string, string>();
+const PREFIXES_MAX = 4096;
 
 /** The etcd key a KV key stands for; throws if it is not one {@link encodeKey} makes. */
 export function decodeKey(subjectKey: string): string {
@@ -97,11 +183,84 @@ export function decodeKey(subjectKey: string): string {
 }
 
 function decodePlain(subjectKey: string): string {
-  const tokens = subjectKey.split(".");
-  const meta = tokens[0] === META && tokens.length > 1;
-  const segments = (meta ? tokens.slice(1) : tokens).map((t) => {
-    const s = keyFromBytes(unbase58(t));
-    return s === "/" ? "" : s;
-  });
-  return (meta ? "" : "/") + segments.join("/");
+  const last = subjectKey.lastIndexOf(".");
+  let prefix = "";
+  if (last >= 0) {
+    const tokens = subjectKey.slice(0, last);
+    const known = prefixes.get(tokens);
+    if (known !== undefined) prefix = known;
+    else {
+      prefix = decodeTokens(tokens);
+      if (prefixes.size >= PREFIXES_MAX) prefixes.clear();
+      prefixes.set(tokens, prefix);
+    }
+  }
+  // A key of one token after `meta` has no `/` before it; any other segment has one.
+  const slash = last === META.length && subjectKey.startsWith(META) ? "" : "/";
+  return prefix + slash + segment(subjectKey, last + 1, subjectKey.length);
+}
+
+/** The key prefix of all but the last token: each token's segment after a `/`, `meta` none. */
+function decodeTokens(tokens: string): string {
+  let out = "";
+  let start = 0;
+  if (tokens === META) return "";
+  if (tokens.startsWith(`${META}.`)) {
+    const dot = tokens.indexOf(".", META.length + 1);
+    const end = dot < 0 ? tokens.length : dot;
+    out = segment(tokens, META.length + 1, end);
+    if (dot < 0) return out;
+    start = dot + 1;
+  }
+  for (;;) {
+    const dot = tokens.indexOf(".", start);
+    const end = dot < 0 ? tokens.length : dot;
+    out += "/" + segment(tokens, start, end);
+    if (dot < 0) return out;
+    start = dot + 1;
+  }
+}
+
+/** A segment as a key holds it: the empty segment is encoded as `/`. */
+function segment(text: string, start: number, end: number): string {
+  const s = segmentAt(text, start, end);
+  return s === "/" ? "" : s;
+}
+
+/** A KV key longer than this is remembered; about 73 bytes of key make one. */
+const LONG_KV_KEY = 100;
+const LONG_KEY = 73;
+
+/**
+ * The KV keys of long etcd keys this process met, both ways. Converting a
+ * segment costs the square of its length (a 256-byte one, as etcdctl check
+ * perf writes, thousands of steps), a map lookup only its length, so a long
+ * key is converted once for its writes and the messages the index applies.
+ * Short keys are converted each time: cheaper than a map entry (remembering
+ * every key of a replay of 100,000 cost more than converting them).
+ */
+export class KeyNames {
+  readonly #keys = new Map<string, string>();
+  readonly #kvKeys = new Map<string, string>();
+
+  /** The etcd key of a KV key ({@link decodeKey}). */
+  decode(kvKey: string): string {
+    if (kvKey.length <= LONG_KV_KEY) return decodeKey(kvKey);
+    let key = this.#keys.get(kvKey);
+    if (key === undefined) this.#remember(kvKey, key = decodeKey(kvKey));
+    return key;
+  }
+
+  /** The KV key of an etcd key ({@link encodeKey}). */
+  encode(key: string): string {
+    if (key.length < LONG_KEY) return encodeKey(key);
+    let kvKey = this.#kvKeys.get(key);
+    if (kvKey === undefined) this.#remember(kvKey = encodeKey(key), key);
+    return kvKey;
+  }
+
+  #remember(kvKey: string, key: string): void {
+    this.#keys.set(kvKey, key);
+    this.#kvKeys.set(key, kvKey);
+  }
 }

@@ -9,10 +9,9 @@
  */
 import type { LogRow, LogTx, NewRow, Revisions } from "../logstructured/log.ts";
 import { encodeRecord } from "./codec.ts";
-import { encodeKey } from "./keys.ts";
 import type { Replica } from "./replica.ts";
 
-/** Publishes a record under a KV key if the key's last sequence is `expected`; returns its sequence. */
+/** Publishes a record of a key if the key's last sequence is `expected`; returns its sequence. */
 export type Publish = (key: string, data: Uint8Array, expected: number) => Promise<number>;
 
 /** Another writer changed the key first; `actual` is the key's last sequence now. */
@@ -55,7 +54,7 @@ export class NatsTx implements LogTx {
   async append(row: NewRow): Promise<number> {
     const expected = this.#expected.get(row.name) ?? this.replica.lastSeq(row.name);
     const record = encodeRecord({ ...row, value: row.value ?? EMPTY });
-    const seq = await this.publish(encodeKey(row.name), record, expected);
+    const seq = await this.publish(row.name, record, expected);
     this.#expected.set(row.name, seq);
     return seq;
   }
