@@ -1,11 +1,13 @@
 /**
- * `deno run -A bench/write_cpu.ts [postgres|mysql]… [--writes N] [--inflight N]`:
+ * `deno run -A bench/write_cpu.ts [postgres|mysql]… [--writes N] [--inflight N] [--value-size N]
+ * [--watchers N]`:
  * where the CPU of a kube write goes on a network database. Starts a private
  * server (bench/databases.ts), opens the backend in this process, and runs N
  * kube-apiserver writes (a third creates, a third updates, a third deletes)
  * with a fixed number in flight, so they group-commit as under load. Prints
  * the CPU seconds per 1,000 writes of this process (kine's side, no gRPC) and
- * of the database server's process tree, read from /proc before and after:
+ * of the database server's process tree, read from /proc before and after
+ * (with `--watchers`, as many watches of every key, as the bench's kube mix has):
  * CPU time, unlike wall time, holds on a shared machine. Then a bulk load
  * (txns of 100 puts), measured the same way.
  *
@@ -26,7 +28,8 @@ function flag(name: string, fallback: number): number {
 }
 const WRITES = flag("writes", 6000);
 const INFLIGHT = flag("inflight", 32);
-const value = new TextEncoder().encode("v".repeat(1024));
+const value = new TextEncoder().encode("v".repeat(flag("value-size", 1024)));
+const WATCHERS = flag("watchers", 0);
 
 /** Runs `txns` with `inflight` at a time; returns nothing, throws on a failed write. */
 async function drive(backend: Backend, txns: (() => Txn)[], inflight = INFLIGHT): Promise<void> {
@@ -59,6 +62,9 @@ async function run(engine: Engine, tmp: string): Promise<void> {
     const cfg = { ...defaultConfig(), endpoint: db.endpoint("kine_write_cpu") };
     const { backend } = await openBackend(backendOptions(cfg, silent));
     await backend.start();
+    const watches = await Promise.all(
+      Array.from({ length: WATCHERS }, () => backend.watch("/", "\0", 0, () => {})),
+    );
     try {
       const n = Math.floor(WRITES / 3);
       const key = (i: number) => `/registry/pods/ns-${i % 50}/pod-${i}`;
@@ -102,6 +108,7 @@ async function run(engine: Engine, tmp: string): Promise<void> {
       const rate = (txns * 100 / ((performance.now() - t0) / 1000)).toFixed(0);
       console.log(`  bulk load: CPU per 1,000 puts: ${per(b, txns * 100)}; ${rate} puts/s (noisy)`);
     } finally {
+      for (const w of watches) w.cancel();
       await backend.close();
     }
   } finally {
