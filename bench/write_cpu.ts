@@ -16,6 +16,7 @@
 import { openBackend } from "../lib/backend/endpoint.ts";
 import { backendOptions } from "../lib/mod.ts";
 import { defaultConfig } from "../lib/config/parse.ts";
+import { createKineMetrics } from "../lib/metrics/mod.ts";
 import { type Backend, plainRange, type Txn } from "../lib/backend/types.ts";
 import { deleteOp, kubeTxn, putOp, silent } from "./kube_txns.ts";
 import { type Engine, startDatabase } from "./databases.ts";
@@ -60,7 +61,8 @@ async function run(engine: Engine, tmp: string): Promise<void> {
   const db = await startDatabase(engine, `${tmp}/db-${engine}`, undefined, `${tmp}/${engine}.log`);
   try {
     const cfg = { ...defaultConfig(), endpoint: db.endpoint("kine_write_cpu") };
-    const { backend } = await openBackend(backendOptions(cfg, silent));
+    const metrics = createKineMetrics();
+    const { backend } = await openBackend(backendOptions(cfg, silent, metrics));
     await backend.start();
     const watches = await Promise.all(
       Array.from({ length: WATCHERS }, () => backend.watch("/", "\0", 0, () => {})),
@@ -91,6 +93,9 @@ async function run(engine: Engine, tmp: string): Promise<void> {
         `kine ${(m.kine / count * 1000).toFixed(3)} s, db ${(m.db / count * 1000).toFixed(3)} s`;
       const all = { kine: c.kine + u.kine + d.kine, db: c.db + u.db + d.db };
       console.log(`${engine}: CPU per 1,000 kube writes: ${per(all, 3 * n)}`);
+      // The watch's reads of rows (kine_watch_rows_read_total), warm-up and reads of revisions included.
+      const read = metrics.watchRowsRead.get();
+      console.log(`  rows the watch read back: ${(read / (3 * n + 200)).toFixed(2)} per write`);
       console.log(`  create ${per(c, n)} | update ${per(u, n)} | delete ${per(d, n)}`);
       console.log(`  wall ${(3 * n / (c.wall + u.wall + d.wall)).toFixed(0)} writes/s (noisy)`);
       // Bulk load: txns of 100 puts, 16 in flight (as the bench's preload).
