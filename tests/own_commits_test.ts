@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { b } from "./helpers/client.ts";
 import { MYSQL, POSTGRES } from "./helpers/backends.ts";
+import { sqlAdmin } from "./helpers/sql_admin.ts";
 import { openBackend } from "../lib/backend/endpoint.ts";
 import { backendOptions } from "../lib/mod.ts";
 import { defaultConfig } from "../lib/config/parse.ts";
@@ -33,6 +34,16 @@ for (const backend of [POSTGRES, MYSQL]) {
     const { backend: kine } = await openBackend(backendOptions(cfg, silent, metrics));
     try {
       await kine.start();
+      // A row as upstream kine writes it, without a version: a write on it counts the key's rows.
+      const admin = await sqlAdmin(backend, dir);
+      await admin.exec(
+        "INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, " +
+          "old_value) VALUES ('/old', 1, 0, 0, 0, 0, ?, NULL)",
+        [b("old1")],
+      );
+      await admin.close();
+      const old = await kine.latestRevision();
+      await kine.waitForSyncTo(old);
       const live: Event[] = [];
       const watch = await kine.watch("/", "\0", 0, (events) => {
         live.push(...events);
@@ -43,9 +54,10 @@ for (const backend of [POSTGRES, MYSQL]) {
       const batch = (txns: Txn[]) => Promise.all(txns.map((t) => kine.txn(t)));
       // Creates (one on a key with a lease), then updates, a failed compare among them, deletes,
       // and a create again on a deleted key: each batch group-committed.
-      const created = await batch(
-        ["/a", "/b", "/c"].map((k, i) => kubeTxn(k, 0, put(k, `${k}1`, i === 1 ? 7 : 0))),
-      );
+      const created = await batch([
+        ...["/a", "/b", "/c"].map((k, i) => kubeTxn(k, 0, put(k, `${k}1`, i === 1 ? 7 : 0))),
+        kubeTxn("/old", old, put("/old", "old2")),
+      ]);
       const updated = await batch([
         kubeTxn("/a", created[0].revision, put("/a", "a2")),
         kubeTxn("/b", created[1].revision, put("/b", "b2")),
@@ -59,7 +71,8 @@ for (const backend of [POSTGRES, MYSQL]) {
       const last = (await batch([kubeTxn("/a", 0, put("/a", "a3"))]))[0].revision;
       await kine.waitForSyncTo(last);
       assert.equal(read(), readBefore, "the own rows were read back from the store");
-      assert.equal(live.length, 8);
+      assert.equal(live.length, 9);
+      assert.equal(live[3].kv.version, 2);
 
       // The same revisions read from the store: a watch from history (its catch-up reads them).
       const history: Event[] = [];

@@ -160,13 +160,13 @@ export function keyTxnLost(k: KeyTxn, row: KeyTxnRow): boolean {
 /**
  * The row a committed {@link KeyTxn} wrote, as the watch reads rows back
  * (`EventRow`), computed as the store's statement computed it from the key's
- * latest row; null if it wrote none, or if that row is one upstream kine
- * wrote without a version (the store then holds none either, and reads count it).
+ * latest row (whose version the store counted where upstream kine left none);
+ * null if it wrote none.
  */
 export function keyTxnEventRow(k: KeyTxn, row: KeyTxnRow): EventRow | null {
   const id = row.written;
   const o = row.latest;
-  if (id === null || (o !== null && o.version === 0)) return null;
+  if (id === null) return null;
   const live = o !== null && !o.deleted;
   const previous = {
     prevRevision: o?.id ?? 0,
