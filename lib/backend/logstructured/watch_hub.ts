@@ -29,10 +29,16 @@ const HELD_BACKOFF_MAX_MS = 120;
 /** The shortest poll interval, where the timer keeps finding other processes' rows. */
 const MIN_POLL_MS = 1;
 /**
- * Rows of this process's own commits held for publishing at most: beyond,
- * they are dropped and read back from the store like any other row.
+ * Bytes of this process's own rows held for publishing at most (their values,
+ * and a row's bookkeeping counted as 64): beyond, they are dropped and read
+ * back from the store like any other row.
  */
-const MAX_OWN = 10_000;
+const MAX_OWN_BYTES = 64 << 20;
+
+/** What an own row held costs, as {@link MAX_OWN_BYTES} counts it. */
+function ownBytes(row: EventRow): number {
+  return 64 + row.value.length + row.oldValue.length;
+}
 
 export interface WatchHubOptions {
   /** Rows fetched per poll query. */
@@ -122,6 +128,7 @@ export class WatchHub {
    * from here, without reading them back, when they are the log's next ids.
    */
   #own: EventRow[] = [];
+  #ownBytes = 0;
   /** Something other than this process's own commits asked for a read of the store. */
   #readWanted = false;
   /** Called when the poll loop stops. */
@@ -190,7 +197,7 @@ export class WatchHub {
     clearTimeout(this.#retryTimer);
     this.#fanout.clear();
     this.#ahead = [];
-    this.#own = [];
+    this.#dropOwn();
     while (this.#polling) await new Promise((r) => setTimeout(r, 5));
     for (const w of this.#syncWaiters) w.resolve();
     this.#syncWaiters = [];
@@ -220,8 +227,17 @@ export class WatchHub {
   committed(rows: EventRow[]): void {
     if (this.#closed || rows.length === 0) return;
     const last = this.#own[this.#own.length - 1];
-    if (this.#own.length + rows.length > MAX_OWN || (last && rows[0].id <= last.id)) this.#own = [];
-    for (const row of rows) this.#own.push(row);
+    if (last && rows[0].id <= last.id) this.#dropOwn();
+    for (const row of rows) {
+      this.#own.push(row);
+      this.#ownBytes += ownBytes(row);
+    }
+    if (this.#ownBytes > MAX_OWN_BYTES) this.#dropOwn();
+  }
+
+  #dropOwn(): void {
+    this.#own = [];
+    this.#ownBytes = 0;
   }
 
   /** Coalesces wake-ups: local commits, notifications, the timer, sync waiters. */
@@ -351,7 +367,9 @@ export class WatchHub {
     this.#notifySynced();
     for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
     let done = 0;
-    while (done < this.#own.length && this.#own[done].id <= position) done++;
+    while (done < this.#own.length && this.#own[done].id <= position) {
+      this.#ownBytes -= ownBytes(this.#own[done++]);
+    }
     if (done > 0) this.#own.splice(0, done);
   }
 
