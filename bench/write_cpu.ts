@@ -1,11 +1,13 @@
 /**
- * `deno run -A bench/write_cpu.ts [postgres|mysql]… [--writes N] [--inflight N]`:
+ * `deno run -A bench/write_cpu.ts [postgres|mysql]… [--writes N] [--inflight N] [--value-size N]
+ * [--watchers N]`:
  * where the CPU of a kube write goes on a network database. Starts a private
  * server (bench/databases.ts), opens the backend in this process, and runs N
  * kube-apiserver writes (a third creates, a third updates, a third deletes)
  * with a fixed number in flight, so they group-commit as under load. Prints
  * the CPU seconds per 1,000 writes of this process (kine's side, no gRPC) and
- * of the database server's process tree, read from /proc before and after:
+ * of the database server's process tree, read from /proc before and after
+ * (with `--watchers`, as many watches of every key, as the bench's kube mix has):
  * CPU time, unlike wall time, holds on a shared machine. Then a bulk load
  * (txns of 100 puts), measured the same way.
  *
@@ -14,6 +16,7 @@
 import { openBackend } from "../lib/backend/endpoint.ts";
 import { backendOptions } from "../lib/mod.ts";
 import { defaultConfig } from "../lib/config/parse.ts";
+import { createKineMetrics } from "../lib/metrics/mod.ts";
 import { type Backend, plainRange, type Txn } from "../lib/backend/types.ts";
 import { deleteOp, kubeTxn, putOp, silent } from "./kube_txns.ts";
 import { type Engine, startDatabase } from "./databases.ts";
@@ -26,7 +29,8 @@ function flag(name: string, fallback: number): number {
 }
 const WRITES = flag("writes", 6000);
 const INFLIGHT = flag("inflight", 32);
-const value = new TextEncoder().encode("v".repeat(1024));
+const value = new TextEncoder().encode("v".repeat(flag("value-size", 1024)));
+const WATCHERS = flag("watchers", 0);
 
 /** Runs `txns` with `inflight` at a time; returns nothing, throws on a failed write. */
 async function drive(backend: Backend, txns: (() => Txn)[], inflight = INFLIGHT): Promise<void> {
@@ -57,8 +61,12 @@ async function run(engine: Engine, tmp: string): Promise<void> {
   const db = await startDatabase(engine, `${tmp}/db-${engine}`, undefined, `${tmp}/${engine}.log`);
   try {
     const cfg = { ...defaultConfig(), endpoint: db.endpoint("kine_write_cpu") };
-    const { backend } = await openBackend(backendOptions(cfg, silent));
+    const metrics = createKineMetrics();
+    const { backend } = await openBackend(backendOptions(cfg, silent, metrics));
     await backend.start();
+    const watches = await Promise.all(
+      Array.from({ length: WATCHERS }, () => backend.watch("/", "\0", 0, () => {})),
+    );
     try {
       const n = Math.floor(WRITES / 3);
       const key = (i: number) => `/registry/pods/ns-${i % 50}/pod-${i}`;
@@ -85,6 +93,9 @@ async function run(engine: Engine, tmp: string): Promise<void> {
         `kine ${(m.kine / count * 1000).toFixed(3)} s, db ${(m.db / count * 1000).toFixed(3)} s`;
       const all = { kine: c.kine + u.kine + d.kine, db: c.db + u.db + d.db };
       console.log(`${engine}: CPU per 1,000 kube writes: ${per(all, 3 * n)}`);
+      // The watch's reads of rows (kine_watch_rows_read_total), warm-up and reads of revisions included.
+      const read = metrics.watchRowsRead.get();
+      console.log(`  rows the watch read back: ${(read / (3 * n + 200)).toFixed(2)} per write`);
       console.log(`  create ${per(c, n)} | update ${per(u, n)} | delete ${per(d, n)}`);
       console.log(`  wall ${(3 * n / (c.wall + u.wall + d.wall)).toFixed(0)} writes/s (noisy)`);
       // Bulk load: txns of 100 puts, 16 in flight (as the bench's preload).
@@ -102,6 +113,7 @@ async function run(engine: Engine, tmp: string): Promise<void> {
       const rate = (txns * 100 / ((performance.now() - t0) / 1000)).toFixed(0);
       console.log(`  bulk load: CPU per 1,000 puts: ${per(b, txns * 100)}; ${rate} puts/s (noisy)`);
     } finally {
+      for (const w of watches) w.cancel();
       await backend.close();
     }
   } finally {

@@ -60,8 +60,9 @@ export class LogBackend implements Backend {
     private readonly store: LogStore,
     private readonly options: LogBackendOptions,
   ) {
-    this.#writes = new WritePipeline(store, options, (revision) => {
+    this.#writes = new WritePipeline(store, options, (revision, written) => {
       this.#advance(revision);
+      this.#hub.committed(written);
       this.#hub.wake("local");
       store.notifier?.announce(revision);
     });

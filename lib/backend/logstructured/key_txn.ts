@@ -10,7 +10,9 @@
  */
 import type { Compare, KeyValue, OpResult, RangeRequest, Txn, TxnResult } from "../types.ts";
 import { APISERVER_COMPACT_KEY, COMPACT_KEY } from "./compact_key.ts";
-import { type LogRow, rowToKv } from "./log.ts";
+import { type EventRow, type LogRow, rowToKv } from "./log.ts";
+
+const EMPTY = new Uint8Array(0);
 
 /** The write of a {@link KeyTxn}'s success branch. */
 export type KeyWrite =
@@ -153,4 +155,49 @@ export function keyTxnResult(k: KeyTxn, row: KeyTxnRow): TxnResult {
 export function keyTxnLost(k: KeyTxn, row: KeyTxnRow): boolean {
   if (row.written !== null || !row.succeeded) return false;
   return k.success.type === "put" || (row.latest !== null && !row.latest.deleted);
+}
+
+/**
+ * The row a committed {@link KeyTxn} wrote, as the watch reads rows back
+ * (`EventRow`), computed as the store's statement computed it from the key's
+ * latest row (whose version the store counted where upstream kine left none);
+ * null if it wrote none.
+ */
+export function keyTxnEventRow(k: KeyTxn, row: KeyTxnRow): EventRow | null {
+  const id = row.written;
+  const o = row.latest;
+  if (id === null) return null;
+  const live = o !== null && !o.deleted;
+  const previous = {
+    prevRevision: o?.id ?? 0,
+    oldValue: o?.value ?? EMPTY,
+    prevCreateRevision: o === null ? 0 : o.created ? o.id : o.createRevision,
+    prevLease: o?.lease ?? 0,
+  };
+  const version = live ? o.version + 1 : 1;
+  const w = k.success;
+  if (w.type === "delete") {
+    return {
+      id,
+      name: k.name,
+      created: false,
+      deleted: true,
+      createRevision: 0,
+      lease: 0,
+      value: EMPTY,
+      version,
+      ...previous,
+    };
+  }
+  return {
+    id,
+    name: k.name,
+    created: !live,
+    deleted: false,
+    createRevision: live ? previous.prevCreateRevision : 0,
+    lease: w.lease,
+    value: w.value,
+    version,
+    ...previous,
+  };
 }

@@ -277,7 +277,9 @@ export interface CommitNotifier {
   announce(revision: number): void;
   /**
    * Calls `wake` for every announcement by any process, with its revision (0
-   * when it carried none); resolves once listening.
+   * when it carried none), except those of this process's own single-key txn
+   * batches, whose rows reach the watch hub from the write itself; resolves
+   * once listening.
    */
   listen(wake: (revision: number) => void): Promise<void>;
 }

@@ -28,6 +28,17 @@ const GAP_STAND_MS = 15;
 const HELD_BACKOFF_MAX_MS = 120;
 /** The shortest poll interval, where the timer keeps finding other processes' rows, unless set. */
 const MIN_POLL_MS = 1;
+/**
+ * Bytes of this process's own rows held for publishing at most (their values,
+ * and a row's bookkeeping counted as 64): beyond, they are dropped and read
+ * back from the store like any other row.
+ */
+const MAX_OWN_BYTES = 64 << 20;
+
+/** What an own row held costs, as {@link MAX_OWN_BYTES} counts it. */
+function ownBytes(row: EventRow): number {
+  return 64 + row.value.length + row.oldValue.length;
+}
 
 export interface WatchHubOptions {
   /** Rows fetched per poll query. */
@@ -117,6 +128,14 @@ export class WatchHub {
   /** The wait after the next fill that meets a held id; back to the stand time once no id is missing. */
   #heldBackoff = 0;
   #closed = false;
+  /**
+   * Rows this process committed, in id order, not yet published: published
+   * from here, without reading them back, when they are the log's next ids.
+   */
+  #own: EventRow[] = [];
+  #ownBytes = 0;
+  /** Something other than this process's own commits asked for a read of the store. */
+  #readWanted = false;
   /** Called when the poll loop stops. */
   #idle: (() => void)[] = [];
   readonly #appliers: ((events: Event[]) => void)[] = [];
@@ -185,6 +204,7 @@ export class WatchHub {
     clearTimeout(this.#retryTimer);
     this.#fanout.clear();
     this.#ahead = [];
+    this.#dropOwn();
     while (this.#polling) await new Promise((r) => setTimeout(r, 5));
     for (const w of this.#syncWaiters) w.resolve();
     this.#syncWaiters = [];
@@ -199,14 +219,45 @@ export class WatchHub {
     if (this.#polled >= revision || this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       this.#syncWaiters.push({ revision, resolve });
-      this.wake();
+      // A waiter still waiting after the own rows are published makes the loop read.
+      this.#run();
     });
+  }
+
+  /**
+   * Rows this process has just committed (in id order, above any given
+   * before), exactly as the store holds them: the loop publishes them without
+   * reading them back when they are the next ids after its position, which
+   * means no other writer's row can be among or below them. Otherwise (ids of
+   * other processes in between, a gap) it reads the store as always.
+   */
+  committed(rows: EventRow[]): void {
+    if (this.#closed || rows.length === 0) return;
+    const last = this.#own[this.#own.length - 1];
+    if (last && rows[0].id <= last.id) this.#dropOwn();
+    for (const row of rows) {
+      this.#own.push(row);
+      this.#ownBytes += ownBytes(row);
+    }
+    if (this.#ownBytes > MAX_OWN_BYTES) this.#dropOwn();
+  }
+
+  #dropOwn(): void {
+    this.#own = [];
+    this.#ownBytes = 0;
   }
 
   /** Coalesces wake-ups: local commits, notifications, the timer, sync waiters. */
   wake(source?: WakeSource): void {
     if (this.#closed) return;
     if (source) this.options.metrics?.watchWakeups.labels(source).inc();
+    if (source !== "local") this.#readWanted = true;
+    this.#run();
+  }
+
+  /** Runs the poll loop, or has the running one go round again. */
+  #run(): void {
+    if (this.#closed) return;
     if (this.#polling) {
       this.#pollAgain = true;
       return;
@@ -241,6 +292,13 @@ export class WatchHub {
    * batch, gaps just filled or settled, or a wait for their holders to make).
    */
   async #pollOnce(): Promise<boolean> {
+    // This process's own commits right after the position need no read, unless something else
+    // (another process's commit, the timer, a read of a revision beyond them) asked for one.
+    if (
+      this.#publishOwn() && !this.#readWanted && this.#polled >= this.current() &&
+      this.#syncWaiters.length === 0
+    ) return false;
+    this.#readWanted = false;
     const limit = this.options.pollBatchSize;
     const reader = this.log.reader;
     // With rows held above missing ids, only those ids are read: the held rows are not read
@@ -277,14 +335,7 @@ export class WatchHub {
       position = row.id;
       if (!isInternal(row)) events.push(rowToEvent(row));
     }
-    if (position !== this.#polled) {
-      if (events.length > 0) { for (const apply of this.#appliers) apply(events); }
-      this.#polled = position;
-      this.onPublished(position);
-      if (events.length > 0) this.#fanout.publish(events);
-    }
-    this.#notifySynced();
-    for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
+    this.#publish(position, events);
     const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
     if (missing.length === 0) {
       this.#heldBackoff = stand;
@@ -316,6 +367,42 @@ export class WatchHub {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = setTimeout(() => this.wake(), backoff);
     return false;
+  }
+
+  /**
+   * Moves the position to `position`, handing `events` (the rows up to it)
+   * to the key index and the watchers.
+   */
+  #publish(position: number, events: Event[]): void {
+    if (position !== this.#polled) {
+      if (events.length > 0) { for (const apply of this.#appliers) apply(events); }
+      this.#polled = position;
+      this.onPublished(position);
+      if (events.length > 0) this.#fanout.publish(events);
+    }
+    this.#notifySynced();
+    for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
+    let done = 0;
+    while (done < this.#own.length && this.#own[done].id <= position) {
+      this.#ownBytes -= ownBytes(this.#own[done++]);
+    }
+    if (done > 0) this.#own.splice(0, done);
+  }
+
+  /**
+   * Publishes the run of own rows that continues the position id by id;
+   * false if there is none. Not while rows are held above a missing id:
+   * those are settled by a read.
+   */
+  #publishOwn(): boolean {
+    const own = this.#own;
+    if (this.#ahead.length > 0 || own.length === 0 || own[0].id !== this.#polled + 1) return false;
+    let end = 1;
+    while (end < own.length && own[end].id === own[end - 1].id + 1) end++;
+    const events: Event[] = [];
+    for (let i = 0; i < end; i++) if (!isInternal(own[i])) events.push(rowToEvent(own[i]));
+    this.#publish(own[end - 1].id, events);
+    return true;
   }
 
   /** The ids missing below the rows held ahead, ascending (at most {@link MAX_FILL}). */

@@ -2,12 +2,13 @@ import { setImmediate } from "node:timers";
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError } from "../errors.ts";
-import type { LogStore, LogWriteTx, StoreFailure, WriteOptions } from "./log.ts";
+import type { EventRow, LogStore, LogWriteTx, StoreFailure, WriteOptions } from "./log.ts";
 import { Pacer, TxnRunner } from "./txn.ts";
 import {
   type BulkPut,
   bulkPutsOf,
   type KeyTxn,
+  keyTxnEventRow,
   keyTxnLost,
   keyTxnOf,
   keyTxnResult,
@@ -106,12 +107,17 @@ export class WritePipeline {
   #queue: Pending[] = [];
   #flushing = false;
   #chain: Promise<unknown> = Promise.resolve();
+  /** The rows the single-key txns of the batch being flushed wrote. */
+  #written: EventRow[] = [];
 
   constructor(
     private readonly store: LogStore,
     private readonly options: WritePipelineOptions,
-    /** Told the highest revision of every committed batch. */
-    private readonly onCommit: (revision: number) => void,
+    /**
+     * Told the highest revision of every committed batch, and the rows its
+     * single-key txns wrote, in id order (the others' rows are not given).
+     */
+    private readonly onCommit: (revision: number, written: EventRow[]) => void,
   ) {}
 
   /** Runs `fn` in a store transaction after every write queued before it. */
@@ -187,7 +193,9 @@ export class WritePipeline {
           p.resolve(o.result);
         } else p.reject(o.err);
       });
-      this.onCommit(last);
+      const written = this.#written.sort((x, y) => x.id - y.id);
+      this.#written = [];
+      this.onCommit(last, written);
     } finally {
       if (this.#queue.length > 0) setImmediate(() => this.#flush());
       else this.#flushing = false;
@@ -240,6 +248,8 @@ export class WritePipeline {
         if (row instanceof Error) out[i] = { ok: false, err: row };
         else if (!keyTxnLost(keys[i], row)) {
           out[i] = { ok: true, result: keyTxnResult(keys[i], row) };
+          const written = keyTxnEventRow(keys[i], row);
+          if (written) this.#written.push(written);
         } else if (attempt < MAX_ATTEMPTS) lost.push(i);
         else out[i] = { ok: false, err: conflictError() };
       });

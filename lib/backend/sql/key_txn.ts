@@ -154,7 +154,9 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
       sql: sql.cached(
         `${shape}:read`,
         () =>
-          `SELECT NULL, @o_current, ${onVariables(cond)}, ` +
+          // Named: mysql2 compiles a row parser per distinct list of column names, and the
+          // compare's text (its operands written in) would name this one anew for each txn.
+          `SELECT NULL, @o_current, ${onVariables(cond)} AS ok, ` +
           O_COLUMNS.map((c) => `@o_${c}`).join(", "),
       ),
       params: ops,

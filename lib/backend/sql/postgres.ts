@@ -302,6 +302,12 @@ class PgConn implements SqlConn {
  * listener connection, which reconnects and listens again by itself.
  */
 class PgNotifier implements CommitNotifier {
+  /**
+   * Marks the payloads of this process's one-round-trip batches
+   * (`<revision>:<tag>`): their rows reach its watchers from the write itself,
+   * so their echo wakes nothing here. Other processes read the revision.
+   */
+  readonly tag = crypto.randomUUID().slice(0, 8);
   #sending = false;
   /** The highest revision committed and not yet announced; 0 = none. */
   #pending = 0;
@@ -339,7 +345,10 @@ class PgNotifier implements CommitNotifier {
   }
 
   async listen(wake: (revision: number) => void): Promise<void> {
-    await this.sql.listen(this.channel, (payload) => wake(Number(payload) || 0));
+    await this.sql.listen(this.channel, (payload) => {
+      const [revision, tag] = payload.split(":");
+      if (tag !== this.tag) wake(Number(revision) || 0);
+    });
   }
 }
 
@@ -387,7 +396,11 @@ class PgDriver implements SqlDriver {
     // Listeners hear of the commit as it happens, not a round trip after it (no NOTIFY to follow).
     const channel = this.notifier?.channel;
     const notify = channel
-      ? [`SELECT MAX(id), pg_notify('${channel}', CAST(MAX(id) AS TEXT)) FROM ${channel}`]
+      ? [
+        `SELECT MAX(id), pg_notify('${channel}', CAST(MAX(id) AS TEXT) || ':${
+          this.notifier!.tag
+        }') FROM ${channel}`,
+      ]
       : [];
     const text = [
       ...this.settings.perTransaction,
