@@ -60,9 +60,12 @@ export class LogBackend implements Backend {
     private readonly store: LogStore,
     private readonly options: LogBackendOptions,
   ) {
-    this.#writes = new WritePipeline(store, options, (revision) => {
+    this.#writes = new WritePipeline(store, options, (revision, rows) => {
       this.#advance(revision);
-      this.#hub.wake("local");
+      // The writer's own rows need no read back when they are the next ids; anything else
+      // committed up to `revision` (or an id missing below them) is the poll loop's.
+      const published = this.#hub.publishOwn(rows);
+      if (!published || revision > this.#hub.polled) this.#hub.wake("local");
       store.notifier?.announce(revision);
     });
     // Off the write queue where a pool allows (SQLite's fill waits for the file's lock).

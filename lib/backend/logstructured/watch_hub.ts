@@ -266,12 +266,7 @@ export class WatchHub {
       position = row.id;
       if (!isInternal(row)) events.push(rowToEvent(row));
     }
-    if (position !== this.#polled) {
-      if (events.length > 0) { for (const apply of this.#appliers) apply(events); }
-      this.#polled = position;
-      this.onPublished(position);
-      if (events.length > 0) this.#fanout.publish(events);
-    }
+    if (position !== this.#polled) this.#publish(position, events);
     this.#notifySynced();
     for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
     const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
@@ -300,6 +295,34 @@ export class WatchHub {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = setTimeout(() => this.wake(), backoff);
     return false;
+  }
+
+  /** Moves the poll position to `position`, handing `events` (the rows up to it) on. */
+  #publish(position: number, events: Event[]): void {
+    if (events.length > 0) { for (const apply of this.#appliers) apply(events); }
+    this.#polled = position;
+    this.onPublished(position);
+    if (events.length > 0) this.#fanout.publish(events);
+  }
+
+  /**
+   * Publishes rows this process just committed, as its writer knows them,
+   * without reading them back: only when they are the very next ids (every
+   * id up to them is published, and each of theirs is one of them) and the
+   * poll loop is not running (a read of its own may be under way). Returns
+   * false, publishing nothing, otherwise: then the loop reads them.
+   */
+  publishOwn(rows: EventRow[]): boolean {
+    if (rows.length === 0 || this.#polling || this.#closed || this.#ahead.length > 0) return false;
+    let id = this.#polled;
+    for (const row of rows) if (row.id !== ++id) return false;
+    const events: Event[] = [];
+    for (const row of rows) if (!isInternal(row)) events.push(rowToEvent(row));
+    this.options.metrics?.watchOwnRows.inc(rows.length);
+    this.#publish(id, events);
+    this.#notifySynced();
+    for (const missing of this.#missing.keys()) if (missing <= id) this.#missing.delete(missing);
+    return true;
   }
 
   /** The highest id missing below the rows held ahead; 0 when none are held. */

@@ -2,7 +2,7 @@ import { setImmediate } from "node:timers";
 import type { Logger } from "../../log/mod.ts";
 import type { KineMetrics } from "../../metrics/mod.ts";
 import { BackendError } from "../errors.ts";
-import type { LogStore, LogWriteTx, StoreFailure, WriteOptions } from "./log.ts";
+import type { EventRow, LogStore, LogWriteTx, StoreFailure, WriteOptions } from "./log.ts";
 import { Pacer, TxnRunner } from "./txn.ts";
 import {
   type BulkPut,
@@ -32,7 +32,8 @@ interface Pending {
   reject(err: unknown): void;
 }
 
-type Outcome = { ok: true; result: TxnResult } | { ok: false; err: unknown };
+/** A committed txn's answer, with the rows it appended where they are known (see `TxnRunner`). */
+type Outcome = { ok: true; result: TxnResult; rows?: EventRow[] } | { ok: false; err: unknown };
 
 /** Single-key txns per store round trip at most, and the bytes of their values. */
 const KEYED_CHUNK = 256;
@@ -110,8 +111,12 @@ export class WritePipeline {
   constructor(
     private readonly store: LogStore,
     private readonly options: WritePipelineOptions,
-    /** Told the highest revision of every committed batch. */
-    private readonly onCommit: (revision: number) => void,
+    /**
+     * Told the highest revision of every committed batch, and the rows of
+     * the batch the writer knows, in id order (the rows of single-key and
+     * bulk store batches are not among them).
+     */
+    private readonly onCommit: (revision: number, rows: EventRow[]) => void,
   ) {}
 
   /** Runs `fn` in a store transaction after every write queued before it. */
@@ -180,14 +185,18 @@ export class WritePipeline {
       }
       this.options.metrics?.txnBatchSize.observe(batch.length);
       let last = 0;
+      const rows: EventRow[] = [];
       batch.forEach((p, i) => {
         const o = outcomes[i];
         if (o.ok) {
           last = Math.max(last, o.result.revision);
+          if (o.rows) { for (const row of o.rows) rows.push(row); }
           p.resolve(o.result);
         } else p.reject(o.err);
       });
-      this.onCommit(last);
+      // Parts of a batch commit one after another, not in the callers' order.
+      rows.sort((a, b) => a.id - b.id);
+      this.onCommit(last, rows);
     } finally {
       if (this.#queue.length > 0) setImmediate(() => this.#flush());
       else this.#flushing = false;
@@ -294,7 +303,9 @@ export class WritePipeline {
         return await this.write(async (tx) => {
           const pacer = new Pacer();
           if (batch.length === 1) {
-            return [{ ok: true, result: await new TxnRunner(tx, pacer).run(batch[0]) }];
+            const runner = new TxnRunner(tx, pacer);
+            const result = await runner.run(batch[0]);
+            return [{ ok: true, result, rows: runner.appended }];
           }
           const outcomes: Outcome[] = [];
           for (const txn of batch) outcomes.push(await this.#runSaved(tx, txn, pacer));
@@ -312,9 +323,10 @@ export class WritePipeline {
     for (let attempt = 1;; attempt++) {
       await tx.savepoint();
       try {
-        const result = await new TxnRunner(tx, pacer).run(txn);
+        const runner = new TxnRunner(tx, pacer);
+        const result = await runner.run(txn);
         await tx.releaseSavepoint();
-        return { ok: true, result };
+        return { ok: true, result, rows: runner.appended };
       } catch (err) {
         const failure = this.store.classify(err);
         // A deadlock may have ended the whole transaction (MySQL rolls it back, savepoint and
