@@ -57,12 +57,23 @@ interface StreamWatch {
   access?: { user: string; key: Uint8Array; end: Uint8Array | undefined };
 }
 
-function wireEvent(e: Event, prevKv: boolean) {
-  return {
-    type: e.type === "put" ? "PUT" : "DELETE",
-    kv: wireKv(e.kv),
-    prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
-  };
+type WireEvent = { type: string; kv: unknown; prev_kv: unknown };
+/** Wire events by event, with and without prev_kv: one per event, shared by every watch sending it. */
+const wireEvents = [new WeakMap<Event, WireEvent>(), new WeakMap<Event, WireEvent>()];
+
+/** The wire form of `e`, made once per prev_kv choice (watch_codec.ts encodes each once). */
+function wireEvent(e: Event, prevKv: boolean): WireEvent {
+  const made = wireEvents[prevKv ? 1 : 0];
+  let wire = made.get(e);
+  if (!wire) {
+    wire = {
+      type: e.type === "put" ? "PUT" : "DELETE",
+      kv: wireKv(e.kv),
+      prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
+    };
+    made.set(e, wire);
+  }
+  return wire;
 }
 
 /**
