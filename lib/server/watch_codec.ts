@@ -7,10 +7,12 @@
  * on its wire object, which the Watch service makes once per event and
  * prev_kv choice); a response is the generic encoding of its other fields
  * followed by its events (field 11, the last one, so the bytes are those the
- * generic encoder writes).
+ * generic encoder writes), handed to the gRPC layer in parts that it copies
+ * straight into the message frame.
  */
 import type protobuf from "protobufjs";
 import type { MethodDefinition } from "./h2/mod.ts";
+import { EncodedMessage } from "../translator/range_codec.ts";
 
 /** `events` (field 11), length-delimited. */
 const EVENTS_TAG = (11 << 3) | 2;
@@ -33,33 +35,33 @@ export function withSharedWatchEvents(
   root: protobuf.Root,
 ): Record<string, MethodDefinition> {
   const eventType = root.lookupType("etcdserverpb.Event");
+  /** Each event as field 11 of a WatchResponse: tag, length, then the Event's bytes. */
   const encoded = new WeakMap<object, Uint8Array>();
   const encodeEvent = (e: object): Uint8Array => {
-    let bytes = encoded.get(e);
-    if (!bytes) {
-      bytes = eventType.encode(eventType.fromObject(e)).finish();
-      encoded.set(e, bytes);
+    let field = encoded.get(e);
+    if (!field) {
+      const bytes = eventType.encode(eventType.fromObject(e)).finish();
+      field = new Uint8Array(1 + varintSize(bytes.length) + bytes.length);
+      field[0] = EVENTS_TAG;
+      field.set(bytes, writeVarint(field, 1, bytes.length));
+      encoded.set(e, field);
     }
-    return bytes;
+    return field;
   };
   const generic = watch.Watch.responseSerialize;
   const responseSerialize = (message: Record<string, unknown>) => {
     const events = message.events as object[] | undefined;
     if (!events || events.length === 0) return generic(message);
+    // The parts go straight into the gRPC frame (EncodedMessage.copy), never joined first.
     const head = generic({ ...message, events: undefined }) as Uint8Array;
-    const parts = events.map(encodeEvent);
+    const parts = [head];
     let size = head.length;
-    for (const p of parts) size += 1 + varintSize(p.length) + p.length;
-    const out = new Uint8Array(size);
-    out.set(head, 0);
-    let pos = head.length;
-    for (const p of parts) {
-      out[pos++] = EVENTS_TAG;
-      pos = writeVarint(out, pos, p.length);
-      out.set(p, pos);
-      pos += p.length;
+    for (const e of events) {
+      const field = encodeEvent(e);
+      parts.push(field);
+      size += field.length;
     }
-    return out;
+    return new EncodedMessage(parts, size);
   };
   return { ...watch, Watch: { ...watch.Watch, responseSerialize } };
 }
