@@ -10,24 +10,12 @@
  * generic encoder writes), handed to the gRPC layer in parts that it copies
  * straight into the message frame.
  */
-import type protobuf from "protobufjs";
+import protobuf from "protobufjs";
 import type { MethodDefinition } from "./h2/mod.ts";
 import { EncodedMessage } from "../translator/range_codec.ts";
 
 /** `events` (field 11), length-delimited. */
 const EVENTS_TAG = (11 << 3) | 2;
-
-function varintSize(n: number): number {
-  let size = 1;
-  for (; n > 0x7f; n >>>= 7) size++;
-  return size;
-}
-
-function writeVarint(buf: Uint8Array, pos: number, n: number): number {
-  for (; n > 0x7f; n >>>= 7) buf[pos++] = (n & 0x7f) | 0x80;
-  buf[pos++] = n;
-  return pos;
-}
 
 /** The Watch service's definitions with a response encoder that shares encoded events. */
 export function withSharedWatchEvents(
@@ -40,10 +28,8 @@ export function withSharedWatchEvents(
   const encodeEvent = (e: object): Uint8Array => {
     let field = encoded.get(e);
     if (!field) {
-      const bytes = eventType.encode(eventType.fromObject(e)).finish();
-      field = new Uint8Array(1 + varintSize(bytes.length) + bytes.length);
-      field[0] = EVENTS_TAG;
-      field.set(bytes, writeVarint(field, 1, bytes.length));
+      const w = protobuf.Writer.create().uint32(EVENTS_TAG).fork();
+      field = eventType.encode(eventType.fromObject(e), w).ldelim().finish();
       encoded.set(e, field);
     }
     return field;
