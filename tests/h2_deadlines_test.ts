@@ -18,12 +18,13 @@ Deno.test("deadlines expire in order, on time, except those cancelled; no timer 
   const b = add("b", 60);
   add("c", 20);
   await sleep(10);
-  add("d", 60);
+  add("d", 60.2); // what a client sends: what is left of its context's timeout
   b.cancel();
   b.cancel(); // twice is once
   await sleep(150);
   assert.deepEqual(expired, ["c", "a", "d"]);
-  assert.ok(at.c >= 19 && at.a >= 59 && at.d >= 69, JSON.stringify(at));
+  // Never early; late by at most the spread (and the timers' own lateness).
+  assert.ok(at.c >= 19 && at.a >= 59 && at.d >= 70, JSON.stringify(at));
   // Every call cancelled before its deadline: the timer goes with the last one (the test's
   // sanitizer fails on a timer left behind).
   const many = Array.from({ length: 3000 }, () => d.add(1000, () => expired.push("late")));

@@ -15,7 +15,7 @@ import { ErrorCode } from "./frame.ts";
 import { encodeHeaders } from "./hpack.ts";
 import { type Deadline, Deadlines } from "./deadlines.ts";
 
-/** Every call's deadline: one timer per distinct `grpc-timeout`, not one per call. */
+/** Every call's deadline: one timer per `grpc-timeout` (about the same ones share it), not per call. */
 const deadlines = new Deadlines();
 
 /** gRPC status codes. */
