@@ -57,19 +57,31 @@ interface StreamWatch {
   access?: { user: string; key: Uint8Array; end: Uint8Array | undefined };
 }
 
-type WireEvent = { type: string; kv: unknown; prev_kv: unknown };
-/** Wire events by event, with and without prev_kv: one per event, shared by every watch sending it. */
-const wireEvents = [new WeakMap<Event, WireEvent>(), new WeakMap<Event, WireEvent>()];
+/** An event as the Watch response carries it; `encoded` is watch_codec.ts's, once it encoded it. */
+type WireEvent = { type: string; kv: unknown; prev_kv: unknown; encoded?: Uint8Array };
 
-/** The wire form of `e`, made once per prev_kv choice (watch_codec.ts encodes each once). */
+/**
+ * Wire events made during this turn, by event, without and with prev_kv:
+ * every watch that sends an event in the flushes of one publish gets the same
+ * object, so it is encoded once. Dropped after those flushes (they are the
+ * microtasks queued before this map's first entry), so nothing is kept.
+ */
+let madeThisTurn: [Map<Event, WireEvent>, Map<Event, WireEvent>] | undefined;
+
+/** The wire form of `e`, shared by the watches that send it in this turn. */
 function wireEvent(e: Event, prevKv: boolean): WireEvent {
-  const made = wireEvents[prevKv ? 1 : 0];
+  if (!madeThisTurn) {
+    madeThisTurn = [new Map(), new Map()];
+    queueMicrotask(() => madeThisTurn = undefined);
+  }
+  const made = madeThisTurn[prevKv ? 1 : 0];
   let wire = made.get(e);
   if (!wire) {
     wire = {
       type: e.type === "put" ? "PUT" : "DELETE",
       kv: wireKv(e.kv),
       prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
+      encoded: undefined,
     };
     made.set(e, wire);
   }

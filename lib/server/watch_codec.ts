@@ -3,9 +3,9 @@
  * send it: every watch of a key range gets the same event (kube's prefix
  * watchers all get every write, its value and previous value included), and
  * the generic encoder would convert and copy it again for each. An event is
- * encoded the first time a response carries it and kept with it (a WeakMap
- * on its wire object, which the Watch service makes once per event and
- * prev_kv choice); a response is the generic encoding of its other fields
+ * encoded the first time a response carries it and kept on its wire object
+ * (`encoded`), which the Watch service shares among the watches that send
+ * it (see `wireEvent` in watch.ts); a response is the generic encoding of its other fields
  * followed by its events (field 11, the last one, so the bytes are those the
  * generic encoder writes), handed to the gRPC layer in parts that it copies
  * straight into the message frame.
@@ -23,20 +23,17 @@ export function withSharedWatchEvents(
   root: protobuf.Root,
 ): Record<string, MethodDefinition> {
   const eventType = root.lookupType("etcdserverpb.Event");
-  /** Each event as field 11 of a WatchResponse: tag, length, then the Event's bytes. */
-  const encoded = new WeakMap<object, Uint8Array>();
-  const encodeEvent = (e: object): Uint8Array => {
-    let field = encoded.get(e);
-    if (!field) {
+  /** An event as field 11 of a WatchResponse (tag, length, the Event), kept on its wire object. */
+  const encodeEvent = (e: { encoded?: Uint8Array }): Uint8Array => {
+    if (!e.encoded) {
       const w = protobuf.Writer.create().uint32(EVENTS_TAG).fork();
-      field = eventType.encode(eventType.fromObject(e), w).ldelim().finish();
-      encoded.set(e, field);
+      e.encoded = eventType.encode(eventType.fromObject(e), w).ldelim().finish();
     }
-    return field;
+    return e.encoded;
   };
   const generic = watch.Watch.responseSerialize;
   const responseSerialize = (message: Record<string, unknown>) => {
-    const events = message.events as object[] | undefined;
+    const events = message.events as { encoded?: Uint8Array }[] | undefined;
     if (!events || events.length === 0) return generic(message);
     // The parts go straight into the gRPC frame (EncodedMessage.copy), never joined first.
     const head = generic({ ...message, events: undefined }) as Uint8Array;
