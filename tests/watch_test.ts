@@ -1176,3 +1176,31 @@ Deno.test("measure: heap per idle watch (1000 watches on one stream)", () =>
       await until(() => w.count > before, 3000, "an event on watch 2099");
     });
   }));
+
+Deno.test("[sqlite] the server's own writes reach prev_kv watchers as the writer knew them, unread", async () => {
+  const k = await startTestKine({ metricsBindAddress: "127.0.0.1:0" });
+  const w = new WatchClient(k.endpoint);
+  try {
+    const lease = Number((await k.client.lease.leaseGrant({ TTL: 60 })).ID);
+    const id = (await w.watch({ key: "/own/", rangeEnd: "/own0", prevKv: true })).watch_id;
+    const r1 = await put(k, "/own/a", "1");
+    const r2 = (await k.client.kv.put({ key: b("/own/a"), value: b("2"), lease })).header.revision;
+    const r3 = await del(k, "/own/a");
+    const r4 = await put(k, "/own/a", "3");
+    const events = await w.waitEvents(id, 4);
+    const kv = (e: any) =>
+      e && [s(e.key), s(e.value), e.create_revision, e.mod_revision, e.version, e.lease];
+    assert.deepEqual(events.map((e) => [e.type, kv(e.kv), kv(e.prev_kv)]), [
+      ["PUT", ["/own/a", "1", r1, r1, 1, 0], null],
+      ["PUT", ["/own/a", "2", r1, r2, 2, lease], ["/own/a", "1", r1, r1, 1, 0]],
+      ["DELETE", ["/own/a", "", 0, r3, 0, 0], ["/own/a", "2", r1, r2, 2, lease]],
+      ["PUT", ["/own/a", "3", r4, r4, 1, 0], null],
+    ]);
+    const text = await (await fetch(k.kine.metricsUrl!)).text();
+    const own = Number(/^kine_watch_own_rows_total (\S+)$/m.exec(text)?.[1]);
+    assert.ok(own >= 1, `kine_watch_own_rows_total ${own}`);
+  } finally {
+    await w.close();
+    await k.close();
+  }
+});

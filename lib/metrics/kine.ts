@@ -51,6 +51,8 @@ export interface KineMetrics {
   readonly watchWakeups: Counter<readonly ["source"]>;
   /** `kine_watch_rows_read_total`: rows the watch poll loop read (over its queries). */
   readonly watchRowsRead: Counter;
+  /** `kine_watch_own_rows_total`: rows of this process's commits published as its writer knew them. */
+  readonly watchOwnRows: Counter;
   /** `kine_role_held{role}`: 1 while this process holds the role (`lease_reaper`, `compactor`). */
   readonly roleHeld: Gauge<readonly ["role"]>;
   /** `kine_txn_batch_size`: txns committed together in one group commit. */
@@ -117,6 +119,10 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
     watchRowsRead: registry.counter({
       name: "kine_watch_rows_read_total",
       help: "Rows read by the watch poll loop",
+    }),
+    watchOwnRows: registry.counter({
+      name: "kine_watch_own_rows_total",
+      help: "Rows of this process's own commits handed to watchers without reading them back",
     }),
     roleHeld: registry.gauge({
       name: "kine_role_held",

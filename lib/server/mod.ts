@@ -25,6 +25,7 @@ import {
   type ServiceContext,
 } from "./services.ts";
 import { watchService } from "./watch.ts";
+import { withSharedWatchEvents } from "./watch_codec.ts";
 import { instrumentService } from "./rpc_metrics.ts";
 import { requestTracer } from "./trace.ts";
 import type { KineMetrics } from "../metrics/mod.ts";
@@ -156,7 +157,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
     progressInterval: o.watchProgressNotifyInterval,
     guard: o.auth.guard,
   });
-  add(defs["etcdserverpb.Watch"], watch.handlers);
+  add(withSharedWatchEvents(defs["etcdserverpb.Watch"], root), watch.handlers);
   add(defs["etcdserverpb.Lease"], leaseService(ctx));
   add(defs["etcdserverpb.Cluster"], clusterService(ctx));
   add(defs["etcdserverpb.Maintenance"], maintenanceService(ctx));

@@ -57,12 +57,35 @@ interface StreamWatch {
   access?: { user: string; key: Uint8Array; end: Uint8Array | undefined };
 }
 
-function wireEvent(e: Event, prevKv: boolean) {
-  return {
-    type: e.type === "put" ? "PUT" : "DELETE",
-    kv: wireKv(e.kv),
-    prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
-  };
+/** An event as the Watch response carries it; `encoded` is watch_codec.ts's, once it encoded it. */
+type WireEvent = { type: string; kv: unknown; prev_kv: unknown; encoded?: Uint8Array };
+
+/**
+ * Wire events made during this turn, by event, without and with prev_kv:
+ * every watch that sends an event in the flushes of one publish gets the same
+ * object, so it is encoded once. Dropped after those flushes (they are the
+ * microtasks queued before this map's first entry), so nothing is kept.
+ */
+let madeThisTurn: [Map<Event, WireEvent>, Map<Event, WireEvent>] | undefined;
+
+/** The wire form of `e`, shared by the watches that send it in this turn. */
+function wireEvent(e: Event, prevKv: boolean): WireEvent {
+  if (!madeThisTurn) {
+    madeThisTurn = [new Map(), new Map()];
+    queueMicrotask(() => madeThisTurn = undefined);
+  }
+  const made = madeThisTurn[prevKv ? 1 : 0];
+  let wire = made.get(e);
+  if (!wire) {
+    wire = {
+      type: e.type === "put" ? "PUT" : "DELETE",
+      kv: wireKv(e.kv),
+      prev_kv: prevKv && e.prevKv ? wireKv(e.prevKv) : undefined,
+      encoded: undefined,
+    };
+    made.set(e, wire);
+  }
+  return wire;
 }
 
 /**

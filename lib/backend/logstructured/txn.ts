@@ -19,7 +19,7 @@ import {
   presentKv,
   redirectKey,
 } from "./compact_key.ts";
-import { type LogRow, type LogTx, rowToKv } from "./log.ts";
+import { type EventRow, type LogRow, type LogTx, type NewRow, rowToKv } from "./log.ts";
 import { rangeLog } from "./range.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -178,6 +178,12 @@ export class TxnRunner {
    * compare a key's mod revision and then write it, one read for both.
    */
   readonly #latest = new Map<string, LogRow | null>();
+  /**
+   * The rows this txn appended, in id order, as the watch pipeline reads
+   * them back: the writer already holds every column (the previous row is
+   * the one it read), so its own commits reach watchers without a read.
+   */
+  readonly appended: EventRow[] = [];
   constructor(private readonly tx: LogTx, private readonly pacer = new Pacer()) {}
 
   async #readLatest(name: string): Promise<LogRow | null> {
@@ -230,11 +236,27 @@ export class TxnRunner {
     }
   }
 
-  async #append(row: Parameters<LogTx["append"]>[0]): Promise<number> {
+  /** Appends `row`, which follows `prev` (the key's latest row, null if it has none). */
+  async #append(row: NewRow, prev: LogRow | null): Promise<number> {
     await this.pacer.pace();
     this.#latest.delete(row.name);
-    this.#last = await this.tx.append(row);
-    return this.#last;
+    const id = await this.tx.append(row);
+    this.#last = id;
+    this.appended.push({
+      id,
+      name: row.name,
+      created: row.created,
+      deleted: row.deleted,
+      createRevision: row.createRevision,
+      prevRevision: row.prevRevision,
+      lease: row.lease,
+      value: row.value ?? EMPTY,
+      version: row.version,
+      oldValue: prev?.value ?? EMPTY,
+      prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
+      prevLease: prev?.lease ?? 0,
+    });
+    return id;
   }
 
   async #put(op: PutOp): Promise<OpResult> {
@@ -262,7 +284,7 @@ export class TxnRunner {
       value,
       version: live ? live.version + 1 : 1,
       oldValue: live ? live.value : null,
-    });
+    }, prev);
     return { type: "put", prevKv: op.prevKv && live ? presentKv(rowToKv(live)) : undefined };
   }
 
@@ -286,7 +308,7 @@ export class TxnRunner {
         value: null,
         version: row.version + 1,
         oldValue: row.value,
-      });
+      }, row);
     }
     return {
       type: "delete",

@@ -401,6 +401,7 @@ export class WatchHub {
     while (end < own.length && own[end].id === own[end - 1].id + 1) end++;
     const events: Event[] = [];
     for (let i = 0; i < end; i++) if (!isInternal(own[i])) events.push(rowToEvent(own[i]));
+    this.options.metrics?.watchOwnRows.inc(end);
     this.#publish(own[end - 1].id, events);
     return true;
   }

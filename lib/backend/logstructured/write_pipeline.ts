@@ -33,7 +33,8 @@ interface Pending {
   reject(err: unknown): void;
 }
 
-type Outcome = { ok: true; result: TxnResult } | { ok: false; err: unknown };
+/** A committed txn's answer, with the rows it appended where they are known (see `TxnRunner`). */
+type Outcome = { ok: true; result: TxnResult; rows?: EventRow[] } | { ok: false; err: unknown };
 
 /** Single-key txns per store round trip at most, and the bytes of their values. */
 const KEYED_CHUNK = 256;
@@ -114,8 +115,9 @@ export class WritePipeline {
     private readonly store: LogStore,
     private readonly options: WritePipelineOptions,
     /**
-     * Told the highest revision of every committed batch, and the rows its
-     * single-key txns wrote, in id order (the others' rows are not given).
+     * Told the highest revision of every committed batch, and the rows that
+     * its txns wrote as the writer knows them, in id order (a bulk load's rows
+     * are not among them).
      */
     private readonly onCommit: (revision: number, written: EventRow[]) => void,
   ) {}
@@ -186,14 +188,17 @@ export class WritePipeline {
       }
       this.options.metrics?.txnBatchSize.observe(batch.length);
       let last = 0;
+      const rows: EventRow[] = [];
       batch.forEach((p, i) => {
         const o = outcomes[i];
         if (o.ok) {
           last = Math.max(last, o.result.revision);
+          if (o.rows) { for (const row of o.rows) rows.push(row); }
           p.resolve(o.result);
         } else p.reject(o.err);
       });
-      const written = this.#written.sort((x, y) => x.id - y.id);
+      // Parts of a batch commit one after another, not in the callers' order.
+      const written = this.#written.concat(rows).sort((x, y) => x.id - y.id);
       this.#written = [];
       this.onCommit(last, written);
     } finally {
@@ -304,7 +309,9 @@ export class WritePipeline {
         return await this.write(async (tx) => {
           const pacer = new Pacer();
           if (batch.length === 1) {
-            return [{ ok: true, result: await new TxnRunner(tx, pacer).run(batch[0]) }];
+            const runner = new TxnRunner(tx, pacer);
+            const result = await runner.run(batch[0]);
+            return [{ ok: true, result, rows: runner.appended }];
           }
           const outcomes: Outcome[] = [];
           for (const txn of batch) outcomes.push(await this.#runSaved(tx, txn, pacer));
@@ -322,9 +329,10 @@ export class WritePipeline {
     for (let attempt = 1;; attempt++) {
       await tx.savepoint();
       try {
-        const result = await new TxnRunner(tx, pacer).run(txn);
+        const runner = new TxnRunner(tx, pacer);
+        const result = await runner.run(txn);
         await tx.releaseSavepoint();
-        return { ok: true, result };
+        return { ok: true, result, rows: runner.appended };
       } catch (err) {
         const failure = this.store.classify(err);
         // A deadlock may have ended the whole transaction (MySQL rolls it back, savepoint and

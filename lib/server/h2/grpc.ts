@@ -13,6 +13,10 @@ import { Buffer } from "node:buffer";
 import type { H2Stream } from "./connection.ts";
 import { ErrorCode } from "./frame.ts";
 import { encodeHeaders } from "./hpack.ts";
+import { type Deadline, Deadlines } from "./deadlines.ts";
+
+/** Every call's deadline: one timer per `grpc-timeout` (about the same ones share it), not per call. */
+const deadlines = new Deadlines();
 
 /** gRPC status codes. */
 export const enum Status {
@@ -145,7 +149,7 @@ export class ServerCall extends EventEmitter {
   #authority = "";
   #path = "";
   #deadline = Infinity;
-  #timer?: ReturnType<typeof setTimeout>;
+  #timer?: Deadline;
   #done = false;
   /** Received bytes not yet forming a whole message. */
   #parts: Uint8Array[] = [];
@@ -198,7 +202,7 @@ export class ServerCall extends EventEmitter {
           return { code: Status.INTERNAL, details: `malformed grpc-timeout: ${value}` };
         }
         this.#deadline = Date.now() + ms;
-        this.#timer = setTimeout(() => this.#expire(), ms);
+        this.#timer = deadlines.add(ms, () => this.#expire());
       } else if (name === "grpc-encoding") {
         if (value !== "identity") {
           return {
@@ -271,7 +275,7 @@ export class ServerCall extends EventEmitter {
   sendStatus(status: StatusObject): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     const code = status.code ?? Status.UNKNOWN;
     if (code === Status.OK && this.#stream.headersSent) {
       this.#stream.end(OK_TRAILERS);
@@ -309,7 +313,7 @@ export class ServerCall extends EventEmitter {
   abort(): void {
     if (this.#done) return;
     this.#done = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#cancel();
   }
 
