@@ -7,7 +7,8 @@ import { Snapshots, toRecord } from "./snapshot.ts";
 import { compacted, futureRevision } from "../errors.ts";
 import { hashKeySpace } from "../hash.ts";
 import { ReadIndex } from "../read_index.ts";
-import { checkTxn } from "./txn.ts";
+import { readTxn } from "./read_txn.ts";
+import { checkTxn, txnKeys } from "./txn.ts";
 import { WatchHub } from "./watch_hub.ts";
 import { WritePipeline } from "./write_pipeline.ts";
 import type {
@@ -223,7 +224,19 @@ export class LogBackend implements Backend {
 
   txn(txn: Txn): Promise<TxnResult> {
     checkTxn(txn);
+    if (!txnKeys(txn).writes) return this.#readTxn(txn);
     return this.#writes.txn(txn);
+  }
+
+  /**
+   * A txn that writes nothing: linearized once, then its compares and ranges
+   * read from the key index at that revision ({@link readTxn}), without a
+   * store transaction or a place in the write queue.
+   */
+  async #readTxn(txn: Txn): Promise<TxnResult> {
+    await this.linearize();
+    const revision = this.#hub.polled;
+    return await readTxn(txn, revision, (r) => this.range({ ...r, serializable: true }));
   }
 
   async leasedKeys(): Promise<LeasedKeys> {
