@@ -9,7 +9,7 @@
  *
  * The values are copied into one ring buffer: a Uint8Array of its own per
  * value costs V8 about 640 bytes besides its data (2.5× the value at 256 B),
- * the ring only a map slot.
+ * the ring only a map slot and a 4-byte length.
  *
  * @module
  */
@@ -17,18 +17,18 @@ import type { KeyValue } from "../types.ts";
 
 /** A value larger than this share of the budget is not kept: one would push out many. */
 const LARGEST_SHARE = 64;
-/** Lengths are packed below offsets in one number: a value kept is shorter than this. */
-const LENGTH_SPAN = 2 ** 20;
+/** Each value's length goes before it in the ring, in this many bytes (little-endian). */
+const HEADER = 4;
 
 /** Row values by id in a ring of `budget` bytes, the oldest overwritten first. */
 export class ValueCache {
   readonly #ring: Uint8Array;
-  /** id → offset · {@link LENGTH_SPAN} + length. */
+  /** id → offset of its entry (length, then value): a small integer, never a boxed number. */
   readonly #where = new Map<number, number>();
   /** Ids in the order they were written into the ring; those before `#head` are gone. */
   #order: number[] = [];
   #head = 0;
-  /** Where the next value goes. */
+  /** Where the next entry goes. */
   #at = 0;
 
   constructor(readonly budget: number) {
@@ -40,15 +40,19 @@ export class ValueCache {
     return this.#where.size;
   }
 
+  #length(offset: number): number {
+    const r = this.#ring;
+    return r[offset] | (r[offset + 1] << 8) | (r[offset + 2] << 16) | (r[offset + 3] << 24);
+  }
+
   /**
    * A copy of the value of row `id`, if held: the ring's bytes are
    * overwritten later, while the caller may keep the value.
    */
   get(id: number): Uint8Array | undefined {
-    const w = this.#where.get(id);
-    if (w === undefined) return undefined;
-    const offset = Math.floor(w / LENGTH_SPAN);
-    return this.#ring.slice(offset, offset + w % LENGTH_SPAN);
+    const offset = this.#where.get(id);
+    if (offset === undefined) return undefined;
+    return this.#ring.slice(offset + HEADER, offset + HEADER + this.#length(offset));
   }
 
   /**
@@ -59,23 +63,23 @@ export class ValueCache {
   fill(kvs: KeyValue[]): KeyValue[] {
     const missing: KeyValue[] = [];
     const held: KeyValue[] = [];
-    const where: number[] = [];
+    const offsets: number[] = [];
     let total = 0;
     for (const kv of kvs) {
-      const w = this.#where.get(kv.modRevision);
-      if (w === undefined) missing.push(kv);
+      const offset = this.#where.get(kv.modRevision);
+      if (offset === undefined) missing.push(kv);
       else {
         held.push(kv);
-        where.push(w);
-        total += w % LENGTH_SPAN;
+        offsets.push(offset);
+        total += this.#length(offset);
       }
     }
     const out = new Uint8Array(total);
     let at = 0;
     for (let i = 0; i < held.length; i++) {
-      const offset = Math.floor(where[i] / LENGTH_SPAN);
-      const length = where[i] % LENGTH_SPAN;
-      out.set(this.#ring.subarray(offset, offset + length), at);
+      const from = offsets[i] + HEADER;
+      const length = this.#length(offsets[i]);
+      out.set(this.#ring.subarray(from, from + length), at);
       held[i].value = out.subarray(at, at + length);
       at += length;
     }
@@ -85,11 +89,8 @@ export class ValueCache {
   /** Keeps the value of row `id`, overwriting the oldest values it needs the room of. */
   add(id: number, value: Uint8Array): void {
     const length = value.length;
-    if (length * LARGEST_SHARE > this.budget || length >= LENGTH_SPAN || this.#where.has(id)) {
-      return;
-    }
-    // An empty value takes a byte too, so that no two values start at one offset.
-    const room = Math.max(length, 1);
+    if (length * LARGEST_SHARE > this.budget || this.#where.has(id)) return;
+    const room = HEADER + length;
     if (this.#at + room > this.budget) {
       // The tail of the ring is too short: what is left there is the oldest, and goes.
       while (this.#head < this.#order.length && this.#offset(this.#order[this.#head]) >= this.#at) {
@@ -97,17 +98,23 @@ export class ValueCache {
       }
       this.#at = 0;
     }
-    const end = this.#at + room;
+    const at = this.#at;
+    const end = at + room;
     // The oldest values lie just ahead of `#at`: those the new one overlaps go.
     while (this.#head < this.#order.length) {
       const old = this.#order[this.#head];
       const offset = this.#offset(old);
-      if (offset < this.#at || offset >= end) break;
+      if (offset < at || offset >= end) break;
       this.#where.delete(old);
       this.#head++;
     }
-    this.#ring.set(value, this.#at);
-    this.#where.set(id, this.#at * LENGTH_SPAN + length);
+    const r = this.#ring;
+    r[at] = length & 0xff;
+    r[at + 1] = (length >>> 8) & 0xff;
+    r[at + 2] = (length >>> 16) & 0xff;
+    r[at + 3] = length >>> 24;
+    r.set(value, at + HEADER);
+    this.#where.set(id, at);
     this.#order.push(id);
     this.#at = end;
     if (this.#head > 4096 && this.#head * 2 > this.#order.length) {
@@ -117,6 +124,6 @@ export class ValueCache {
   }
 
   #offset(id: number): number {
-    return Math.floor(this.#where.get(id)! / LENGTH_SPAN);
+    return this.#where.get(id)!;
   }
 }
