@@ -12,6 +12,7 @@ import { isInternal } from "./events.ts";
 import { type IndexedRow, KeyIndex } from "./key_index.ts";
 import type { IndexReader, LogRow, MaybePromise, Revisions } from "./log.ts";
 import { keep, needsFullScan, SORT_KEYS } from "./range.ts";
+import type { ValueCache } from "./value_cache.ts";
 import type { Event } from "../types.ts";
 
 /** A row a Range chose is no longer in the store: compaction overtook the read. */
@@ -60,8 +61,10 @@ export class IndexedReads {
   #trimWanted = false;
   #trimming?: Promise<void>;
 
+  /** `cache` keeps values read before, where reading them again costs a store query. */
   constructor(
     private readonly reader: IndexReader & { revisions(): MaybePromise<Revisions> },
+    private readonly cache?: ValueCache,
   ) {}
 
   /** The compact revision the index was last trimmed to. */
@@ -117,7 +120,12 @@ export class IndexedReads {
 
   /** Applies a batch the watch hub published. */
   apply(events: Event[]): void {
-    for (const e of events) this.#index.apply(fromEvent(e));
+    const cache = this.cache;
+    for (const e of events) {
+      this.#index.apply(fromEvent(e));
+      // A value just written is the likeliest to be read next: kube Lists what it writes.
+      if (cache && e.type === "put") cache.add(e.kv.modRevision, e.kv.value);
+    }
     // Rows the poll loop read before another process compacted past them (it holds rows above a
     // missing id) come in below the compact revision: trimmed again, as the store trimmed them.
     if (events.length > 0 && events[0].kv.modRevision <= this.#compact) this.#wantTrim();
@@ -234,14 +242,17 @@ export class IndexedReads {
     return { revision: header, kvs, count, more, nextKey };
   }
 
-  /** Reads the values of `kvs` by row id into them. */
+  /** Reads the values of `kvs` by row id into them, those the cache holds from it. */
   async #values(kvs: KeyValue[]): Promise<void> {
-    if (kvs.length === 0) return;
-    const values = await this.reader.values(kvs.map((kv) => kv.modRevision));
-    for (const kv of kvs) {
+    const cache = this.cache;
+    const missing = cache ? cache.fill(kvs) : kvs;
+    if (missing.length === 0) return;
+    const values = await this.reader.values(missing.map((kv) => kv.modRevision));
+    for (const kv of missing) {
       const value = values.get(kv.modRevision);
       if (value === undefined) throw new RowGone();
       kv.value = value;
+      cache?.add(kv.modRevision, value);
     }
   }
 }

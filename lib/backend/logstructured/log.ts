@@ -242,6 +242,8 @@ export interface LogStore {
   readonly parallelWrites: boolean;
   /** Cross-process commit wake-ups, where the engine has them (PostgreSQL LISTEN/NOTIFY). */
   readonly notifier?: CommitNotifier;
+  /** True where reading values by row id costs no more than a lookup in memory: no value cache. */
+  readonly valuesInMemory?: boolean;
   /** What a failed store call means for the caller (see {@link StoreFailure}). */
   classify(err: unknown): StoreFailure;
   /** Bytes holding data. */

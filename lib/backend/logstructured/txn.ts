@@ -151,6 +151,15 @@ function compareKv(c: Compare, kv: KeyValue): boolean {
   }
 }
 
+/**
+ * Whether compare `c` holds on `kvs`, the live kvs of its key or range:
+ * on every one of them, or on the zero KeyValue when there are none.
+ */
+export function compareHolds(c: Compare, kvs: KeyValue[]): boolean {
+  if (kvs.length === 0) return c.target !== "value" && compareKv(c, ZERO_KV);
+  return kvs.every((kv) => compareKv(c, kv));
+}
+
 /** Longest stretch a write batch runs without letting other requests in, ms. */
 const SLICE_MS = 4;
 
@@ -204,9 +213,7 @@ export class TxnRunner {
   }
 
   async #evaluate(c: Compare): Promise<boolean> {
-    const kvs = await this.#liveKvs(c.key, c.end);
-    if (kvs.length === 0) return c.target !== "value" && compareKv(c, ZERO_KV);
-    return kvs.every((kv) => compareKv(c, kv));
+    return compareHolds(c, await this.#liveKvs(c.key, c.end));
   }
 
   async run(txn: Txn): Promise<TxnResult> {

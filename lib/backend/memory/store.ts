@@ -329,6 +329,7 @@ export class MemoryStore implements LogStore {
   /** One process: every write wakes the loop itself; the timer is only a safety net. */
   readonly pollIntervalMs = 1000;
   readonly parallelWrites = false;
+  readonly valuesInMemory = true;
 
   async write<T>(fn: (tx: LogWriteTx) => Promise<T>): Promise<T> {
     const tx = new MemoryTx(this.#t, false);

@@ -192,6 +192,12 @@ export interface Dialect {
    */
   readonly waitingRead?: string;
   /**
+   * Where the engine takes arrays: an `id =` operand matching any id of an
+   * array given as one text parameter (`{1,2,3}`), so a read of many rows by
+   * id binds one value, not one per id (PostgreSQL: `ANY(CAST(? AS BIGINT[]))`).
+   */
+  readonly anyId?: string;
+  /**
    * How a single-key txn (`KeyTxn`) is one statement's work here, where the
    * engine can (see `key_txn.ts`); absent = every txn takes the general path.
    */
@@ -371,12 +377,18 @@ export class Statements {
     );
   }
 
-  /** `id, value` of `n` rows by id. Params: the ids. */
+  /**
+   * `id, value` of `n` rows by id. Params: the ids, or where the engine has
+   * {@link Dialect.anyId} (whatever `n`) their array as text.
+   */
   values(n: number): string {
-    return this.#get(
-      `values${n}`,
-      () => `SELECT id, value FROM kine WHERE id IN (${Array(n).fill("?").join(", ")})`,
-    );
+    const any = this.dialect.anyId;
+    return any
+      ? this.#get("values_any", () => `SELECT id, value FROM kine WHERE id = ${any}`)
+      : this.#get(
+        `values${n}`,
+        () => `SELECT id, value FROM kine WHERE id IN (${Array(n).fill("?").join(", ")})`,
+      );
   }
 
   /** Params: rev. */

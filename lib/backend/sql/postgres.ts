@@ -49,6 +49,8 @@ export const postgresDialect: Dialect = {
   // 23505 here is two processes creating the same table or index at once.
   isAlreadyThere: (err) => ["42P07", "42701", "42710", "23505"].includes(errorCode(err)),
   orderedListJoin: "",
+  // 512 parameters cost postgres.js a third of the CPU of reading 512 values.
+  anyId: "ANY(CAST(? AS BIGINT[]))",
   leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
     "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
   schema: [

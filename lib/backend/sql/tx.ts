@@ -248,8 +248,13 @@ export class SqlLogTx implements LogWriteTx, PollReader, IndexReader {
   async values(ids: number[]): Promise<Map<number, Uint8Array>> {
     const out = new Map<number, Uint8Array>();
     const reads: (SqlRow[] | Promise<SqlRow[]>)[] = [];
+    const array = this.sql.dialect.anyId !== undefined;
     for (let i = 0; i < ids.length; i += MAX_VALUES) {
       const chunk = ids.slice(i, i + MAX_VALUES);
+      if (array) {
+        reads.push(this.conn.all("values", this.sql.values(0), [`{${chunk.join(",")}}`]));
+        continue;
+      }
       // Few statement texts: the chunk is padded to a power of two with its last id.
       let n = 1;
       while (n < chunk.length) n *= 2;
