@@ -250,15 +250,9 @@ export class TxnRunner {
     const id = await this.tx.append(row);
     this.#last = id;
     this.appended.push({
+      ...row,
       id,
-      name: row.name,
-      created: row.created,
-      deleted: row.deleted,
-      createRevision: row.createRevision,
-      prevRevision: row.prevRevision,
-      lease: row.lease,
       value: row.value ?? EMPTY,
-      version: row.version,
       oldValue: prev?.value ?? EMPTY,
       prevCreateRevision: prev ? (prev.created ? prev.id : prev.createRevision) : 0,
       prevLease: prev?.lease ?? 0,
