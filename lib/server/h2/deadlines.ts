@@ -19,6 +19,9 @@ function queueOf(ms: number): number {
   return Math.floor(Math.log2(Math.max(ms, 1)) * QUEUES_PER_DOUBLING);
 }
 
+/** What an ended call's entry calls instead of its expiry: nothing. */
+function ended(): void {}
+
 /** A deadline that may still expire; `cancel()` once the call has ended. */
 export interface Deadline {
   cancel(): void;
@@ -27,7 +30,8 @@ export interface Deadline {
 interface Entry extends Deadline {
   /** When it expires, on the `performance.now()` clock. */
   readonly at: number;
-  readonly expire: () => void;
+  /** Dropped once the call has ended, so that an entry waiting in its queue holds no call. */
+  expire: () => void;
   done: boolean;
 }
 
@@ -60,6 +64,7 @@ export class Deadlines {
       cancel: () => {
         if (entry.done) return;
         entry.done = true;
+        entry.expire = ended;
         if (--q.live === 0) this.#remove(key, q);
       },
     };
@@ -67,6 +72,13 @@ export class Deadlines {
     q.live++;
     if (q.timer === undefined) this.#arm(key, q);
     return { cancel: entry.cancel };
+  }
+
+  /** Calls held in the queues: running, or ended and not yet dropped. */
+  get held(): number {
+    let n = 0;
+    for (const q of this.#queues.values()) n += q.entries.length - q.head;
+    return n;
   }
 
   #remove(key: number, q: Queue): void {
@@ -77,10 +89,18 @@ export class Deadlines {
     q.timer = undefined;
   }
 
-  /** Skips the ended calls at the head, giving back their slots now and then. */
+  /**
+   * Skips the ended calls at the head, giving back their slots now and then;
+   * behind a call that runs long (a stream), ended calls are dropped once
+   * they are most of the queue.
+   */
   #dropDone(q: Queue): void {
     while (q.head < q.entries.length && q.entries[q.head].done) q.head++;
-    if (q.head > 1024 && q.head * 2 > q.entries.length) {
+    const waiting = q.entries.length - q.head;
+    if (waiting > 1024 && q.live * 2 < waiting) {
+      q.entries = q.entries.filter((e, i) => i >= q.head && !e.done);
+      q.head = 0;
+    } else if (q.head > 1024 && q.head * 2 > q.entries.length) {
       q.entries = q.entries.slice(q.head);
       q.head = 0;
     }
