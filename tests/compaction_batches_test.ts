@@ -10,7 +10,7 @@ import { startTestKine } from "./helpers/kine.ts";
 import { sqliteEngine } from "../lib/backend/sql/sqlite.ts";
 import { WritePipeline } from "../lib/backend/logstructured/write_pipeline.ts";
 import type { Txn } from "../lib/backend/types.ts";
-import { COMPACT_KEY } from "../lib/backend/logstructured/compact_key.ts";
+import { compactKeyRow } from "../lib/backend/logstructured/compact_key.ts";
 import { openQuietStore, putOp, silent } from "../bench/kube_txns.ts";
 
 /** Writes keys /c/0…/c/99 `rounds` times, a txn of 100 puts each; returns the revision reached. */
@@ -78,18 +78,7 @@ Deno.test("[sqlite] a compaction batch is bounded by the rows it deletes, not on
   const store = await openQuietStore(sqliteEngine(false), `${dir}/state.db`);
   try {
     // The bookkeeping row a backend's start writes: the compact revision is its prev_revision.
-    await store.write(async (tx) =>
-      await tx.append({
-        name: COMPACT_KEY,
-        created: true,
-        deleted: false,
-        createRevision: 0,
-        prevRevision: 0,
-        lease: 0,
-        value: new Uint8Array(0),
-        version: 0,
-      })
-    );
+    await store.write(async (tx) => await tx.append(compactKeyRow()));
     const pipeline = new WritePipeline(store, { logger: silent }, () => {});
     const load = (tag: string): Txn => ({
       compare: [],

@@ -1,4 +1,4 @@
-import { COMPACT_KEY, presentKv } from "./compact_key.ts";
+import { COMPACT_KEY, compactKeyRow, presentKv } from "./compact_key.ts";
 import { Compactor, type CompactorOptions } from "./compactor.ts";
 import { CountCache } from "./count_cache.ts";
 import { GapHeld, type LogStore, rowToKv } from "./log.ts";
@@ -116,16 +116,7 @@ export class LogBackend implements Backend {
     await this.#writes.write(async (tx) => {
       const rows = await tx.rowsNamed(COMPACT_KEY);
       if (rows.length === 0) {
-        await tx.append({
-          name: COMPACT_KEY,
-          created: true,
-          deleted: false,
-          createRevision: 0,
-          prevRevision: 0,
-          lease: 0,
-          value: new Uint8Array(0),
-          version: 0,
-        });
+        await tx.append(compactKeyRow());
       } else if (rows.length > 1) {
         // Legacy stores appended a row per compaction: keep the highest compact revision.
         const keep = rows.reduce((a, b) => b.prevRevision > a.prevRevision ? b : a);

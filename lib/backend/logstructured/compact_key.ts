@@ -5,9 +5,27 @@
  * lives in `compact_rev_key_apiserver` as `"<version>|<payload>"`.
  */
 import type { KeyValue } from "../types.ts";
+import type { NewRow } from "./log.ts";
 
 export const COMPACT_KEY = "compact_rev_key";
 export const APISERVER_COMPACT_KEY = "compact_rev_key_apiserver";
+
+/**
+ * The bookkeeping row a backend's start appends to a store that has none: the
+ * compact revision is its prev_revision, 0 until the first compaction.
+ */
+export function compactKeyRow(): NewRow {
+  return {
+    name: COMPACT_KEY,
+    created: true,
+    deleted: false,
+    createRevision: 0,
+    prevRevision: 0,
+    lease: 0,
+    value: new Uint8Array(0),
+    version: 0,
+  };
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
