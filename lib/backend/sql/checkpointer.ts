@@ -11,7 +11,7 @@
  * moment the write lock is surely free.
  *
  * Messages in: {@link Start} to start, `"resume"`, `"stop"`.
- * Messages out: `"ready"` (its connection is open), `"reset"`, `"stopped"`.
+ * Messages out: `"reset"`, `"stopped"`.
  */
 import { DatabaseSync } from "node:sqlite";
 
@@ -69,5 +69,4 @@ scope.onmessage = (e) => {
       // Busy, disk full or closing: the next tick tries again.
     }
   }, intervalMs);
-  scope.postMessage("ready");
 };

@@ -10,7 +10,12 @@
  * the writer's thread resets it between two write transactions (RESTART: the
  * few frames left are copied back and the next commit writes from the start
  * of the file again; a file that grew past 16 MiB in a burst is cut back to
- * 16 MiB then). PASSIVE alone lets the WAL grow with the write volume since
+ * 16 MiB then). The writer's thread also looks at the file's size after each
+ * commit (one stat) and resets a WAL grown past 16 MiB without waiting for
+ * the worker: a fast write load appends 10–16 MiB within one 100 ms tick, and
+ * a worker still starting up asks for nothing. Past, not at: the commit after
+ * a reset cuts the file to exactly 16 MiB (`journal_size_limit`), and only
+ * frames beyond that make it larger. PASSIVE alone lets the WAL grow with the write volume since
  * start: SQLite rewinds it only when a writer starts while every frame is
  * copied back, which steady writes never allow. A reset takes a few ms (4–9 ms
  * measured under a sustained write load); TRUNCATE, which also empties the
@@ -53,9 +58,10 @@ function fileBytes(path: string): number {
 /** The checkpoints of one database: on the writer's thread while idle, then a worker's. */
 export class WalKeeper {
   #worker?: Worker;
-  /** False until the worker has its connection: until then the writer's thread bounds the WAL. */
-  #workerReady = false;
+  /** True while the worker waits for a reset it asked for. */
   #wanted = false;
+  /** A reset that had to wait for locks is not tried again before this time, ms. */
+  #retryAt = 0;
   /** When the writer's thread last emptied the WAL (the store opened with an empty one). */
   #emptiedAt: number;
 
@@ -82,21 +88,30 @@ export class WalKeeper {
     return this.#worker !== undefined;
   }
 
-  /** Call when a write transaction has ended: empties the WAL, or runs a reset the worker asked for. */
+  /** Call when a write transaction has ended: empties the WAL, or resets it once it is large. */
   afterTransaction(): void {
-    if (!this.#worker) {
+    const worker = this.#worker;
+    if (!worker) {
       this.#whileIdle();
       return;
     }
-    if (!this.#workerReady) {
-      // A worker takes a while to start, and a write load can fill many MiB meanwhile.
-      if (fileBytes(`${this.path}-wal`) >= WAL_RESET_BYTES) this.#checkpoint("RESTART");
-      return;
-    }
-    if (!this.#wanted) return;
+    const wanted = this.#wanted;
+    if (!wanted && (this.now() < this.#retryAt || !this.#overgrown())) return;
     this.#wanted = false;
-    this.#checkpoint("RESTART");
-    this.#worker.postMessage("resume");
+    const started = this.now();
+    if (!this.#checkpoint("RESTART")) {
+      // A reset that waited for locks (another process's reader or writer) must not stall
+      // every commit after it: wait a worker tick. One refused at once (the worker is copying
+      // frames back) is tried again after the next commit.
+      const waited = this.now() - started;
+      if (waited >= RESET_BUSY_MS / 2) this.#retryAt = this.now() + CHECKPOINT_INTERVAL_MS;
+    }
+    if (wanted) worker.postMessage("resume");
+  }
+
+  /** True when the WAL file holds more than {@link WAL_RESET_BYTES}: the commits since the last reset do. */
+  #overgrown(): boolean {
+    return fileBytes(`${this.path}-wal`) > WAL_RESET_BYTES;
   }
 
   /** Stops the worker, if it started. */
@@ -123,14 +138,20 @@ export class WalKeeper {
     this.#emptiedAt = this.now();
   }
 
-  /** A checkpoint on the writer's connection, waiting at most {@link RESET_BUSY_MS} for locks. */
-  #checkpoint(mode: "RESTART" | "TRUNCATE"): void {
+  /**
+   * A checkpoint on the writer's connection, waiting at most {@link RESET_BUSY_MS} for locks;
+   * false when it could not finish (busy, or the disk is full).
+   */
+  #checkpoint(mode: "RESTART" | "TRUNCATE"): boolean {
     try {
       this.writer.exec(`PRAGMA busy_timeout = ${RESET_BUSY_MS}`);
-      this.writer.exec(`PRAGMA wal_checkpoint(${mode})`);
+      const { busy } = this.writer.prepare(`PRAGMA wal_checkpoint(${mode})`).get() as {
+        busy: number;
+      };
+      return busy === 0;
     } catch {
-      // Busy or disk full: the worker asks for a reset again after its next checkpoint, and an
-      // idle WAL is emptied after a later transaction.
+      // Disk full: the WAL is reset after a later transaction.
+      return false;
     } finally {
       this.writer.exec(`PRAGMA busy_timeout = ${this.busyTimeout}`);
     }
@@ -139,7 +160,6 @@ export class WalKeeper {
   #startWorker(): void {
     const worker = new Worker(new URL("./checkpointer.ts", import.meta.url), { type: "module" });
     worker.onmessage = (e) => {
-      if (e.data === "ready") this.#workerReady = true;
       if (e.data !== "reset") return;
       this.#wanted = true;
       if (!this.inTransaction()) this.afterTransaction();
