@@ -10,14 +10,17 @@
  * the writer's thread resets it between two write transactions (RESTART: the
  * few frames left are copied back and the next commit writes from the start
  * of the file again; a file that grew past 16 MiB in a burst is cut back to
- * 16 MiB then). The writer's thread also looks at the file's size after each
- * commit (one stat) and resets a WAL grown past 16 MiB without waiting for
- * the worker: a fast write load appends 10–16 MiB within one 100 ms tick, and
- * a worker still starting up asks for nothing. Past, not at: the commit after
- * a reset cuts the file to exactly 16 MiB (`journal_size_limit`), and only
- * frames beyond that make it larger. PASSIVE alone lets the WAL grow with the write volume since
- * start: SQLite rewinds it only when a writer starts while every frame is
- * copied back, which steady writes never allow. A reset takes a few ms (4–9 ms
+ * 16 MiB then). The worker copies the frames back first, again while a copy
+ * finds many new ones, so the reset copies few on the writer's thread (a
+ * reset that copied 100 ms of a fast load took 20–160 ms there). The writer
+ * also looks at the file's size after each commit (one stat): past 16 MiB it
+ * asks the worker to checkpoint now, not at its next tick (a fast load appends
+ * 10–16 MiB within one), and resets it itself while the worker is still
+ * starting or once the file holds 24 MiB. Past, not at: the commit after a reset cuts the file to exactly
+ * 16 MiB (`journal_size_limit`), and only frames beyond that make it larger.
+ * PASSIVE alone lets the WAL grow with the write volume since start: SQLite
+ * rewinds it only when a writer starts while every frame is copied back,
+ * which steady writes never allow. A reset takes a few ms (4–9 ms
  * measured under a sustained write load); TRUNCATE, which also empties the
  * file, took 14–51.
  *
@@ -26,7 +29,7 @@
  * memory), and one that stopped gives back little of it.
  */
 import type { DatabaseSync } from "node:sqlite";
-import type { Start } from "./checkpointer.ts";
+import type { Resume, Start } from "./checkpointer.ts";
 
 /** How often the worker copies the WAL into the database file, ms. */
 const CHECKPOINT_INTERVAL_MS = 100;
@@ -35,6 +38,12 @@ const CHECKPOINT_INTERVAL_MS = 100;
  * max(64 MiB, 4 × the database), with what lands before the reset on top.
  */
 const WAL_RESET_BYTES = 16 * 1024 * 1024;
+/**
+ * WAL size at which the writer's thread resets it without waiting for the
+ * worker (a worker slow to get a core): the WAL's bound, with what lands
+ * meanwhile on top.
+ */
+const WAL_FORCE_BYTES = 24 * 1024 * 1024;
 /**
  * How long a reset may wait for the locks it needs (a reader of another
  * process, the worker finishing a tick), ms. It runs on the writer's thread,
@@ -58,8 +67,12 @@ function fileBytes(path: string): number {
 /** The checkpoints of one database: on the writer's thread while idle, then a worker's. */
 export class WalKeeper {
   #worker?: Worker;
+  /** False until the worker has its connection: until then the writer's thread resets the WAL. */
+  #workerReady = false;
   /** True while the worker waits for a reset it asked for. */
   #wanted = false;
+  /** True from asking the worker for a checkpoint until it answers. */
+  #nudged = false;
   /** A reset that had to wait for locks is not tried again before this time, ms. */
   #retryAt = 0;
   /** When the writer's thread last emptied the WAL (the store opened with an empty one). */
@@ -95,23 +108,38 @@ export class WalKeeper {
       this.#whileIdle();
       return;
     }
-    const wanted = this.#wanted;
-    if (!wanted && (this.now() < this.#retryAt || !this.#overgrown())) return;
-    this.#wanted = false;
-    const started = this.now();
-    if (!this.#checkpoint("RESTART")) {
-      // A reset that waited for locks (another process's reader or writer) must not stall
-      // every commit after it: wait a worker tick. One refused at once (the worker is copying
-      // frames back) is tried again after the next commit.
-      const waited = this.now() - started;
-      if (waited >= RESET_BUSY_MS / 2) this.#retryAt = this.now() + CHECKPOINT_INTERVAL_MS;
+    if (this.#wanted) {
+      this.#wanted = false;
+      const resume: Resume = { resume: this.#reset() ?? 0 };
+      worker.postMessage(resume);
+      return;
     }
-    if (wanted) worker.postMessage("resume");
+    if (this.now() < this.#retryAt) return;
+    const bytes = fileBytes(`${this.path}-wal`);
+    if (bytes <= WAL_RESET_BYTES) return;
+    if (this.#workerReady && bytes <= WAL_FORCE_BYTES) {
+      // The worker copies the frames back first, on its thread, then asks for the reset: one
+      // here would copy them on the writer's thread, holding up every write meanwhile.
+      if (!this.#nudged) worker.postMessage("now");
+      this.#nudged = true;
+    } else this.#reset();
   }
 
-  /** True when the WAL file holds more than {@link WAL_RESET_BYTES}: the commits since the last reset do. */
-  #overgrown(): boolean {
-    return fileBytes(`${this.path}-wal`) > WAL_RESET_BYTES;
+  /**
+   * A reset on the writer's thread; one that had to wait for locks is not tried again for a tick.
+   * Returns the frames the WAL held (it rewinds at the next commit), undefined when it failed.
+   */
+  #reset(): number | undefined {
+    const started = this.now();
+    const frames = this.#checkpoint("RESTART");
+    if (frames !== undefined) return frames;
+    // A reset that waited for locks (another process's reader or writer) must not stall every
+    // commit after it. One refused at once (the worker is copying frames back) is tried again
+    // after the next commit.
+    if (this.now() - started >= RESET_BUSY_MS / 2) {
+      this.#retryAt = this.now() + CHECKPOINT_INTERVAL_MS;
+    }
+    return undefined;
   }
 
   /** Stops the worker, if it started. */
@@ -139,19 +167,20 @@ export class WalKeeper {
   }
 
   /**
-   * A checkpoint on the writer's connection, waiting at most {@link RESET_BUSY_MS} for locks;
-   * false when it could not finish (busy, or the disk is full).
+   * A checkpoint on the writer's connection, waiting at most {@link RESET_BUSY_MS} for locks.
+   * Returns the frames the WAL held, undefined when it could not finish (busy, or disk full).
    */
-  #checkpoint(mode: "RESTART" | "TRUNCATE"): boolean {
+  #checkpoint(mode: "RESTART" | "TRUNCATE"): number | undefined {
     try {
       this.writer.exec(`PRAGMA busy_timeout = ${RESET_BUSY_MS}`);
-      const { busy } = this.writer.prepare(`PRAGMA wal_checkpoint(${mode})`).get() as {
+      const { busy, log } = this.writer.prepare(`PRAGMA wal_checkpoint(${mode})`).get() as {
         busy: number;
+        log: number;
       };
-      return busy === 0;
+      return busy === 0 ? log : undefined;
     } catch {
       // Disk full: the WAL is reset after a later transaction.
-      return false;
+      return undefined;
     } finally {
       this.writer.exec(`PRAGMA busy_timeout = ${this.busyTimeout}`);
     }
@@ -160,7 +189,10 @@ export class WalKeeper {
   #startWorker(): void {
     const worker = new Worker(new URL("./checkpointer.ts", import.meta.url), { type: "module" });
     worker.onmessage = (e) => {
+      if (e.data === "ready") this.#workerReady = true;
+      if (e.data === "checked") this.#nudged = false;
       if (e.data !== "reset") return;
+      this.#nudged = false;
       this.#wanted = true;
       if (!this.inTransaction()) this.afterTransaction();
     };
