@@ -10,9 +10,17 @@
  * the writer's thread resets it between two write transactions (RESTART: the
  * few frames left are copied back and the next commit writes from the start
  * of the file again; a file that grew past 16 MiB in a burst is cut back to
- * 16 MiB then). PASSIVE alone lets the WAL grow with the write volume since
- * start: SQLite rewinds it only when a writer starts while every frame is
- * copied back, which steady writes never allow. A reset takes a few ms (4–9 ms
+ * 16 MiB then). The worker copies the frames back first, again while a copy
+ * finds many new ones, so the reset copies few on the writer's thread (a
+ * reset that copied 100 ms of a fast load took 20–160 ms there). The writer
+ * also looks at the file's size after each commit (one stat): past 16 MiB it
+ * asks the worker to checkpoint now, not at its next tick (a fast load appends
+ * 10–16 MiB within one), and resets it itself while the worker is still
+ * starting or once the file holds 24 MiB. Past, not at: the commit after a reset cuts the file to exactly
+ * 16 MiB (`journal_size_limit`), and only frames beyond that make it larger.
+ * PASSIVE alone lets the WAL grow with the write volume since start: SQLite
+ * rewinds it only when a writer starts while every frame is copied back,
+ * which steady writes never allow. A reset takes a few ms (4–9 ms
  * measured under a sustained write load); TRUNCATE, which also empties the
  * file, took 14–51.
  *
@@ -21,7 +29,7 @@
  * memory), and one that stopped gives back little of it.
  */
 import type { DatabaseSync } from "node:sqlite";
-import type { Start } from "./checkpointer.ts";
+import type { Resume, Start } from "./checkpointer.ts";
 
 /** How often the worker copies the WAL into the database file, ms. */
 const CHECKPOINT_INTERVAL_MS = 100;
@@ -30,6 +38,12 @@ const CHECKPOINT_INTERVAL_MS = 100;
  * max(64 MiB, 4 × the database), with what lands before the reset on top.
  */
 const WAL_RESET_BYTES = 16 * 1024 * 1024;
+/**
+ * WAL size at which the writer's thread resets it without waiting for the
+ * worker (a worker slow to get a core): the WAL's bound, with what lands
+ * meanwhile on top.
+ */
+const WAL_FORCE_BYTES = 24 * 1024 * 1024;
 /**
  * How long a reset may wait for the locks it needs (a reader of another
  * process, the worker finishing a tick), ms. It runs on the writer's thread,
@@ -53,9 +67,14 @@ function fileBytes(path: string): number {
 /** The checkpoints of one database: on the writer's thread while idle, then a worker's. */
 export class WalKeeper {
   #worker?: Worker;
-  /** False until the worker has its connection: until then the writer's thread bounds the WAL. */
+  /** False until the worker has its connection: until then the writer's thread resets the WAL. */
   #workerReady = false;
+  /** True while the worker waits for a reset it asked for. */
   #wanted = false;
+  /** True from asking the worker for a checkpoint until it answers. */
+  #nudged = false;
+  /** A reset that had to wait for locks is not tried again before this time, ms. */
+  #retryAt = 0;
   /** When the writer's thread last emptied the WAL (the store opened with an empty one). */
   #emptiedAt: number;
 
@@ -82,21 +101,45 @@ export class WalKeeper {
     return this.#worker !== undefined;
   }
 
-  /** Call when a write transaction has ended: empties the WAL, or runs a reset the worker asked for. */
+  /** Call when a write transaction has ended: empties the WAL, or resets it once it is large. */
   afterTransaction(): void {
-    if (!this.#worker) {
+    const worker = this.#worker;
+    if (!worker) {
       this.#whileIdle();
       return;
     }
-    if (!this.#workerReady) {
-      // A worker takes a while to start, and a write load can fill many MiB meanwhile.
-      if (fileBytes(`${this.path}-wal`) >= WAL_RESET_BYTES) this.#checkpoint("RESTART");
+    if (this.#wanted) {
+      this.#wanted = false;
+      const resume: Resume = { resume: this.#reset() ?? 0 };
+      worker.postMessage(resume);
       return;
     }
-    if (!this.#wanted) return;
-    this.#wanted = false;
-    this.#checkpoint("RESTART");
-    this.#worker.postMessage("resume");
+    if (this.now() < this.#retryAt) return;
+    const bytes = fileBytes(`${this.path}-wal`);
+    if (bytes <= WAL_RESET_BYTES) return;
+    if (this.#workerReady && bytes <= WAL_FORCE_BYTES) {
+      // The worker copies the frames back first, on its thread, then asks for the reset: one
+      // here would copy them on the writer's thread, holding up every write meanwhile.
+      if (!this.#nudged) worker.postMessage("now");
+      this.#nudged = true;
+    } else this.#reset();
+  }
+
+  /**
+   * A reset on the writer's thread; one that had to wait for locks is not tried again for a tick.
+   * Returns the frames the WAL held (it rewinds at the next commit), undefined when it failed.
+   */
+  #reset(): number | undefined {
+    const started = this.now();
+    const frames = this.#checkpoint("RESTART");
+    if (frames !== undefined) return frames;
+    // A reset that waited for locks (another process's reader or writer) must not stall every
+    // commit after it. One refused at once (the worker is copying frames back) is tried again
+    // after the next commit.
+    if (this.now() - started >= RESET_BUSY_MS / 2) {
+      this.#retryAt = this.now() + CHECKPOINT_INTERVAL_MS;
+    }
+    return undefined;
   }
 
   /** Stops the worker, if it started. */
@@ -123,14 +166,21 @@ export class WalKeeper {
     this.#emptiedAt = this.now();
   }
 
-  /** A checkpoint on the writer's connection, waiting at most {@link RESET_BUSY_MS} for locks. */
-  #checkpoint(mode: "RESTART" | "TRUNCATE"): void {
+  /**
+   * A checkpoint on the writer's connection, waiting at most {@link RESET_BUSY_MS} for locks.
+   * Returns the frames the WAL held, undefined when it could not finish (busy, or disk full).
+   */
+  #checkpoint(mode: "RESTART" | "TRUNCATE"): number | undefined {
     try {
       this.writer.exec(`PRAGMA busy_timeout = ${RESET_BUSY_MS}`);
-      this.writer.exec(`PRAGMA wal_checkpoint(${mode})`);
+      const { busy, log } = this.writer.prepare(`PRAGMA wal_checkpoint(${mode})`).get() as {
+        busy: number;
+        log: number;
+      };
+      return busy === 0 ? log : undefined;
     } catch {
-      // Busy or disk full: the worker asks for a reset again after its next checkpoint, and an
-      // idle WAL is emptied after a later transaction.
+      // Disk full: the WAL is reset after a later transaction.
+      return undefined;
     } finally {
       this.writer.exec(`PRAGMA busy_timeout = ${this.busyTimeout}`);
     }
@@ -140,7 +190,9 @@ export class WalKeeper {
     const worker = new Worker(new URL("./checkpointer.ts", import.meta.url), { type: "module" });
     worker.onmessage = (e) => {
       if (e.data === "ready") this.#workerReady = true;
+      if (e.data === "checked") this.#nudged = false;
       if (e.data !== "reset") return;
+      this.#nudged = false;
       this.#wanted = true;
       if (!this.inTransaction()) this.afterTransaction();
     };
