@@ -50,7 +50,14 @@ import type {
 import { decodeRecord, encodeRecord, RecordError } from "./codec.ts";
 import { Publisher, PublishRefused } from "./acks.ts";
 import { connectNats } from "./connect.ts";
-import { asBackendError, CONFLICT_RETRIES, LeaseBucket, leaseBucket } from "./leases.ts";
+import {
+  asBackendError,
+  CONFLICT_RETRIES,
+  LeaseBucket,
+  leaseBucket,
+  ROLE_PREFIX,
+} from "./leases.ts";
+import { LeaseMirror } from "./lease_mirror.ts";
 import { deleteRange } from "./delete_range.ts";
 import { KeyNames } from "./keys.ts";
 import { type NatsOptions, type NatsTls, parseNatsEndpoint } from "./options.ts";
@@ -112,6 +119,7 @@ export class NatsBackend implements Backend {
   #publisher?: Publisher;
   #jsm?: JetStreamManager;
   #leases?: LeaseBucket;
+  #leaseMirror?: LeaseMirror;
   #messages?: ConsumerMessages;
   #unreadable = 0;
   /** The last queued write of each key this process is writing. */
@@ -153,16 +161,27 @@ export class NatsBackend implements Backend {
         replicas: nats.replicas,
         description: "Holds kine key/values",
       }), logger);
-    this.#leases = new LeaseBucket(
-      await retryUnready(() =>
-        kvm.create(leaseBucket(nats.bucket), {
-          history: 1,
-          replicas: nats.replicas,
-          description: "Holds kine leases",
-        }), logger),
-    );
+    const leasesKv = await retryUnready(() =>
+      kvm.create(leaseBucket(nats.bucket), {
+        history: 1,
+        replicas: nats.replicas,
+        description: "Holds kine leases",
+      }), logger);
     // Once: each jetstreamManager() asks the server for its account info first.
     const jsm = this.#jsm = await this.#js.jetstreamManager();
+    const leaseStream = `KV_${leaseBucket(nats.bucket)}`;
+    this.#leaseMirror = new LeaseMirror(
+      this.#js,
+      leaseStream,
+      `$KV.${leaseBucket(nats.bucket)}.`,
+      ROLE_PREFIX,
+    );
+    await this.#leaseMirror.start();
+    this.#leases = new LeaseBucket(
+      leasesKv,
+      this.#leaseMirror,
+      async () => (await jsm.streams.info(leaseStream)).state.last_seq,
+    );
     const last = (await jsm.streams.info(this.#stream)).state.last_seq;
     const replay = performance.now();
     const consumer = await this.#js.consumers.get(this.#stream, {
@@ -247,6 +266,7 @@ export class NatsBackend implements Backend {
     this.#fanout.clear();
     this.#replica.release();
     await this.#messages?.close().catch(() => {});
+    await this.#leaseMirror?.close();
     this.#publisher?.close();
     await this.#nc?.close().catch(() => {});
   }
