@@ -76,8 +76,13 @@ const REQUEST_TIMEOUT_MS = 5000;
 /** How long one pull of the stream consumer waits; it heartbeats every half of it. */
 const CONSUMER_EXPIRES_MS = 2000;
 const CATCH_UP_BATCH = 1000;
-/** Messages one pull asks for: the default 100 costs a pull request per 100 during a replay. */
-const PULL_BATCH = 1000;
+/**
+ * Messages the consumer keeps asked for, and how few may be left before it asks again: the
+ * defaults (100, 75 %) cost a pull request per 25 messages of a replay, and each request a
+ * socket write from the event loop.
+ */
+const PULL_BATCH = 4096;
+const PULL_THRESHOLD = 1024;
 
 export interface NatsBackendOptions {
   nats: NatsOptions;
@@ -176,7 +181,9 @@ export class NatsBackend implements Backend {
       `$KV.${leaseBucket(nats.bucket)}.`,
       ROLE_PREFIX,
     );
-    await this.#leaseMirror.start();
+    // Its consumer is made while the key-value stream replays, not before.
+    const mirrored = this.#leaseMirror.start();
+    mirrored.catch(() => {}); // awaited below, unless the replay fails first
     this.#leases = new LeaseBucket(
       leasesKv,
       this.#leaseMirror,
@@ -193,6 +200,7 @@ export class NatsBackend implements Backend {
       callback: (m) => this.#apply(m),
       expires: CONSUMER_EXPIRES_MS,
       max_messages: PULL_BATCH,
+      threshold_messages: PULL_THRESHOLD,
     });
     (async () => {
       for await (const s of this.#messages!.status()) {
@@ -204,6 +212,7 @@ export class NatsBackend implements Backend {
     if (!(await this.#replica.waitFor(last, REPLAY_TIMEOUT_MS))) {
       throw new Error(`timed out reading bucket ${nats.bucket} up to revision ${last}`);
     }
+    await mirrored;
     // As the SQL backends log their index build: what a cold start cost.
     logger.info("key index built", {
       ...this.#replica.stats,
@@ -257,7 +266,8 @@ export class NatsBackend implements Backend {
       }
     }
     const event = this.#replica.apply(m.seq, key, op);
-    if (event) this.#fanout.publish(presentEvents([event]));
+    // Nobody watches during the start-up replay: no batch to build per message.
+    if (event && this.#fanout.size > 0) this.#fanout.publish(presentEvents([event]));
   }
 
   async close(): Promise<void> {
