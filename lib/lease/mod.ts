@@ -36,6 +36,11 @@ export const LEGACY_LEASE_LIMIT = 2 ** 32;
 /** etcd's largest lease TTL, seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000;
 const TICK_MS = 250;
+/**
+ * Deadlines further away than this get no timer yet (a later pass arms it):
+ * a timer past 2^31 ms would fire at once.
+ */
+const ARM_WITHIN_MS = 60_000;
 
 export const ERR_LEASE_NOT_FOUND = "etcdserver: requested lease not found";
 
@@ -291,7 +296,8 @@ export class LeaseManager {
 
   /** Runs a pass at wall-clock time `at` unless one is already due by then. */
   #arm(at: number): void {
-    if (this.#stopped || !Number.isFinite(at)) return;
+    const delay = at - this.now();
+    if (this.#stopped || !(delay <= ARM_WITHIN_MS)) return;
     if (this.#deadline !== undefined && this.#deadlineAt <= at) return;
     clearTimeout(this.#deadline);
     this.#deadlineAt = at;
@@ -299,7 +305,7 @@ export class LeaseManager {
       this.#deadline = undefined;
       this.#deadlineAt = Infinity;
       this.#expire(true);
-    }, Math.max(0, at - this.now()));
+    }, Math.max(0, delay));
   }
 
   /**
