@@ -257,3 +257,30 @@ Deno.test("two kine processes on one bucket: a lease granted and kept alive on o
     await close();
   }
 });
+
+Deno.test("two kine processes on one bucket: LeaseLeases on one lists at once what the other granted and revoked", async () => {
+  // Each listing reads every record through B's copy of the lease bucket after it has caught up
+  // with the stream's last message, so a grant or revoke A answered is in it.
+  const { kines: [a, b_], close } = await twoOnOneBucket();
+  const [ca, cb] = [connect(a.target), connect(b_.target)];
+  try {
+    const listed = async () =>
+      new Set((await cb.lease.leaseLeases({})).leases.map((l: any) => l.ID));
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) {
+      const id = (await ca.lease.leaseGrant({ TTL: 60 })).ID;
+      assert.ok((await listed()).has(id), `round ${i}: a lease granted on A is not listed on B`);
+      await ca.lease.leaseRevoke({ ID: id });
+      assert.ok(!(await listed()).has(id), `round ${i}: a lease revoked on A is listed on B`);
+    }
+    // A listing is a stream info request and a wait, not a consumer made per call (which could
+    // wait 30 s for a heartbeat).
+    const took = performance.now() - started;
+    console.log(`10 rounds: ${Math.round(took)} ms`);
+    assert.ok(took < 15_000, `10 rounds took ${Math.round(took)} ms`);
+  } finally {
+    ca.close();
+    cb.close();
+    await close();
+  }
+});

@@ -36,6 +36,11 @@ export const LEGACY_LEASE_LIMIT = 2 ** 32;
 /** etcd's largest lease TTL, seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000;
 const TICK_MS = 250;
+/**
+ * Deadlines further away than this get no timer yet (a later pass arms it):
+ * a timer past 2^31 ms would fire at once.
+ */
+const ARM_WITHIN_MS = 60_000;
 
 export const ERR_LEASE_NOT_FOUND = "etcdserver: requested lease not found";
 
@@ -67,8 +72,16 @@ export class LeaseManager {
   readonly #byKey = new Map<string, Attached>();
   readonly #reaper: Role;
   #timer?: ReturnType<typeof setInterval>;
+  /** The next lease deadline this process knows of, and its timer. */
+  #deadlineAt = Infinity;
+  #deadline?: ReturnType<typeof setTimeout>;
   #watch?: WatchResult;
   #expiring?: Promise<void>;
+  /** A deadline came while a pass was under way: run another right after it. */
+  #again = false;
+  /** The wall-clock time the last expiry pass went by. */
+  #passNow = -Infinity;
+  #stopped = false;
 
   constructor(
     private readonly backend: MvccStore & ChangeStream & LeaseStore & RoleStore,
@@ -91,11 +104,14 @@ export class LeaseManager {
       (events) => this.#follow(events),
     );
     this.#timer = setInterval(() => this.#expire(), TICK_MS);
+    this.#armNext();
   }
 
   /** Stops expiring and following; waits for an expiry pass under way; hands the role on. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#deadline);
     this.#watch?.cancel();
     await this.#expiring;
     await this.#reaper.release();
@@ -166,6 +182,7 @@ export class LeaseManager {
       lease.expiresAt = this.now() + lease.ttl * 1000;
       if (await this.backend.createLease(lease)) {
         this.#leases.set(id, lease);
+        this.#arm(lease.expiresAt);
         return lease;
       }
       if (chosen) {
@@ -243,9 +260,52 @@ export class LeaseManager {
     return (await this.backend.txn({ compare: [], success: ops, failure: [] })).revision;
   }
 
-  #expire(): void {
-    if (this.#expiring) return;
-    this.#expiring = this.#expirePass().finally(() => this.#expiring = undefined);
+  /**
+   * Starts an expiry pass. The tick's passes find leases granted elsewhere and
+   * upstream TTL keys; a lease deadline this process knows of has its own
+   * timer ({@link #arm}), so a lease goes at its deadline, not up to a tick
+   * (and a pass) later; a deadline that comes during a pass runs another
+   * right after it.
+   */
+  #expire(atDeadline = false): void {
+    if (this.#stopped) return;
+    if (this.#expiring) {
+      if (atDeadline) this.#again = true;
+      return;
+    }
+    this.#again = false;
+    this.#expiring = this.#expirePass().finally(() => {
+      this.#expiring = undefined;
+      if (this.#again) this.#expire();
+      else this.#armNext();
+    });
+  }
+
+  /**
+   * Arms the deadline timer for the earliest deadline among the lease records
+   * known. Deadlines the last pass already saw pass are the tick's to retry
+   * (a store that is away must not turn this into a busy loop).
+   */
+  #armNext(): void {
+    let next = Infinity;
+    for (const { expiresAt } of this.#leases.values()) {
+      if (expiresAt > this.#passNow) next = Math.min(next, expiresAt);
+    }
+    this.#arm(next);
+  }
+
+  /** Runs a pass at wall-clock time `at` unless one is already due by then. */
+  #arm(at: number): void {
+    const delay = at - this.now();
+    if (this.#stopped || !(delay <= ARM_WITHIN_MS)) return;
+    if (this.#deadline !== undefined && this.#deadlineAt <= at) return;
+    clearTimeout(this.#deadline);
+    this.#deadlineAt = at;
+    this.#deadline = setTimeout(() => {
+      this.#deadline = undefined;
+      this.#deadlineAt = Infinity;
+      this.#expire(true);
+    }, Math.max(0, delay));
   }
 
   /**
@@ -255,12 +315,13 @@ export class LeaseManager {
    * TTL keys past their time.
    */
   async #expirePass(): Promise<void> {
+    this.#passNow = this.now();
     try {
       if (!await this.#reaper.held()) return;
       // Keys indexed up to here were written after their lease was granted: read the records now.
       const position = this.backend.syncedRevision();
       const leases = await this.#refresh();
-      const now = this.now();
+      const now = this.#passNow = this.now();
       for (const lease of leases.values()) {
         if (lease.expiresAt > now) continue;
         if (await this.backend.deleteLease(lease.id, now)) {

@@ -50,7 +50,14 @@ import type {
 import { decodeRecord, encodeRecord, RecordError } from "./codec.ts";
 import { Publisher, PublishRefused } from "./acks.ts";
 import { connectNats } from "./connect.ts";
-import { asBackendError, CONFLICT_RETRIES, LeaseBucket, leaseBucket } from "./leases.ts";
+import {
+  asBackendError,
+  CONFLICT_RETRIES,
+  LeaseBucket,
+  leaseBucket,
+  ROLE_PREFIX,
+} from "./leases.ts";
+import { LeaseMirror } from "./lease_mirror.ts";
 import { deleteRange } from "./delete_range.ts";
 import { KeyNames } from "./keys.ts";
 import { type NatsOptions, type NatsTls, parseNatsEndpoint } from "./options.ts";
@@ -69,8 +76,13 @@ const REQUEST_TIMEOUT_MS = 5000;
 /** How long one pull of the stream consumer waits; it heartbeats every half of it. */
 const CONSUMER_EXPIRES_MS = 2000;
 const CATCH_UP_BATCH = 1000;
-/** Messages one pull asks for: the default 100 costs a pull request per 100 during a replay. */
-const PULL_BATCH = 1000;
+/**
+ * Messages the consumer keeps asked for, and how few may be left before it asks again: the
+ * defaults (100, 75 %) cost a pull request per 25 messages of a replay, and each request a
+ * socket write from the event loop.
+ */
+const PULL_BATCH = 4096;
+const PULL_THRESHOLD = 1024;
 
 export interface NatsBackendOptions {
   nats: NatsOptions;
@@ -112,6 +124,7 @@ export class NatsBackend implements Backend {
   #publisher?: Publisher;
   #jsm?: JetStreamManager;
   #leases?: LeaseBucket;
+  #leaseMirror?: LeaseMirror;
   #messages?: ConsumerMessages;
   #unreadable = 0;
   /** The last queued write of each key this process is writing. */
@@ -153,16 +166,29 @@ export class NatsBackend implements Backend {
         replicas: nats.replicas,
         description: "Holds kine key/values",
       }), logger);
-    this.#leases = new LeaseBucket(
-      await retryUnready(() =>
-        kvm.create(leaseBucket(nats.bucket), {
-          history: 1,
-          replicas: nats.replicas,
-          description: "Holds kine leases",
-        }), logger),
-    );
+    const leasesKv = await retryUnready(() =>
+      kvm.create(leaseBucket(nats.bucket), {
+        history: 1,
+        replicas: nats.replicas,
+        description: "Holds kine leases",
+      }), logger);
     // Once: each jetstreamManager() asks the server for its account info first.
     const jsm = this.#jsm = await this.#js.jetstreamManager();
+    const leaseStream = `KV_${leaseBucket(nats.bucket)}`;
+    this.#leaseMirror = new LeaseMirror(
+      this.#js,
+      leaseStream,
+      `$KV.${leaseBucket(nats.bucket)}.`,
+      ROLE_PREFIX,
+    );
+    // Its consumer is made while the key-value stream replays, not before.
+    const mirrored = this.#leaseMirror.start();
+    mirrored.catch(() => {}); // awaited below, unless the replay fails first
+    this.#leases = new LeaseBucket(
+      leasesKv,
+      this.#leaseMirror,
+      async () => (await jsm.streams.info(leaseStream)).state.last_seq,
+    );
     const last = (await jsm.streams.info(this.#stream)).state.last_seq;
     const replay = performance.now();
     const consumer = await this.#js.consumers.get(this.#stream, {
@@ -174,6 +200,7 @@ export class NatsBackend implements Backend {
       callback: (m) => this.#apply(m),
       expires: CONSUMER_EXPIRES_MS,
       max_messages: PULL_BATCH,
+      threshold_messages: PULL_THRESHOLD,
     });
     (async () => {
       for await (const s of this.#messages!.status()) {
@@ -185,6 +212,7 @@ export class NatsBackend implements Backend {
     if (!(await this.#replica.waitFor(last, REPLAY_TIMEOUT_MS))) {
       throw new Error(`timed out reading bucket ${nats.bucket} up to revision ${last}`);
     }
+    await mirrored;
     // As the SQL backends log their index build: what a cold start cost.
     logger.info("key index built", {
       ...this.#replica.stats,
@@ -238,7 +266,8 @@ export class NatsBackend implements Backend {
       }
     }
     const event = this.#replica.apply(m.seq, key, op);
-    if (event) this.#fanout.publish(presentEvents([event]));
+    // Nobody watches during the start-up replay: no batch to build per message.
+    if (event && this.#fanout.size > 0) this.#fanout.publish(presentEvents([event]));
   }
 
   async close(): Promise<void> {
@@ -247,6 +276,7 @@ export class NatsBackend implements Backend {
     this.#fanout.clear();
     this.#replica.release();
     await this.#messages?.close().catch(() => {});
+    await this.#leaseMirror?.close();
     this.#publisher?.close();
     await this.#nc?.close().catch(() => {});
   }

@@ -9,6 +9,7 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { BackendError } from "../errors.ts";
 import type { LeaseRecord } from "../types.ts";
+import type { LeaseMirror } from "./lease_mirror.ts";
 
 /** How often a conditional write is tried while other writers change its key first. */
 export const CONFLICT_RETRIES = 20;
@@ -27,23 +28,37 @@ export function asBackendError(err: unknown): BackendError {
   return new BackendError("unavailable", `etcdserver: ${(err as Error)?.message ?? err}`);
 }
 
+/** How long a listing of every lease waits for the mirror to reach the stream's end. */
+const MIRROR_WAIT_MS = 5000;
+
 /** The lease bucket's records and roles. */
 export class LeaseBucket {
-  constructor(private readonly kv: KV) {}
+  /**
+   * @param kv the lease bucket
+   * @param mirror its records, following its stream
+   * @param lastSeq the sequence of the stream's last message, asked of the server
+   */
+  constructor(
+    private readonly kv: KV,
+    private readonly mirror: LeaseMirror,
+    private readonly lastSeq: () => Promise<number>,
+  ) {}
 
+  /**
+   * One lease record read from the bucket, or every one: the mirror once it
+   * has applied every message the stream held when asked (so a grant or
+   * keep-alive any process made before the call is in the answer).
+   */
   async records(id?: number): Promise<LeaseRecord[]> {
     try {
       if (id !== undefined) {
         const e = await this.kv.get(String(id));
         return e && e.operation === "PUT" ? [e.json<LeaseRecord>()] : [];
       }
-      const out: LeaseRecord[] = [];
-      for await (const k of await this.kv.keys()) {
-        if (k.startsWith(ROLE_PREFIX)) continue;
-        const e = await this.kv.get(k);
-        if (e && e.operation === "PUT") out.push(e.json<LeaseRecord>());
+      if (!await this.mirror.reach(await this.lastSeq(), MIRROR_WAIT_MS)) {
+        throw new BackendError("unavailable", "etcdserver: lease records not yet read");
       }
-      return out;
+      return this.mirror.records();
     } catch (err) {
       throw asBackendError(err);
     }
