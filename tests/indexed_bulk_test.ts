@@ -10,6 +10,7 @@ import { b } from "./helpers/client.ts";
 import type { SqlStore } from "../lib/backend/sql/store.ts";
 import { postgresEngine } from "../lib/backend/sql/postgres.ts";
 import { mysqlEngine } from "../lib/backend/sql/mysql.ts";
+import { sqliteEngine } from "../lib/backend/sql/sqlite.ts";
 import type { SqlEngine } from "../lib/backend/sql/dialect.ts";
 import { LogBackend } from "../lib/backend/logstructured/backend.ts";
 import type { LogStore } from "../lib/backend/logstructured/log.ts";
@@ -20,7 +21,23 @@ import { openQuietStore, putOp, silent } from "../bench/kube_txns.ts";
 import { MYSQL, POSTGRES, type TestBackend } from "./helpers/backends.ts";
 import { BATCHES, load } from "./helpers/bulk_loads.ts";
 
-const CASES: [TestBackend, SqlEngine][] = [[POSTGRES, postgresEngine], [MYSQL, mysqlEngine]];
+/** SQLite in a file of the test's temporary directory. */
+const SQLITE: TestBackend = {
+  name: "sqlite",
+  endpoint: (dir) => `sqlite://${dir}.db`,
+  cleanup: async (dir) => {
+    for (const suffix of ["", "-wal", "-shm"]) {
+      await Deno.remove(`${dir}.db${suffix}`).catch(() => {});
+    }
+  },
+  persistent: true,
+};
+
+const CASES: [TestBackend, SqlEngine][] = [
+  [POSTGRES, postgresEngine],
+  [MYSQL, mysqlEngine],
+  [SQLITE, sqliteEngine(false)],
+];
 
 /** `store` with its known-rows bulk path hidden, or counting its uses into `used`. */
 function variant(store: SqlStore, indexed: boolean, used: { n: number }): LogStore {
@@ -40,7 +57,11 @@ function variant(store: SqlStore, indexed: boolean, used: { n: number }): LogSto
 }
 
 async function open(engine: SqlEngine, dsn: string, indexed: boolean, used = { n: 0 }) {
-  const store = await openQuietStore(engine, dsn.replace(/^\w+:\/\//, ""), 4);
+  const store = await openQuietStore(
+    engine,
+    dsn.replace(/^\w+:\/\//, ""),
+    engine.dialect.name === "sqlite" ? 1 : 4,
+  );
   const backend = new LogBackend(
     variant(store, indexed, used),
     backendOptions({ ...defaultConfig(), endpoint: dsn }, silent),

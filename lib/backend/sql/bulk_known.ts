@@ -43,7 +43,7 @@ const GUARD = "SELECT CASE WHEN COALESCE(MAX(id), 0) <= ? THEN 1 " +
 const GUARD_FAILED = new Set(["21000", "ER_SUBQUERY_NO_1_ROW"]);
 
 /** The row of a put after `prev`; its old value a parameter, or read by id where unknown. */
-function row(put: BulkPut, prev: BulkPrev): { params: SqlParam[]; byId: boolean } {
+export function knownRow(put: BulkPut, prev: BulkPrev): { params: SqlParam[]; byId: boolean } {
   const live = prev.id !== 0;
   const byId = live && prev.value === undefined;
   return {
@@ -62,17 +62,20 @@ function row(put: BulkPut, prev: BulkPrev): { params: SqlParam[]; byId: boolean 
   };
 }
 
-/** The insert's text for rows whose old value is read by id where `byId`. */
-function insertText(sql: Statements, byId: boolean[], returning: boolean): string {
+/**
+ * The insert's text for rows whose old value is read by id where `byId`;
+ * PostgreSQL's `returning` the ids.
+ */
+export function knownInsertText(sql: Statements, byId: boolean[], returning = false): string {
   // MySQL reads the table it inserts into only through a derived table.
-  const read = returning
-    ? "(SELECT value FROM kine WHERE id = ?)"
-    : "(SELECT p.value FROM (SELECT value FROM kine WHERE id = ?) AS p)";
+  const read = sql.dialect.name === "mysql"
+    ? "(SELECT p.value FROM (SELECT value FROM kine WHERE id = ?) AS p)"
+    : "(SELECT value FROM kine WHERE id = ?)";
   const build = () =>
     `INSERT INTO kine(${COLUMNS}) VALUES ` +
     byId.map((r) => `(?, ?, ?, ?, ?, ?, ?, ${r ? read : "?"}, ?)`).join(", ") +
     (returning ? " RETURNING id" : "");
-  if (!byId.includes(true)) return sql.cached(`bulk-known:${byId.length}`, build);
+  if (!byId.includes(true)) return sql.cached(`bulk-known:${byId.length}:${returning}`, build);
   return renameTable(bind(sql.dialect, build()), sql.table);
 }
 
@@ -90,14 +93,14 @@ export function knownBulkStatements(
   const byId: boolean[] = [];
   loads.forEach((puts, l) =>
     puts.forEach((put, i) => {
-      const r = row(put, known.prev[l][i]);
+      const r = knownRow(put, known.prev[l][i]);
       for (const p of r.params) params.push(p);
       byId.push(r.byId);
     })
   );
   return [
     { sql: sql.cached("bulk-known-guard", () => GUARD), params: [known.position] },
-    { sql: insertText(sql, byId, returning), params },
+    { sql: knownInsertText(sql, byId, returning), params },
   ];
 }
 

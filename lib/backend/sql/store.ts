@@ -20,7 +20,7 @@ import { bulkRevision, bulkStatements, keyTxnPlan } from "./key_txn.ts";
 import type { BulkKnown, BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
 import { nameToWrite } from "./keys.ts";
-import { appendPuts } from "./bulk_put.ts";
+import { appendKnownPuts, appendPuts } from "./bulk_put.ts";
 import { guardFailed, knownBulkIds, knownBulkStatements } from "./bulk_known.ts";
 import { Pacer } from "../logstructured/txn.ts";
 import { setUpSchema } from "./schema.ts";
@@ -92,7 +92,10 @@ export class SqlStore implements LogStore {
       this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
       this.writeBulk = (loads) => this.#writeBulk(keyTxn, loads);
       this.writeKnownBulk = (loads, known) => this.#writeKnownBulk(keyTxn, loads, known);
-    } else if (!driver.pipeline) this.writeBulk = (loads) => this.#appendBulk(loads);
+    } else if (!driver.pipeline) {
+      this.writeBulk = (loads) => this.#appendBulk(loads);
+      this.writeKnownBulk = (loads, known) => this.#appendKnownBulk(loads, known);
+    }
   }
 
   /**
@@ -180,6 +183,14 @@ export class SqlStore implements LogStore {
         revisions.push(await appendPuts(tx, this.#sql, puts, pace));
       }
       return revisions;
+    });
+  }
+
+  /** Bulk loads whose rows are known, in one write transaction (`bulk_put.ts`). */
+  #appendKnownBulk(loads: BulkPut[][], known: BulkKnown): Promise<number[][] | null> {
+    return this.driver.transaction(async (conn) => {
+      const pacer = new Pacer();
+      return await appendKnownPuts(this.#wrap(conn), this.#sql, loads, known, () => pacer.pace());
     });
   }
 
