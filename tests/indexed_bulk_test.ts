@@ -113,7 +113,9 @@ for (const [tb, engine] of CASES) {
           await backend.close();
         }
       }
-      assert.ok(used.n >= 4, `the indexed path ran (${used.n} times)`);
+      // (Not every load: one that follows ids a failed txn left unused waits for their gap fill,
+      // up to the indexed path's bound, then takes the store's path.)
+      assert.ok(used.n >= 2, `the indexed path ran (${used.n} times)`);
       assert.deepEqual(out[0].results, out[1].results, "the same answers");
       assert.deepEqual(out[0].rows, out[1].rows, "the same rows");
       assert.deepEqual(out[0].events, out[1].events, "the same events");

@@ -35,6 +35,28 @@ export interface BulkIndex {
 
 /** After the indexed path lost to another writer, loads skip it for this long, ms. */
 const BACK_OFF_MS = 1000;
+/**
+ * How long a load waits, holding the write queue, for the index to reach what
+ * the process acknowledged, ms; then it takes the store's path (and the
+ * indexed path rests, as after a loss). Rows the process handed the watch hub
+ * are applied at once; others wait for the hub's read (another server's, or
+ * those of txns the hub was not handed).
+ */
+const CATCH_UP_MS = 50;
+
+/** Whether `index` reaches `revision` within {@link CATCH_UP_MS}. */
+async function caughtUp(index: BulkIndex, revision: number): Promise<boolean> {
+  if (index.position() >= revision) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      index.waitFor(revision).then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), CATCH_UP_MS)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The newest row of every put's key from the index, or null where a load is
@@ -105,7 +127,10 @@ export function withIndexedBulk(store: LogStore, index: BulkIndex): LogStore {
   let skipUntil = 0;
   const indexed = async (loads: BulkPut[][]): Promise<number[]> => {
     if (performance.now() < skipUntil) return await writeBulk(loads);
-    await index.waitFor(Math.max(own, index.acknowledged()));
+    if (!await caughtUp(index, Math.max(own, index.acknowledged()))) {
+      skipUntil = performance.now() + BACK_OFF_MS;
+      return await writeBulk(loads);
+    }
     // From here to the statements nothing awaits: the rows follow the index at its position.
     const known = knownRows(loads, index);
     if (!known) return await writeBulk(loads);
