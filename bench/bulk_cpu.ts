@@ -15,12 +15,9 @@ import { createKineMetrics } from "../lib/metrics/mod.ts";
 import type { Backend, Txn } from "../lib/backend/types.ts";
 import { putOp, silent } from "./kube_txns.ts";
 import { type Engine, startDatabase } from "./databases.ts";
-import { cpuSeconds, initClockTicks, treeCpuSeconds } from "./procfs.ts";
+import { flag, forEngines } from "./cpu_cli.ts";
+import { cpuSeconds, treeCpuSeconds } from "./procfs.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
 const TXNS = flag("txns", 200);
 const ROUNDS = flag("rounds", 3);
 const value = new TextEncoder().encode("v".repeat(flag("value-size", 1024)));
@@ -72,14 +69,4 @@ async function run(engine: Engine | "sqlite", tmp: string): Promise<void> {
   }
 }
 
-await initClockTicks();
-const tmp = await Deno.makeTempDir({ prefix: "kine-bulk-cpu-" });
-try {
-  const named = Deno.args.filter((a, i) =>
-    !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
-  );
-  const engines = (named.length ? named : ["sqlite", "postgres", "mysql"]) as Engine[];
-  for (const e of engines) await run(e, tmp);
-} finally {
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-}
+await forEngines<Engine | "sqlite">("kine-bulk-cpu-", ["sqlite", "postgres", "mysql"], run);
