@@ -172,3 +172,32 @@ for (const [tb, engine] of CASES) {
     }
   });
 }
+
+for (const [tb, engine] of CASES) {
+  Deno.test(`[${tb.name}] rows known from a stale position write nothing`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "indexed-bulk-guard" });
+    const store = await openQuietStore(engine, tb.endpoint(dir).replace(/^\w+:\/\//, ""));
+    try {
+      const put = (name: string) => ({ name, value: b(name), lease: 0 });
+      const none = { id: 0, createRevision: 0, version: 0, lease: 0, value: null };
+      const [first] = await store.writeBulk!([[put("/g/1"), put("/g/2")]]);
+      const rows = async () => (await store.reader.events(0, 0, 1000)).length;
+      const before = await rows();
+      // A row above the position: the guard fails the transaction.
+      const stale = { prev: [[none]], position: first - 1 };
+      assert.equal(await store.writeKnownBulk!([[put("/g/3")]], stale), null);
+      // A key the writer thought new that has a row: the unique index fails it.
+      const taken = { prev: [[none, none]], position: first };
+      await assert.rejects(store.writeKnownBulk!([[put("/g/4"), put("/g/1")]], taken));
+      assert.equal(await rows(), before, "nothing written");
+      const ids = await store.writeKnownBulk!([[put("/g/5"), put("/g/6")]], taken);
+      // Consecutive ids above the first load's (the failed attempts may have used some).
+      assert.ok(ids![0][0] > first && ids![0][1] === ids![0][0] + 1, String(ids));
+      assert.equal(await rows(), before + 2);
+    } finally {
+      await store.close();
+      await tb.cleanup!(dir);
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
