@@ -156,11 +156,16 @@ export function withIndexedBulk(store: LogStore, index: BulkIndex): LogStore {
     if (complete) index.committed(rows);
     return ids.map((l) => l[l.length - 1]);
   };
+  // The store's methods bound once (the write pipeline looks some up per txn).
+  const bound = new Map<PropertyKey, unknown>();
   return new Proxy(store, {
     get(target, p) {
       if (p === "writeBulk") return indexed;
       const v = Reflect.get(target, p);
-      return typeof v === "function" ? v.bind(target) : v;
+      if (typeof v !== "function") return v;
+      let f = bound.get(p);
+      if (f === undefined) bound.set(p, f = v.bind(target));
+      return f;
     },
   });
 }
