@@ -17,14 +17,10 @@ import { type Backend, plainRange } from "../lib/backend/types.ts";
 import { RangeEncoder } from "../lib/translator/range_codec.ts";
 import { putOp, silent } from "./kube_txns.ts";
 import { type Engine, startDatabase } from "./databases.ts";
+import { flag, forEngines } from "./cpu_cli.ts";
 import { cpuUsage } from "node:process";
-import { initClockTicks, treeCpuSeconds } from "./procfs.ts";
+import { treeCpuSeconds } from "./procfs.ts";
 
-/** The value of `--name N` among the arguments, or `fallback`. */
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
 const KEYS = flag("keys", 10_000);
 const ROUNDS = flag("rounds", 15);
 const value = new Uint8Array(512).fill(118);
@@ -111,14 +107,4 @@ async function run(engine: Engine | "sqlite", tmp: string): Promise<void> {
   }
 }
 
-await initClockTicks();
-const tmp = await Deno.makeTempDir({ prefix: "kine-read-cpu-" });
-try {
-  const named = Deno.args.filter((a, i) =>
-    !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
-  );
-  const engines = (named.length ? named : ["sqlite", "postgres", "mysql"]) as Engine[];
-  for (const e of engines) await run(e, tmp);
-} finally {
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-}
+await forEngines<Engine | "sqlite">("kine-read-cpu-", ["sqlite", "postgres", "mysql"], run);

@@ -20,13 +20,9 @@ import { createKineMetrics } from "../lib/metrics/mod.ts";
 import { type Backend, plainRange, type Txn } from "../lib/backend/types.ts";
 import { deleteOp, kubeTxn, putOp, silent } from "./kube_txns.ts";
 import { type Engine, startDatabase } from "./databases.ts";
-import { cpuSeconds, initClockTicks, treeCpuSeconds } from "./procfs.ts";
+import { flag, forEngines } from "./cpu_cli.ts";
+import { cpuSeconds, treeCpuSeconds } from "./procfs.ts";
 
-/** The value of `--name N` among the arguments, or `fallback`. */
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Number(Deno.args[i + 1]) : fallback;
-}
 const WRITES = flag("writes", 6000);
 const INFLIGHT = flag("inflight", 32);
 const value = new TextEncoder().encode("v".repeat(flag("value-size", 1024)));
@@ -121,14 +117,4 @@ async function run(engine: Engine, tmp: string): Promise<void> {
   }
 }
 
-await initClockTicks();
-const tmp = await Deno.makeTempDir({ prefix: "kine-write-cpu-" });
-try {
-  const named = Deno.args.filter((a, i) =>
-    !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
-  );
-  const engines = (named.length ? named : ["postgres", "mysql"]) as Engine[];
-  for (const e of engines) await run(e, tmp);
-} finally {
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-}
+await forEngines<Engine>("kine-write-cpu-", ["postgres", "mysql"], run);

@@ -6,13 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { b } from "./helpers/client.ts";
 import type { SqlStore } from "../lib/backend/sql/store.ts";
 import { sqliteEngine } from "../lib/backend/sql/sqlite.ts";
 import { WritePipeline } from "../lib/backend/logstructured/write_pipeline.ts";
 import type { LogStore } from "../lib/backend/logstructured/log.ts";
-import type { Txn, TxnResult } from "../lib/backend/types.ts";
-import { deleteOp, kubeTxn, openQuietStore, putOp, silent } from "../bench/kube_txns.ts";
+import type { TxnResult } from "../lib/backend/types.ts";
+import { openQuietStore, silent } from "../bench/kube_txns.ts";
+import { BATCHES } from "./helpers/bulk_loads.ts";
 
 /** `store` without its bulk path: every txn runs a put at a time. */
 function withoutBulk(store: SqlStore): LogStore {
@@ -24,32 +24,6 @@ function withoutBulk(store: SqlStore): LogStore {
     },
   });
 }
-
-const load = (keys: string[], tag: string): Txn => ({
-  compare: [],
-  success: keys.map((k) => putOp(k, b(`${tag}:${k}`))),
-  failure: [],
-});
-
-/** The txns, in batches: each batch is handed to the pipeline at once (one commit). */
-const BATCHES: Txn[][] = [
-  [kubeTxn("/a/1", 0, putOp("/a/1", b("one"))), kubeTxn("/a/2", 0, putOp("/a/2", b("two")))],
-  [kubeTxn("/a/3", 0, putOp("/a/3", b("three")))],
-  // (A batch commits its bulk loads apart from its other txns: each kind in a batch of its own.)
-  [{ compare: [], success: [putOp("/a/4", b("four")), putOp("/a/5", b(""))], failure: [] }],
-  [{ compare: [], success: [deleteOp("/a/2")], failure: [] }],
-  // New keys, live keys (one with an empty value), a deleted key, a binary key.
-  [load(["/a/1", "/a/2", "/a/5", "/n/1", "/bin/\0\xff"], "first")],
-  // Three loads in one commit, the later ones writing keys of the earlier ones.
-  [
-    load(["/a/1", "/m/1", "/m/2"], "x"),
-    load(["/m/1", "/a/3", "/m/3"], "y"),
-    load(["/m/1", "/m/2", "/bin/\0\xff"], "z"),
-  ],
-  // A load past one statement's rows, over keys that exist and keys that do not.
-  [load(Array.from({ length: 300 }, (_, i) => `/big/${i % 2 ? i : 300 + i}`), "big")],
-  [load(Array.from({ length: 300 }, (_, i) => `/big/${i}`), "big2")],
-];
 
 async function run(store: LogStore): Promise<TxnResult[][]> {
   const pipeline = new WritePipeline(store, { logger: silent }, () => {});

@@ -4,6 +4,7 @@ import { CountCache } from "./count_cache.ts";
 import { GapHeld, type LogStore, rowToKv } from "./log.ts";
 import { IndexedReads, RowGone } from "./indexed_reads.ts";
 import { ValueCache } from "./value_cache.ts";
+import { withIndexedBulk } from "./indexed_bulk.ts";
 import { Snapshots, toRecord } from "./snapshot.ts";
 import { compacted, futureRevision } from "../errors.ts";
 import { hashKeySpace } from "../hash.ts";
@@ -70,7 +71,19 @@ export class LogBackend implements Backend {
     private readonly store: LogStore,
     private readonly options: LogBackendOptions,
   ) {
-    this.#writes = new WritePipeline(store, options, (revision, written) => {
+    // Bulk loads' rows computed from the key index (`indexed_bulk.ts`).
+    const writer = withIndexedBulk(store, {
+      newest: (key) => this.#reads.newest(key),
+      cachedValue: (id) => this.#reads.cachedValue(id),
+      position: () => this.#hub.polled,
+      acknowledged: () => this.#current,
+      waitFor: (revision) => this.waitForSyncTo(revision),
+      committed: (rows) => {
+        this.#hub.committed(rows);
+        this.#hub.wake("local");
+      },
+    });
+    this.#writes = new WritePipeline(writer, options, (revision, written) => {
       this.#advance(revision);
       this.#hub.committed(written);
       this.#hub.wake("local");

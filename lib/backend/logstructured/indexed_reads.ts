@@ -118,6 +118,16 @@ export class IndexedReads {
     return this.#index.count(start, end, revision);
   }
 
+  /** The key's newest revision in the index (see `KeyIndex.newest`); read-only. */
+  newest(key: string): Readonly<IndexedRow> | undefined {
+    return this.#index.newest(key);
+  }
+
+  /** The value of row `id` if the value cache holds it; read-only. */
+  cachedValue(id: number): Uint8Array | undefined {
+    return this.cache?.get(id);
+  }
+
   /** Applies a batch the watch hub published. */
   apply(events: Event[]): void {
     const cache = this.cache;

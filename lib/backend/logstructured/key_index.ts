@@ -233,6 +233,24 @@ export class KeyIndex {
   }
 
   /**
+   * The key's newest revision held (a tombstone's `version` is 0), without
+   * copying it out of the index; undefined for a key the index lacks.
+   */
+  newest(key: string): Readonly<IndexedRow> | undefined {
+    const [bi, i] = this.#seek(key);
+    const e = this.#blocks[bi][i];
+    if (e?.key !== key) return undefined;
+    return {
+      key,
+      mod: e.mod,
+      create: e.create,
+      version: e.version,
+      lease: e.lease,
+      deleted: e.version === 0,
+    };
+  }
+
+  /**
    * Calls `visit` for each key of `[start, end)` (`end` null: no upper
    * bound) in key order until it returns false.
    */

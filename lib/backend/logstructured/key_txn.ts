@@ -50,6 +50,30 @@ export interface BulkPut {
   lease: number;
 }
 
+/**
+ * What a writer knows of a bulk put's key before the load: its newest row,
+ * live (the key index's), or none (id 0: the key has no row, or only rows
+ * compaction removed).
+ */
+export interface BulkPrev {
+  /** The key's newest row id; 0 if none. */
+  id: number;
+  /** That row's create revision, version and lease (zeros if none). */
+  createRevision: number;
+  version: number;
+  lease: number;
+  /** That row's value; null where none, undefined where the store must read it by id. */
+  value: Uint8Array | null | undefined;
+}
+
+/** Bulk loads' rows as the writer computed them ({@link KeyTxnStore.writeKnownBulk}). */
+export interface BulkKnown {
+  /** Per load, per put, its key's newest row before the load. */
+  prev: BulkPrev[][];
+  /** The highest revision the writer's knowledge covers: every row up to it, none above. */
+  position: number;
+}
+
 /** A store that runs {@link KeyTxn}s and bulk loads in one round trip per transaction. */
 export interface KeyTxnStore {
   /**
@@ -59,6 +83,16 @@ export interface KeyTxnStore {
    * all (a `conflict`), and nothing is written.
    */
   writeBulk(loads: BulkPut[][]): Promise<number[]>;
+  /**
+   * Runs bulk loads (their keys distinct) as {@link writeBulk} does, each row
+   * computed from `known` instead of read from the store: plain multi-row
+   * inserts that read nothing of the log but its highest id. Returns each
+   * load's row ids in order, or null, having written nothing, where the log
+   * holds a row above `known.position`; throws, having written nothing, where
+   * another writer took a key's slot meanwhile (the unique
+   * `(name, prev_revision)` index).
+   */
+  writeKnownBulk?(loads: BulkPut[][], known: BulkKnown): Promise<number[][] | null>;
   /**
    * Runs the txns in order in one write transaction and commits it; later
    * txns see earlier ones' rows. A txn whose write lost to another writer

@@ -265,6 +265,8 @@ export interface LogStore {
   writeKeyTxns?: KeyTxnStore["writeKeyTxns"];
   /** A bulk load in one round trip (see `key_txn.ts`); stores without it use {@link write}. */
   writeBulk?: KeyTxnStore["writeBulk"];
+  /** A bulk load whose rows the writer computed (see `key_txn.ts`). */
+  writeKnownBulk?: KeyTxnStore["writeKnownBulk"];
   /** Lease records (only `id`'s when given), read outside any transaction. */
   leaseRecords(id?: number): Promise<LeaseRecord[]>;
   close(): Promise<void>;

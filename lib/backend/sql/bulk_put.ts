@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { BulkPut } from "../logstructured/key_txn.ts";
+import type { BulkKnown, BulkPut } from "../logstructured/key_txn.ts";
+import { knownInsertText, knownRow } from "./bulk_known.ts";
 import { BackendError } from "../errors.ts";
 import { cols, type SqlConn, type SqlParam, type Statements } from "./dialect.ts";
 import { nameToWrite } from "./keys.ts";
@@ -92,4 +93,47 @@ export async function appendPuts(
     last = (await conn.run("bulk_insert", insertOf(sql, part.length), params)).lastId;
   }
   return last;
+}
+
+/**
+ * Bulk loads whose rows kine computed from its key index (`bulk_known.ts`),
+ * in the open transaction on `conn`: no read of the keys' rows, only of the
+ * log's highest id, which must not be above `known.position` (another
+ * process wrote the file meanwhile: null, nothing written). Returns each
+ * load's row ids; a multi-row insert under the file's write lock takes
+ * consecutive ids.
+ */
+export async function appendKnownPuts(
+  conn: SqlConn,
+  sql: Statements,
+  loads: BulkPut[][],
+  known: BulkKnown,
+  pace: () => Promise<void>,
+): Promise<number[][] | null> {
+  const [top] = await conn.all(
+    "bulk_guard",
+    sql.cached("bulk-known-top", () => "SELECT MAX(id) FROM kine"),
+    [],
+  );
+  if (Number(top?.[0] ?? 0) > known.position) return null;
+  const ids: number[][] = [];
+  for (const [l, puts] of loads.entries()) {
+    const out: number[] = [];
+    for (let at = 0; at < puts.length; at += ROWS) {
+      if (at > 0 || l > 0) await pace();
+      const params: SqlParam[] = [];
+      const byId: boolean[] = [];
+      for (let i = at; i < Math.min(at + ROWS, puts.length); i++) {
+        const name = nameToWrite(puts[i].name, sql.dialect);
+        if (name instanceof BackendError) throw name;
+        const r = knownRow({ ...puts[i], name: name as string }, known.prev[l][i]);
+        for (const p of r.params) params.push(p);
+        byId.push(r.byId);
+      }
+      const { lastId } = await conn.run("bulk_insert", knownInsertText(sql, byId), params);
+      for (let id = lastId - byId.length + 1; id <= lastId; id++) out.push(id);
+    }
+    ids.push(out);
+  }
+  return ids;
 }

@@ -244,7 +244,42 @@ function literal(p: SqlParam): string {
  * queued behind it. Without parameters there is nothing to describe.
  */
 function inline(query: string, params: SqlParam[]): string {
-  return params.length === 0 ? query : query.replace(/\$(\d+)/g, (_, n) => literal(params[n - 1]));
+  if (params.length === 0) return query;
+  const { text, slots } = placeholders(query);
+  let out = text[0];
+  for (let i = 0; i < slots.length; i++) out += literal(params[slots[i]]) + text[i + 1];
+  return out;
+}
+
+/** A statement's text split at its `$n` placeholders, and the parameter index of each. */
+interface Placeholders {
+  text: string[];
+  slots: number[];
+}
+
+/**
+ * The last statements split ({@link inline}): a statement's texts come from
+ * one cache, so the same few are split again and again (a bulk insert's
+ * thousands of placeholders cost a regular expression's callback each).
+ */
+const SPLIT = new Map<string, Placeholders>();
+const SPLIT_MAX = 256;
+
+function placeholders(query: string): Placeholders {
+  let p = SPLIT.get(query);
+  if (p) return p;
+  p = { text: [], slots: [] };
+  const re = /\$(\d+)/g;
+  let from = 0;
+  for (let m = re.exec(query); m; m = re.exec(query)) {
+    p.text.push(query.slice(from, m.index));
+    p.slots.push(Number(m[1]) - 1);
+    from = m.index + m[0].length;
+  }
+  p.text.push(query.slice(from));
+  if (SPLIT.size >= SPLIT_MAX) SPLIT.delete(SPLIT.keys().next().value!);
+  SPLIT.set(query, p);
+  return p;
 }
 
 class PgConn implements SqlConn {

@@ -17,10 +17,11 @@ import {
 } from "./dialect.ts";
 import { instrument, measure } from "./instrument.ts";
 import { bulkRevision, bulkStatements, keyTxnPlan } from "./key_txn.ts";
-import type { BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
+import type { BulkKnown, BulkPut, KeyTxn, KeyTxnRow } from "../logstructured/key_txn.ts";
 import { BackendError } from "../errors.ts";
 import { nameToWrite } from "./keys.ts";
-import { appendPuts } from "./bulk_put.ts";
+import { appendKnownPuts, appendPuts } from "./bulk_put.ts";
+import { guardFailed, knownBulkIds, knownBulkStatements } from "./bulk_known.ts";
 import { Pacer } from "../logstructured/txn.ts";
 import { setUpSchema } from "./schema.ts";
 import { SqlLogTx, toLease } from "./tx.ts";
@@ -69,6 +70,7 @@ export class SqlStore implements LogStore {
   readonly notifier?: CommitNotifier;
   readonly writeKeyTxns?: LogStore["writeKeyTxns"];
   readonly writeBulk?: LogStore["writeBulk"];
+  readonly writeKnownBulk?: LogStore["writeKnownBulk"];
 
   constructor(
     readonly dialect: Dialect,
@@ -89,7 +91,11 @@ export class SqlStore implements LogStore {
     if (keyTxn && driver.pipeline) {
       this.writeKeyTxns = (txns) => this.#writeKeyTxns(keyTxn, txns);
       this.writeBulk = (loads) => this.#writeBulk(keyTxn, loads);
-    } else if (!driver.pipeline) this.writeBulk = (loads) => this.#appendBulk(loads);
+      this.writeKnownBulk = (loads, known) => this.#writeKnownBulk(keyTxn, loads, known);
+    } else if (!driver.pipeline) {
+      this.writeBulk = (loads) => this.#appendBulk(loads);
+      this.writeKnownBulk = (loads, known) => this.#appendKnownBulk(loads, known);
+    }
   }
 
   /**
@@ -117,13 +123,7 @@ export class SqlStore implements LogStore {
 
   /** Bulk loads, each as one multi-row insert, in one pipelined transaction; see `LogStore`. */
   async #writeBulk(d: KeyTxnDialect, loads: BulkPut[][]): Promise<number[]> {
-    const stored = loads.map((puts) =>
-      puts.map((p) => {
-        const name = nameToWrite(p.name, this.dialect);
-        if (name instanceof BackendError) throw name;
-        return { ...p, name: name as string };
-      })
-    );
+    const stored = this.#storedNames(loads);
     const each = stored.map((puts) => bulkStatements(this.#sql, d, puts));
     const results = await measure(
       this.options,
@@ -132,6 +132,39 @@ export class SqlStore implements LogStore {
       () => this.driver.pipeline!(each.flat()),
     );
     return each.map((statements) => bulkRevision(results.splice(0, statements.length)));
+  }
+
+  /** Bulk loads whose rows are known, in one pipelined transaction (`bulk_known.ts`). */
+  async #writeKnownBulk(
+    d: KeyTxnDialect,
+    loads: BulkPut[][],
+    known: BulkKnown,
+  ): Promise<number[][] | null> {
+    const stored = this.#storedNames(loads);
+    const statements = knownBulkStatements(this.#sql, stored, known, d.shape === "cte");
+    try {
+      const results = await measure(
+        this.options,
+        (err) => this.classify(err).code,
+        "bulk_known_insert",
+        () => this.driver.pipeline!(statements),
+      );
+      return knownBulkIds(stored, results);
+    } catch (err) {
+      if (guardFailed(err)) return null;
+      throw err;
+    }
+  }
+
+  /** The loads with their names as the engine stores them; a name it cannot store throws. */
+  #storedNames(loads: BulkPut[][]): BulkPut[][] {
+    return loads.map((puts) =>
+      puts.map((p) => {
+        const name = nameToWrite(p.name, this.dialect);
+        if (name instanceof BackendError) throw name;
+        return { ...p, name: name as string };
+      })
+    );
   }
 
   /**
@@ -150,6 +183,14 @@ export class SqlStore implements LogStore {
         revisions.push(await appendPuts(tx, this.#sql, puts, pace));
       }
       return revisions;
+    });
+  }
+
+  /** Bulk loads whose rows are known, in one write transaction (`bulk_put.ts`). */
+  #appendKnownBulk(loads: BulkPut[][], known: BulkKnown): Promise<number[][] | null> {
+    return this.driver.transaction(async (conn) => {
+      const pacer = new Pacer();
+      return await appendKnownPuts(this.#wrap(conn), this.#sql, loads, known, () => pacer.pace());
     });
   }
 
