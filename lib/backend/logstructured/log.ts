@@ -278,10 +278,9 @@ export interface CommitNotifier {
    */
   announce(revision: number): void;
   /**
-   * Calls `wake` for every announcement by any process, with its revision (0
-   * when it carried none), except those of this process's own single-key txn
-   * batches, whose rows reach the watch hub from the write itself; resolves
-   * once listening.
+   * Calls `wake` for every announcement by another process, with its
+   * revision (0 when it carried none): this process's own commits reach its
+   * watch hub from the write itself; resolves once listening.
    */
   listen(wake: (revision: number) => void): Promise<void>;
 }

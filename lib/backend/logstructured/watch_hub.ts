@@ -381,7 +381,15 @@ export class WatchHub {
       if (events.length > 0) this.#fanout.publish(events);
     }
     this.#notifySynced();
-    for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
+    if (this.#missing.size > 0) {
+      const now = performance.now();
+      const stood = this.options.metrics?.watchGapSeconds;
+      for (const [id, since] of this.#missing) {
+        if (id > position) continue;
+        stood?.observe((now - since) / 1000);
+        this.#missing.delete(id);
+      }
+    }
     let done = 0;
     while (done < this.#own.length && this.#own[done].id <= position) {
       this.#ownBytes -= ownBytes(this.#own[done++]);

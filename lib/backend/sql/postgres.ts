@@ -299,31 +299,31 @@ class PgConn implements SqlConn {
 
 /**
  * Commit wake-ups between kine processes on one database: a NOTIFY on the
- * table's channel after each commit (outside the write transaction, so it
- * adds nothing to a write's latency), and a LISTEN on postgres.js's own
+ * table's channel after each commit, and a LISTEN on postgres.js's own
  * listener connection, which reconnects and listens again by itself.
+ *
+ * The NOTIFY is never part of a write transaction: PostgreSQL commits a
+ * transaction that notified while holding one lock for the whole cluster,
+ * across its WAL flush, so writers that notify in their own transaction
+ * commit one after another, each waiting for its own flush (no group commit
+ * between the servers). The NOTIFY's own transaction commits without waiting
+ * for the flush (`synchronous_commit` off: it writes nothing a crash could
+ * lose), so it holds that lock only for a moment.
  */
 class PgNotifier implements CommitNotifier {
   /**
-   * Marks the payloads of this process's one-round-trip batches
-   * (`<revision>:<tag>`): their rows reach its watchers from the write itself,
-   * so their echo wakes nothing here. Other processes read the revision.
+   * Marks this process's payloads (`<revision>:<tag>`): its commits reach its
+   * own watchers from the write itself, so their echo wakes nothing here.
+   * Other processes read the revision.
    */
   readonly tag = crypto.randomUUID().slice(0, 8);
   #sending = false;
   /** The highest revision committed and not yet announced; 0 = none. */
   #pending = 0;
-  /** The highest revision a write transaction announced itself (NOTIFY at its commit). */
-  #covered = 0;
   constructor(private readonly sql: Sql, readonly channel: string) {}
 
-  /** A write transaction's own NOTIFY announced everything up to `revision`. */
-  covered(revision: number): void {
-    this.#covered = Math.max(this.#covered, revision);
-  }
-
+  /** Commits that come while one NOTIFY is on its way share the next one. */
   announce(revision: number): void {
-    if (revision <= this.#covered) return;
     this.#pending = Math.max(this.#pending, revision);
     if (this.#sending) return;
     this.#sending = true;
@@ -336,7 +336,8 @@ class PgNotifier implements CommitNotifier {
       while (this.#pending > 0) {
         const revision = this.#pending;
         this.#pending = 0;
-        await this.sql.notify(this.channel, String(revision));
+        await this
+          .sql`SELECT set_config('synchronous_commit', 'off', true), pg_notify(${this.channel}, ${`${revision}:${this.tag}`})`;
       }
     } catch {
       // Peers fall back on their poll; the next commit announces again.
@@ -384,9 +385,10 @@ class PgDriver implements SqlDriver {
   }
 
   /**
-   * The session settings (PgBouncer), the statements and, where peers
-   * listen, a NOTIFY of the highest id, as one simple-protocol query with the
-   * parameters written into the text: one message, one round trip. PostgreSQL
+   * The session settings (PgBouncer) and the statements as one
+   * simple-protocol query with the parameters written into the text: one
+   * message, one round trip (peers hear of the commit from the NOTIFY sent
+   * after it, see {@link PgNotifier}). PostgreSQL
    * runs the statements of one such message as one implicit transaction: a
    * failing statement rolls it all back and skips the rest, and nothing is
    * left open on the connection, which any query of the pool may use (no
@@ -395,26 +397,14 @@ class PgDriver implements SqlDriver {
    */
   async pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
     if (statements.length === 0) return [];
-    // Listeners hear of the commit as it happens, not a round trip after it (no NOTIFY to follow).
-    const channel = this.notifier?.channel;
-    const notify = channel
-      ? [
-        `SELECT MAX(id), pg_notify('${channel}', CAST(MAX(id) AS TEXT) || ':${
-          this.notifier!.tag
-        }') FROM ${channel}`,
-      ]
-      : [];
     const text = [
       ...this.settings.perTransaction,
       ...statements.map((s) => inline(s.sql, s.params)),
-      ...notify,
     ].join(";\n");
     const answer = await this.sql.unsafe(text, [], { prepare: false }).values();
     // One result set per statement that returns rows, the settings' (if any) before them.
     const sets = ("command" in answer ? [answer] : answer) as postgres.RowList<SqlRow[]>[];
-    const end = sets.length - notify.length;
-    if (channel) this.notifier!.covered(Number(sets[end][0][0]));
-    return sets.slice(end - statements.length, end).map((rows) => ({
+    return sets.slice(sets.length - statements.length).map((rows) => ({
       rows: [...rows],
       changes: rows.count ?? 0,
       lastId: 0,
