@@ -79,7 +79,7 @@ async function counters(servers: Server[]): Promise<Map<string, number>> {
     const text = await (await fetch(s.metricsUrl!)).text();
     for (const line of text.split("\n")) {
       const m =
-        /^(kine_sql_total|kine_watch_wakeups_total|kine_watch_rows_read_total|kine_gap_fill_total|kine_insert_errors_total|kine_txn_batch_size_(?:count|sum)|kine_sql_time_seconds_sum)(\{[^}]*\})? (\S+)$/
+        /^(kine_sql_total|kine_watch_wakeups_total|kine_watch_rows_read_total|kine_gap_fill_total|kine_insert_errors_total|kine_txn_batch_size_(?:count|sum)|kine_sql_time_seconds_sum|kine_watch_gap_seconds_(?:count|sum|bucket))(\{[^}]*\})? (\S+)$/
           .exec(line);
       if (!m) continue;
       const key = m[1] + (m[2] ?? "");
@@ -132,7 +132,19 @@ try {
     );
     const rows = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
       .filter(([, v]) => v > 0).sort();
+    const gap = (k: string) => rows.find(([key]) => key === k)?.[1] ?? 0;
+    const gaps = gap("kine_watch_gap_seconds_count");
+    if (gaps > 0) {
+      const over = (le: string) =>
+        (100 * (1 - gap(`kine_watch_gap_seconds_bucket{le="${le}"}`) / gaps)).toFixed(0);
+      console.log(
+        `   gaps stood: ${per1k(gaps)} ids per 1k writes, mean ` +
+          `${(gap("kine_watch_gap_seconds_sum") * 1000 / gaps).toFixed(1)} ms, ` +
+          `${over("0.01")} % > 10 ms, ${over("0.05")} % > 50 ms`,
+      );
+    }
     for (const [k, v] of rows) {
+      if (k.startsWith("kine_watch_gap_seconds")) continue;
       if (!k.startsWith("kine_sql_time_seconds_sum")) {
         console.log(`   ${k}: ${per1k(v)} per 1k writes`);
         continue;

@@ -3,8 +3,8 @@
  * (SQLite here; MySQL alike) the poll timer drops to 1 ms (MySQL: 5 ms)
  * while it finds another server's rows, so a steady writer elsewhere is followed within
  * milliseconds, not at `--poll-interval` (the interval it backs off to). On
- * PostgreSQL the write transaction's own NOTIFY, carrying its revision,
- * wakes the other servers at its commit.
+ * PostgreSQL the NOTIFY the server sends right after the batch's commit,
+ * carrying its revision, wakes the other servers.
  */
 import assert from "node:assert/strict";
 import { b } from "./helpers/client.ts";

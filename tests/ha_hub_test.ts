@@ -16,6 +16,8 @@ class FakeLog {
   /** Ids a transaction in flight holds: a fill meets them and gives up. */
   readonly held = new Set<number>();
   rowsRead = 0;
+  /** Reads of every row above a position (`events`), as opposed to reads of given ids. */
+  rangeReads = 0;
   fills: number[][] = [];
 
   commit(id: number): void {
@@ -49,8 +51,15 @@ class FakeLog {
   }
 
   readonly reader: HubLog["reader"] = {
-    events: (after: number, upTo: number, limit: number) => this.read(after, upTo, limit),
+    events: (after: number, upTo: number, limit: number) => {
+      this.rangeReads++;
+      return this.read(after, upTo, limit);
+    },
     eventsOf: (ids: number[]) => this.readIds(ids),
+    eventsOfAndAfter: (ids: number[], after: number, limit: number) => [
+      ...this.readIds(ids),
+      ...this.read(after, 0, limit),
+    ],
     revisions: () => this.revisions(),
   };
 
@@ -161,6 +170,26 @@ Deno.test("rows above a missing id are published once, in order, and not read ag
     assert.deepEqual(seen, Array.from({ length: 21 }, (_, i) => i + 1));
     // 7..20 were read once: later reads covered only the missing ids, then 21.
     assert.equal(log.rowsRead - read, 3, "rows read again");
+  } finally {
+    await hub.close();
+  }
+});
+
+Deno.test("once missing ids settle, the rows above those held come in the same read", async () => {
+  const log = new FakeLog();
+  for (const id of [1, 3, 4]) log.commit(id);
+  log.held.add(2);
+  const { hub, seen } = hubOn(log);
+  try {
+    await hub.waitForSyncTo(1);
+    log.commit(2);
+    log.commit(5);
+    log.commit(6);
+    const ranges = log.rangeReads;
+    hub.wake("notify");
+    await hub.waitForSyncTo(6);
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6]);
+    assert.equal(log.rangeReads - ranges, 0, "a read of the rows above came a round trip later");
   } finally {
     await hub.close();
   }

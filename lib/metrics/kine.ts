@@ -53,6 +53,11 @@ export interface KineMetrics {
   readonly watchRowsRead: Counter;
   /** `kine_watch_own_rows_total`: rows of this process's commits published as its writer knew them. */
   readonly watchOwnRows: Counter;
+  /**
+   * `kine_watch_gap_seconds`: how long an id stood missing below rows the watch poll loop had
+   * read (another transaction's insert not yet committed, or lost) until it was settled.
+   */
+  readonly watchGapSeconds: Histogram;
   /** `kine_role_held{role}`: 1 while this process holds the role (`lease_reaper`, `compactor`). */
   readonly roleHeld: Gauge<readonly ["role"]>;
   /** `kine_txn_batch_size`: txns committed together in one group commit. */
@@ -123,6 +128,11 @@ export function createKineMetrics(registry: Registry = new Registry()): KineMetr
     watchOwnRows: registry.counter({
       name: "kine_watch_own_rows_total",
       help: "Rows of this process's own commits handed to watchers without reading them back",
+    }),
+    watchGapSeconds: registry.histogram({
+      name: "kine_watch_gap_seconds",
+      help: "Time an id stood missing below rows the watch poll loop had read, until settled",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     }),
     roleHeld: registry.gauge({
       name: "kine_role_held",

@@ -127,6 +127,13 @@ export interface PollReader extends EventReader {
    * one of them has ended (committed or rolled back), where {@link waits}.
    */
   eventsOf(ids: number[], waiting: boolean): MaybePromise<EventRow[]>;
+  /**
+   * The rows of `ids` (as {@link eventsOf} without waiting) and, in the same
+   * read, the first `limit` rows above `after` (every id in `ids` is below
+   * it), in id order: once missing ids have settled, the rows that came
+   * above those already held arrive with them, not a round trip later.
+   */
+  eventsOfAndAfter?(ids: number[], after: number, limit: number): MaybePromise<EventRow[]>;
   /** True where {@link eventsOf} can wait for the transactions holding its ids (MySQL). */
   readonly waits?: boolean;
 }
@@ -280,10 +287,9 @@ export interface CommitNotifier {
    */
   announce(revision: number): void;
   /**
-   * Calls `wake` for every announcement by any process, with its revision (0
-   * when it carried none), except those of this process's own single-key txn
-   * batches, whose rows reach the watch hub from the write itself; resolves
-   * once listening.
+   * Calls `wake` for every announcement by another process, with its
+   * revision (0 when it carried none): this process's own commits reach its
+   * watch hub from the write itself; resolves once listening.
    */
   listen(wake: (revision: number) => void): Promise<void>;
 }

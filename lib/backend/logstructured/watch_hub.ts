@@ -305,13 +305,24 @@ export class WatchHub {
     // again, and what committed above them is read once they are settled.
     const gaps = this.#gaps();
     const waited = gaps.length > 0 && reader.waits === true;
-    const read = gaps.length > 0
-      ? await this.#readGaps(gaps, waited)
-      : await reader.events(this.#polled, 0, limit);
+    // A read that does not wait takes what came above the held rows along with the missing ids:
+    // once they have settled, nothing is left for a read a round trip later.
+    const after = gaps.length > 0 && !waited && reader.eventsOfAndAfter
+      ? this.#ahead[this.#ahead.length - 1].id
+      : 0;
+    const read = gaps.length === 0
+      ? await reader.events(this.#polled, 0, limit)
+      : after > 0
+      ? await reader.eventsOfAndAfter!(gaps, after, limit)
+      : await this.#readGaps(gaps, waited);
     this.options.metrics?.watchRowsRead.inc(read.length);
     const rows = gaps.length > 0 ? merged(this.#ahead, read) : read;
+    /** The read stopped at its limit: there may be more above it. */
+    const full = gaps.length === 0
+      ? read.length >= limit
+      : after > 0 && read.length >= gaps.length + limit;
     /** Ids up to here were looked at by this read: only those may be given up. */
-    const looked = gaps.length === 0 && read.length >= limit ? read[read.length - 1].id : Infinity;
+    const looked = full ? read[read.length - 1].id : Infinity;
     this.#ahead = [];
     const now = performance.now();
     const events: Event[] = [];
@@ -339,8 +350,8 @@ export class WatchHub {
     const stand = Math.max(this.options.fillRetryDelayMs, GAP_STAND_MS);
     if (missing.length === 0) {
       this.#heldBackoff = stand;
-      // A full read, or settled gaps with rows above them: there may be more to read at once.
-      return read.length >= limit || gaps.length > 0;
+      // A full read, or settled gaps with rows above them not read yet: more to read at once.
+      return full || (gaps.length > 0 && after === 0);
     }
     for (const id of missing) if (!this.#missing.has(id)) this.#missing.set(id, now);
     // Where a read can wait for the transactions holding missing ids, the next one does.
@@ -381,7 +392,15 @@ export class WatchHub {
       if (events.length > 0) this.#fanout.publish(events);
     }
     this.#notifySynced();
-    for (const id of this.#missing.keys()) if (id <= position) this.#missing.delete(id);
+    if (this.#missing.size > 0) {
+      const now = performance.now();
+      const stood = this.options.metrics?.watchGapSeconds;
+      for (const [id, since] of this.#missing) {
+        if (id > position) continue;
+        stood?.observe((now - since) / 1000);
+        this.#missing.delete(id);
+      }
+    }
     let done = 0;
     while (done < this.#own.length && this.#own[done].id <= position) {
       this.#ownBytes -= ownBytes(this.#own[done++]);

@@ -450,6 +450,23 @@ export class Statements {
     );
   }
 
+  /**
+   * The rows of `n` ids and those above an id, in id order, at most a limit.
+   * Params: the lowest id, the ids, the id, the limit. The lowest id bounds
+   * the index scan: without it an ordered scan of the primary key may start
+   * at the table's first row and filter its way up.
+   */
+  eventsOfAndAfter(n: number): string {
+    return this.#get(
+      `events_of_after${n}`,
+      () =>
+        eventsSql(
+          `kine.id >= ? AND (kine.id IN (${Array(n).fill("?").join(", ")}) OR kine.id > ?)`,
+          " LIMIT ?",
+        ),
+    );
+  }
+
   /** The dialect's fill guard for `n` ids (see {@link Dialect.fillGuard}); undefined if none. */
   fillGuard(n: number): string | undefined {
     const guard = this.dialect.fillGuard;

@@ -334,29 +334,55 @@ class PgConn implements SqlConn {
 
 /**
  * Commit wake-ups between kine processes on one database: a NOTIFY on the
- * table's channel after each commit (outside the write transaction, so it
- * adds nothing to a write's latency), and a LISTEN on postgres.js's own
+ * table's channel after each commit, and a LISTEN on postgres.js's own
  * listener connection, which reconnects and listens again by itself.
+ *
+ * The NOTIFY is never part of a write transaction: PostgreSQL commits a
+ * transaction that notified while holding one lock for the whole cluster,
+ * across its WAL flush, so writers that notify in their own transaction
+ * commit one after another, each waiting for its own flush (no group commit
+ * between the servers). The NOTIFY's own transaction commits without waiting
+ * for the flush (`synchronous_commit` off: it writes nothing a crash could
+ * lose), so it holds that lock only for a moment. The one-round-trip batch
+ * has the server send it right after the batch's COMMIT, in the same
+ * message; other writes send it after their commit.
  */
 class PgNotifier implements CommitNotifier {
   /**
-   * Marks the payloads of this process's one-round-trip batches
-   * (`<revision>:<tag>`): their rows reach its watchers from the write itself,
-   * so their echo wakes nothing here. Other processes read the revision.
+   * Marks this process's payloads (`<revision>:<tag>`): its commits reach its
+   * own watchers from the write itself, so their echo wakes nothing here.
+   * Other processes read the revision.
    */
   readonly tag = crypto.randomUUID().slice(0, 8);
   #sending = false;
   /** The highest revision committed and not yet announced; 0 = none. */
   #pending = 0;
-  /** The highest revision a write transaction announced itself (NOTIFY at its commit). */
+  /** The highest revision a batch's own NOTIFY (sent by the server after its commit) announced. */
   #covered = 0;
   constructor(private readonly sql: Sql, readonly channel: string) {}
 
-  /** A write transaction's own NOTIFY announced everything up to `revision`. */
+  /**
+   * The select-list items that send the announcement of `revision` (an SQL
+   * text expression) in a transaction that commits without waiting for its
+   * WAL flush: it writes nothing a crash could lose, and holds the cluster's
+   * NOTIFY lock only for a moment. After a batch's COMMIT nothing may fail
+   * (the batch would be answered as failed though committed), so its commit
+   * waits for that lock without a timeout, and nothing is sent while the
+   * NOTIFY queue is half full (a listener elsewhere that stopped reading):
+   * peers then fall back on their poll, and the queue never overflows here.
+   */
+  statement(revision: string): string {
+    return "set_config('synchronous_commit', 'off', true), set_config('lock_timeout', '0', true), " +
+      `CASE WHEN pg_notification_queue_usage() < 0.5 THEN ` +
+      `pg_notify('${this.channel}', ${revision} || ':${this.tag}') END`;
+  }
+
+  /** A batch's own NOTIFY announced everything up to `revision`. */
   covered(revision: number): void {
     this.#covered = Math.max(this.#covered, revision);
   }
 
+  /** Commits that come while one NOTIFY is on its way share the next one. */
   announce(revision: number): void {
     if (revision <= this.#covered) return;
     this.#pending = Math.max(this.#pending, revision);
@@ -371,7 +397,7 @@ class PgNotifier implements CommitNotifier {
       while (this.#pending > 0) {
         const revision = this.#pending;
         this.#pending = 0;
-        await this.sql.notify(this.channel, String(revision));
+        await this.sql.unsafe(`SELECT ${this.statement("CAST($1 AS TEXT)")}`, [revision]);
       }
     } catch {
       // Peers fall back on their poll; the next commit announces again.
@@ -420,8 +446,9 @@ class PgDriver implements SqlDriver {
 
   /**
    * The session settings (PgBouncer), the statements and, where peers
-   * listen, a NOTIFY of the highest id, as one simple-protocol query with the
-   * parameters written into the text: one message, one round trip. PostgreSQL
+   * listen, COMMIT and a NOTIFY of the highest id, as one simple-protocol
+   * query with the parameters written into the text: one message, one round
+   * trip. PostgreSQL
    * runs the statements of one such message as one implicit transaction: a
    * failing statement rolls it all back and skips the rest, and nothing is
    * left open on the connection, which any query of the pool may use (no
@@ -430,25 +457,26 @@ class PgDriver implements SqlDriver {
    */
   async pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
     if (statements.length === 0) return [];
-    // Listeners hear of the commit as it happens, not a round trip after it (no NOTIFY to follow).
-    const channel = this.notifier?.channel;
-    const notify = channel
+    const notifier = this.notifier;
+    // Where peers listen: COMMIT, then the NOTIFY in a transaction of its own (see PgNotifier),
+    // sent by the server as soon as the batch has committed, with no round trip to us between.
+    const tail = notifier
       ? [
-        `SELECT MAX(id), pg_notify('${channel}', CAST(MAX(id) AS TEXT) || ':${
-          this.notifier!.tag
-        }') FROM ${channel}`,
+        "COMMIT",
+        `SELECT MAX(id), ${notifier.statement("CAST(MAX(id) AS TEXT)")} FROM ${notifier.channel}`,
       ]
       : [];
     const text = [
       ...this.settings.perTransaction,
       ...statements.map((s) => inline(s.sql, s.params)),
-      ...notify,
+      ...tail,
     ].join(";\n");
     const answer = await this.sql.unsafe(text, [], { prepare: false }).values();
-    // One result set per statement that returns rows, the settings' (if any) before them.
+    // One result set per statement that returns rows, the settings' (if any) before them, then the
+    // NOTIFY's; COMMIT adds none (postgres.js gives its tag to the set before it).
     const sets = ("command" in answer ? [answer] : answer) as postgres.RowList<SqlRow[]>[];
-    const end = sets.length - notify.length;
-    if (channel) this.notifier!.covered(Number(sets[end][0][0]));
+    const end = sets.length - (notifier ? 1 : 0);
+    if (notifier) notifier.covered(Number(sets[sets.length - 1][0][0]));
     return sets.slice(end - statements.length, end).map((rows) => ({
       rows: [...rows],
       changes: rows.count ?? 0,

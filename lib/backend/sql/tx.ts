@@ -341,6 +341,16 @@ export class SqlLogTx implements LogWriteTx, PollReader, IndexReader {
     )).map(toEventRow);
   }
 
+  async eventsOfAndAfter(ids: number[], after: number, limit: number): Promise<EventRow[]> {
+    const n = 2 ** Math.ceil(Math.log2(ids.length));
+    const params = [...ids, ...Array(n - ids.length).fill(ids[ids.length - 1])];
+    return (await this.conn.all(
+      "events_of_after",
+      this.sql.eventsOfAndAfter(n),
+      [ids[0], ...params, after, ids.length + limit],
+    )).map(toEventRow);
+  }
+
   async savepoint(): Promise<void> {
     await this.#pipelined("savepoint", "SAVEPOINT kine_txn");
   }
