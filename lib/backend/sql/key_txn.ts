@@ -211,8 +211,10 @@ function setStatement(
     const values = [first, ...Array(n - 1).fill("(?, ?, ?, ?, ?, ?)")].join(", ");
     const put = "o.k_del = 0";
     return `WITH v(k_ord, k_name, k_del, k_cmp, k_lease, k_value) AS (VALUES ${values}), ` +
-      `o AS (SELECT v.*, ${cols(false)} FROM v LEFT JOIN kine ON kine.id = ` +
-      "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)), " +
+      // LATERAL: each key's row by its primary key. A plain join on the correlated MAX let
+      // the planner hash the whole table instead, a cost that grew with the log.
+      `o AS (SELECT v.*, l.* FROM v LEFT JOIN LATERAL (SELECT ${cols(false)} FROM kine ` +
+      "WHERE kine.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)) AS l ON TRUE), " +
       `i AS (INSERT INTO kine(${COLUMNS}) SELECT o.k_name, ` +
       `CASE WHEN ${put} AND NOT ${LIVE} THEN 1 ELSE 0 END, o.k_del, ` +
       `CASE WHEN ${put} AND ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), ` +
