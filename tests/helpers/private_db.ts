@@ -28,8 +28,11 @@ export async function privatePostgres(): Promise<PrivateDb> {
   };
 }
 
-/** `mariadb-install-db` into a temp dir; the server runs without grant tables on loopback. */
-export async function privateMariadb(): Promise<PrivateDb> {
+/**
+ * `mariadb-install-db` into a temp dir; the server runs without grant tables
+ * on loopback, with `extraArgs` (server options) after its own.
+ */
+export async function privateMariadb(extraArgs: string[] = []): Promise<PrivateDb> {
   const dir = await Deno.makeTempDir({ prefix: "kine-mariadb-" });
   const port = freePort();
   await run("mariadb-install-db", [
@@ -54,6 +57,7 @@ export async function privateMariadb(): Promise<PrivateDb> {
         "--skip-grant-tables",
         "--innodb-buffer-pool-size=32M",
         "--innodb-flush-log-at-trx-commit=1",
+        ...extraArgs,
       ],
       stdout: "null",
       stderr: "null",

@@ -142,13 +142,18 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
     return [{ sql: text, params: [k.name, ...insertParams(k), ...ops, ...ops] }];
   }
   return [
-    { sql: sql.cached(`${shape}:latest`, () => latestAssigned(cond)), params: [...ops, k.name] },
+    {
+      sql: sql.cached(`${shape}:latest`, () => latestAssigned(cond)),
+      params: [...ops, k.name],
+      prepare: true,
+    },
     {
       sql: sql.cached(
         `${shape}:insert`,
         () => onVariables(`INSERT IGNORE ${insert}DUAL WHERE ${guard}`),
       ),
       params: [...insertParams(k), ...ops],
+      prepare: true,
     },
   ];
 }

@@ -264,7 +264,8 @@ const ER_MAX_PREPARED_STMT_COUNT_REACHED = 1461;
 
 /**
  * A pipeline's statements as one multi-statement text. Where `prepared`
- * (MariaDB) is given, each statement is prepared once per connection (SQL
+ * (MariaDB) is given, each statement marked `prepare` (a kube txn's; a bulk
+ * load's texts are many and rarer) is prepared once per connection (SQL
  * `PREPARE`, which lives in the session) and run as `EXECUTE … USING` its
  * parameters as literals: the server then parses a short `EXECUTE` instead of
  * the whole statement every time, which was the largest share of its CPU per
@@ -281,7 +282,9 @@ function pipelineText(
   for (const s of statements) {
     const values = bytes(s.params) as never[];
     let name = prepared?.get(s.sql) ?? fresh.get(s.sql);
-    if (prepared && name === undefined && prepared.size + fresh.size < MAX_PREPARED) {
+    if (
+      prepared && s.prepare && name === undefined && prepared.size + fresh.size < MAX_PREPARED
+    ) {
       name = `kine_p${prepared.size + fresh.size}`;
       fresh.set(s.sql, name);
       added.push([s.sql, name]);
