@@ -413,6 +413,12 @@ function poolOptions(
     enableKeepAlive: true,
     // The write pipeline sends a batch as one multi-statement query (values are escaped).
     multipleStatements: true,
+    // mysql2 scans a query's whole text for placeholders even where it has no values: a
+    // pipeline's text, long with hex literals, comes with its values written in already.
+    queryFormat: (sql: string, values: unknown) =>
+      values === undefined || (Array.isArray(values) && values.length === 0)
+        ? sql
+        : mysql.format(sql, values as never[]),
   };
 }
 
