@@ -28,11 +28,8 @@ export async function privatePostgres(): Promise<PrivateDb> {
   };
 }
 
-/**
- * `mariadb-install-db` into a temp dir; the server runs without grant tables
- * on loopback, with `extraArgs` (server options) after its own.
- */
-export async function privateMariadb(extraArgs: string[] = []): Promise<PrivateDb> {
+/** `mariadb-install-db` into a temp dir; the server runs without grant tables on loopback. */
+export async function privateMariadb(): Promise<PrivateDb> {
   const dir = await Deno.makeTempDir({ prefix: "kine-mariadb-" });
   const port = freePort();
   await run("mariadb-install-db", [
@@ -57,7 +54,6 @@ export async function privateMariadb(extraArgs: string[] = []): Promise<PrivateD
         "--skip-grant-tables",
         "--innodb-buffer-pool-size=32M",
         "--innodb-flush-log-at-trx-commit=1",
-        ...extraArgs,
       ],
       stdout: "null",
       stderr: "null",
