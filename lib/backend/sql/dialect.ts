@@ -44,6 +44,11 @@ export interface SqlConn {
 export interface SqlStatement {
   sql: string;
   params: SqlParam[];
+  /**
+   * Run often with this text (a kube txn's): worth preparing once per
+   * connection where the driver prepares (MariaDB). Others go as text.
+   */
+  prepare?: boolean;
 }
 
 /** What one statement of a pipeline returned: its rows, or its count and inserted id. */

@@ -104,7 +104,7 @@ function latestInto(prefix: string): string {
 
 /**
  * An expression on `o` rewritten onto the session variables of
- * {@link latestInto}: MySQL's insert then reads no table, where one reading
+ * {@link latestInto} and {@link latestAssigned}: MySQL's insert then reads no table, where one reading
  * `kine` itself would copy what it read into a temporary table first.
  */
 function onVariables(expr: string, prefix = "o"): string {
@@ -142,26 +142,38 @@ export function keyTxnStatements(sql: Statements, d: KeyTxnDialect, k: KeyTxn): 
     return [{ sql: text, params: [k.name, ...insertParams(k), ...ops, ...ops] }];
   }
   return [
-    { sql: sql.cached("keytxn:latest", () => latestInto("o")), params: [k.name] },
+    {
+      sql: sql.cached(`${shape}:latest`, () => latestAssigned(cond)),
+      params: [...ops, k.name],
+      prepare: true,
+    },
     {
       sql: sql.cached(
         `${shape}:insert`,
         () => onVariables(`INSERT IGNORE ${insert}DUAL WHERE ${guard}`),
       ),
       params: [...insertParams(k), ...ops],
-    },
-    {
-      sql: sql.cached(
-        `${shape}:read`,
-        () =>
-          // Named: mysql2 compiles a row parser per distinct list of column names, and the
-          // compare's text (its operands written in) would name this one anew for each txn.
-          `SELECT NULL, @o_current, ${onVariables(cond)} AS ok, ` +
-          O_COLUMNS.map((c) => `@o_${c}`).join(", "),
-      ),
-      params: ops,
+      prepare: true,
     },
   ];
+}
+
+/**
+ * MySQL: the answer row of a txn (`NULL, current, ok, latest row…`, as the
+ * PostgreSQL statement's) that also keeps the latest row in the session
+ * variables `@o_<column>` and the log's highest id in `@o_current` for the
+ * insert that follows: one statement where reading the variables back after
+ * the insert took another. The row is the key's latest or all NULL (always
+ * exactly one row, so every variable is set anew each time). Its columns are
+ * named: mysql2 compiles a row parser per distinct list of column names, and
+ * the compare's operands written into the text would name one anew per txn.
+ */
+function latestAssigned(cond: string): string {
+  const assigned = O_COLUMNS.map((c, i) => `@o_${c} := r.${c} AS c${i + 3}`).join(", ");
+  return `SELECT NULL AS c0, @o_current := (SELECT MAX(id) FROM kine) AS c1, ` +
+    `${cond.replace(/\bo\.(\w+)/g, "r.$1")} AS c2, ${assigned} FROM (SELECT 1 AS one) AS d ` +
+    `LEFT JOIN (SELECT ${cols(false)} FROM kine WHERE kine.id = ` +
+    "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = ?)) AS r ON TRUE";
 }
 
 /**
@@ -211,8 +223,10 @@ function setStatement(
     const values = [first, ...Array(n - 1).fill("(?, ?, ?, ?, ?, ?)")].join(", ");
     const put = "o.k_del = 0";
     return `WITH v(k_ord, k_name, k_del, k_cmp, k_lease, k_value) AS (VALUES ${values}), ` +
-      `o AS (SELECT v.*, ${cols(false)} FROM v LEFT JOIN kine ON kine.id = ` +
-      "(SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)), " +
+      // LATERAL: each key's row by its primary key. A plain join on the correlated MAX let
+      // the planner hash the whole table instead, a cost that grew with the log.
+      `o AS (SELECT v.*, l.* FROM v LEFT JOIN LATERAL (SELECT ${cols(false)} FROM kine ` +
+      "WHERE kine.id = (SELECT MAX(m.id) FROM kine AS m WHERE m.name = v.k_name)) AS l ON TRUE), " +
       `i AS (INSERT INTO kine(${COLUMNS}) SELECT o.k_name, ` +
       `CASE WHEN ${put} AND NOT ${LIVE} THEN 1 ELSE 0 END, o.k_del, ` +
       `CASE WHEN ${put} AND ${LIVE} THEN ${CREATE_REVISION} ELSE 0 END, COALESCE(o.id, 0), ` +
@@ -299,7 +313,7 @@ export function keyTxnOutcome(d: KeyTxnDialect, results: SqlResult[]): KeyTxnRow
   if (d.shape === "cte") return answer(results[0].rows[0]);
   // MySQL: the insert reports its row apart (affected rows, insert id).
   const insert = results[1];
-  return answer(results[2].rows[0], insert.changes > 0 ? insert.lastId : null);
+  return answer(results[0].rows[0], insert.changes > 0 ? insert.lastId : null);
 }
 
 /**

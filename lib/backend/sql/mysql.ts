@@ -3,7 +3,6 @@
  * (`user:pass@tcp(host:port)/db?params`, `user@unix(/path)/db`) as upstream
  * kine takes it, and upstream's schema (an ascii `VARCHAR(630)` key column).
  */
-import { Buffer } from "node:buffer";
 import mysql from "mysql2/promise";
 import { dsnError } from "../errors.ts";
 import type { StoreFailure } from "../logstructured/log.ts";
@@ -204,13 +203,21 @@ export function parseMysqlDsn(dsn: string, tls: SqlOptions["tls"]): MysqlSetting
   return s;
 }
 
-/** mysql2 escapes a Buffer as bytes but a bare Uint8Array as an object. */
+/** Bytes as a hex literal, written in by mysql2's escaping as is (`toSqlString`). */
+class HexLiteral {
+  constructor(private readonly bytes: Uint8Array) {}
+  /**
+   * V8's own hex codec: mysql2 would hex a Buffer through node:buffer, several
+   * times slower in Deno, and then scan the hex for characters to escape.
+   */
+  toSqlString(): string {
+    return `X'${this.bytes.toHex()}'`;
+  }
+}
+
+/** Parameters as mysql2's escaping takes them: bytes as hex literals. */
 function bytes(params: SqlParam[]): unknown[] {
-  return params.map((p) =>
-    p instanceof Uint8Array && !Buffer.isBuffer(p)
-      ? Buffer.from(p.buffer, p.byteOffset, p.length)
-      : p
-  );
+  return params.map((p) => p instanceof Uint8Array ? new HexLiteral(p) : p);
 }
 
 /** A pool or connection of mysql2's callback API (what its promise wrapper wraps). */
@@ -250,10 +257,61 @@ class MysqlConn implements SqlConn {
   }
 }
 
+/** Statements prepared per connection at most: MariaDB caps them server-wide (16,382). */
+const MAX_PREPARED = 32;
+/** MariaDB's answer to a PREPARE past `max_prepared_stmt_count`. */
+const ER_MAX_PREPARED_STMT_COUNT_REACHED = 1461;
+
+/**
+ * A pipeline's statements as one multi-statement text. Where `prepared`
+ * (MariaDB) is given, each statement marked `prepare` (a kube txn's; a bulk
+ * load's texts are many and rarer) is prepared once per connection (SQL
+ * `PREPARE`, which lives in the session) and run as `EXECUTE … USING` its
+ * parameters as literals: the server then parses a short `EXECUTE` instead of
+ * the whole statement every time, which was the largest share of its CPU per
+ * write. `at[i]` is where statement i's result is among the text's results.
+ */
+function pipelineText(
+  statements: SqlStatement[],
+  prepared?: Map<string, string>,
+): { sql: string; at: number[]; added: [string, string][] } {
+  const parts = ["START TRANSACTION"];
+  const at: number[] = [];
+  const added: [string, string][] = [];
+  const fresh = new Map<string, string>();
+  for (const s of statements) {
+    const values = bytes(s.params) as never[];
+    let name = prepared?.get(s.sql) ?? fresh.get(s.sql);
+    if (
+      prepared && s.prepare && name === undefined && prepared.size + fresh.size < MAX_PREPARED
+    ) {
+      name = `kine_p${prepared.size + fresh.size}`;
+      fresh.set(s.sql, name);
+      added.push([s.sql, name]);
+      parts.push(`PREPARE ${name} FROM ${mysql.escape(s.sql)}`);
+    }
+    at.push(parts.length);
+    if (name === undefined) parts.push(mysql.format(s.sql, values));
+    else {
+      parts.push(
+        values.length
+          ? `EXECUTE ${name} USING ${values.map((v) => mysql.escape(v)).join(", ")}`
+          : `EXECUTE ${name}`,
+      );
+    }
+  }
+  parts.push("COMMIT");
+  return { sql: parts.join(";\n"), at, added };
+}
+
 class MysqlDriver implements SqlDriver {
   readonly reader: MysqlConn;
-  constructor(private readonly pool: mysql.Pool) {
+  /** Per connection (MariaDB only): the statement texts prepared in its session, by name. */
+  #prepared?: WeakMap<object, Map<string, string>>;
+  constructor(private readonly pool: mysql.Pool, mariadb: boolean) {
     this.reader = new MysqlConn(core(pool));
+    // MySQL's EXECUTE takes user variables only, which would cost a SET per statement.
+    if (mariadb) this.#prepared = new WeakMap();
   }
 
   async #on<T>(fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
@@ -286,24 +344,40 @@ class MysqlDriver implements SqlDriver {
    */
   pipeline(statements: SqlStatement[]): Promise<SqlResult[]> {
     return this.#on(async (conn) => {
-      const sql = ["START TRANSACTION", ...statements.map((s) => s.sql), "COMMIT"].join(";\n");
+      const session = core(conn);
+      let prepared = this.#prepared?.get(session);
+      if (this.#prepared && !prepared) this.#prepared.set(session, prepared = new Map());
       let results: unknown[];
+      let text = pipelineText(statements, prepared);
       try {
-        results = await query(core(conn), {
-          sql,
-          values: bytes(statements.flatMap((s) => s.params)),
-          rowsAsArray: true,
-        }) as unknown[];
+        results = await this.#send(conn, text.sql);
       } catch (err) {
-        await conn.query("ROLLBACK").catch(() => {});
-        throw err;
+        // The server's cap on prepared statements (max_prepared_stmt_count) is reached: the
+        // transaction was rolled back, so it runs again as plain text, as from now on do all.
+        if ((err as { errno?: number })?.errno !== ER_MAX_PREPARED_STMT_COUNT_REACHED) throw err;
+        this.#prepared = undefined;
+        prepared = undefined;
+        text = pipelineText(statements);
+        results = await this.#send(conn, text.sql);
       }
-      return results.slice(1, 1 + statements.length).map((r) => {
+      for (const [sql, name] of text.added) prepared!.set(sql, name);
+      return text.at.map((i) => results[i]).map((r) => {
         if (Array.isArray(r)) return { rows: r as SqlRow[], changes: 0, lastId: 0 };
         const header = r as mysql.ResultSetHeader;
         return { rows: [], changes: header.affectedRows, lastId: Number(header.insertId) };
       });
     });
+  }
+
+  /** A multi-statement transaction's text; rolled back where it fails. */
+  async #send(conn: mysql.PoolConnection, sql: string): Promise<unknown[]> {
+    try {
+      return await query(core(conn), { sql, rowsAsArray: true }) as unknown[];
+    } catch (err) {
+      // What it prepared before the failure is prepared again under the same name next time.
+      await conn.query("ROLLBACK").catch(() => {});
+      throw err;
+    }
   }
 
   setup<T>(fn: (conn: SqlConn) => Promise<T>): Promise<T> {
@@ -339,6 +413,12 @@ function poolOptions(
     enableKeepAlive: true,
     // The write pipeline sends a batch as one multi-statement query (values are escaped).
     multipleStatements: true,
+    // mysql2 scans a query's whole text for placeholders even where it has no values: a
+    // pipeline's text, long with hex literals, comes with its values written in already.
+    queryFormat: (sql: string, values: unknown) =>
+      values === undefined || (Array.isArray(values) && values.length === 0)
+        ? sql
+        : mysql.format(sql, values as never[]),
   };
 }
 
@@ -375,7 +455,11 @@ export const mysqlEngine: SqlEngine = {
         await pool.end().catch(() => {});
         throw err;
       }
-      return new MysqlDriver(pool);
+      const [[version]] = await query(core(pool), {
+        sql: "SELECT VERSION()",
+        rowsAsArray: true,
+      }) as string[][];
+      return new MysqlDriver(pool, /mariadb/i.test(version));
     }, unreachable);
   },
 };
