@@ -8,7 +8,7 @@
  */
 import { spawn } from "./process.ts";
 import { cpuSeconds } from "./procfs.ts";
-import { measure, type RunContext, type Sample, target, withFreshStack } from "./workloads.ts";
+import { measure, type RunContext, type Sample, target, withFreshStack } from "./harness.ts";
 
 /** What etcdctl 3.4 says of each load: writes/s asked for and clients it writes with. */
 const LOADS: Record<string, string> = {

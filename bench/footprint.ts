@@ -13,7 +13,7 @@ import {
   type Sample,
   start,
   stopStack,
-} from "./workloads.ts";
+} from "./harness.ts";
 
 const VALUE_BYTES = 256;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,7 +8,7 @@
  */
 import { databaseRoundTrips } from "./db_rtt.ts";
 import { Histograms } from "./stats.ts";
-import { absorb, measure, type RunContext, type Sample, withFreshStack } from "./workloads.ts";
+import { absorb, measure, type RunContext, type Sample, withFreshStack } from "./harness.ts";
 
 const LINEAR = "linearizable Range through B";
 const SERIAL = "serializable Range through B";

@@ -22,25 +22,27 @@ import { StartError } from "./server.ts";
 import { summary } from "./summary.ts";
 import {
   type Backend,
-  bigStore,
   engineOf,
   FULL,
-  idleWatchers,
   KINE_BACKENDS,
   type KineBackend,
+  QUICK,
+  type RunContext,
+  type Sample,
+  type Sizes,
+  type Store,
+} from "./harness.ts";
+import {
+  bigStore,
+  idleWatchers,
   kubeMix,
   leasePuts,
   loginFlood,
   progressUnderWrites,
   putSweep,
-  QUICK,
-  type RunContext,
-  type Sample,
   scale,
   severalServers,
   sharesStore,
-  type Sizes,
-  type Store,
 } from "./workloads.ts";
 
 const WORKLOADS = [

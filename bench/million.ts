@@ -11,14 +11,14 @@ import { databaseMemory } from "./server.ts";
 import {
   absorb,
   bulkNotes,
-  count,
   measure,
   preload,
   type RunContext,
   type Sample,
   target,
   withFreshStack,
-} from "./workloads.ts";
+} from "./harness.ts";
+import { count } from "./workloads.ts";
 
 const PREFIX = "/registry/scale/";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

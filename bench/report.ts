@@ -1,7 +1,7 @@
 /** Folds samples into one markdown table, with ratios to etcd. */
 import { addInto, bucketQuantile, type PromHistogram } from "./metrics.ts";
 import { Histogram, Histograms } from "./stats.ts";
-import type { Sample } from "./workloads.ts";
+import type { Sample } from "./harness.ts";
 
 /** A sample and the mode it ran in. */
 export interface Result {

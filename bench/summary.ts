@@ -78,7 +78,7 @@ function measures(gs: Group[]): Measure[] {
 
 const base = (server: string) => server.replace(/^\d+× /, "");
 
-/** Words of the notes of rows measured on fewer objects than asked (bench/workloads.ts). */
+/** Words of the notes of rows measured on fewer objects than asked (bench/harness.ts). */
 export const PARTIAL = "objects loaded";
 
 /**
