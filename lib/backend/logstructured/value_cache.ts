@@ -27,6 +27,8 @@ export class ValueCache {
   readonly #where = new Map<number, number>();
   /** Ids in the order they were written into the ring; those before `#head` are gone. */
   #order: number[] = [];
+  /** The offset of each id of `#order`: eviction walks these without a map lookup. */
+  #orderAt: number[] = [];
   #head = 0;
   /** Where the next entry goes. */
   #at = 0;
@@ -91,23 +93,23 @@ export class ValueCache {
     const length = value.length;
     if (length * LARGEST_SHARE > this.budget || this.#where.has(id)) return;
     const room = HEADER + length;
+    const order = this.#order;
+    const orderAt = this.#orderAt;
+    let head = this.#head;
     if (this.#at + room > this.budget) {
       // The tail of the ring is too short: what is left there is the oldest, and goes.
-      while (this.#head < this.#order.length && this.#offset(this.#order[this.#head]) >= this.#at) {
-        this.#where.delete(this.#order[this.#head++]);
-      }
+      while (head < order.length && orderAt[head] >= this.#at) this.#where.delete(order[head++]);
       this.#at = 0;
     }
     const at = this.#at;
     const end = at + room;
     // The oldest values lie just ahead of `#at`: those the new one overlaps go.
-    while (this.#head < this.#order.length) {
-      const old = this.#order[this.#head];
-      const offset = this.#offset(old);
+    while (head < order.length) {
+      const offset = orderAt[head];
       if (offset < at || offset >= end) break;
-      this.#where.delete(old);
-      this.#head++;
+      this.#where.delete(order[head++]);
     }
+    this.#head = head;
     const r = this.#ring;
     r[at] = length & 0xff;
     r[at + 1] = (length >>> 8) & 0xff;
@@ -115,15 +117,13 @@ export class ValueCache {
     r[at + 3] = length >>> 24;
     r.set(value, at + HEADER);
     this.#where.set(id, at);
-    this.#order.push(id);
+    order.push(id);
+    orderAt.push(at);
     this.#at = end;
-    if (this.#head > 4096 && this.#head * 2 > this.#order.length) {
-      this.#order = this.#order.slice(this.#head);
+    if (head > 4096 && head * 2 > order.length) {
+      this.#order = order.slice(head);
+      this.#orderAt = orderAt.slice(head);
       this.#head = 0;
     }
-  }
-
-  #offset(id: number): number {
-    return this.#where.get(id)!;
   }
 }
