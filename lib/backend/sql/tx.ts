@@ -54,7 +54,7 @@ export function toRow(r: SqlRow, keysOnly = false): LogRow {
 
 /**
  * The values of one joined read (`Dialect.joinedValues`: ids, lengths, the
- * values end to end, as bytes or base64 text) into `out`, each a view of the
+ * values end to end) into `out`, each a view of the
  * one buffer: no row and no buffer per value. No row matched: every
  * aggregate is NULL.
  */
@@ -62,7 +62,7 @@ function splitJoined(r: SqlRow | undefined, out: Map<number, Uint8Array>): void 
   if (!r || r[0] === null || r[0] === undefined) return;
   const ids = String(r[0]);
   const lengths = String(r[1]);
-  const bytes = typeof r[2] === "string" ? Uint8Array.fromBase64(r[2]) : r[2] as Uint8Array;
+  const bytes = r[2] as Uint8Array;
   // Both lists are read in place: a string per number was a tenth of the read's CPU.
   const idList = new NumberList(ids);
   const lengthList = new NumberList(lengths);
