@@ -14,6 +14,7 @@
  * @module
  */
 import type { KeyValue } from "../types.ts";
+import { IdTable } from "./id_table.ts";
 
 /** A value larger than this share of the budget is not kept: one would push out many. */
 const LARGEST_SHARE = 64;
@@ -23,8 +24,8 @@ const HEADER = 4;
 /** Row values by id in a ring of `budget` bytes, the oldest overwritten first. */
 export class ValueCache {
   readonly #ring: Uint8Array;
-  /** id → offset of its entry (length, then value): a small integer, never a boxed number. */
-  readonly #where = new Map<number, number>();
+  /** id → offset of its entry (length, then value). */
+  readonly #where = new IdTable();
   /** Ids in the order they were written into the ring; those before `#head` are gone. */
   #order: number[] = [];
   /** The offset of each id of `#order`: eviction walks these without a map lookup. */
@@ -67,23 +68,32 @@ export class ValueCache {
     const held: KeyValue[] = [];
     const offsets: number[] = [];
     let total = 0;
-    for (const kv of kvs) {
+    for (let k = 0; k < kvs.length; k++) {
+      const kv = kvs[k];
       const offset = this.#where.get(kv.modRevision);
       if (offset === undefined) missing.push(kv);
       else {
         held.push(kv);
         offsets.push(offset);
-        total += this.#length(offset);
+        total += HEADER + this.#length(offset);
       }
     }
+    // Entries are copied with their length headers, so that values lying one after the other in
+    // the ring (a list's, written or read in key order) go out in one copy per run, not per value.
     const out = new Uint8Array(total);
+    const ring = this.#ring;
     let at = 0;
-    for (let i = 0; i < held.length; i++) {
-      const from = offsets[i] + HEADER;
-      const length = this.#length(offsets[i]);
-      out.set(this.#ring.subarray(from, from + length), at);
-      held[i].value = out.subarray(at, at + length);
-      at += length;
+    let i = 0;
+    while (i < held.length) {
+      let end = offsets[i] + HEADER + this.#length(offsets[i]);
+      let j = i + 1;
+      while (j < held.length && offsets[j] === end) end += HEADER + this.#length(offsets[j++]);
+      out.set(ring.subarray(offsets[i], end), at);
+      for (; i < j; i++) {
+        const length = this.#length(offsets[i]);
+        held[i].value = out.subarray(at + HEADER, at + HEADER + length);
+        at += HEADER + length;
+      }
     }
     return missing;
   }
