@@ -8,13 +8,11 @@
 import assert from "node:assert/strict";
 import { openBackend } from "../lib/backend/endpoint.ts";
 import { backendOptions, defaultConfig } from "../lib/mod.ts";
-import { type Backend, plainRange, type PutOp } from "../lib/backend/types.ts";
-import { createLogger } from "../lib/log/mod.ts";
+import { type Backend, plainRange } from "../lib/backend/types.ts";
+import { putOp, silent } from "../bench/kube_txns.ts";
 import { conformance, restartable } from "./helpers/conformance.ts";
 import { b } from "./helpers/client.ts";
 import { SQLITE } from "./helpers/backends.ts";
-
-const silent = createLogger({ stderr: { writeSync: (b: Uint8Array) => b.length } });
 
 /** The value of key `i`: mostly 0..40 bytes of NUL, 0xFF and text; one empty, one of 300 KiB. */
 function valueOf(i: number): Uint8Array {
@@ -24,16 +22,6 @@ function valueOf(i: number): Uint8Array {
   if (v.length > 2) v[0] = 0, v[v.length - 1] = 0xff;
   return v;
 }
-
-const put = (key: string, value: Uint8Array): PutOp => ({
-  type: "put",
-  key,
-  value,
-  lease: 0,
-  prevKv: false,
-  ignoreValue: false,
-  ignoreLease: false,
-});
 
 async function withBackend(endpoint: string, fn: (b: Backend) => Promise<void>): Promise<void> {
   const { backend } = await openBackend(backendOptions({ ...defaultConfig(), endpoint }, silent));
@@ -55,7 +43,7 @@ restartable(
     await withBackend(endpoint, async (b) => {
       for (let i = 0; i < KEYS; i += batch) {
         const ops = [];
-        for (let j = i; j < Math.min(KEYS, i + batch); j++) ops.push(put(keyOf(j), valueOf(j)));
+        for (let j = i; j < Math.min(KEYS, i + batch); j++) ops.push(putOp(keyOf(j), valueOf(j)));
         await b.txn({ compare: [], success: ops, failure: [] });
       }
     });
