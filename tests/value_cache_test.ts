@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ValueCache } from "../lib/backend/logstructured/value_cache.ts";
+import { IdTable } from "../lib/backend/logstructured/id_table.ts";
 import { b, s } from "./helpers/client.ts";
 import { conformance } from "./helpers/conformance.ts";
 
@@ -45,6 +46,63 @@ Deno.test("ValueCache hands out copies: a value kept by a caller outlives the ri
   for (let id = 2; id < 1000; id++) cache.add(id, new Uint8Array(500).fill(id % 256));
   assert.equal(cache.get(1), undefined);
   assert.deepEqual(kept, new Uint8Array(500).fill(1));
+});
+
+Deno.test("IdTable answers as a Map would through inserts, updates, deletes and growth", () => {
+  const table = new IdTable(4);
+  const map = new Map<number, number>();
+  let x = 7;
+  for (let n = 0; n < 40_000; n++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    // Ids from a small range (many collisions and re-inserts), 0 included, and some large ones.
+    const id = x % 5 === 0 ? 2 ** 40 + (x % 997) : x % 3000;
+    if (x % 3 === 0) {
+      table.delete(id);
+      map.delete(id);
+    } else {
+      table.set(id, n);
+      map.set(id, n);
+    }
+    if (n % 997 === 0) {
+      assert.equal(table.size, map.size);
+      for (let k = 0; k < 3000; k++) assert.equal(table.get(k), map.get(k), `id ${k}`);
+      for (let k = 0; k < 997; k++) assert.equal(table.has(2 ** 40 + k), map.has(2 ** 40 + k));
+    }
+  }
+});
+
+Deno.test("ValueCache.fill: runs of neighbours, gaps and misses each get their own value", () => {
+  const cache = new ValueCache(64 * 1024);
+  const value = (id: number) => new Uint8Array(id % 37).fill(id % 251);
+  for (let id = 1; id <= 400; id++) if (id % 7 !== 0) cache.add(id, value(id));
+  // In ring order (runs), out of order, with misses (multiples of 7) and a repeat.
+  const ids = [
+    ...Array.from({ length: 60 }, (_, i) => 100 + i),
+    5,
+    3,
+    4,
+    399,
+    1000,
+    42,
+    120,
+  ];
+  const kvs = ids.map((id) => ({
+    key: `k${id}`,
+    createRevision: id,
+    modRevision: id,
+    version: 1,
+    lease: 0,
+    value: new Uint8Array(0),
+  }));
+  const missing = cache.fill(kvs);
+  assert.deepEqual(
+    missing.map((kv) => kv.modRevision),
+    ids.filter((id) => id % 7 === 0 || id > 400),
+  );
+  for (const kv of kvs) {
+    if (kv.modRevision % 7 === 0 || kv.modRevision > 400) continue;
+    assert.deepEqual(kv.value, value(kv.modRevision), `value of ${kv.modRevision}`);
+  }
 });
 
 /** `kine_sql_total` of the statements named `values`. */

@@ -257,8 +257,11 @@ export class IndexedReads {
     const cache = this.cache;
     const missing = cache ? cache.fill(kvs) : kvs;
     if (missing.length === 0) return;
-    const values = await this.reader.values(missing.map((kv) => kv.modRevision));
-    for (const kv of missing) {
+    const ids = new Array<number>(missing.length);
+    for (let i = 0; i < missing.length; i++) ids[i] = missing[i].modRevision;
+    const values = await this.reader.values(ids);
+    for (let i = 0; i < missing.length; i++) {
+      const kv = missing[i];
       const value = values.get(kv.modRevision);
       if (value === undefined) throw new RowGone();
       kv.value = value;

@@ -14,6 +14,7 @@
  * @module
  */
 import type { KeyValue } from "../types.ts";
+import { IdTable } from "./id_table.ts";
 
 /** A value larger than this share of the budget is not kept: one would push out many. */
 const LARGEST_SHARE = 64;
@@ -23,10 +24,12 @@ const HEADER = 4;
 /** Row values by id in a ring of `budget` bytes, the oldest overwritten first. */
 export class ValueCache {
   readonly #ring: Uint8Array;
-  /** id → offset of its entry (length, then value): a small integer, never a boxed number. */
-  readonly #where = new Map<number, number>();
+  /** id → offset of its entry (length, then value). */
+  readonly #where = new IdTable();
   /** Ids in the order they were written into the ring; those before `#head` are gone. */
   #order: number[] = [];
+  /** The offset of each id of `#order`: eviction walks these without a map lookup. */
+  #orderAt: number[] = [];
   #head = 0;
   /** Where the next entry goes. */
   #at = 0;
@@ -65,23 +68,32 @@ export class ValueCache {
     const held: KeyValue[] = [];
     const offsets: number[] = [];
     let total = 0;
-    for (const kv of kvs) {
+    for (let k = 0; k < kvs.length; k++) {
+      const kv = kvs[k];
       const offset = this.#where.get(kv.modRevision);
       if (offset === undefined) missing.push(kv);
       else {
         held.push(kv);
         offsets.push(offset);
-        total += this.#length(offset);
+        total += HEADER + this.#length(offset);
       }
     }
+    // Entries are copied with their length headers, so that values lying one after the other in
+    // the ring (a list's, written or read in key order) go out in one copy per run, not per value.
     const out = new Uint8Array(total);
+    const ring = this.#ring;
     let at = 0;
-    for (let i = 0; i < held.length; i++) {
-      const from = offsets[i] + HEADER;
-      const length = this.#length(offsets[i]);
-      out.set(this.#ring.subarray(from, from + length), at);
-      held[i].value = out.subarray(at, at + length);
-      at += length;
+    let i = 0;
+    while (i < held.length) {
+      let end = offsets[i] + HEADER + this.#length(offsets[i]);
+      let j = i + 1;
+      while (j < held.length && offsets[j] === end) end += HEADER + this.#length(offsets[j++]);
+      out.set(ring.subarray(offsets[i], end), at);
+      for (; i < j; i++) {
+        const length = this.#length(offsets[i]);
+        held[i].value = out.subarray(at + HEADER, at + HEADER + length);
+        at += HEADER + length;
+      }
     }
     return missing;
   }
@@ -91,23 +103,23 @@ export class ValueCache {
     const length = value.length;
     if (length * LARGEST_SHARE > this.budget || this.#where.has(id)) return;
     const room = HEADER + length;
+    const order = this.#order;
+    const orderAt = this.#orderAt;
+    let head = this.#head;
     if (this.#at + room > this.budget) {
       // The tail of the ring is too short: what is left there is the oldest, and goes.
-      while (this.#head < this.#order.length && this.#offset(this.#order[this.#head]) >= this.#at) {
-        this.#where.delete(this.#order[this.#head++]);
-      }
+      while (head < order.length && orderAt[head] >= this.#at) this.#where.delete(order[head++]);
       this.#at = 0;
     }
     const at = this.#at;
     const end = at + room;
     // The oldest values lie just ahead of `#at`: those the new one overlaps go.
-    while (this.#head < this.#order.length) {
-      const old = this.#order[this.#head];
-      const offset = this.#offset(old);
+    while (head < order.length) {
+      const offset = orderAt[head];
       if (offset < at || offset >= end) break;
-      this.#where.delete(old);
-      this.#head++;
+      this.#where.delete(order[head++]);
     }
+    this.#head = head;
     const r = this.#ring;
     r[at] = length & 0xff;
     r[at + 1] = (length >>> 8) & 0xff;
@@ -115,15 +127,13 @@ export class ValueCache {
     r[at + 3] = length >>> 24;
     r.set(value, at + HEADER);
     this.#where.set(id, at);
-    this.#order.push(id);
+    order.push(id);
+    orderAt.push(at);
     this.#at = end;
-    if (this.#head > 4096 && this.#head * 2 > this.#order.length) {
-      this.#order = this.#order.slice(this.#head);
+    if (head > 4096 && head * 2 > order.length) {
+      this.#order = order.slice(head);
+      this.#orderAt = orderAt.slice(head);
       this.#head = 0;
     }
-  }
-
-  #offset(id: number): number {
-    return this.#where.get(id)!;
   }
 }

@@ -203,6 +203,16 @@ export interface Dialect {
    */
   readonly anyId?: string;
   /**
+   * Where the engine can join many blobs into one in an aggregate: the
+   * aggregate expressions (over the rows of one read by id) of the ids and of
+   * the values' byte lengths, each as comma-separated text, and of the values
+   * joined. A read of 512 values is then one row and one buffer instead of
+   * 512 rows and 512 buffers (a third of the CPU on SQLite; on PostgreSQL one
+   * hex decode, and the per-row cost of postgres.js, gone). Every aggregate
+   * of one query sees the rows in the same order, so the three line up.
+   */
+  readonly joinedValues?: { ids: string; lengths: string; bytes: string };
+  /**
    * How a single-key txn (`KeyTxn`) is one statement's work here, where the
    * engine can (see `key_txn.ts`); absent = every txn takes the general path.
    */
@@ -383,16 +393,20 @@ export class Statements {
   }
 
   /**
-   * `id, value` of `n` rows by id. Params: the ids, or where the engine has
+   * `id, value` of `n` rows by id, or where the engine has
+   * {@link Dialect.joinedValues} one row of the ids, lengths and values
+   * joined. Params: the ids, or where the engine has
    * {@link Dialect.anyId} (whatever `n`) their array as text.
    */
   values(n: number): string {
     const any = this.dialect.anyId;
+    const joined = this.dialect.joinedValues;
+    const what = joined ? `${joined.ids}, ${joined.lengths}, ${joined.bytes}` : "id, value";
     return any
-      ? this.#get("values_any", () => `SELECT id, value FROM kine WHERE id = ${any}`)
+      ? this.#get("values_any", () => `SELECT ${what} FROM kine WHERE id = ${any}`)
       : this.#get(
         `values${n}`,
-        () => `SELECT id, value FROM kine WHERE id IN (${Array(n).fill("?").join(", ")})`,
+        () => `SELECT ${what} FROM kine WHERE id IN (${Array(n).fill("?").join(", ")})`,
       );
   }
 

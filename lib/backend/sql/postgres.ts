@@ -51,6 +51,11 @@ export const postgresDialect: Dialect = {
   orderedListJoin: "",
   // 512 parameters cost postgres.js a third of the CPU of reading 512 values.
   anyId: "ANY(CAST(? AS BIGINT[]))",
+  joinedValues: {
+    ids: "string_agg(CAST(id AS text), ',')",
+    lengths: "string_agg(CAST(octet_length(coalesce(value, ''::bytea)) AS text), ',')",
+    bytes: "string_agg(coalesce(value, ''::bytea), ''::bytea)",
+  },
   leaseUpsertSql: "INSERT INTO kine_lease(id, ttl, expires_at) VALUES(?, ?, ?) " +
     "ON CONFLICT(id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at",
   schema: [

@@ -35,6 +35,13 @@ export const sqliteDialect: Dialect = {
     return { kind: "other", code };
   },
   isAlreadyThere: (err) => /duplicate column name|already exists/.test(String(err)),
+  // group_concat appends the bytes it is given, NULs included; the CAST keeps them a BLOB. A
+  // value stored as TEXT is measured in bytes (as a BLOB), not characters.
+  joinedValues: {
+    ids: "group_concat(id)",
+    lengths: "group_concat(length(CAST(coalesce(value, x'') AS BLOB)))",
+    bytes: "CAST(group_concat(coalesce(value, x''), x'') AS BLOB)",
+  },
   schema: [
     `CREATE TABLE IF NOT EXISTS kine (
       id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -52,6 +52,54 @@ export function toRow(r: SqlRow, keysOnly = false): LogRow {
   };
 }
 
+/**
+ * The values of one joined read (`Dialect.joinedValues`: ids, lengths, the
+ * values end to end) into `out`, each a view of the
+ * one buffer: no row and no buffer per value. No row matched: every
+ * aggregate is NULL.
+ */
+function splitJoined(r: SqlRow | undefined, out: Map<number, Uint8Array>): void {
+  if (!r || r[0] === null || r[0] === undefined) return;
+  const ids = String(r[0]);
+  const lengths = String(r[1]);
+  const bytes = r[2] as Uint8Array;
+  // Both lists are read in place: a string per number was a tenth of the read's CPU.
+  const idList = new NumberList(ids);
+  const lengthList = new NumberList(lengths);
+  let at = 0;
+  while (!idList.done) {
+    if (lengthList.done) throw new Error("joined values: fewer lengths than ids");
+    const id = idList.next();
+    const end = at + lengthList.next();
+    out.set(id, bytes.subarray(at, end));
+    at = end;
+  }
+  if (!lengthList.done || at !== bytes.length) {
+    throw new Error("joined values: ids, lengths and bytes differ");
+  }
+}
+
+/** Comma-separated non-negative integers read one at a time. */
+class NumberList {
+  #at = 0;
+  constructor(readonly text: string) {}
+
+  get done(): boolean {
+    return this.#at >= this.text.length;
+  }
+
+  next(): number {
+    const t = this.text;
+    let n = 0;
+    while (this.#at < t.length) {
+      const c = t.charCodeAt(this.#at++);
+      if (c === 44) break;
+      n = n * 10 + c - 48;
+    }
+    return n;
+  }
+}
+
 /** A row as {@link toRow} reads it, then `old_value, p_created, p_create_revision, p_lease`. */
 function toEventRow(r: SqlRow): EventRow {
   const row = toRow(r);
@@ -261,8 +309,10 @@ export class SqlLogTx implements LogWriteTx, PollReader, IndexReader {
       while (chunk.length < n) chunk.push(chunk[chunk.length - 1]);
       reads.push(this.conn.all("values", this.sql.values(n), chunk));
     }
+    const joined = this.sql.dialect.joinedValues !== undefined;
     for (const rows of await Promise.all(reads)) {
-      for (const r of rows) out.set(Number(r[0]), (r[1] as Uint8Array | null) ?? EMPTY);
+      if (joined) splitJoined(rows[0], out);
+      else for (const r of rows) out.set(Number(r[0]), (r[1] as Uint8Array | null) ?? EMPTY);
     }
     return out;
   }

@@ -30,6 +30,7 @@ import {
   writeFrameHeader,
 } from "./frame.ts";
 import { HeaderListTooLarge, HpackDecoder } from "./hpack.ts";
+import { releaseWriteBuffer, takeWriteBuffer } from "./write_buffers.ts";
 
 /** The socket surface the connection needs (`node:net`/`node:tls` sockets have it). */
 export interface Transport {
@@ -337,12 +338,21 @@ export class Http2Connection {
     const bytes: number[] = [];
     this.#pumpData(accounted, bytes);
     if (this.#out.length === 0) return;
-    const chunk = this.#out.length === 1 ? this.#out[0] : concat(this.#out, this.#outBytes);
+    const pooled = this.#out.length > 1 ? takeWriteBuffer(this.#outBytes) : undefined;
+    const chunk = pooled
+      ? joinInto(pooled, this.#out, this.#outBytes)
+      : this.#out.length === 1
+      ? this.#out[0]
+      : concat(this.#out, this.#outBytes);
     this.#out = [];
     this.#outBytes = 0;
     const acks = this.#pendingAcks;
     this.#pendingAcks = 0;
-    this.#transport.write(chunk, () => this.#flushed(accounted, bytes, acks));
+    this.#transport.write(chunk, (err) => {
+      // Reused only once the socket is done with it; after an error it may still hold it.
+      if (pooled && !err) releaseWriteBuffer(pooled);
+      this.#flushed(accounted, bytes, acks);
+    });
   }
 
   #ackBacklog = 0;
@@ -957,6 +967,16 @@ function validRequest(headers: [string, string][]): boolean {
     }
   }
   return method && path;
+}
+
+/** Copies `parts` (`total` bytes) to the start of `target`; returns that span of it. */
+function joinInto(target: Uint8Array, parts: Uint8Array[], total: number): Uint8Array {
+  let at = 0;
+  for (const p of parts) {
+    target.set(p, at);
+    at += p.length;
+  }
+  return target.subarray(0, total);
 }
 
 /** Joins `parts` into one array (`total` bytes long if known). */

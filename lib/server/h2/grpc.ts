@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
-import type { H2Stream } from "./connection.ts";
+import { concat, type H2Stream } from "./connection.ts";
 import { ErrorCode } from "./frame.ts";
 import { encodeHeaders } from "./hpack.ts";
 import { type Deadline, Deadlines } from "./deadlines.ts";
@@ -31,11 +31,25 @@ export const enum Status {
   UNAVAILABLE = 14,
 }
 
-/** A serialized message: a byte array, or anything that copies itself (Range's pages). */
+/**
+ * A serialized message: a byte array, or anything that copies itself (Range's
+ * pages); `parts`, where it has them, are its bytes in order, never changed
+ * once handed over.
+ */
 export interface Serialized {
   byteLength: number;
   copy(target: Uint8Array, targetStart: number): number;
+  parts?: readonly Uint8Array[];
 }
+
+/**
+ * A message in parts this large goes out as its parts (a list's pages of
+ * ~0.5 MiB), each queued as DATA as it is: copying 50 MiB into one frame
+ * buffer first cost a tenth of an unpaged list's CPU, and its page faults.
+ */
+const BY_PARTS = 256 * 1024;
+/** Parts shorter than this are joined with their neighbours: each queued part ends a DATA frame. */
+const SMALL_PART = 16 * 1024;
 
 /** One method of a service definition, as lib/server/proto.ts builds it (@grpc/proto-loader's shape). */
 export interface MethodDefinition {
@@ -255,15 +269,40 @@ export class ServerCall extends EventEmitter {
     if (this.#done) return false;
     const serialized = this.#method.responseSerialize(message);
     const len = serialized.byteLength;
-    const frame = new Uint8Array(5 + len);
-    frame[1] = len >>> 24;
-    frame[2] = (len >>> 16) & 0xff;
-    frame[3] = (len >>> 8) & 0xff;
-    frame[4] = len & 0xff;
+    const parts = (serialized as Serialized).parts;
+    if (parts !== undefined && len >= BY_PARTS) {
+      if (!this.#stream.headersSent) this.#stream.respond(HEADERS_BLOCK);
+      return this.#writeParts(messagePrefix(new Uint8Array(5), len), parts);
+    }
+    const frame = messagePrefix(new Uint8Array(5 + len), len);
     if (serialized instanceof Uint8Array) frame.set(serialized, 5);
     else serialized.copy(frame, 5);
     if (!this.#stream.headersSent) this.#stream.respond(HEADERS_BLOCK);
     return this.#stream.write(frame);
+  }
+
+  /** Queues the message prefix and `parts`: large parts as they are, runs of short ones joined. */
+  #writeParts(prefix: Uint8Array, parts: readonly Uint8Array[]): boolean {
+    let run: Uint8Array[] = [prefix];
+    let runBytes = prefix.length;
+    let below = true;
+    const writeRun = () => {
+      if (run.length === 0) return;
+      below = this.#stream.write(run.length === 1 ? run[0] : concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+    };
+    for (const part of parts) {
+      if (part.length < SMALL_PART) {
+        run.push(part);
+        runBytes += part.length;
+        continue;
+      }
+      writeRun();
+      below = this.#stream.write(part);
+    }
+    writeRun();
+    return below;
   }
 
   /** Ends the call with status OK. */
@@ -416,4 +455,13 @@ export class ServerCall extends EventEmitter {
   reset(): void {
     this.#stream.reset(ErrorCode.CANCEL);
   }
+}
+
+/** Writes the 5-byte gRPC message prefix (not compressed, `len` bytes) at the start of `frame`. */
+function messagePrefix(frame: Uint8Array, len: number): Uint8Array {
+  frame[1] = len >>> 24;
+  frame[2] = (len >>> 16) & 0xff;
+  frame[3] = (len >>> 8) & 0xff;
+  frame[4] = len & 0xff;
+  return frame;
 }
