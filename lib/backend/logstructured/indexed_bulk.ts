@@ -16,6 +16,7 @@
 import type { BulkKnown, BulkPrev, BulkPut } from "./key_txn.ts";
 import type { EventRow, LogStore } from "./log.ts";
 import type { IndexedRow } from "./key_index.ts";
+import type { PipelineStore } from "./write_pipeline.ts";
 
 /** What the indexed path reads of the process: its index, and where it stands. */
 export interface BulkIndex {
@@ -115,10 +116,10 @@ function eventRows(puts: BulkPut[], prev: BulkPrev[], ids: number[]): EventRow[]
 }
 
 /**
- * `store` with its `writeBulk` computing rows from `index` first (see the
- * module doc); every other member is the store's own.
+ * What the write pipeline uses of `store`, with `writeBulk` computing rows
+ * from `index` first (see the module doc).
  */
-export function withIndexedBulk(store: LogStore, index: BulkIndex): LogStore {
+export function withIndexedBulk(store: LogStore, index: BulkIndex): PipelineStore {
   const writeKnown = store.writeKnownBulk?.bind(store);
   const writeBulk = store.writeBulk?.bind(store);
   if (!writeKnown || !writeBulk) return store;
@@ -156,16 +157,10 @@ export function withIndexedBulk(store: LogStore, index: BulkIndex): LogStore {
     if (complete) index.committed(rows);
     return ids.map((l) => l[l.length - 1]);
   };
-  // The store's methods bound once (the write pipeline looks some up per txn).
-  const bound = new Map<PropertyKey, unknown>();
-  return new Proxy(store, {
-    get(target, p) {
-      if (p === "writeBulk") return indexed;
-      const v = Reflect.get(target, p);
-      if (typeof v !== "function") return v;
-      let f = bound.get(p);
-      if (f === undefined) bound.set(p, f = v.bind(target));
-      return f;
-    },
-  });
+  return {
+    write: (fn, options) => store.write(fn, options),
+    writeKeyTxns: store.writeKeyTxns?.bind(store),
+    writeBulk: indexed,
+    classify: (err) => store.classify(err),
+  };
 }

@@ -104,6 +104,9 @@ function conflictError(): BackendError {
  * failing one leaves no row behind and the others still commit. Callers are
  * answered only after the commit.
  */
+/** What the pipeline uses of a {@link LogStore}. */
+export type PipelineStore = Pick<LogStore, "write" | "writeKeyTxns" | "writeBulk" | "classify">;
+
 export class WritePipeline {
   #queue: Pending[] = [];
   #flushing = false;
@@ -112,7 +115,7 @@ export class WritePipeline {
   #written: EventRow[] = [];
 
   constructor(
-    private readonly store: LogStore,
+    private readonly store: PipelineStore,
     private readonly options: WritePipelineOptions,
     /**
      * Told the highest revision of every committed batch, and the rows that
