@@ -97,7 +97,7 @@ export async function appendPuts(
 
 /**
  * Bulk loads whose rows kine computed from its key index (`bulk_known.ts`),
- * in the open transaction on `conn`: no read of the keys' rows, only of the
+ * their names as the engine stores them, in the open transaction on `conn`: no read of the keys' rows, only of the
  * log's highest id, which must not be above `known.position` (another
  * process wrote the file meanwhile: null, nothing written). Returns each
  * load's row ids; a multi-row insert under the file's write lock takes
@@ -124,9 +124,7 @@ export async function appendKnownPuts(
       const params: SqlParam[] = [];
       const byId: boolean[] = [];
       for (let i = at; i < Math.min(at + ROWS, puts.length); i++) {
-        const name = nameToWrite(puts[i].name, sql.dialect);
-        if (name instanceof BackendError) throw name;
-        const r = knownRow({ ...puts[i], name: name as string }, known.prev[l][i]);
+        const r = knownRow(puts[i], known.prev[l][i]);
         for (const p of r.params) params.push(p);
         byId.push(r.byId);
       }

@@ -188,9 +188,10 @@ export class SqlStore implements LogStore {
 
   /** Bulk loads whose rows are known, in one write transaction (`bulk_put.ts`). */
   #appendKnownBulk(loads: BulkPut[][], known: BulkKnown): Promise<number[][] | null> {
+    const stored = this.#storedNames(loads);
     return this.driver.transaction(async (conn) => {
       const pacer = new Pacer();
-      return await appendKnownPuts(this.#wrap(conn), this.#sql, loads, known, () => pacer.pace());
+      return await appendKnownPuts(this.#wrap(conn), this.#sql, stored, known, () => pacer.pace());
     });
   }
 
