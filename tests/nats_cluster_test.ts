@@ -82,6 +82,8 @@ Deno.test("NATS restart under write load: no acknowledged write lost, each event
     const acked = new Map<number, string>();
     let unavailable = 0;
     let slowest = 0;
+    /** The longest write that succeeded: one sent while the server was down waits for it. */
+    let longestOk = 0;
     let ackedAfterRestart = 0;
     let restarted = false;
     const started = Date.now();
@@ -93,6 +95,7 @@ Deno.test("NATS restart under write load: no acknowledged write lost, each event
         try {
           const r = await k.client.kv.put({ key: b(key), value: b(String(i)) });
           acked.set(Number(r.header.revision), key);
+          longestOk = Math.max(longestOk, performance.now() - t0);
           if (restarted) ackedAfterRestart++;
         } catch (err: any) {
           slowest = Math.max(slowest, performance.now() - t0);
@@ -109,7 +112,14 @@ Deno.test("NATS restart under write load: no acknowledged write lost, each event
     server = await startNats(port, dir);
     restarted = true;
     await writer;
-    assert.ok(unavailable > 0, "writes during the outage failed");
+    // A write in flight when the server died fails after the publish's timeout; one sent while it
+    // was down is held by the client, sent once it is back, and succeeds then (the outage is 1.5 s).
+    assert.ok(
+      unavailable > 0 || longestOk >= 1000,
+      `a write during the outage failed or waited for the restart (longest success ${
+        Math.round(longestOk)
+      } ms)`,
+    );
     assert.ok(slowest < 15_000, `a failing write took ${Math.round(slowest)} ms`);
     assert.ok(ackedAfterRestart > 0, "writes succeed again after the restart");
     const last = Math.max(...acked.keys());
